@@ -1,0 +1,2 @@
+//! `cxflow serve`: runs every workflow on its cron, unattended.
+pub mod cron_expr;
