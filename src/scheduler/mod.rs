@@ -1,2 +1,6 @@
 //! `cxflow serve`: runs every workflow on its cron, unattended.
 pub mod cron_expr;
+pub mod calendar;
+pub mod clock;
+pub mod policy;
+pub mod state;
