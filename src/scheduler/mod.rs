@@ -4,3 +4,4 @@ pub mod calendar;
 pub mod clock;
 pub mod policy;
 pub mod state;
+pub mod runner;
