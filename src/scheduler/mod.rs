@@ -5,3 +5,6 @@ pub mod clock;
 pub mod policy;
 pub mod state;
 pub mod runner;
+pub mod lock;
+pub mod alerts;
+pub mod watch;
