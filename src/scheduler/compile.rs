@@ -1,0 +1,190 @@
+//! Turns a workflow's `schedule:` block into what the scheduler runs, reporting each problem
+//! at its YAML path (`schedule.cron`, ...) so `cxflow validate` can point at file:line:col.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+
+use super::calendar::Calendar;
+use super::cron_expr::CronSchedule;
+use super::policy::{WorkflowSchedule, DEFAULT_CATCH_UP_LIMIT};
+use super::schedule_spec::ScheduleSpec;
+
+/// Receives one problem: YAML path, message, help.
+pub type Report<'a> = dyn FnMut(&str, String, Option<String>) + 'a;
+
+/// Calendars shared by the workflows that name the same file.
+#[derive(Default)]
+pub struct CalendarCache(HashMap<PathBuf, Arc<Calendar>>);
+
+pub fn parse_timezone(name: &str) -> Result<Tz, (String, Option<String>)> {
+    name.parse::<Tz>().map_err(|_| {
+        let best = chrono_tz::TZ_VARIANTS
+            .iter()
+            .map(|tz| (strsim::jaro_winkler(&tz.name().to_ascii_lowercase(), &name.to_ascii_lowercase()), tz.name()))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let help = match best {
+            Some((score, n)) if score > 0.85 => format!("did you mean `{n}`? Time zones are IANA names"),
+            _ => "use an IANA time zone name such as `Europe/London`, `America/New_York` or `UTC`".into(),
+        };
+        (format!("unknown time zone `{name}`"), Some(help))
+    })
+}
+
+/// Compiles `spec` for workflow `name`; relative calendar paths resolve against `base_dir`.
+/// Returns None when anything was reported.
+pub fn compile(
+    name: &str,
+    spec: &ScheduleSpec,
+    base_dir: &Path,
+    calendars: &mut CalendarCache,
+    report: &mut Report<'_>,
+) -> Option<WorkflowSchedule> {
+    let mut ok = true;
+    let cron = match CronSchedule::parse(&spec.cron) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            report("schedule.cron", e.message, e.help);
+            None
+        }
+    };
+    let tz = match parse_timezone(&spec.timezone) {
+        Ok(tz) => Some(tz),
+        Err((m, h)) => {
+            report("schedule.timezone", m, h);
+            None
+        }
+    };
+    let max_runtime = match spec.max_runtime.as_deref().map(humantime::parse_duration) {
+        None => None,
+        Some(Ok(d)) if !d.is_zero() => Some(d),
+        Some(Ok(_)) => {
+            report("schedule.max_runtime", "max_runtime must be longer than zero".into(), Some("e.g. `2h` or `90m`".into()));
+            ok = false;
+            None
+        }
+        Some(Err(e)) => {
+            report(
+                "schedule.max_runtime",
+                format!("invalid duration `{}`: {e}", spec.max_runtime.as_deref().unwrap_or_default()),
+                Some("write a duration such as `45m`, `2h` or `1h 30m`".into()),
+            );
+            ok = false;
+            None
+        }
+    };
+    let calendar = match &spec.calendar {
+        None => None,
+        Some(rel) => {
+            let path = base_dir.join(rel);
+            if let Some(c) = calendars.0.get(&path) {
+                Some(c.clone())
+            } else {
+                match Calendar::load(&path) {
+                    Ok(mut c) => {
+                        c.path = PathBuf::from(rel);
+                        let c = Arc::new(c);
+                        calendars.0.insert(path, c.clone());
+                        Some(c)
+                    }
+                    Err(e) => {
+                        report(
+                            "schedule.calendar",
+                            e.to_string(),
+                            Some("a calendar is a YAML list like `- {date: 2025-12-25, name: Christmas Day}`; paths are relative to the project folder".into()),
+                        );
+                        ok = false;
+                        None
+                    }
+                }
+            }
+        }
+    };
+    if spec.concurrency == Some(0) {
+        report("schedule.concurrency", "concurrency must be at least 1".into(), None);
+        ok = false;
+    }
+    if spec.catch_up_limit == Some(0) {
+        report("schedule.catch_up_limit", "catch_up_limit must be at least 1".into(), Some("use `catch_up: none` to run no missed fires".into()));
+        ok = false;
+    }
+    if let Some(r) = &spec.retention {
+        if r.days.is_none() && r.runs.is_none() {
+            report("schedule.retention", "retention needs `days`, `runs` or both".into(), Some("e.g. `retention: {days: 30}`".into()));
+            ok = false;
+        }
+    }
+    if let Some(of) = &spec.on_failure {
+        if let Some(url) = &of.webhook {
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => {
+                    report("schedule.on_failure.webhook", format!("invalid webhook URL `{url}`"), Some("use an http:// or https:// URL".into()));
+                    ok = false;
+                }
+            }
+        }
+        for (i, addr) in of.email.iter().enumerate() {
+            if addr.parse::<lettre::Address>().is_err() {
+                report(&format!("schedule.on_failure.email[{i}]"), format!("invalid email address `{addr}`"), None);
+                ok = false;
+            }
+        }
+    }
+    let (cron, tz) = (cron?, tz?);
+    if !ok {
+        return None;
+    }
+    let mut wf = WorkflowSchedule::new(name, cron, tz);
+    wf.overlap = spec.overlap;
+    wf.catch_up = spec.catch_up;
+    wf.catch_up_limit = spec.catch_up_limit.unwrap_or(DEFAULT_CATCH_UP_LIMIT);
+    wf.max_runtime = max_runtime;
+    wf.calendar = calendar;
+    wf.business_days = spec.business_days;
+    wf.concurrency = spec.concurrency;
+    wf.resume = spec.resume;
+    Some(wf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errs(yaml: &str) -> Vec<(String, String)> {
+        let spec: ScheduleSpec = serde_yaml::from_str(yaml).unwrap();
+        let mut out = Vec::new();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let r = compile("w", &spec, root, &mut CalendarCache::default(), &mut |p, m, _| out.push((p.to_string(), m)));
+        assert_eq!(r.is_some(), out.is_empty());
+        out
+    }
+
+    #[test]
+    fn good_block_compiles() {
+        assert!(errs("cron: '0 9 * * 1-5'\ntimezone: Europe/London\ncalendar: calendars/uk-bank-holidays.yaml\nmax_runtime: 1h 30m\n").is_empty());
+    }
+
+    #[test]
+    fn each_problem_at_its_path() {
+        let e = errs("cron: '0 9 * *'\ntimezone: Europe/Londn\nmax_runtime: soon\ncalendar: nope.yaml\non_failure: {webhook: 'ftp://x', email: [bad]}\n");
+        let paths: Vec<&str> = e.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "schedule.cron",
+                "schedule.timezone",
+                "schedule.max_runtime",
+                "schedule.calendar",
+                "schedule.on_failure.webhook",
+                "schedule.on_failure.email[0]"
+            ]
+        );
+        let spec: ScheduleSpec = serde_yaml::from_str("cron: '@daily'\ntimezone: europe/london").unwrap();
+        let mut help = None;
+        compile("w", &spec, Path::new("."), &mut CalendarCache::default(), &mut |_, _, h| help = h);
+        assert!(help.unwrap().contains("`Europe/London`"));
+    }
+}
