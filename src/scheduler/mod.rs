@@ -10,3 +10,4 @@ pub mod alerts;
 pub mod watch;
 pub mod schedule_spec;
 pub mod compile;
+pub mod bench_support;
