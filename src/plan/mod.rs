@@ -239,7 +239,7 @@ pub fn build(file: Arc<SpecFile>, config: &Config, project: &Path) -> Result<Pla
             );
         }
     }
-    let schedule = spec.schedule.as_ref().and_then(|s| schedule::plan(s, &mut cx));
+    let schedule = spec.schedule.as_ref().and_then(|s| schedule::plan(&spec.name, s, &mut cx));
     let mut steps = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     if spec.steps.is_empty() {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::compile::{compile, CalendarCache};
 use super::policy::WorkflowSchedule;
-use super::schedule_spec::ScheduleSpec;
+use crate::spec::schedule::ScheduleSpec;
 
 #[derive(Deserialize)]
 struct Head {

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use super::calendar::Calendar;
 use super::cron_expr::CronSchedule;
 use super::policy::{WorkflowSchedule, DEFAULT_CATCH_UP_LIMIT};
-use super::schedule_spec::ScheduleSpec;
+use crate::spec::schedule::ScheduleSpec;
 
 /// Receives one problem: YAML path, message, help.
 pub type Report<'a> = dyn FnMut(&str, String, Option<String>) + 'a;
@@ -50,7 +50,7 @@ pub fn compile(
             None
         }
     };
-    let tz = match parse_timezone(&spec.timezone) {
+    let tz = match parse_timezone(spec.timezone.as_deref().unwrap_or("UTC")) {
         Ok(tz) => Some(tz),
         Err((m, h)) => {
             report("schedule.timezone", m, h);
@@ -68,7 +68,10 @@ pub fn compile(
         Some(Err(e)) => {
             report(
                 "schedule.max_runtime",
-                format!("invalid duration `{}`: {e}", spec.max_runtime.as_deref().unwrap_or_default()),
+                {
+                    let _ = e;
+                    format!("`{}` is not a duration", spec.max_runtime.as_deref().unwrap_or_default())
+                },
                 Some("write a duration such as `45m`, `2h` or `1h 30m`".into()),
             );
             ok = false;
@@ -90,9 +93,18 @@ pub fn compile(
                         Some(c)
                     }
                     Err(e) => {
+                        let msg = match &e {
+                            super::calendar::CalendarError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                                format!("calendar file `{rel}` does not exist")
+                            }
+                            super::calendar::CalendarError::Read { source, .. } => format!("cannot read calendar `{rel}`: {source}"),
+                            super::calendar::CalendarError::Format { message, .. } => {
+                                format!("calendar `{rel}` is not a list of `{{date: YYYY-MM-DD, name: ...}}` entries: {message}")
+                            }
+                        };
                         report(
                             "schedule.calendar",
-                            e.to_string(),
+                            msg,
                             Some("a calendar is a YAML list like `- {date: 2025-12-25, name: Christmas Day}`; paths are relative to the project folder".into()),
                         );
                         ok = false;

@@ -356,17 +356,16 @@ fn translate_weekdays(field: &str) -> Result<String, CronError> {
     Ok(names.join(","))
 }
 
-/// Validates one field alone by parsing it inside an otherwise all-`*` expression.
+/// Validates one field alone by parsing it inside an otherwise all-`*` expression, so the
+/// error names the field and its range rather than the `cron` crate's internal form.
 fn check_field(unit: Unit, index: usize, field: &str) -> Result<(), CronError> {
     let mut probe = vec!["*"; 7];
     probe[0] = "0";
     probe[index] = field;
-    if let Err(e) = cron::Schedule::from_str(&probe.join(" ")) {
-        let detail = e.to_string();
-        let detail = detail.trim_start_matches("Invalid expression: ").to_string();
+    if cron::Schedule::from_str(&probe.join(" ")).is_err() {
         return Err(CronError::new(
-            format!("invalid {} field `{field}`: {detail}", unit.name()),
-            format!("{}; lists `a,b`, ranges `a-b` and steps `*/n` are allowed", unit.range_help()),
+            format!("invalid {} field `{field}`: {}", unit.name(), unit.range_help()),
+            "lists `a,b`, ranges `a-b` and steps `*/n` are allowed; fields are minute hour day-of-month month day-of-week, e.g. `30 2 * * *`",
         ));
     }
     Ok(())

@@ -8,6 +8,5 @@ pub mod runner;
 pub mod lock;
 pub mod alerts;
 pub mod watch;
-pub mod schedule_spec;
 pub mod compile;
 pub mod bench_support;

@@ -9,42 +9,7 @@ use chrono_tz::Tz;
 use super::calendar::Calendar;
 use super::cron_expr::CronSchedule;
 
-/// What to do when a fire comes while a run of the same workflow is still going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Overlap {
-    /// Do not start; log a skipped run.
-    #[default]
-    Skip,
-    /// Start when the running one ends.
-    Queue,
-    /// Start alongside (up to the workflow's `concurrency`).
-    Allow,
-}
-
-/// What to do with fire times missed while the scheduler was not running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CatchUp {
-    /// Run none of them (they are logged as skipped).
-    None,
-    /// Run the most recent one once.
-    #[default]
-    Latest,
-    /// Run each, oldest first, up to `catch_up_limit`.
-    All,
-}
-
-/// What to do on start with a run a crash left `running`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Resume {
-    /// Mark it interrupted; a person resumes it with `cxflow resume`.
-    #[default]
-    Manual,
-    /// Mark it interrupted and resume it at once.
-    Auto,
-}
+pub use crate::spec::schedule::{CatchUp, Overlap, Resume};
 
 /// Catch-up runs kept by `catch_up: all` when no limit is given.
 pub const DEFAULT_CATCH_UP_LIMIT: usize = 10;

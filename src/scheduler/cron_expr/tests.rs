@@ -97,7 +97,7 @@ fn errors_say_what_and_how() {
     assert!(e.help.unwrap().contains("5 fields"));
     let e = CronSchedule::parse("61 * * * *").unwrap_err();
     assert!(e.message.contains("minute field `61`"), "{e:?}");
-    assert!(e.help.unwrap().contains("0-59"));
+    assert!(e.message.contains("minutes are 0-59"), "{e:?}");
     let e = CronSchedule::parse("0 25 * * *").unwrap_err();
     assert!(e.message.contains("hour field `25`"), "{e:?}");
     let e = CronSchedule::parse("0 9 * * 8").unwrap_err();
