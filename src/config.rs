@@ -37,6 +37,15 @@ pub struct Config {
     pub chromium: Option<PathBuf>,
     /// How long items in flight may take to finish after Ctrl-C or SIGTERM.
     pub shutdown_grace: String,
+    /// `cxflow serve`: most runs at once over all workflows (unset: no limit).
+    pub max_concurrent_runs: Option<usize>,
+    /// Retention for every workflow (a workflow's `schedule.retention` overrides it): runs older
+    /// than this many days are deleted by the nightly prune and `cxflow prune`.
+    pub retention_days: Option<u32>,
+    /// Retention: keep at most this many runs per workflow.
+    pub retention_runs: Option<u32>,
+    /// When `cxflow serve` prunes (cron, UTC).
+    pub prune_cron: String,
 }
 
 impl Default for Config {
@@ -57,6 +66,10 @@ impl Default for Config {
             chromedriver: None,
             chromium: None,
             shutdown_grace: "30s".into(),
+            max_concurrent_runs: None,
+            retention_days: None,
+            retention_runs: None,
+            prune_cron: "17 3 * * *".into(),
         }
     }
 }

@@ -4,17 +4,19 @@
 mod items;
 mod ledger;
 mod queries;
+mod schedule;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::Utc;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 pub use items::{ItemResult, ItemStatus, ItemWriter};
 pub use ledger::Claim;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
+pub use schedule::{PruneReport, Retention};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,6 +57,9 @@ impl Store {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|source| StoreError::Open { url: url.into(), source })?
             .create_if_missing(true)
+            // Lets retention give space back (`PRAGMA incremental_vacuum`); only takes effect
+            // on a new file, older ones are converted by the first prune.
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)

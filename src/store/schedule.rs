@@ -1,0 +1,238 @@
+//! What the scheduler reads and writes in the run log: last fire times (for catch-up), skipped
+//! fires, runs abandoned at shutdown, and retention (pruning with space reclaimed).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::{now, Result, Store};
+
+/// How long runs are kept: older than `days`, or beyond the newest `runs`, are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    pub days: Option<u32>,
+    pub runs: Option<u32>,
+}
+
+impl Retention {
+    pub fn is_set(&self) -> bool {
+        self.days.is_some() || self.runs.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub runs_deleted: u64,
+    pub files_deleted: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339()
+}
+
+impl Store {
+    /// The latest fire time each workflow was scheduled for (run or skipped).
+    pub async fn last_fire_times(&self) -> Result<HashMap<String, DateTime<Utc>>> {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT workflow, max(scheduled_for) FROM runs WHERE trigger = 'schedule' AND scheduled_for IS NOT NULL GROUP BY workflow",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(w, t)| {
+                let t = DateTime::parse_from_rfc3339(&t?).ok()?.with_timezone(&Utc);
+                Some((w, t))
+            })
+            .collect())
+    }
+
+    /// Logs a fire that did not run (overlap, calendar, missed while down, invalid file), with
+    /// the reason; it shows in `cxflow runs` with status `skipped`.
+    pub async fn record_skipped(&self, workflow: &str, file: &str, fire: Option<DateTime<Utc>>, reason: &str) -> Result<i64> {
+        let t = now();
+        let id = sqlx::query_scalar(
+            "INSERT INTO runs (workflow, file, trigger, params, scheduled_for, started_at, finished_at, status, error)
+             VALUES (?, ?, 'schedule', '{}', ?, ?, ?, 'skipped', ?) RETURNING id",
+        )
+        .bind(workflow)
+        .bind(file)
+        .bind(fire.map(fmt_time))
+        .bind(&t)
+        .bind(&t)
+        .bind(reason)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Marks this process's still-running runs of `workflow` interrupted (they did not finish
+    /// within the shutdown deadline). Returns their ids.
+    pub async fn interrupt_own_runs(&self, workflow: &str, reason: &str) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running' AND workflow = ? AND pid = ?")
+            .bind(workflow)
+            .bind(std::process::id() as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        for id in &ids {
+            self.finish_run(*id, "interrupted", Some(reason)).await?;
+        }
+        Ok(ids)
+    }
+
+    /// Deletes runs past their retention (never running ones) with their steps, items and
+    /// artifact rows, removes their artifact files under `artifacts_root`, and gives the space
+    /// back to the file system. `rules` gives each workflow's retention (falling back to
+    /// `default`). The exactly-once ledger is kept: it must outlive the runs it protects.
+    pub async fn prune(
+        &self,
+        default: Retention,
+        rules: &HashMap<String, Retention>,
+        artifacts_root: &Path,
+        db_file: Option<&Path>,
+    ) -> Result<PruneReport> {
+        let mut report = PruneReport { bytes_before: db_size(db_file), ..Default::default() };
+        let workflows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT workflow FROM runs").fetch_all(&self.pool).await?;
+        let mut doomed: Vec<i64> = Vec::new();
+        for w in workflows {
+            let r = rules.get(&w).copied().unwrap_or(default);
+            if !r.is_set() {
+                continue;
+            }
+            let cutoff = r.days.map(|d| {
+                (Utc::now() - chrono::Duration::days(i64::from(d))).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            });
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM runs WHERE workflow = ?1 AND status != 'running' AND (
+                    (?2 IS NOT NULL AND started_at < ?2)
+                    OR (?3 IS NOT NULL AND id NOT IN (SELECT id FROM runs WHERE workflow = ?1 ORDER BY id DESC LIMIT ?3)))",
+            )
+            .bind(&w)
+            .bind(&cutoff)
+            .bind(r.runs.map(i64::from))
+            .fetch_all(&self.pool)
+            .await?;
+            doomed.extend(ids);
+        }
+        for chunk in doomed.chunks(500) {
+            let list = chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+            let paths: Vec<String> = sqlx::query_scalar(&format!("SELECT path FROM artifacts WHERE run_id IN ({list})"))
+                .fetch_all(&self.pool)
+                .await?;
+            // Only files cxflow keeps for itself go: outputs written elsewhere belong to the user.
+            for p in paths {
+                let p = PathBuf::from(p);
+                if p.starts_with(artifacts_root) && std::fs::remove_file(&p).is_ok() {
+                    report.files_deleted += 1;
+                }
+            }
+            for id in chunk {
+                let dir = artifacts_root.join(format!("run-{id}"));
+                if dir.is_dir() {
+                    report.files_deleted += count_files(&dir);
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+            let r = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({list})")).execute(&self.pool).await?;
+            report.runs_deleted += r.rows_affected();
+        }
+        self.reclaim_space().await?;
+        report.bytes_after = db_size(db_file);
+        Ok(report)
+    }
+
+    /// Returns free pages to the file system. A run log created before incremental auto-vacuum
+    /// was switched on is converted once (a full VACUUM).
+    pub async fn reclaim_space(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut *conn).await?;
+        if mode != 2 {
+            sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
+            sqlx::query("VACUUM").execute(&mut *conn).await?;
+        }
+        sqlx::query("PRAGMA incremental_vacuum").execute(&mut *conn).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+fn db_size(f: Option<&Path>) -> u64 {
+    f.and_then(|f| std::fs::metadata(f).ok()).map_or(0, |m| m.len())
+}
+
+fn count_files(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewRun;
+
+    async fn store(dir: &Path) -> Store {
+        Store::open(&format!("sqlite://{}", dir.join("runs.db").display())).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn last_fire_and_skips() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        let t1: DateTime<Utc> = "2025-06-02T02:30:00Z".parse().unwrap();
+        let t2: DateTime<Utc> = "2025-06-03T02:30:00Z".parse().unwrap();
+        let p = serde_json::json!({});
+        s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: "schedule", params: &p, scheduled_for: Some(t1) })
+            .await
+            .unwrap();
+        s.record_skipped("a", "a.yaml", Some(t2), "holiday").await.unwrap();
+        s.start_run(NewRun { workflow: "b", file: "b.yaml", trigger: "manual", params: &p, scheduled_for: None }).await.unwrap();
+        let m = s.last_fire_times().await.unwrap();
+        assert_eq!(m.get("a"), Some(&t2));
+        assert_eq!(m.get("b"), None);
+        let ids = s.interrupt_own_runs("a", "deadline").await.unwrap();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(s.run(ids[0]).await.unwrap().status, "interrupted");
+    }
+
+    #[tokio::test]
+    async fn prune_keeps_n_runs_deletes_artifacts_and_shrinks_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        let arts = dir.path().join("artifacts");
+        let p = serde_json::json!({"pad": "x".repeat(20_000)});
+        let mut ids = Vec::new();
+        for _ in 0..40 {
+            let id = s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: "schedule", params: &p, scheduled_for: None }).await.unwrap();
+            s.finish_run(id, "succeeded", None).await.unwrap();
+            let f = arts.join(format!("run-{id}/shot.png"));
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, b"png").unwrap();
+            s.add_artifact(id, "b", Some("k"), "screenshot", &f.display().to_string()).await.unwrap();
+            ids.push(id);
+        }
+        let running = s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: "schedule", params: &p, scheduled_for: None }).await.unwrap();
+        s.reclaim_space().await.unwrap();
+        let db = dir.path().join("runs.db");
+        let mut rules = HashMap::new();
+        rules.insert("a".to_string(), Retention { days: None, runs: Some(5) });
+        let r = s.prune(Retention::default(), &rules, &arts, Some(&db)).await.unwrap();
+        assert_eq!(r.runs_deleted, 36, "{r:?}");
+        assert_eq!(r.files_deleted, 36);
+        assert!(r.bytes_after < r.bytes_before / 2, "{r:?}");
+        assert!(!arts.join(format!("run-{}", ids[0])).exists());
+        assert!(arts.join(format!("run-{}", ids[39])).exists());
+        assert_eq!(s.run(running).await.unwrap().status, "running");
+        let left = s.runs(&crate::store::RunFilter { workflow: Some("a".into()), ..Default::default() }).await.unwrap();
+        assert_eq!(left.len(), 5);
+        // Days-based: the runs left all started today, so a 1-day rule keeps them.
+        let r = s.prune(Retention { days: Some(1), runs: None }, &HashMap::new(), &arts, Some(&db)).await.unwrap();
+        assert_eq!(r.runs_deleted, 0);
+    }
+}
