@@ -57,6 +57,16 @@ enum Command {
     },
     /// Print the JSON Schema of the workflow format (for editor completion and checks).
     Schema,
+    /// Run every workflow with a `schedule:` on its cron until SIGTERM / Ctrl-C (docs/scheduling.md).
+    Serve,
+    /// List upcoming fire times of every scheduled workflow, in its zone and local time.
+    Next {
+        /// Fire times per workflow.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
+    /// Apply retention now: delete old runs and their artifacts, reclaim run log space.
+    Prune,
 }
 
 fn main() {
@@ -102,5 +112,8 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         Command::Show { run_id, json } => cli::show(&project, run_id, json).await,
         Command::Resume { run_id, from } => cli::resume(&project, run_id, from).await,
         Command::Schema => cli::schema(),
+        Command::Serve => cli::serve(&project).await,
+        Command::Next { count } => cli::next(&project, count, chrono::Utc::now()),
+        Command::Prune => cli::prune(&project).await,
     }
 }

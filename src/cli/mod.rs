@@ -2,6 +2,7 @@
 
 mod load;
 mod run;
+mod serve;
 mod show;
 mod signals;
 
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 pub use load::Project;
 pub use run::{resume, run, RunArgs};
+pub use serve::{next, prune, serve, sqlite_file};
 pub use show::{runs, show, RunsArgs};
 
 /// Exit codes, documented in the README.

@@ -10,3 +10,4 @@ pub mod alerts;
 pub mod watch;
 pub mod compile;
 pub mod bench_support;
+pub mod launch;

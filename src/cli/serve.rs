@@ -1,0 +1,329 @@
+//! `cxflow serve`, `cxflow next` and `cxflow prune`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Local, Utc};
+use futures::FutureExt;
+use tokio::sync::mpsc;
+
+use super::load::workflow_files;
+use super::{exit, signals, CliError, Project, Result};
+use crate::plan::Plan;
+use crate::scheduler::calendar::skip_reason;
+use crate::scheduler::clock::SystemClock;
+use crate::scheduler::cron_expr::CronSchedule;
+use crate::scheduler::launch::{EngineLauncher, Plans, PruneFn};
+use crate::scheduler::lock::{self, LockError};
+use crate::scheduler::policy::Resume;
+use crate::scheduler::runner::{run_loop, Control, RunnerConfig};
+use crate::scheduler::state::Limits;
+use crate::scheduler::watch::watch_folder;
+use crate::store::{Retention, Store};
+
+/// The SQLite file behind a `sqlite://` URL (None for in-memory or other databases).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
+}
+
+/// One key per workflow file however its path is spelled (the watcher reports absolute paths,
+/// the folder listing relative ones); the folder is resolved, the file may be gone.
+fn file_key(p: &Path) -> PathBuf {
+    match (p.parent().and_then(|d| d.canonicalize().ok()), p.file_name()) {
+        (Some(dir), Some(name)) => dir.join(name),
+        _ => p.to_path_buf(),
+    }
+}
+
+fn clone_project(p: &Project) -> Project {
+    Project { dir: p.dir.clone(), config: p.config.clone() }
+}
+
+/// Every workflow file of the project: the valid ones planned, the others with their errors.
+fn load_all(project: &Project) -> Result<(Vec<(PathBuf, Arc<Plan>)>, Vec<(PathBuf, String)>)> {
+    let dir = project.workflows_dir();
+    let files = if dir.is_dir() { workflow_files(&dir)? } else { Vec::new() };
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for f in files {
+        match project.plan(&f) {
+            Ok(p) => good.push((f, Arc::new(p))),
+            Err(CliError::Invalid(msg)) => bad.push((f, msg)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((good, bad))
+}
+
+fn retention_rules(project: &Project, plans: &Plans) -> (Retention, HashMap<String, Retention>) {
+    let default = Retention { days: project.config.retention_days, runs: project.config.retention_runs };
+    let rules = plans
+        .read()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, p)| {
+            let r = p.schedule.as_ref()?.retention?;
+            Some((name.clone(), Retention { days: r.days, runs: r.runs }))
+        })
+        .collect();
+    (default, rules)
+}
+
+async fn prune_now(project: &Project, store: &Store, plans: &Plans) -> Result<crate::store::PruneReport> {
+    let (default, rules) = retention_rules(project, plans);
+    let arts = project.config.path(&project.dir, &project.config.artifacts_dir);
+    let db = sqlite_file(&project.database_url());
+    Ok(store.prune(default, &rules, &arts, db.as_deref()).await?)
+}
+
+/// Records a workflow file that failed validation: logged, and in the run log as a skipped run
+/// of the workflow (named after the file when the name itself could not be read).
+async fn report_invalid(store: &Store, file: &Path, msg: &str, kept: bool) {
+    let name = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let what = if kept { "the last good version keeps running" } else { "it is not scheduled" };
+    tracing::error!(file = %file.display(), "workflow file failed validation; {what}:\n{}", msg.trim_end());
+    let reason = format!("workflow file `{}` failed validation; {what}:\n{}", file.display(), msg.trim_end());
+    let _ = store.record_skipped(&name, &file.display().to_string(), None, &reason).await;
+}
+
+/// `cxflow serve`.
+pub async fn serve(project: &Project) -> Result<i32> {
+    let url = project.database_url();
+    let _lock = match sqlite_file(&url) {
+        Some(db) => Some(lock::acquire(&db).map_err(|e| match e {
+            LockError::Held { .. } => CliError::Invalid(format!("error: {e}")),
+            LockError::Io { .. } => CliError::Other(e.into()),
+        })?),
+        None => None,
+    };
+    let store = project.store().await?;
+    let grace = humantime::parse_duration(&project.config.shutdown_grace).map_err(|_| {
+        CliError::Invalid(format!("`shutdown_grace: {}` is not a duration; write it like `30s`", project.config.shutdown_grace))
+    })?;
+    let prune_schedule = CronSchedule::parse(&project.config.prune_cron)
+        .map_err(|e| CliError::Invalid(format!("`prune_cron: {}` in cxflow.yaml: {}", project.config.prune_cron, e.message)))?;
+
+    // Runs a crash left `running` are interrupted first; some are resumed below.
+    let orphans = store.interrupt_orphans().await?;
+    let last = store.last_fire_times().await?;
+    let (good, bad) = load_all(project)?;
+    for (f, msg) in &bad {
+        report_invalid(&store, f, msg, false).await;
+    }
+    let plans: Plans = Arc::default();
+    let mut by_file: HashMap<PathBuf, String> = HashMap::new();
+    let mut initial = Vec::new();
+    for (f, plan) in good {
+        let Some(s) = &plan.schedule else { continue };
+        if let Some(other) = by_file.iter().find(|(_, n)| **n == plan.name).map(|(p, _)| p.clone()) {
+            let msg = format!("workflow name `{}` is already used by `{}`; give each workflow its own name", plan.name, other.display());
+            report_invalid(&store, &f, &msg, false).await;
+            continue;
+        }
+        initial.push((s.compiled.clone(), last.get(&plan.name).copied()));
+        by_file.insert(file_key(&f), plan.name.clone());
+        plans.write().unwrap().insert(plan.name.clone(), plan.clone());
+    }
+    let mut resumes = Vec::new();
+    for id in &orphans {
+        let Ok(row) = store.run(*id).await else { continue };
+        let auto = plans
+            .read()
+            .unwrap()
+            .get(&row.workflow)
+            .and_then(|p| p.schedule.as_ref())
+            .is_some_and(|s| s.compiled.resume == Resume::Auto);
+        tracing::warn!(run_id = id, workflow = %row.workflow, resumed = auto, "run left running by a crash marked interrupted");
+        if auto {
+            resumes.push((row.workflow, *id));
+        }
+    }
+
+    // Hot reload: file changes become Upsert/Remove messages for the loop.
+    let dir = project.workflows_dir();
+    std::fs::create_dir_all(&dir).ok();
+    let (watch, mut batches) = watch_folder(&dir).map_err(|e| CliError::Other(anyhow::anyhow!("cannot watch `{}`: {e}", dir.display())))?;
+    let (ctl_tx, ctl_rx) = mpsc::channel(64);
+    {
+        let project = clone_project(project);
+        let plans = plans.clone();
+        let store = store.clone();
+        tokio::spawn(async move {
+            let _watch = watch;
+            let mut by_file = by_file;
+            while let Some(batch) = batches.recv().await {
+                for path in batch {
+                    let Some(msgs) = reload(&project, &store, &plans, &mut by_file, &path).await else { continue };
+                    for m in msgs {
+                        if ctl_tx.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    let prune: PruneFn = {
+        let project = clone_project(project);
+        let (store, plans) = (store.clone(), plans.clone());
+        let project = Arc::new(project);
+        Arc::new(move || {
+            let (project, store, plans) = (project.clone(), store.clone(), plans.clone());
+            async move {
+                match prune_now(&project, &store, &plans).await {
+                    Ok(r) => tracing::info!(runs = r.runs_deleted, files = r.files_deleted, bytes_before = r.bytes_before, bytes_after = r.bytes_after, "retention applied"),
+                    Err(e) => tracing::error!("retention failed: {e:?}"),
+                }
+            }
+            .boxed()
+        })
+    };
+    let launcher = Arc::new(EngineLauncher {
+        store: store.clone(),
+        config: project.config.clone(),
+        plans: plans.clone(),
+        grace,
+        http: reqwest::Client::new(),
+        prune,
+    });
+    let config = RunnerConfig {
+        limits: Limits { max_concurrent_runs: project.config.max_concurrent_runs },
+        // The engine lets in-flight items finish within `grace` and then marks the run; the loop
+        // waits a little longer before it gives up on a run.
+        shutdown_deadline: grace + Duration::from_secs(5),
+        prune_schedule: Some(prune_schedule),
+        ..RunnerConfig::default()
+    };
+    let shutdown = signals::on_shutdown();
+    tracing::info!(workflows = initial.len(), invalid = bad.len(), resumed = resumes.len(), run_log = %url, "cxflow serve started");
+    run_loop(config, initial, resumes, Arc::new(SystemClock), launcher, ctl_rx, shutdown).await;
+    tracing::info!("cxflow serve stopped");
+    Ok(exit::OK)
+}
+
+/// One changed path: what the loop must do about it (None: nothing).
+async fn reload(
+    project: &Project,
+    store: &Store,
+    plans: &Plans,
+    by_file: &mut HashMap<PathBuf, String>,
+    changed: &Path,
+) -> Option<Vec<Control>> {
+    // Shown as the folder listing spells it, like `cxflow validate` does.
+    let shown = match changed.file_name() {
+        Some(n) => project.workflows_dir().join(n),
+        None => changed.to_path_buf(),
+    };
+    let key = file_key(changed);
+    let path = key.as_path();
+    let known = by_file.get(path).cloned();
+    if !path.exists() {
+        let name = by_file.remove(path)?;
+        plans.write().unwrap().remove(&name);
+        tracing::info!(workflow = %name, file = %shown.display(), "workflow file deleted; unscheduled");
+        return Some(vec![Control::Remove { name }]);
+    }
+    let plan = match project.plan(&shown) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            let msg = match e {
+                CliError::Invalid(m) => m,
+                CliError::Other(e) => format!("{e:#}"),
+            };
+            report_invalid(store, &shown, &msg, known.is_some()).await;
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    if let Some(old) = known.as_ref().filter(|old| **old != plan.name) {
+        // Renamed inside the file: the old name goes.
+        plans.write().unwrap().remove(old);
+        by_file.remove(path);
+        out.push(Control::Remove { name: old.clone() });
+    }
+    if let Some(other) = by_file.iter().find(|(p, n)| **n == plan.name && p.as_path() != path).map(|(p, _)| p.clone()) {
+        let msg = format!("workflow name `{}` is already used by `{}`; give each workflow its own name", plan.name, other.display());
+        report_invalid(store, &shown, &msg, false).await;
+        return Some(out);
+    }
+    match &plan.schedule {
+        Some(s) => {
+            let last = store.last_fire_times().await.ok().and_then(|m| m.get(&plan.name).copied());
+            tracing::info!(workflow = %plan.name, file = %shown.display(), cron = %s.cron, "workflow (re)loaded");
+            by_file.insert(path.to_path_buf(), plan.name.clone());
+            plans.write().unwrap().insert(plan.name.clone(), plan.clone());
+            out.push(Control::Upsert { schedule: s.compiled.clone(), last_fire: last });
+        }
+        None => {
+            if by_file.remove(path).is_some() {
+                plans.write().unwrap().remove(&plan.name);
+                out.push(Control::Remove { name: plan.name.clone() });
+            }
+        }
+    }
+    Some(out)
+}
+
+/// `cxflow next [--count N]`: upcoming fire times of every scheduled workflow.
+pub fn next(project: &Project, count: usize, now: DateTime<Utc>) -> Result<i32> {
+    let (good, bad) = load_all(project)?;
+    for (_, msg) in &bad {
+        eprint!("{msg}");
+        if !msg.ends_with('\n') {
+            eprintln!();
+        }
+    }
+    let mut rows = Vec::new();
+    for (_, plan) in &good {
+        let Some(s) = &plan.schedule else { continue };
+        let w = &s.compiled;
+        for t in w.cron.iter_after(now, w.tz).take(count) {
+            let zoned = t.with_timezone(&w.tz);
+            let note = skip_reason(zoned.date_naive(), w.business_days, w.calendar.as_deref())
+                .map(|r| format!("skipped: {r}"))
+                .unwrap_or_default();
+            rows.push((
+                plan.name.clone(),
+                format!("{} ({})", zoned.format("%a %Y-%m-%d %H:%M:%S %Z"), w.tz.name()),
+                t.with_timezone(&Local).format("%a %Y-%m-%d %H:%M:%S %Z").to_string(),
+                note,
+            ));
+        }
+    }
+    if rows.is_empty() {
+        println!("no scheduled workflows in `{}` (add a `schedule:` block)", project.workflows_dir().display());
+    } else {
+        let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(8).max(8);
+        let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(9).max(9);
+        let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(10).max(10);
+        println!("{:<w0$}  {:<w1$}  {:<w2$}", "WORKFLOW", "ZONE TIME", "LOCAL TIME");
+        for (a, b, c, d) in rows {
+            println!("{a:<w0$}  {b:<w1$}  {c:<w2$}  {d}");
+        }
+    }
+    Ok(if bad.is_empty() { exit::OK } else { exit::INVALID })
+}
+
+/// `cxflow prune`: apply retention now.
+pub async fn prune(project: &Project) -> Result<i32> {
+    let store = project.store().await?;
+    let (good, _bad) = load_all(project)?;
+    let plans: Plans = Arc::default();
+    for (_, p) in good {
+        plans.write().unwrap().insert(p.name.clone(), p);
+    }
+    let (default, rules) = retention_rules(project, &plans);
+    if !default.is_set() && rules.is_empty() {
+        println!("no retention configured (set `retention_days` / `retention_runs` in cxflow.yaml or `schedule.retention` in a workflow); reclaiming free space only");
+    }
+    let r = prune_now(project, &store, &plans).await?;
+    println!(
+        "pruned {} run(s), {} artifact file(s); run log {} → {} bytes",
+        r.runs_deleted, r.files_deleted, r.bytes_before, r.bytes_after
+    );
+    Ok(exit::OK)
+}
