@@ -35,6 +35,19 @@ impl Launcher for Recorder {
     }
 }
 
+/// Validates every workflow file the way `cxflow validate` / `cxflow serve` do (spec + plan,
+/// which compiles the schedule) and returns the schedules.
+fn load_folder(root: &std::path::Path) -> Vec<cxflow::scheduler::policy::WorkflowSchedule> {
+    let project = cxflow::cli::Project::open(root).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(root.join("workflows")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| project.plan(f).unwrap_or_else(|e| panic!("{e}")))
+        .filter_map(|p| p.schedule.map(|s| s.compiled))
+        .collect()
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -53,11 +66,13 @@ fn main() {
         root.join("calendars/uk-bank-holidays.yaml"),
     )
     .unwrap();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::write(root.join("data/tickets.csv"), "id\n1\n").unwrap();
     let zones = ["Europe/London", "America/New_York", "UTC", "Asia/Tokyo", "Australia/Sydney"];
     // Every workflow fires every 10 seconds, offset by its index: 100 fires per second overall.
     for i in 0..WORKFLOWS {
         let yaml = format!(
-            "name: wf-{i}\nschedule:\n  cron: '{}/10 * * * * *'\n  timezone: {}\n  overlap: skip\n  max_runtime: 1h\n{}steps: []\n",
+            "name: wf-{i}\nschedule:\n  cron: '{}/10 * * * * *'\n  timezone: {}\n  overlap: skip\n  max_runtime: 1h\n{}steps:\n  - id: tickets\n    read_csv: data/tickets.csv\n",
             i % 10,
             zones[i % zones.len()],
             if i % 3 == 0 { "  calendar: calendars/uk-bank-holidays.yaml\n" } else { "" },
@@ -68,7 +83,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let started = Instant::now();
-        let loaded = cxflow::scheduler::bench_support::load_folder(&root.join("workflows"), root);
+        let loaded = load_folder(root);
         let load_time = started.elapsed();
         assert_eq!(loaded.len(), WORKFLOWS, "every workflow validates");
         let recorder = Arc::new(Recorder { lateness: Mutex::new(Vec::new()) });
@@ -107,10 +122,10 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         for i in 0..WORKFLOWS {
-            let yaml = format!("name: wf-{i}\nschedule:\n  cron: '30 2 * * *'\n  timezone: Europe/London\nsteps: []\n");
+            let yaml = format!("name: wf-{i}\nschedule:\n  cron: '30 2 * * *'\n  timezone: Europe/London\nsteps:\n  - id: tickets\n    read_csv: data/tickets.csv\n");
             std::fs::write(root.join(format!("workflows/wf-{i}.yaml")), yaml).unwrap();
         }
-        let loaded = cxflow::scheduler::bench_support::load_folder(&root.join("workflows"), root);
+        let loaded = load_folder(root);
         let recorder = Arc::new(Recorder { lateness: Mutex::new(Vec::new()) });
         let shutdown = CancellationToken::new();
         let (_tx, rx) = tokio::sync::mpsc::channel(1);

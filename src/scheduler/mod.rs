@@ -9,5 +9,4 @@ pub mod lock;
 pub mod alerts;
 pub mod watch;
 pub mod compile;
-pub mod bench_support;
 pub mod launch;
