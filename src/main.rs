@@ -64,6 +64,9 @@ enum Command {
         /// Fire times per workflow.
         #[arg(long, default_value_t = 5)]
         count: usize,
+        /// List fire times after this instant (RFC 3339, e.g. 2025-03-08T12:00:00Z) instead of now.
+        #[arg(long)]
+        after: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Apply retention now: delete old runs and their artifacts, reclaim run log space.
     Prune,
@@ -113,7 +116,7 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         Command::Resume { run_id, from } => cli::resume(&project, run_id, from).await,
         Command::Schema => cli::schema(),
         Command::Serve => cli::serve(&project).await,
-        Command::Next { count } => cli::next(&project, count, chrono::Utc::now()),
+        Command::Next { count, after } => cli::next(&project, count, after.unwrap_or_else(chrono::Utc::now)),
         Command::Prune => cli::prune(&project).await,
     }
 }

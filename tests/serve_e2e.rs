@@ -123,3 +123,115 @@ impl OutputNow for Child {
         s
     }
 }
+
+/// A one-shot HTTP receiver on 127.0.0.1: answers 200 to each POST and hands over the bodies.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(5) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn max_runtime_fails_the_run_and_on_failure_webhook_is_posted() {
+    let p = TestProject::new();
+    p.write("script.py", SCRIPT);
+    let mut csv = String::from("id\n");
+    for i in 1..=30 {
+        csv.push_str(&format!("r{i:02}\n"));
+    }
+    p.write("data/records.csv", &csv);
+    let (url, bodies) = webhook_receiver();
+    p.write(
+        "workflows/slow.yaml",
+        &format!(
+            r#"name: slow
+schedule:
+  cron: "* * * * * *"
+  max_runtime: 1s
+  on_failure:
+    webhook: {url}
+steps:
+  - id: records
+    read_csv: data/records.csv
+  - id: act
+    for_each: records
+    item_key: "{{{{item.id}}}}"
+    command: [python3, script.py, "{{{{item.id}}}}", slow]
+"#
+        ),
+    );
+    p.write("cxflow.yaml", "shutdown_grace: 2s\n");
+    let child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut serve = Serve(child);
+    let body = bodies.recv_timeout(Duration::from_secs(40)).expect("on_failure webhook");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["workflow"], "slow");
+    assert_eq!(v["status"], "failed");
+    assert!(v["message"].as_str().unwrap().contains("max_runtime of 1s"), "{v}");
+    let run_id = v["run_id"].as_i64().unwrap();
+    let row = p.query(&format!("SELECT status, error FROM runs WHERE id = {run_id}"));
+    assert!(row[0].starts_with("failed|run exceeded max_runtime of 1s"), "{row:?}");
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = serve.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
+    let p = TestProject::new();
+    p.write("script.py", SCRIPT);
+    let mut csv = String::from("id\n");
+    for i in 1..=12 {
+        csv.push_str(&format!("r{i:02}\n"));
+    }
+    p.write("data/records.csv", &csv);
+    p.write("workflows/tick.yaml", &TICK.replace("  overlap: skip\n", "  overlap: skip\n  resume: auto\n"));
+    let child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut serve = Serve(child);
+    wait_for("a running scheduled run with some items done", Duration::from_secs(30), || {
+        p.db().exists() && !p.query("SELECT run_id FROM items i JOIN runs r ON r.id = i.run_id WHERE r.status = 'running'").is_empty()
+    });
+    let run_id = p.query("SELECT id FROM runs WHERE status = 'running'")[0].clone();
+    // Crash: SIGKILL, nothing gets to clean up.
+    serve.0.kill().unwrap();
+    serve.0.wait().unwrap();
+    assert_eq!(p.query(&format!("SELECT status FROM runs WHERE id = {run_id}")), vec!["running"]);
+
+    let child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut serve = Serve(child);
+    wait_for("the crashed run resumed and finished", Duration::from_secs(40), || {
+        p.query(&format!("SELECT status, resumes FROM runs WHERE id = {run_id}")) == vec!["succeeded|1"]
+    });
+    let items: usize = p.query(&format!("SELECT count(*) FROM items WHERE run_id = {run_id} AND status = 'ok'"))[0].parse().unwrap();
+    assert_eq!(items, 12);
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM);
+    }
+    assert_eq!(serve.0.wait().unwrap().code(), Some(0));
+}
