@@ -1,0 +1,6 @@
+//! `send_email` step: Handlebars templates → lettre message → SMTP (own pool) or outbox files,
+//! delivered exactly once through the store's idempotency ledger.
+
+pub mod helpers;
+pub mod spec;
+pub mod templates;
