@@ -2,5 +2,6 @@
 //! delivered exactly once through the store's idempotency ledger.
 
 pub mod helpers;
+pub mod message;
 pub mod spec;
 pub mod templates;
