@@ -5,3 +5,6 @@ pub mod helpers;
 pub mod message;
 pub mod spec;
 pub mod templates;
+pub mod pool;
+pub mod rate;
+pub mod smtp_url;
