@@ -8,3 +8,4 @@ pub mod templates;
 pub mod pool;
 pub mod rate;
 pub mod smtp_url;
+pub mod transport;

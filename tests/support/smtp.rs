@@ -1,0 +1,196 @@
+//! Embedded SMTP sink on 127.0.0.1 for tests and the benchmark (mailin-embedded, one thread per
+//! session). Stores every accepted message and can inject faults per recipient:
+//! a 4xx a given number of times, or a 5xx always.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use mailin_embedded::{response, Handler, Response, Server, SslConfig};
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+impl Received {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+
+    /// First header with that name (case-insensitive), unfolded.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let text = self.text();
+        let head = text.split("\r\n\r\n").next().unwrap_or("");
+        let mut out: Option<String> = None;
+        let mut taking = false;
+        for line in head.split("\r\n") {
+            if taking && (line.starts_with(' ') || line.starts_with('\t')) {
+                out.as_mut().unwrap().push_str(line.trim_start_matches(['\t']));
+                continue;
+            }
+            if out.is_some() {
+                break;
+            }
+            if let Some((n, v)) = line.split_once(':') {
+                if n.eq_ignore_ascii_case(name) {
+                    out = Some(v.trim_start().to_string());
+                    taking = true;
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct State {
+    messages: Vec<Received>,
+    /// recipient → how many more times RCPT answers 451.
+    transient: HashMap<String, u32>,
+    /// recipient → RCPT answers 550 with this text, always.
+    permanent: HashMap<String, String>,
+    rcpt_calls: u64,
+}
+
+type Shared = Arc<(Mutex<State>, Condvar)>;
+
+#[derive(Clone)]
+struct Sink {
+    shared: Shared,
+    from: String,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+fn bare(addr: &str) -> String {
+    addr.trim().trim_start_matches('<').trim_end_matches('>').to_ascii_lowercase()
+}
+
+impl Handler for Sink {
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, from: &str) -> Response {
+        self.from = bare(from);
+        self.to.clear();
+        self.data.clear();
+        response::OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> Response {
+        let to = bare(to);
+        let mut st = self.shared.0.lock().unwrap();
+        st.rcpt_calls += 1;
+        if let Some(text) = st.permanent.get(&to) {
+            return Response::custom(550, text.clone());
+        }
+        if let Some(n) = st.transient.get_mut(&to) {
+            if *n > 0 {
+                *n -= 1;
+                return Response::custom(451, "4.3.0 Try again later (injected)".into());
+            }
+        }
+        self.to.push(to);
+        response::OK
+    }
+
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, _to: &[String]) -> Response {
+        self.data.clear();
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let msg = Received {
+            from: self.from.clone(),
+            to: std::mem::take(&mut self.to),
+            data: std::mem::take(&mut self.data),
+        };
+        let (lock, cv) = &*self.shared;
+        lock.lock().unwrap().messages.push(msg);
+        cv.notify_all();
+        response::OK
+    }
+}
+
+pub struct SmtpSink {
+    pub addr: SocketAddr,
+    shared: Shared,
+}
+
+impl SmtpSink {
+    /// Starts a sink on an ephemeral loopback port; the server thread lives until the process ends.
+    pub fn start() -> SmtpSink {
+        Self::start_with_threads(32)
+    }
+
+    /// `threads` bounds concurrent SMTP sessions (mailin serves one per thread).
+    pub fn start_with_threads(threads: u32) -> SmtpSink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared: Shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
+        let handler = Sink { shared: shared.clone(), from: String::new(), to: vec![], data: vec![] };
+        let mut server = Server::new(handler);
+        server
+            .with_name("sink.localhost")
+            .with_ssl(SslConfig::None)
+            .unwrap()
+            .with_num_threads(threads)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        SmtpSink { addr, shared }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://{}?tls=none", self.addr)
+    }
+
+    /// RCPT for `addr` answers 451 the next `times` times, then accepts.
+    pub fn fail_transient(&self, addr: &str, times: u32) {
+        self.shared.0.lock().unwrap().transient.insert(addr.to_ascii_lowercase(), times);
+    }
+
+    /// RCPT for `addr` always answers 550 with `text`.
+    pub fn fail_permanent(&self, addr: &str, text: &str) {
+        self.shared.0.lock().unwrap().permanent.insert(addr.to_ascii_lowercase(), text.into());
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.shared.0.lock().unwrap().messages.clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.shared.0.lock().unwrap().messages.len()
+    }
+
+    pub fn rcpt_calls(&self) -> u64 {
+        self.shared.0.lock().unwrap().rcpt_calls
+    }
+
+    pub fn clear(&self) {
+        self.shared.0.lock().unwrap().messages.clear();
+    }
+
+    /// Waits until at least `n` messages arrived; returns the count reached.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> usize {
+        let (lock, cv) = &*self.shared;
+        let deadline = Instant::now() + timeout;
+        let mut st = lock.lock().unwrap();
+        while st.messages.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = cv.wait_timeout(st, left).unwrap().0;
+        }
+        st.messages.len()
+    }
+}
