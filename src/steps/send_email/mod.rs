@@ -9,3 +9,4 @@ pub mod pool;
 pub mod rate;
 pub mod smtp_url;
 pub mod transport;
+pub mod compiled;
