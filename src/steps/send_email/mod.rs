@@ -10,3 +10,4 @@ pub mod rate;
 pub mod smtp_url;
 pub mod transport;
 pub mod compiled;
+pub mod deliver;
