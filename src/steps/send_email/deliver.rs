@@ -33,6 +33,8 @@ pub enum LedgerClaim {
 pub trait Ledger {
     /// Must be durable (committed) before returning Fresh: the email is sent right after.
     async fn claim(&self, key: &str, item_key: &str) -> anyhow::Result<LedgerClaim>;
+    /// Take over an uncertain key for a deliberate resend (`uncertain: resend`).
+    async fn reclaim(&self, key: &str) -> anyhow::Result<()>;
     async fn mark_sent(&self, key: &str, detail: &str) -> anyhow::Result<()>;
     async fn release(&self, key: &str) -> anyhow::Result<()>;
 }
@@ -88,7 +90,8 @@ pub async fn deliver<L: Ledger>(
                 key: r.key,
             })
         }
-        LedgerClaim::Fresh | LedgerClaim::Uncertain => {}
+        LedgerClaim::Uncertain => ledger.reclaim(&r.key).await.map_err(db)?,
+        LedgerClaim::Fresh => {}
     }
     match transport.send(&msg, rate).await {
         Ok(delivered) => {
@@ -142,6 +145,9 @@ mod tests {
                     LedgerClaim::Fresh
                 }
             })
+        }
+        async fn reclaim(&self, _: &str) -> anyhow::Result<()> {
+            Ok(())
         }
         async fn mark_sent(&self, key: &str, _: &str) -> anyhow::Result<()> {
             self.0.lock().unwrap().insert(key.into(), "sent");
