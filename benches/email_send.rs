@@ -114,9 +114,10 @@ idempotency_key: "follow-up/{{item.ticket_id}}"
 async fn lettre_pool(sink: &smtp::SmtpSink, n: usize) {
     use lettre::transport::smtp::PoolConfig;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let pool = arg(&std::env::args().collect::<Vec<_>>(), "--pool").unwrap_or(4) as u32;
     let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(sink.addr.ip().to_string())
         .port(sink.addr.port())
-        .pool_config(PoolConfig::new().max_size(4))
+        .pool_config(PoolConfig::new().max_size(pool))
         .build();
     let start = Instant::now();
     let count = futures::stream::iter(0..n)
@@ -136,5 +137,9 @@ async fn lettre_pool(sink: &smtp::SmtpSink, n: usize) {
         .count()
         .await;
     let el = start.elapsed();
-    println!("lettre pooled transport: {count} messages in {:.2}s = {:.0} msg/s (pool 4, concurrency 16)", el.as_secs_f64(), count as f64 / el.as_secs_f64());
+    println!(
+        "lettre pooled transport: {count} messages in {:.2}s = {:.0} msg/s (pool {pool}, concurrency 16)",
+        el.as_secs_f64(),
+        count as f64 / el.as_secs_f64()
+    );
 }
