@@ -9,7 +9,17 @@ use handlebars::{
 };
 use serde_json::Value;
 
+/// Helper names, for the planner's variable check (they are not variables).
+pub const NAMES: &[&str] = &[
+    "date", "default", "pluralize", "pluralise", "upper", "uppercase", "lower", "lowercase", "trim", "json",
+];
+
 pub fn register(reg: &mut Handlebars<'static>) {
+    // Same as in inline step templates, so a template moved into a file keeps working.
+    handlebars::handlebars_helper!(trim: |s: str| s.trim().to_string());
+    handlebars::handlebars_helper!(json: |v: Json| v.to_string());
+    reg.register_helper("trim", Box::new(trim));
+    reg.register_helper("json", Box::new(json));
     reg.register_helper("date", Box::new(DateHelper));
     reg.register_helper("default", Box::new(DefaultHelper));
     reg.register_helper("pluralize", Box::new(PluralizeHelper));
