@@ -47,6 +47,114 @@ impl Received {
     }
 }
 
+/// A leaf MIME part, decoded.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub content_type: String,
+    pub filename: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Part {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Received {
+    /// Leaf parts (nested multiparts flattened), with quoted-printable / base64 decoded.
+    pub fn parts(&self) -> Vec<Part> {
+        let mut out = vec![];
+        entity(&self.text(), &mut out);
+        out
+    }
+
+    /// The first part whose content type starts with `ct` (e.g. "text/plain"), as text.
+    pub fn part(&self, ct: &str) -> Option<String> {
+        self.parts().into_iter().find(|p| p.content_type.starts_with(ct)).map(|p| p.text())
+    }
+}
+
+fn header_of(head: &str, name: &str) -> Option<String> {
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded.split("\r\n").find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+fn param(value: &str, name: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn entity(raw: &str, out: &mut Vec<Part>) {
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+    let ct = header_of(head, "Content-Type").unwrap_or_else(|| "text/plain".into());
+    if ct.to_ascii_lowercase().starts_with("multipart/") {
+        let Some(b) = param(&ct, "boundary") else { return };
+        let delim = format!("--{b}");
+        for chunk in body.split(&delim).skip(1) {
+            if chunk.starts_with("--") {
+                break;
+            }
+            entity(chunk.trim_start_matches("\r\n"), out);
+        }
+        return;
+    }
+    let body = body.strip_suffix("\r\n").unwrap_or(body);
+    let cte = header_of(head, "Content-Transfer-Encoding").unwrap_or_default().to_ascii_lowercase();
+    let decoded = match cte.as_str() {
+        "quoted-printable" => qp(body),
+        "base64" => b64(body),
+        _ => body.as_bytes().to_vec(),
+    };
+    let filename = header_of(head, "Content-Disposition").and_then(|d| param(&d, "filename"));
+    out.push(Part { content_type: ct.split(';').next().unwrap().trim().to_string(), filename, body: decoded });
+}
+
+fn qp(s: &str) -> Vec<u8> {
+    let s = s.replace("=\r\n", "");
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+fn b64(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let (mut out, mut acc, mut bits) = (vec![], 0u32, 0);
+    for v in s.bytes().filter_map(val) {
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
 #[derive(Default)]
 struct State {
     messages: Vec<Received>,

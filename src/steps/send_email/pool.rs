@@ -89,7 +89,7 @@ impl SmtpPool {
         let mut result = self.transact(&mut conn, envelope, bytes).await;
         // A pooled connection the server closed while idle fails on MAIL; nothing was sent, so
         // one fresh connection is tried before bothering the engine's retry.
-        if reused && matches!(&result, Err((Phase::Envelope, e)) if !e.as_ref().is_some_and(|e| e.is_response())) {
+        if reused && matches!(&result, Err((Phase::Envelope, Some(e))) if !answered(e)) {
             conn.abort().await;
             conn = self.connect().await?;
             result = self.transact(&mut conn, envelope, bytes).await;
@@ -101,8 +101,7 @@ impl SmtpPool {
             }
             Err((phase, e)) => {
                 // A negative reply leaves the session usable after RSET; anything else does not.
-                let answered = e.as_ref().is_some_and(|e| e.is_response());
-                if answered && !conn.has_broken() && conn.command(Rset).await.is_ok() {
+                if e.as_ref().is_some_and(answered) && !conn.has_broken() && conn.command(Rset).await.is_ok() {
                     self.idle.lock().unwrap().push(conn);
                 } else {
                     conn.abort().await;
@@ -225,6 +224,11 @@ impl SmtpPool {
             .await
             .map_err(|_| transient("set up a session with", &"timed out"))?
     }
+}
+
+/// The server replied with a 4xx/5xx code (as opposed to the connection failing).
+fn answered(e: &SmtpError) -> bool {
+    e.is_transient() || e.is_permanent()
 }
 
 /// 4xx → Transient, 5xx → Permanent (with the server's words), broken connection → Transient
