@@ -207,3 +207,47 @@ fn sample_workflow_runs_on_defaults_and_fills_the_outbox() {
     p.run(&["run", "workflows/ticket-follow-up.yaml"]).expect_code(0);
     assert_eq!(std::fs::read_dir(p.path().join("outbox")).unwrap().count(), 5);
 }
+
+#[test]
+fn cc_bcc_reply_to_and_templated_attachments() {
+    let sink = SmtpSink::start();
+    let p = project(
+        &rows(2),
+        "",
+        "      cc: \"Team Lead <lead@acme.example>\"\n      bcc: [audit@acme.example]\n      reply_to: \"Help <help@acme.example>\"\n      attachments: [\"files/receipt-{{item.ticket_id}}.pdf\"]\n",
+    );
+    p.write("files/receipt-T0.pdf", "%PDF-1.4 receipt T0");
+    p.write("files/receipt-T1.pdf", "%PDF-1.4 receipt T1");
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]).expect_code(0);
+    let got = sink.messages();
+    assert_eq!(got.len(), 2);
+    let m = got.iter().find(|m| m.to.contains(&"c1@example.org".to_string())).unwrap();
+    // Bcc is in the envelope only, never in the headers the customer sees.
+    let mut env = m.to.clone();
+    env.sort();
+    assert_eq!(env, ["audit@acme.example", "c1@example.org", "lead@acme.example"]);
+    assert!(m.header("Bcc").is_none());
+    assert_eq!(m.header("Cc").unwrap(), "\"Team Lead\" <lead@acme.example>");
+    assert_eq!(m.header("Reply-To").unwrap(), "Help <help@acme.example>");
+    assert!(m.header("Content-Type").unwrap().starts_with("multipart/mixed"));
+    let parts = m.parts();
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    let pdf = parts.iter().find(|p| p.filename.as_deref() == Some("receipt-T1.pdf")).unwrap();
+    assert_eq!(pdf.content_type, "application/pdf");
+    assert_eq!(pdf.text(), "%PDF-1.4 receipt T1");
+}
+
+#[test]
+fn validate_reports_template_problems_at_their_position() {
+    let p = project(&rows(1), "", "");
+    let wf = p.read("workflows/x.yaml").replace("template: follow_up", "template: nope").replace(
+        "subject: \"How did we do on ticket {{item.ticket_id}}?\"",
+        "subject: \"How did we do on {{vars.ticket}}?\"",
+    );
+    p.write("workflows/x.yaml", &wf);
+    let r = p.run(&["validate", "workflows/x.yaml"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("template `nope` not found"), "{}", r.stderr);
+    assert!(r.stderr.contains("`vars.ticket` is never defined"), "{}", r.stderr);
+    assert!(r.stderr.contains("x.yaml:11:16") && r.stderr.contains("x.yaml:12:17"), "{}", r.stderr);
+}
