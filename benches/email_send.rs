@@ -1,9 +1,11 @@
 //! 10,000 personalised multipart emails to an SMTP sink on loopback.
 //!
-//!   cargo bench --bench email_send                 # our nodelay pool, full pipeline
-//!   cargo bench --bench email_send -- --lettre-pool 300   # lettre's own pooled transport, for comparison
+//!   cargo bench --bench email_send                # the real engine: `cxflow run` in-process, SQLite run log on
+//!   cargo bench --bench email_send -- --pipeline  # render + build + send only, no engine or run log
+//!   cargo bench --bench email_send -- --lettre-pool 1000   # lettre's own pooled transport, for comparison
 //!
 //! Prints messages/s and peak memory (VmHWM). Options: N (count), --pool K, --concurrency C.
+//! The sink runs in the same process but keeps no message bodies.
 
 #[path = "../tests/support/smtp.rs"]
 mod smtp;
@@ -58,12 +60,21 @@ fn setup_templates(dir: &std::path::Path) {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let sink = smtp::SmtpSink::start_with_threads(64);
+    sink.discard_data();
     if let Some(n) = arg(&args, "--lettre-pool") {
         return lettre_pool(&sink, n).await;
     }
-    let n = args.iter().find_map(|a| a.parse::<usize>().ok()).unwrap_or(10_000);
+    let n = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| a.parse::<usize>().is_ok() && (*i == 0 || !args[i - 1].starts_with("--")))
+        .map(|(_, a)| a.parse().unwrap())
+        .unwrap_or(10_000);
     let pool_size = arg(&args, "--pool").unwrap_or(4);
     let concurrency = arg(&args, "--concurrency").unwrap_or(16);
+    if !args.iter().any(|a| a == "--pipeline") {
+        return engine(&sink, n, pool_size, concurrency).await;
+    }
 
     let dir = tempfile::tempdir().unwrap();
     setup_templates(dir.path());
@@ -106,6 +117,59 @@ idempotency_key: "follow-up/{{item.ticket_id}}"
         "email_send: {sent} messages in {:.2}s = {:.0} msg/s (pool {pool_size}, concurrency {concurrency}); peak memory VmHWM {}",
         el.as_secs_f64(),
         sent as f64 / el.as_secs_f64(),
+        vm_hwm()
+    );
+}
+
+/// The whole product path: CSV → engine → send_email step → SMTP, with the SQLite run log and
+/// the exactly-once ledger (two writes per message: claim before, sent after).
+async fn engine(sink: &smtp::SmtpSink, n: usize, pool_size: usize, concurrency: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    setup_templates(&p.join("templates"));
+    let mut csv = String::from("ticket_id,name,email,topic,closed_at,replies,agent\n");
+    for i in 0..n {
+        csv.push_str(&format!("{},Customer {i},c{i}@example.org,Billing & invoices,2024-05-03T10:00:00Z,{},sam\n", 100000 + i, i % 4));
+    }
+    std::fs::create_dir_all(p.join("data")).unwrap();
+    std::fs::write(p.join("data/closed.csv"), csv).unwrap();
+    std::fs::write(
+        p.join("cxflow.yaml"),
+        format!("smtp_url: \"{}\"\nsmtp_pool_size: {pool_size}\nsmtp_from: \"Acme <support@acme.example>\"\n", sink.url()),
+    )
+    .unwrap();
+    std::fs::create_dir_all(p.join("workflows")).unwrap();
+    std::fs::write(
+        p.join("workflows/bench.yaml"),
+        format!(
+            r#"name: bench
+steps:
+  - id: closed
+    read_csv: data/closed.csv
+  - id: follow_up
+    for_each: closed
+    item_key: "{{{{item.ticket_id}}}}"
+    concurrency: {concurrency}
+    send_email:
+      to: "{{{{item.name}}}} <{{{{item.email}}}}>"
+      subject: "How did we do on ticket {{{{item.ticket_id}}}}?"
+      template: follow_up
+      idempotency_key: "follow-up/{{{{item.ticket_id}}}}"
+"#
+        ),
+    )
+    .unwrap();
+    let project = cxflow::cli::Project::open(p).unwrap();
+    let start = Instant::now();
+    let args = cxflow::cli::RunArgs { workflow: p.join("workflows/bench.yaml").display().to_string(), vars: vec![], dry_run: false };
+    let code = cxflow::cli::run(&project, args).await.map_err(|e| e.to_string()).unwrap();
+    let el = start.elapsed();
+    assert_eq!(code, 0);
+    assert_eq!(sink.wait_for(n, std::time::Duration::from_secs(10)), n);
+    println!(
+        "email_send (engine + run log): {n} messages in {:.2}s = {:.0} msg/s (pool {pool_size}, concurrency {concurrency}); peak memory VmHWM {}",
+        el.as_secs_f64(),
+        n as f64 / el.as_secs_f64(),
         vm_hwm()
     );
 }

@@ -163,6 +163,8 @@ struct State {
     /// recipient → RCPT answers 550 with this text, always.
     permanent: HashMap<String, String>,
     rcpt_calls: u64,
+    /// Benchmarks drop message bodies so the sink's memory does not blur the sender's figure.
+    discard_data: bool,
 }
 
 type Shared = Arc<(Mutex<State>, Condvar)>;
@@ -215,13 +217,18 @@ impl Handler for Sink {
     }
 
     fn data_end(&mut self) -> Response {
-        let msg = Received {
+        let mut msg = Received {
             from: self.from.clone(),
             to: std::mem::take(&mut self.to),
             data: std::mem::take(&mut self.data),
         };
         let (lock, cv) = &*self.shared;
-        lock.lock().unwrap().messages.push(msg);
+        let mut st = lock.lock().unwrap();
+        if st.discard_data {
+            msg.data = Vec::new();
+        }
+        st.messages.push(msg);
+        drop(st);
         cv.notify_all();
         response::OK
     }
@@ -255,6 +262,11 @@ impl SmtpSink {
             let _ = server.serve();
         });
         SmtpSink { addr, shared }
+    }
+
+    /// Keep envelopes only, not message bodies.
+    pub fn discard_data(&self) {
+        self.shared.0.lock().unwrap().discard_data = true;
     }
 
     pub fn url(&self) -> String {
