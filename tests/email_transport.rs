@@ -111,3 +111,60 @@ async fn rate_limit_paces_sends() {
     }
     assert!(s.elapsed().as_millis() >= 190, "{:?}", s.elapsed());
 }
+
+/// A scripted SMTP server that hangs up at a chosen point, to see how a dropped connection is
+/// classified: before the message was handed over it is retryable, after it is uncertain.
+async fn hang_up_server(after_data: bool) -> std::net::SocketAddr {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            w.write_all(b"220 scripted\r\n").await.unwrap();
+            let mut line = String::new();
+            let mut in_data = false;
+            loop {
+                line.clear();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    break;
+                }
+                let cmd = line.to_ascii_uppercase();
+                if in_data {
+                    if line == ".\r\n" {
+                        break; // hang up instead of answering 250
+                    }
+                    continue;
+                }
+                let reply: &[u8] = if cmd.starts_with("EHLO") {
+                    b"250 scripted\r\n"
+                } else if cmd.starts_with("MAIL") && !after_data {
+                    break; // hang up before anything was handed over
+                } else if cmd.starts_with("DATA") {
+                    in_data = true;
+                    b"354 go\r\n"
+                } else {
+                    b"250 ok\r\n"
+                };
+                w.write_all(reply).await.unwrap();
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn dropped_connection_before_data_is_transient_after_data_uncertain() {
+    let rate = RateLimiter::new(None);
+    for (after_data, uncertain) in [(false, false), (true, true)] {
+        let addr = hang_up_server(after_data).await;
+        let t = Transport::Smtp(SmtpPool::new(SmtpSettings::parse(&format!("smtp://{addr}?tls=none")).unwrap(), 1));
+        let e = t.send(&msg(1, "a@example.org"), &rate).await.unwrap_err();
+        match (uncertain, &e) {
+            (false, SendError::Transient(_)) => {}
+            (true, SendError::Uncertain(m)) if m.contains("may have accepted") => {}
+            _ => panic!("after_data={after_data}: {e:?}"),
+        }
+    }
+}

@@ -152,13 +152,15 @@ impl Runner {
         };
         match deliver(&self.compiled, &self.transport, &self.rate, &ledger, input).await {
             Ok(Outcome::Sent { delivered, output, .. }) => {
-                let mut out = ItemOutput::new(output);
+                let mut out = ItemOutput::new(run.secrets.redact_value(&output));
                 if let Delivered::File(path) = delivered {
                     out.artifacts.push(Artifact { kind: "eml".into(), path });
                 }
                 Ok(out)
             }
-            Ok(Outcome::Skipped { output, .. }) | Ok(Outcome::DryRun { output }) => Ok(ItemOutput::new(output)),
+            Ok(Outcome::Skipped { output, .. }) | Ok(Outcome::DryRun { output }) => {
+                Ok(ItemOutput::new(run.secrets.redact_value(&output)))
+            }
             Err(Failure::Retryable(m)) => Err(StepError::Retryable(run.secrets.redact(&m))),
             Err(Failure::Fatal(m)) => Err(StepError::Fatal(run.secrets.redact(&m))),
         }
