@@ -251,3 +251,16 @@ fn validate_reports_template_problems_at_their_position() {
     assert!(r.stderr.contains("`vars.ticket` is never defined"), "{}", r.stderr);
     assert!(r.stderr.contains("x.yaml:11:16") && r.stderr.contains("x.yaml:12:17"), "{}", r.stderr);
 }
+
+#[test]
+fn dry_run_renders_and_checks_but_sends_and_claims_nothing() {
+    let sink = SmtpSink::start();
+    let mut r = rows(3);
+    r[2].2 = "broken".into();
+    let p = project(&r, "", "");
+    run_with(&p, &sink, &["run", "workflows/x.yaml", "--dry-run"]);
+    assert_eq!(sink.count(), 0);
+    assert_eq!(p.query("SELECT count(*) FROM ledger"), ["0"]);
+    let out = p.query("SELECT item_key, status FROM items WHERE step_id = 'follow_up' ORDER BY item_key");
+    assert_eq!(out, ["T0|ok", "T1|ok", "T2|failed"], "a bad address shows up in a dry run too");
+}
