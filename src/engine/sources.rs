@@ -181,7 +181,10 @@ async fn sql_sqlite(url: &str, query: &str, tx: &mpsc::Sender<anyhow::Result<Rec
 }
 
 async fn sql_pg(url: &str, query: &str, tx: &mpsc::Sender<anyhow::Result<Record>>) -> anyhow::Result<()> {
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await.map_err(|e| connect_error(url, e))?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect(url).await.map_err(|e| connect_error(url, e))?;
     let mut rows = sqlx::query(query).fetch(&pool);
     while let Some(row) = rows.next().await {
         let row = row.map_err(|e| anyhow!("query failed: {e}"))?;

@@ -128,7 +128,7 @@ impl<'a> PlanCx<'a> {
         match self.templates.add(path, src) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.error(path, format!("template does not compile: {e}"), Some("check the `{{` and `}}` pairs".into()));
+                self.error(path, format!("template does not compile: {e}"), Some("templates look like `{{item.email}}`; check the braces".into()));
                 None
             }
         }

@@ -37,6 +37,9 @@ fn check_cron(expr: &str, cx: &mut PlanCx) -> bool {
         return false;
     }
     if let Err(e) = full.parse::<cron::Schedule>() {
+        // The cron crate's message repeats the expression with a caret; its last line says what is wrong.
+        let e = e.to_string();
+        let e = e.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
         cx.error("schedule.cron", format!("`{expr}` is not a valid cron expression: {e}"), Some("fields are minute hour day-of-month month day-of-week, e.g. `30 2 * * *`".into()));
         return false;
     }

@@ -180,7 +180,7 @@ fn plan_kind(s: &StepSpec, kind: &str, path: &str, cx: &mut PlanCx) -> Option<St
         }
         "sql" => {
             let q = s.sql.as_ref()?;
-            let url_ok = ["sqlite:", "postgres:", "postgresql:"].iter().any(|p| q.url.starts_with(p));
+            let url_ok = q.url.starts_with("{{") || ["sqlite:", "postgres:", "postgresql:"].iter().any(|p| q.url.starts_with(p));
             if !url_ok {
                 cx.error(&format!("{kpath}.url"), format!("`{}` is not a database URL cxflow can read", q.url), Some("use `sqlite://path/to.db` or `postgres://user@host/db`".into()));
             }

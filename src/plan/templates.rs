@@ -56,7 +56,13 @@ pub fn is_truthy(s: &str) -> bool {
 }
 
 fn syntax_message(e: &handlebars::TemplateError) -> String {
-    let s = e.to_string();
+    use handlebars::TemplateErrorReason as R;
+    match e.reason() {
+        R::InvalidSyntax(_) => return "a `{{` is not closed by `}}`, or the expression inside is malformed".into(),
+        R::MismatchingClosedHelper(open, close) => return format!("`{{{{#{open}}}}}` is closed by `{{{{/{close}}}}}`"),
+        _ => {}
+    }
+    let s = e.reason().to_string();
     // Handlebars appends a multi-line excerpt; the first line says what is wrong.
     s.lines().next().unwrap_or(&s).trim().to_string()
 }

@@ -136,13 +136,36 @@ pub enum FileSource {
     Detailed(FileSourceDetailed),
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, JsonSchema)]
 pub struct FileSourceDetailed {
     pub path: String,
     /// CSV field separator, one character (default `,`).
-    #[serde(default)]
     pub delimiter: Option<String>,
+}
+
+/// Accepts a mapping only: serde's derive would also take `[path]`, a shape we do not document.
+impl<'de> Deserialize<'de> for FileSourceDetailed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            path: String,
+            #[serde(default)]
+            delimiter: Option<String>,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FileSourceDetailed;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping with `path`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let r = Raw::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(FileSourceDetailed { path: r.path, delimiter: r.delimiter })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl FileSource {

@@ -28,7 +28,9 @@ pub(crate) fn to_diagnostic(path: &Path, source: &str, err: &serde_yaml::Error) 
         (format!("missing field `{field}`{within}"), Some(format!("add `{field}:` here")))
     } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
         (format!("{msg}{within}"), Some("change the value to the expected type".to_string()))
-    } else if msg.contains("did not match any variant") || msg.contains("a file path, or a mapping") {
+    } else if msg.contains("a file path, or a mapping") {
+        (format!("expected {msg}{within}"), Some("write `read_csv: data/file.csv` or `read_csv: { path: data/file.csv, delimiter: \";\" }`".to_string()))
+    } else if msg.contains("did not match any variant") {
         (format!("{msg}{within}"), None)
     } else if msg.starts_with("unknown variant") {
         (format!("{msg}{within}"), Some("use one of the values listed".to_string()))
@@ -39,10 +41,9 @@ pub(crate) fn to_diagnostic(path: &Path, source: &str, err: &serde_yaml::Error) 
 }
 
 fn strip_location(s: &str) -> String {
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s.to_string(),
-    }
+    static AT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| regex::Regex::new(r" at line \d+ column \d+").expect("valid regex"));
+    at.replace_all(s, "").into_owned()
 }
 
 fn between_backticks(s: &str) -> Option<String> {
