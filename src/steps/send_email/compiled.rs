@@ -38,6 +38,10 @@ impl Compiled {
     ) -> Option<Compiled> {
         let mut t = EmailTemplates::new();
         let mut ok = true;
+        if spec.to.as_slice().is_empty() {
+            err("send_email.to", "`to` is an empty list; give at least one recipient".into());
+            ok = false;
+        }
         if let Err(e) = t.load_partials(templates_dir) {
             err("send_email.template", e.to_string());
             ok = false;
