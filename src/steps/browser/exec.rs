@@ -239,6 +239,15 @@ impl Page<'_> {
         }
     }
 
+    /// Whether the target holds right now (no waiting): used to recognise the login page.
+    pub async fn matches_now(&self, target: &WaitTarget) -> Result<bool, ActError> {
+        Ok(match target {
+            WaitTarget::Selector(sel) => !self.client.find_all(sel.locator()).await.map_err(classify)?.is_empty(),
+            WaitTarget::Text(t) => self.body_text().await?.contains(t.as_str()),
+            WaitTarget::Url(u) => self.client.current_url().await.map_err(classify)?.as_str().contains(u.as_str()),
+        })
+    }
+
     pub async fn body_text(&self) -> Result<String, ActError> {
         let v = self
             .client

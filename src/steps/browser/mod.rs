@@ -1,6 +1,19 @@
+//! The `browser` step: fills portal forms in a real Chromium through WebDriver, once per item.
+//!
+//! spec.rs (YAML) → plan.rs (validated, templates compiled) → runner.rs (per item: take a
+//! logged-in session, render and run the actions, save artifacts on failure) on top of
+//! session.rs (pool of sessions), driver.rs (chromedriver process) and exec.rs (one action).
+
 pub mod action;
+pub mod artifacts;
 pub mod driver;
 pub mod exec;
+pub mod plan;
+pub mod runner;
 pub mod selector;
 pub mod session;
 pub mod spec;
+
+pub use plan::{plan, PlannedBrowser as Planned};
+pub use runner::{open, BrowserRunner as Runner};
+pub use spec::BrowserSpec;
