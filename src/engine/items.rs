@@ -12,10 +12,11 @@ use super::progress::Progress;
 use super::records::{Record, RecordSource};
 use crate::plan::PlannedStep;
 use crate::spec::model::OnError;
-use crate::steps::{browser, send_email, ItemEnv, ItemOutput, RunEnv, StepError};
+use crate::steps::{browser, command, send_email, ItemEnv, ItemOutput, RunEnv, StepError};
 use crate::store::{ItemResult, ItemStatus};
 
 pub(super) enum ItemRunner {
+    Command(command::Runner),
     Email(send_email::Runner),
     Browser(browser::Runner),
 }
@@ -23,6 +24,7 @@ pub(super) enum ItemRunner {
 impl ItemRunner {
     async fn run_item(&self, env: &ItemEnv<'_>) -> Result<ItemOutput, StepError> {
         match self {
+            ItemRunner::Command(r) => r.run_item(env).await,
             ItemRunner::Email(r) => r.run_item(env).await,
             ItemRunner::Browser(r) => r.run_item(env).await,
         }
@@ -30,6 +32,7 @@ impl ItemRunner {
 
     pub(super) async fn close(self) {
         match self {
+            ItemRunner::Command(r) => r.close().await,
             ItemRunner::Email(r) => r.close().await,
             ItemRunner::Browser(r) => r.close().await,
         }

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::plan::{Plan, PlannedStep, StepKind};
 use crate::secrets::Secrets;
 use crate::spec::model::OnError;
-use crate::steps::{browser, route, send_email, write, RunEnv};
+use crate::steps::{browser, command, route, send_email, write, RunEnv};
 use crate::store::{NewRun, Store};
 pub use items::Counts;
 pub use records::RecordSource;
@@ -118,7 +118,8 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
                 _ => ("manual", None),
             };
             let params = Value::Object(opts.params.clone());
-            let file = plan.file.display().to_string();
+            // Absolute, so `cxflow resume` finds the file from any folder.
+            let file = std::fs::canonicalize(&plan.file).unwrap_or_else(|_| plan.file.clone()).display().to_string();
             let id = store
                 .start_run(NewRun { workflow: &plan.name, file: &file, trigger, params: &params, scheduled_for: at })
                 .await?;
@@ -160,7 +161,7 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
             Ok(s) => s,
             Err(e) => {
                 let msg = secrets.redact(&format!("{e:#}"));
-                store.finish_step(run_id, &step.id, "failed", Some(&msg), None).await?;
+                store.finish_step(run_id, &step.id, "failed", Some(&msg), None, None).await?;
                 StepSummary { id: step.id.clone(), status: "failed", counts: Counts::default(), error: Some(msg) }
             }
         };
@@ -227,7 +228,7 @@ impl Runner<'_> {
         let ctx = self.ctx();
         if let Some(w) = &step.when {
             if !self.env.templates.truthy(w, &ctx).context("cannot evaluate `when`")? {
-                store.finish_step(run_id, &step.id, "skipped", None, None).await?;
+                store.finish_step(run_id, &step.id, "skipped", None, None, None).await?;
                 self.outputs.insert(step.id.clone(), json!({"skipped": true}));
                 self.sources.push((step.id.clone(), RecordSource::Empty));
                 return Ok(StepSummary { id: step.id.clone(), status: "skipped", counts: Counts::default(), error: None });
@@ -266,6 +267,11 @@ impl Runner<'_> {
                 let (src, out) = route::run(r, input, &self.env).await?;
                 (src, out, Counts::default())
             }
+            StepKind::Command(p) => {
+                let runner = command::open(p, &self.env).await?;
+                let counts = self.items(step, items::ItemRunner::Command(runner), resuming, &ctx).await?;
+                (RecordSource::Items { run_id, step_id: step.id.clone() }, Value::Null, counts)
+            }
             StepKind::SendEmail(p) => {
                 let runner = send_email::open(p, &self.env).await?;
                 let counts = self.items(step, items::ItemRunner::Email(runner), resuming, &ctx).await?;
@@ -295,7 +301,8 @@ impl Runner<'_> {
             json!({"output": output})
         };
         let stored = (!output.is_null()).then_some(&output);
-        store.finish_step(run_id, &step.id, status, error.as_deref(), stored).await?;
+        let records = (!step.kind.is_per_item()).then_some(counts.ok);
+        store.finish_step(run_id, &step.id, status, error.as_deref(), stored, records).await?;
         self.outputs.insert(step.id.clone(), summary_out);
         self.sources.push((step.id.clone(), source));
         Ok(StepSummary { id: step.id.clone(), status, counts, error })

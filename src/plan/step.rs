@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{duration, PlanCx, TemplateRef};
 use crate::spec::model::{OnError, StepSpec, WriteSpec, STEP_KINDS};
-use crate::steps::{browser, route, send_email};
+use crate::steps::{browser, command, route, send_email};
 
 #[derive(Debug)]
 pub struct PlannedStep {
@@ -30,6 +30,7 @@ pub enum StepKind {
     Sql { url: TemplateRef, query: String },
     WriteCsv(WritePlan),
     WriteJson(WritePlan),
+    Command(command::Planned),
     SendEmail(Box<send_email::Planned>),
     Browser(Box<browser::Planned>),
     Route(Box<route::Planned>),
@@ -38,7 +39,7 @@ pub enum StepKind {
 impl StepKind {
     /// Steps that act once per item (and so take `for_each`, `retry`, `concurrency`...).
     pub fn is_per_item(&self) -> bool {
-        matches!(self, StepKind::SendEmail(_) | StepKind::Browser(_))
+        matches!(self, StepKind::Command(_) | StepKind::SendEmail(_) | StepKind::Browser(_))
     }
 
     pub fn name(&self) -> &'static str {
@@ -48,6 +49,7 @@ impl StepKind {
             StepKind::Sql { .. } => "sql",
             StepKind::WriteCsv(_) => "write_csv",
             StepKind::WriteJson(_) => "write_json",
+            StepKind::Command(_) => "command",
             StepKind::SendEmail(_) => "send_email",
             StepKind::Browser(_) => "browser",
             StepKind::Route(_) => "route",
@@ -194,6 +196,7 @@ fn plan_kind(s: &StepSpec, kind: &str, path: &str, cx: &mut PlanCx) -> Option<St
         }
         "write_csv" => Some(StepKind::WriteCsv(plan_write(s.write_csv.as_ref()?, &kpath, cx)?)),
         "write_json" => Some(StepKind::WriteJson(plan_write(s.write_json.as_ref()?, &kpath, cx)?)),
+        "command" => command::plan(s.command.as_ref()?, &kpath, cx).map(StepKind::Command),
         "send_email" => send_email::plan(s.send_email.as_ref()?, &kpath, cx).map(|p| StepKind::SendEmail(Box::new(p))),
         "browser" => browser::plan(s.browser.as_ref()?, &kpath, cx).map(|p| StepKind::Browser(Box::new(p))),
         "route" => route::plan(s.route.as_ref()?, &kpath, cx).map(|p| StepKind::Route(Box::new(p))),

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::schedule::ScheduleSpec;
 use crate::steps::browser::BrowserSpec;
+use crate::steps::command::CommandSpec;
 use crate::steps::route::RouteSpec;
 use crate::steps::send_email::SendEmailSpec;
 
@@ -94,6 +95,9 @@ pub struct StepSpec {
     pub write_csv: Option<WriteSpec>,
     #[serde(default)]
     pub write_json: Option<WriteSpec>,
+    /// Run a program per item: `[program, arg, ...]` (templates, no shell).
+    #[serde(default)]
+    pub command: Option<CommandSpec>,
     #[serde(default)]
     pub send_email: Option<SendEmailSpec>,
     #[serde(default)]
@@ -104,7 +108,7 @@ pub struct StepSpec {
 
 /// The names of the step kinds, in the order they are documented.
 pub const STEP_KINDS: &[&str] =
-    &["read_csv", "read_json", "sql", "write_csv", "write_json", "send_email", "browser", "route"];
+    &["read_csv", "read_json", "sql", "write_csv", "write_json", "command", "send_email", "browser", "route"];
 
 impl StepSpec {
     /// The step kinds this step sets (valid steps set exactly one).
@@ -115,6 +119,7 @@ impl StepSpec {
             self.sql.is_some(),
             self.write_csv.is_some(),
             self.write_json.is_some(),
+            self.command.is_some(),
             self.send_email.is_some(),
             self.browser.is_some(),
             self.route.is_some(),

@@ -2,6 +2,7 @@
 //! item (or one batch), and returns a typed outcome; none of them writes the run log itself.
 
 pub mod browser;
+pub mod command;
 pub mod route;
 pub mod send_email;
 pub mod write;

@@ -126,7 +126,8 @@ impl Store {
         Ok(())
     }
 
-    /// Close a step; its item counts are recomputed from the items table so a resume adds up.
+    /// Close a step. Item counts are recomputed from the items table so a resume adds up;
+    /// batch steps (no items) give their record count as `records`.
     pub async fn finish_step(
         &self,
         run_id: i64,
@@ -134,10 +135,11 @@ impl Store {
         status: &str,
         error: Option<&str>,
         output: Option<&serde_json::Value>,
+        records: Option<u64>,
     ) -> Result<()> {
         sqlx::query(
             "UPDATE steps SET status = ?, error = ?, output = ?, finished_at = ?,
-               ok = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'ok'),
+               ok = coalesce(?, (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'ok')),
                failed = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'failed'),
                skipped = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'skipped')
              WHERE run_id = ? AND step_id = ?",
@@ -146,6 +148,7 @@ impl Store {
         .bind(error)
         .bind(output.map(|o| o.to_string()))
         .bind(now())
+        .bind(records.map(|n| n as i64))
         .bind(run_id)
         .bind(step_id)
         .execute(&self.pool)
