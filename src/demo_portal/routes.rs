@@ -106,6 +106,7 @@ async fn submit_return(State(st): St, headers: HeaderMap, mut form: Multipart) -
         attachment_name: None,
         attachment_size: 0,
         user: String::new(),
+        session: String::new(),
     };
     loop {
         let field = match form.next_field().await {

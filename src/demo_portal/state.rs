@@ -42,6 +42,8 @@ pub struct Record {
     pub attachment_name: Option<String>,
     pub attachment_size: usize,
     pub user: String,
+    /// A short tag of the session that submitted it (tests check parallel sessions with it).
+    pub session: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
@@ -104,6 +106,7 @@ impl PortalState {
         let session = inner.sessions.get_mut(sid)?;
         session.submissions += 1;
         record.user = session.user.clone();
+        record.session = sid.chars().take(8).collect();
         let expire = matches!(self.opts.expire_after, Some(n) if session.submissions >= n);
         if expire {
             inner.sessions.remove(sid);
