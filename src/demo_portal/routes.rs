@@ -84,8 +84,9 @@ async fn dashboard(State(st): St, headers: HeaderMap) -> Response {
 }
 
 async fn new_return(State(st): St, headers: HeaderMap) -> Response {
-    if let Err(r) = session(&st, &headers) {
-        return r;
+    match session(&st, &headers) {
+        Ok((sid, _)) => st.form_served(&sid),
+        Err(r) => return r,
     }
     let banner = st.opts.cookie_banner && cookie(&headers, "cookies_ok").is_none();
     Html(pages::return_form(banner, &[])).into_response()
@@ -107,6 +108,7 @@ async fn submit_return(State(st): St, headers: HeaderMap, mut form: Multipart) -
         attachment_size: 0,
         user: String::new(),
         session: String::new(),
+        form_ms: None,
     };
     loop {
         let field = match form.next_field().await {

@@ -44,6 +44,9 @@ pub struct Record {
     pub user: String,
     /// A short tag of the session that submitted it (tests check parallel sessions with it).
     pub session: String,
+    /// Milliseconds from serving the form to this session to receiving the submission: the
+    /// per-form latency the benchmark reports.
+    pub form_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
@@ -58,6 +61,7 @@ pub struct Stats {
 struct Session {
     user: String,
     submissions: u32,
+    form_served: Option<std::time::Instant>,
 }
 
 #[derive(Default)]
@@ -92,8 +96,14 @@ impl PortalState {
         }
         inner.stats.logins += 1;
         let sid = uuid::Uuid::new_v4().simple().to_string();
-        inner.sessions.insert(sid.clone(), Session { user: user.to_string(), submissions: 0 });
+        inner.sessions.insert(sid.clone(), Session { user: user.to_string(), submissions: 0, form_served: None });
         Some(sid)
+    }
+
+    pub(crate) fn form_served(&self, sid: &str) {
+        if let Some(s) = self.lock().sessions.get_mut(sid) {
+            s.form_served = Some(std::time::Instant::now());
+        }
     }
 
     pub(crate) fn user_of(&self, sid: &str) -> Option<String> {
@@ -107,6 +117,7 @@ impl PortalState {
         session.submissions += 1;
         record.user = session.user.clone();
         record.session = sid.chars().take(8).collect();
+        record.form_ms = session.form_served.take().map(|t| t.elapsed().as_millis() as u64);
         let expire = matches!(self.opts.expire_after, Some(n) if session.submissions >= n);
         if expire {
             inner.sessions.remove(sid);
