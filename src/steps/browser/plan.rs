@@ -80,10 +80,10 @@ pub fn plan(spec: &BrowserSpec, path: &str, cx: &mut PlanCx) -> Option<PlannedBr
     if spec.actions.is_empty() {
         p.err(&format!("{path}.actions"), "`actions` is empty", Some("list what to do for each item".into()));
     }
-    let submits = count_submits(&actions);
-    if submits > 1 {
+    let second_submit = spec.actions.iter().enumerate().filter(|(_, a)| a.submit.is_some()).nth(1).map(|(i, _)| i);
+    if let Some(i) = second_submit {
         p.err(
-            &format!("{path}.actions"),
+            &format!("{path}.actions[{i}].submit"),
             "more than one `submit` action",
             Some("mark only the click that sends the record as `submit`; use `click` for the others".into()),
         );
@@ -103,10 +103,6 @@ pub fn plan(spec: &BrowserSpec, path: &str, cx: &mut PlanCx) -> Option<PlannedBr
         return None;
     }
     Some(PlannedBrowser { sessions, wait, login, logged_out, actions, base_dir: p.cx.base_dir().to_path_buf() })
-}
-
-fn count_submits(actions: &[PAction]) -> usize {
-    actions.iter().filter(|a| matches!(a, PAction::Submit(_))).count()
 }
 
 /// Default "logged out" test: the browser is on the path of the login page (`/login` of
