@@ -96,7 +96,7 @@ fn killed_chromedriver_is_restarted_and_nothing_is_submitted_twice() {
     let portal = BgPortal::start(PortalOptions { submit_delay_ms: 100, ..Default::default() });
     let n = 14;
     let p = project(&portal, n, "      sessions: 1", |_| "email".into());
-    let mut child = cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id() as i32;
     assert!(wait_until(Duration::from_secs(60), || portal.records().len() >= 4), "no progress");
     let groups = driver_groups(pid);
