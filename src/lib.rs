@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo_portal;
 pub mod engine;
 pub mod plan;
 pub mod scheduler;

@@ -70,6 +70,24 @@ enum Command {
     },
     /// Apply retention now: delete old runs and their artifacts, reclaim run log space.
     Prune,
+    /// Serve the demo returns portal on 127.0.0.1 (what the sample workflow and tests fill in).
+    DemoPortal {
+        #[arg(long, default_value_t = 8087)]
+        port: u16,
+        #[arg(long, default_value = "demo")]
+        user: String,
+        #[arg(long, default_value = "demo-pass")]
+        password: String,
+        /// Log a session out after it submitted this many records (exercises re-login).
+        #[arg(long, value_name = "N")]
+        expire_after: Option<u32>,
+        /// Show a cookie banner over the form until it is accepted.
+        #[arg(long)]
+        cookie_banner: bool,
+        /// Wait this long before answering each submission.
+        #[arg(long, default_value_t = 0, value_name = "MS")]
+        submit_delay_ms: u64,
+    },
 }
 
 fn main() {
@@ -104,8 +122,13 @@ fn main() {
 }
 
 async fn dispatch(args: Args) -> cli::Result<i32> {
-    if let Command::Schema = args.command {
-        return cli::schema();
+    match args.command {
+        Command::Schema => return cli::schema(),
+        Command::DemoPortal { port, user, password, expire_after, cookie_banner, submit_delay_ms } => {
+            let opts = cxflow::demo_portal::PortalOptions { user, password, expire_after, cookie_banner, submit_delay_ms };
+            return cli::demo_portal(port, opts).await;
+        }
+        _ => {}
     }
     let project = Project::open(&args.project)?;
     match args.command {
@@ -114,7 +137,7 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         Command::Runs { workflow, status, limit, json } => cli::runs(&project, RunsArgs { workflow, status, limit, json }).await,
         Command::Show { run_id, json } => cli::show(&project, run_id, json).await,
         Command::Resume { run_id, from } => cli::resume(&project, run_id, from).await,
-        Command::Schema => cli::schema(),
+        Command::Schema | Command::DemoPortal { .. } => unreachable!("handled above: they need no project"),
         Command::Serve => cli::serve(&project).await,
         Command::Next { count, after } => cli::next(&project, count, after.unwrap_or_else(chrono::Utc::now)),
         Command::Prune => cli::prune(&project).await,

@@ -1,5 +1,6 @@
 //! The commands behind `cxflow <command>`. They return an exit status; `main` prints errors.
 
+mod demo;
 mod load;
 mod run;
 mod serve;
@@ -8,6 +9,7 @@ mod signals;
 
 use std::path::{Path, PathBuf};
 
+pub use demo::demo_portal;
 pub use load::Project;
 pub use run::{resume, run, RunArgs};
 pub use serve::{next, prune, serve, sqlite_file};

@@ -131,7 +131,12 @@ pub(super) fn plan(s: &StepSpec, index: usize, path: &str, cx: &mut PlanCx) -> O
         attempts,
         backoff,
         timeout,
-        concurrency: s.concurrency.unwrap_or(1).max(1) as usize,
+        // A browser step works its `sessions` in parallel unless told otherwise.
+        concurrency: match (&kind, s.concurrency) {
+            (_, Some(c)) => c.max(1) as usize,
+            (Some(StepKind::Browser(b)), None) => b.sessions,
+            _ => 1,
+        },
         on_error: s.on_error.unwrap_or_default(),
         kind: kind?,
     })

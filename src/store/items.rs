@@ -98,27 +98,31 @@ impl Store {
     }
 
     async fn write_items(&self, batch: &[ItemResult]) -> Result<()> {
+        // Multi-row INSERTs: sqlx's per-statement cost, not SQLite, is what limits one-row inserts.
+        const ROWS_PER_STATEMENT: usize = 500;
         let mut tx = self.pool.begin().await?;
         let at = now();
-        for r in batch {
-            sqlx::query(
-                "INSERT INTO items (run_id, step_id, item_key, seq, status, attempts, error, output, finished_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (run_id, step_id, item_key) DO UPDATE SET status = excluded.status,
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO items (run_id, step_id, item_key, seq, status, attempts, error, output, finished_at) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.run_id)
+                    .push_bind(&r.step_id)
+                    .push_bind(&r.key)
+                    .push_bind(r.seq)
+                    .push_bind(r.status.as_str())
+                    .push_bind(r.attempts as i64)
+                    .push_bind(&r.error)
+                    .push_bind(r.output.as_ref().map(|o| o.to_string()))
+                    .push_bind(&at);
+            });
+            q.push(
+                " ON CONFLICT (run_id, step_id, item_key) DO UPDATE SET status = excluded.status,
                    attempts = items.attempts + excluded.attempts, error = excluded.error,
                    output = excluded.output, finished_at = excluded.finished_at",
-            )
-            .bind(r.run_id)
-            .bind(&r.step_id)
-            .bind(&r.key)
-            .bind(r.seq)
-            .bind(r.status.as_str())
-            .bind(r.attempts as i64)
-            .bind(&r.error)
-            .bind(r.output.as_ref().map(|o| o.to_string()))
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
+            );
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -60,7 +60,7 @@ impl TestProject {
 
 /// Rows of `sql` against the SQLite file at `db`, columns joined with `|`.
 pub fn query(db: &Path, sql: &str) -> Vec<String> {
-    use sqlx::{Column, Row, ValueRef};
+    use sqlx::{Row, ValueRef};
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let url = format!("sqlite://{}?mode=ro", db.display());

@@ -1,33 +1,19 @@
-//! Placeholder until the browser step lands: the spec is accepted as any mapping so the schema
-//! and the engine's wiring exist, and planning reports that the step is not available yet.
+//! The `browser` step: fills portal forms in a real Chromium through WebDriver, once per item.
+//!
+//! spec.rs (YAML) → plan.rs (validated, templates compiled) → runner.rs (per item: take a
+//! logged-in session, render and run the actions, save artifacts on failure) on top of
+//! session.rs (pool of sessions), driver.rs (chromedriver process) and exec.rs (one action).
 
-use schemars::JsonSchema;
-use serde::Deserialize;
+pub mod action;
+pub mod artifacts;
+pub mod driver;
+pub mod exec;
+pub mod plan;
+pub mod runner;
+pub mod selector;
+pub mod session;
+pub mod spec;
 
-use super::{ItemEnv, ItemOutput, RunEnv, StepError};
-use crate::plan::PlanCx;
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(transparent)]
-pub struct BrowserSpec(pub serde_json::Value);
-
-#[derive(Debug)]
-pub struct Planned;
-
-pub fn plan(_spec: &BrowserSpec, path: &str, cx: &mut PlanCx) -> Option<Planned> {
-    cx.error_at_key(path, "the `browser` step is not available in this build", None);
-    None
-}
-
-pub struct Runner;
-
-pub async fn open(_p: &Planned, _run: &RunEnv) -> anyhow::Result<Runner> {
-    Ok(Runner)
-}
-
-impl Runner {
-    pub async fn run_item(&self, _env: &ItemEnv<'_>) -> Result<ItemOutput, StepError> {
-        Err(StepError::Fatal("browser is not available".into()))
-    }
-    pub async fn close(self) {}
-}
+pub use plan::{plan, PlannedBrowser as Planned};
+pub use runner::{open, BrowserRunner as Runner};
+pub use spec::BrowserSpec;

@@ -1,0 +1,314 @@
+//! Runs one rendered action against a browser session.
+//!
+//! Speed matters (every WebDriver command is an HTTP round trip to chromedriver and a CDP round
+//! trip to Chromium), so `fill` in `set` mode and `select` do their work in one script call for
+//! all fields, and lookups poll only when the element is not there yet.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::error::{CmdError, ErrorStatus};
+use fantoccini::elements::Element;
+use fantoccini::Client;
+use serde_json::{json, Value};
+
+use super::action::{Action, WaitTarget};
+use super::selector::Selector;
+use super::spec::InputMode;
+
+const POLL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    /// The page is not what the workflow expects (missing element, failed assertion, ...).
+    #[error("{0}")]
+    Page(String),
+    /// The WebDriver connection or the browser session is gone; a new session may succeed.
+    #[error("browser session lost: {0}")]
+    Session(String),
+}
+
+/// Sorts WebDriver errors into "the page is wrong" and "the browser is gone".
+pub fn classify(e: CmdError) -> ActError {
+    let msg = e.to_string();
+    let gone = matches!(e, CmdError::Lost(_) | CmdError::Failed(_) | CmdError::FailedC(_))
+        || e.is_invalid_session_id()
+        || e.is_no_such_window()
+        || msg.contains("chrome not reachable")
+        || msg.contains("disconnected")
+        || msg.contains("session deleted");
+    if gone {
+        ActError::Session(msg)
+    } else {
+        ActError::Page(msg)
+    }
+}
+
+/// What the actions of one item produce besides side effects on the portal.
+#[derive(Debug, Default)]
+pub struct Produced {
+    pub output: serde_json::Map<String, Value>,
+    pub screenshots: Vec<(String, Vec<u8>)>,
+}
+
+pub struct Page<'a> {
+    pub client: &'a Client,
+    /// Default wait for elements.
+    pub wait: Duration,
+}
+
+impl Page<'_> {
+    pub async fn run(&self, action: &Action, out: &mut Produced) -> Result<(), ActError> {
+        match action {
+            Action::Goto(url) => self.client.goto(url).await.map_err(classify),
+            Action::Fill { fields, mode: InputMode::Set } => self.fill_set(fields).await,
+            Action::Fill { fields, mode: InputMode::Type } => {
+                for (sel, value) in fields {
+                    let el = self.find(sel, self.wait).await?;
+                    el.clear().await.map_err(classify)?;
+                    el.send_keys(value).await.map_err(classify)?;
+                }
+                Ok(())
+            }
+            Action::Select(fields) => {
+                for (sel, value) in fields {
+                    self.select(sel, value).await?;
+                }
+                Ok(())
+            }
+            Action::Check { sel, on } => {
+                let el = self.find(sel, self.wait).await?;
+                if el.is_selected().await.map_err(classify)? != *on {
+                    self.click(sel).await?;
+                }
+                Ok(())
+            }
+            Action::Click(sel) | Action::Submit(sel) => self.click(sel).await,
+            Action::Press { on, key } => {
+                let el = match on {
+                    Some(sel) => self.find(sel, self.wait).await?,
+                    None => self.client.active_element().await.map_err(classify)?,
+                };
+                el.send_keys(&key.code).await.map_err(classify)
+            }
+            Action::Upload(files) => {
+                for (sel, path) in files {
+                    if !path.is_file() {
+                        return Err(ActError::Page(format!("file `{}` does not exist", path.display())));
+                    }
+                    let el = self.find(sel, self.wait).await?;
+                    el.send_keys(&path.to_string_lossy()).await.map_err(classify)?;
+                }
+                Ok(())
+            }
+            Action::WaitFor { target, timeout } => self.wait_for(target, *timeout).await,
+            Action::AssertText(checks) => {
+                for (sel, want) in checks {
+                    let text = self.find(sel, self.wait).await?.text().await.map_err(classify)?;
+                    if !text.contains(want.as_str()) {
+                        return Err(ActError::Page(format!(
+                            "`{sel}` shows `{}`, expected it to contain `{want}`",
+                            excerpt(&text, 200)
+                        )));
+                    }
+                }
+                Ok(())
+            }
+            Action::Extract(list) => {
+                for x in list {
+                    let el = self.find(&x.sel, self.wait).await?;
+                    let v = match x.attribute.as_deref() {
+                        None => el.text().await.map_err(classify)?,
+                        // `value` is the live property (what the user typed), not the HTML
+                        // attribute (what the page was served with).
+                        Some("value") => el.prop("value").await.map_err(classify)?.unwrap_or_default(),
+                        Some(a) => el.attr(a).await.map_err(classify)?.unwrap_or_default(),
+                    };
+                    out.output.insert(x.name.clone(), Value::String(v.trim().to_string()));
+                }
+                Ok(())
+            }
+            Action::Screenshot(name) => {
+                let png = self.client.screenshot().await.map_err(classify)?;
+                out.screenshots.push((name.clone(), png));
+                Ok(())
+            }
+            Action::IfPresent { sel, then } => {
+                let found = self.client.find_all(sel.locator()).await.map_err(classify)?;
+                if !found.is_empty() {
+                    for a in then {
+                        Box::pin(self.run(a, out)).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn find(&self, sel: &Selector, timeout: Duration) -> Result<Element, ActError> {
+        let r = self.client.wait().at_most(timeout).every(POLL).for_element(sel.locator()).await;
+        match r {
+            Ok(el) => Ok(el),
+            Err(CmdError::WaitTimeout) => Err(not_found(sel, timeout)),
+            Err(e) if e.is_invalid_selector() => Err(ActError::Page(format!("`{sel}` is not a valid selector"))),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Clicks, retrying while something covers the element or it is not interactable yet
+    /// (animations, overlays that go away), up to the wait.
+    async fn click(&self, sel: &Selector) -> Result<(), ActError> {
+        let deadline = Instant::now() + self.wait;
+        loop {
+            let el = self.find(sel, self.wait).await?;
+            match el.click().await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let blocked = matches!(&e, CmdError::Standard(w) if w.error == ErrorStatus::ElementClickIntercepted)
+                        || e.is_element_not_interactable()
+                        || e.is_stale_element_reference();
+                    if !blocked {
+                        return Err(classify(e));
+                    }
+                    if Instant::now() >= deadline {
+                        let msg = e.to_string();
+                        let first = msg.lines().next().unwrap_or("");
+                        return Err(ActError::Page(format!("`{sel}` cannot be clicked: {first}")));
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+        }
+    }
+
+    async fn fill_set(&self, fields: &[(Selector, String)]) -> Result<(), ActError> {
+        let args: Vec<Value> = fields.iter().map(|(s, v)| json!([s.js(), v])).collect();
+        let deadline = Instant::now() + self.wait;
+        loop {
+            let missing = self.client.execute(FILL_JS, vec![Value::Array(args.clone())]).await.map_err(classify)?;
+            let missing: Vec<usize> = serde_json::from_value(missing).unwrap_or_default();
+            let Some(&first) = missing.first() else { return Ok(()) };
+            if Instant::now() >= deadline {
+                return Err(not_found(&fields[first].0, self.wait));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn select(&self, sel: &Selector, value: &str) -> Result<(), ActError> {
+        let el = self.find(sel, self.wait).await?;
+        let el_json = serde_json::to_value(&el).map_err(|e| ActError::Page(e.to_string()))?;
+        let r = self.client.execute(SELECT_JS, vec![el_json, json!(value)]).await.map_err(classify)?;
+        match r {
+            Value::Null => Ok(()),
+            Value::String(err) if err == "not a select" => {
+                Err(ActError::Page(format!("`{sel}` is not a <select> element")))
+            }
+            options => Err(ActError::Page(format!(
+                "`{sel}` has no option with value or text `{value}`; options: {}",
+                options
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|o| o.as_str()).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
+            ))),
+        }
+    }
+
+    async fn wait_for(&self, target: &WaitTarget, timeout: Duration) -> Result<(), ActError> {
+        if let WaitTarget::Selector(sel) = target {
+            return self.find(sel, timeout).await.map(|_| ());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ok = match target {
+                WaitTarget::Text(t) => self.body_text().await?.contains(t.as_str()),
+                WaitTarget::Url(u) => self.client.current_url().await.map_err(classify)?.as_str().contains(u.as_str()),
+                WaitTarget::Selector(_) => unreachable!("handled above"),
+            };
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let what = match target {
+                    WaitTarget::Text(t) => format!("text `{t}` did not appear"),
+                    WaitTarget::Url(u) => format!("the URL did not come to contain `{u}`"),
+                    WaitTarget::Selector(_) => unreachable!("handled above"),
+                };
+                return Err(ActError::Page(format!("{what} within {}", humantime::format_duration(timeout))));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Whether the target holds right now (no waiting): used to recognise the login page.
+    pub async fn matches_now(&self, target: &WaitTarget) -> Result<bool, ActError> {
+        Ok(match target {
+            WaitTarget::Selector(sel) => !self.client.find_all(sel.locator()).await.map_err(classify)?.is_empty(),
+            WaitTarget::Text(t) => self.body_text().await?.contains(t.as_str()),
+            WaitTarget::Url(u) => self.client.current_url().await.map_err(classify)?.as_str().contains(u.as_str()),
+        })
+    }
+
+    pub async fn body_text(&self) -> Result<String, ActError> {
+        let v = self
+            .client
+            .execute("return document.body ? document.body.innerText : ''", vec![])
+            .await
+            .map_err(classify)?;
+        Ok(v.as_str().unwrap_or("").to_string())
+    }
+}
+
+fn not_found(sel: &Selector, wait: Duration) -> ActError {
+    ActError::Page(format!("no element matches `{sel}` after {}", humantime::format_duration(wait)))
+}
+
+pub fn excerpt(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
+}
+
+/// Sets each field's value with the prototype's setter (so frameworks that track the value,
+/// such as React, see the change) and fires `input` then `change`. Returns the indexes of the
+/// fields whose selector matched nothing yet.
+const FILL_JS: &str = r#"
+const fields = arguments[0];
+const missing = [];
+const find = ([how, expr]) => how === 'xpath'
+  ? document.evaluate(expr, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue
+  : document.querySelector(expr);
+fields.forEach(([sel, value], i) => {
+  const el = find(sel);
+  if (!el) { missing.push(i); return; }
+  const proto = el instanceof HTMLTextAreaElement ? HTMLTextAreaElement.prototype
+    : el instanceof HTMLSelectElement ? HTMLSelectElement.prototype
+    : el instanceof HTMLInputElement ? HTMLInputElement.prototype : null;
+  if (proto) {
+    Object.getOwnPropertyDescriptor(proto, 'value').set.call(el, value);
+  } else if (el.isContentEditable) {
+    el.textContent = value;
+  } else {
+    el.value = value;
+  }
+  el.dispatchEvent(new Event('input', { bubbles: true }));
+  el.dispatchEvent(new Event('change', { bubbles: true }));
+});
+return missing;
+"#;
+
+/// Picks the option whose value, else whose visible text, equals the wanted string. Returns
+/// null on success, or the list of available options for the error message.
+const SELECT_JS: &str = r#"
+const [el, want] = arguments;
+if (!(el instanceof HTMLSelectElement)) return 'not a select';
+const opts = Array.from(el.options);
+const hit = opts.find(o => o.value === want) || opts.find(o => o.text.trim() === want.trim());
+if (!hit) return opts.map(o => { const v = o.value === '' ? '""' : o.value;
+  return o.value === o.text.trim() ? v : `${v} (${o.text.trim()})`; });
+el.value = hit.value;
+el.dispatchEvent(new Event('input', { bubbles: true }));
+el.dispatchEvent(new Event('change', { bubbles: true }));
+return null;
+"#;

@@ -1,0 +1,97 @@
+//! `smtp_url` → connection settings. Formats:
+//!   smtp://host[:port][?tls=opportunistic|required|none]   (default port 25, STARTTLS if offered)
+//!   smtps://host[:port]                                    (implicit TLS, default port 465)
+//!   smtp://user:password@host:587?tls=required
+//! The password may instead come from a secret (the step passes it in), so it never sits in YAML.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Implicit TLS from the first byte (smtps://).
+    Implicit,
+    /// STARTTLS; the connection fails if the server does not offer it.
+    Required,
+    /// STARTTLS when offered, plain otherwise.
+    Opportunistic,
+    /// Never encrypt (loopback sinks, test servers).
+    None,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub timeout: Duration,
+}
+
+// Hand-written so a password never ends up in a log line through `{:?}`.
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl SmtpSettings {
+    pub fn parse(s: &str) -> Result<SmtpSettings, String> {
+        let url = url::Url::parse(s.trim()).map_err(|e| format!("`smtp_url` is not a URL: {e}"))?;
+        let implicit = match url.scheme() {
+            "smtp" => false,
+            "smtps" => true,
+            other => return Err(format!("`smtp_url` scheme `{other}` is not supported; use smtp:// or smtps://")),
+        };
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("`smtp_url` has no host")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let mut tls = if implicit { Tls::Implicit } else { Tls::Opportunistic };
+        let mut timeout = Duration::from_secs(60);
+        for (k, v) in url.query_pairs() {
+            match (&*k, &*v) {
+                ("tls", "required" | "starttls") if !implicit => tls = Tls::Required,
+                ("tls", "opportunistic") if !implicit => tls = Tls::Opportunistic,
+                ("tls", "none") if !implicit => tls = Tls::None,
+                ("tls", _) => return Err(format!("`smtp_url` has `tls={v}`; use required, opportunistic or none (smtp:// only)")),
+                ("timeout", t) => {
+                    timeout = humantime::parse_duration(t).map_err(|e| format!("`smtp_url` timeout `{t}`: {e}"))?
+                }
+                _ => return Err(format!("`smtp_url` has unknown option `{k}`; known: tls, timeout")),
+            }
+        }
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
+        };
+        let user = (!url.username().is_empty()).then(|| decode(url.username())).flatten();
+        let password = url.password().and_then(decode);
+        let port = url.port().unwrap_or(if implicit { 465 } else { 25 });
+        Ok(SmtpSettings { host, port, tls, user, password, timeout })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_forms() {
+        let s = SmtpSettings::parse("smtp://127.0.0.1:2525?tls=none").unwrap();
+        assert_eq!((s.host.as_str(), s.port, s.tls), ("127.0.0.1", 2525, Tls::None));
+        let s = SmtpSettings::parse("smtps://mail.example.com").unwrap();
+        assert_eq!((s.port, s.tls), (465, Tls::Implicit));
+        let s = SmtpSettings::parse("smtp://bot%40x.com:p%40ss@mail.x.com:587?tls=required").unwrap();
+        assert_eq!(s.user.as_deref(), Some("bot@x.com"));
+        assert_eq!(s.password.as_deref(), Some("p@ss"));
+        assert_eq!(s.tls, Tls::Required);
+        assert!(!format!("{s:?}").contains("p@ss"));
+        assert!(SmtpSettings::parse("http://x").is_err());
+        assert!(SmtpSettings::parse("smtp://x?tls=maybe").is_err());
+        assert!(SmtpSettings::parse("smtp://x?pool=3").is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! Fixtures for the browser end-to-end tests: the demo portal on loopback (in-process, so tests
+//! read what it received), a project folder with a portal workflow, and process helpers to find
+//! and kill chromedriver and check nothing outlives a run.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cxflow::demo_portal::{self, Portal, PortalOptions, Record};
+
+use crate::support::TestProject;
+
+pub const PASSWORD: &str = "s3cret-Pass-4711";
+
+pub struct BgPortal {
+    pub url: String,
+    portal: Portal,
+    // Keeps serving on its worker threads while the test blocks on the cxflow binary.
+    _rt: tokio::runtime::Runtime,
+}
+
+impl BgPortal {
+    pub fn start(mut opts: PortalOptions) -> BgPortal {
+        opts.password = PASSWORD.into();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let portal = rt.block_on(demo_portal::serve("127.0.0.1:0".parse().unwrap(), opts)).unwrap();
+        BgPortal { url: portal.url(), portal, _rt: rt }
+    }
+    pub fn records(&self) -> Vec<Record> {
+        self.portal.records()
+    }
+    pub fn stats(&self) -> cxflow::demo_portal::Stats {
+        self.portal.stats()
+    }
+}
+
+pub fn rows(n: usize) -> Vec<[String; 3]> {
+    let reasons = ["damaged", "Wrong item sent", "too_late", "changed_mind"];
+    (1..=n).map(|i| [format!("SO-{}", 5000 + i), format!("c{i}@example.com"), reasons[i % 4].to_string()]).collect()
+}
+
+/// A project with `data/returns.csv` (`rows`) and `workflows/returns.yaml` whose browser step
+/// has `browser_extra` (indented step keys) and the standard login and form actions.
+pub fn project(portal: &BgPortal, n: usize, browser_extra: &str, field: impl Fn(usize) -> String) -> TestProject {
+    let p = TestProject::new();
+    let mut csv = String::from("order_id,email,reason,field\n");
+    for (i, r) in rows(n).iter().enumerate() {
+        csv.push_str(&format!("{},{},{},{}\n", r[0], r[1], r[2], field(i + 1)));
+    }
+    p.write("data/returns.csv", &csv);
+    p.write(
+        "workflows/returns.yaml",
+        &format!(
+            r##"name: returns
+params:
+  portal: {url}
+secrets: [PORTAL_USER, PORTAL_PASSWORD]
+steps:
+  - id: returns
+    read_csv: data/returns.csv
+  - id: register
+    for_each: returns
+    item_key: "{{{{item.order_id}}}}"
+    browser:
+{browser_extra}
+      login:
+        - goto: "{{{{params.portal}}}}/login"
+        - fill: {{ "#username": "{{{{secrets.PORTAL_USER}}}}", "#password": "{{{{secrets.PORTAL_PASSWORD}}}}" }}
+        - click: "button[type=submit]"
+        - wait_for: "#dashboard"
+      actions:
+        - goto: "{{{{params.portal}}}}/returns/new"
+        - if_present: "#cookie-banner"
+          then:
+            - click: "#accept-cookies"
+        - fill: {{ "#order": "{{{{item.order_id}}}}", "#{{{{item.field}}}}": "{{{{item.email}}}}" }}
+        - select: {{ "#reason": "{{{{item.reason}}}}" }}
+        - check: "#consent"
+        - submit: "#submit"
+        - wait_for: {{ selector: "#confirmation", timeout: 10s }}
+        - extract: {{ confirmation_id: "#confirmation" }}
+"##,
+            url = portal.url
+        ),
+    );
+    p
+}
+
+pub fn cxflow(p: &TestProject) -> std::process::Command {
+    let mut c = p.cxflow();
+    c.env("PORTAL_USER", "demo").env("PORTAL_PASSWORD", PASSWORD);
+    c
+}
+
+/// Orders submitted more than once.
+pub fn duplicates(recs: &[Record]) -> Vec<String> {
+    let mut seen = std::collections::HashMap::new();
+    for r in recs {
+        *seen.entry(r.order.clone()).or_insert(0) += 1;
+    }
+    seen.into_iter().filter(|(_, n)| *n > 1).map(|(o, _)| o).collect()
+}
+
+// ---- processes ----
+
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    pub state: char,
+    pub comm: String,
+}
+
+pub fn procs() -> Vec<Proc> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let (Some(l), Some(r)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let f: Vec<&str> = stat[r + 2..].split(' ').collect();
+        out.push(Proc {
+            pid,
+            comm: stat[l + 1..r].to_string(),
+            state: f[0].chars().next().unwrap_or('?'),
+            ppid: f[1].parse().unwrap_or(0),
+            pgid: f[2].parse().unwrap_or(0),
+        });
+    }
+    out
+}
+
+/// Process groups of the chromedriver wrappers `cxflow_pid` started.
+pub fn driver_groups(cxflow_pid: i32) -> Vec<i32> {
+    procs().into_iter().filter(|p| p.ppid == cxflow_pid && p.comm == "sh" && p.pgid == p.pid).map(|p| p.pgid).collect()
+}
+
+pub fn live_in_group(pgid: i32) -> Vec<String> {
+    procs().into_iter().filter(|p| p.pgid == pgid && p.state != 'Z').map(|p| format!("{} {}", p.pid, p.comm)).collect()
+}
+
+pub fn kill(pid: i32, sig: i32) {
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// Every file under `dir` that contains `needle` (secrets must appear nowhere).
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if memchr::memmem::find(&bytes, needle.as_bytes()).is_some() {
+                    hits.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    hits
+}

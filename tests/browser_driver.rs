@@ -1,0 +1,83 @@
+//! The chromedriver wrapper: sessions open, the process group dies with `shutdown`, and a
+//! killed chromedriver is restarted.
+
+use std::time::Duration;
+
+use cxflow::demo_portal::{self, PortalOptions};
+use cxflow::steps::browser::driver::{Driver, DriverConfig};
+
+/// Live (non-zombie) processes of the group: killed children of chromedriver are reparented
+/// to PID 1, which in a container may never reap them, so zombies do not count.
+fn group_alive(pgid: i32) -> bool {
+    !group_members(pgid).is_empty()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_opens_and_group_dies_on_shutdown() {
+    let portal = demo_portal::serve("127.0.0.1:0".parse().unwrap(), PortalOptions::default())
+        .await
+        .unwrap();
+    let driver = Driver::start(DriverConfig::default()).await.expect("chromedriver must be installed");
+    let pgid = driver.pgid().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = driver.new_session(dir.path()).await.unwrap();
+    client.goto(&format!("{}/login", portal.url())).await.unwrap();
+    let title = client.title().await.unwrap();
+    assert!(title.contains("Sign in"), "{title}");
+    // Count processes in the group: chromedriver + chromium children must be inside it.
+    let n = count_group(pgid);
+    assert!(n >= 3, "expected chromedriver and chromium in group {pgid}, found {n}");
+    client.close().await.unwrap();
+    driver.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!group_alive(pgid), "process group {pgid} survived shutdown");
+    portal.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_chromedriver_is_restarted() {
+    let driver = Driver::start(DriverConfig::default()).await.unwrap();
+    let pgid = driver.pgid().await.unwrap();
+    let gen = driver.generation().await;
+    // Kill only chromedriver (not the wrapper), as a crash would.
+    for pid in group_members(pgid) {
+        if comm(pid).contains("chromedriver") {
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(driver.restart_if_dead(gen).await.unwrap());
+    assert_eq!(driver.generation().await, gen + 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = driver.new_session(dir.path()).await.unwrap();
+    client.goto("about:blank").await.unwrap();
+    client.close().await.unwrap();
+    driver.shutdown().await;
+    assert!(!group_alive(pgid));
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default()
+}
+
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the `(comm)`: state ppid pgrp ...
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        if f[2].parse::<i32>() == Ok(pgid) && f[0] != "Z" {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn count_group(pgid: i32) -> usize {
+    group_members(pgid).len()
+}

@@ -1,0 +1,62 @@
+//! `cxflow validate` on browser steps: mistakes show before anything runs, at the right line.
+
+mod support;
+
+const HEAD: &str = "name: bad\nsteps:\n  - id: a\n    read_csv: data/a.csv\n  - id: b\n    for_each: a\n    browser:\n      actions:\n";
+
+fn validate(actions: &str) -> String {
+    let p = support::TestProject::new();
+    p.write("data/a.csv", "id\n1\n");
+    p.write("workflows/bad.yaml", &format!("{HEAD}{actions}"));
+    let r = p.run(&["validate", "workflows/bad.yaml"]);
+    r.expect_code(2);
+    r.stderr
+}
+
+#[test]
+fn two_action_keys_in_one_entry() {
+    let e = validate("        - goto: \"http://x\"\n          click: \"#a\"\n");
+    assert!(e.starts_with("error: this action has 2 action keys: `goto`, `click`\n  --> workflows/bad.yaml:9:11\n"), "{e}");
+}
+
+#[test]
+fn unknown_key_name_lists_the_known_ones() {
+    let e = validate("        - press: Return\n");
+    assert!(e.contains("error: unknown key `Return`\n  --> workflows/bad.yaml:9:18"), "{e}");
+    assert!(e.contains("= help: use one of: Enter, Tab, Escape"), "{e}");
+}
+
+#[test]
+fn second_submit_is_pointed_at() {
+    let e = validate("        - submit: \"#s\"\n        - submit: \"#t\"\n");
+    assert!(e.starts_with("error: more than one `submit` action\n  --> workflows/bad.yaml:10:19\n"), "{e}");
+}
+
+#[test]
+fn if_present_needs_then_and_then_needs_if_present() {
+    let e = validate("        - if_present: \"#c\"\n        - click: \"#a\"\n          then: []\n");
+    assert!(e.contains("error: `if_present` needs `then`\n  --> workflows/bad.yaml:9:11"), "{e}");
+    assert!(e.contains("error: `then` only applies to `if_present`\n  --> workflows/bad.yaml:11:17"), "{e}");
+}
+
+#[test]
+fn misspelled_action_suggests_the_right_one() {
+    let e = validate("        - clik: \"#x\"\n");
+    assert!(e.contains("unknown field `clik`"), "{e}");
+    assert!(e.contains("did you mean `click`?"), "{e}");
+}
+
+#[test]
+fn bad_wait_timeout() {
+    let e = validate("        - wait_for: { selector: \"#a\", timeout: soon }\n");
+    assert!(e.contains("error: `soon` is not a duration\n  --> workflows/bad.yaml:9:48"), "{e}");
+}
+
+#[test]
+fn shipped_sample_validates() {
+    let r = support::TestProject::new();
+    let wf = support::repo().join("workflows/portal-returns.yaml");
+    let out = r.cxflow().args(["-C", support::repo().to_str().unwrap(), "validate", wf.to_str().unwrap()]).output().unwrap();
+    let run = support::Run::from(out);
+    run.expect_code(0);
+}

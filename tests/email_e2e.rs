@@ -1,0 +1,266 @@
+//! send_email end to end: the real `cxflow` binary, a real SQLite run log, and a real SMTP
+//! server (embedded sink) on 127.0.0.1.
+
+mod support;
+#[path = "support/smtp.rs"]
+mod smtp;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use smtp::SmtpSink;
+use support::TestProject;
+
+const HTML: &str = "{{> header}}<p>Hi {{item.name}},</p><p><a href=\"https://s.example.com/r?t={{item.ticket_id}}&s=5\">Rate ticket {{item.ticket_id}}</a></p>";
+const TEXT: &str = "Hi {{item.name}},\nRate us: https://s.example.com/r?t={{item.ticket_id}}&s=5\n{{> footer}}";
+
+fn project(rows: &[(String, String, String)], step_extra: &str, email_extra: &str) -> TestProject {
+    let p = TestProject::new();
+    p.write("templates/follow_up.html.hbs", HTML);
+    p.write("templates/follow_up.txt.hbs", TEXT);
+    p.write("templates/partials/header.html.hbs", "<h1>Acme & Co</h1>");
+    p.write("templates/partials/footer.hbs", "-- Acme & Co");
+    let mut csv = csv::Writer::from_writer(vec![]);
+    csv.write_record(["ticket_id", "name", "email"]).unwrap();
+    for (id, name, email) in rows {
+        csv.write_record([id, name, email]).unwrap();
+    }
+    p.write("data/closed.csv", &String::from_utf8(csv.into_inner().unwrap()).unwrap());
+    p.write(
+        "workflows/x.yaml",
+        &format!(
+            r#"name: follow-up
+steps:
+  - id: closed
+    read_csv: data/closed.csv
+  - id: follow_up
+    for_each: closed
+    item_key: "{{{{item.ticket_id}}}}"
+{step_extra}    send_email:
+      to: "{{{{item.name}}}} <{{{{item.email}}}}>"
+      from: "Acme Support <support@acme.example>"
+      subject: "How did we do on ticket {{{{item.ticket_id}}}}?"
+      template: follow_up
+      idempotency_key: "follow-up/{{{{item.ticket_id}}}}"
+{email_extra}"#
+        ),
+    );
+    p
+}
+
+fn rows(n: usize) -> Vec<(String, String, String)> {
+    (0..n).map(|i| (format!("T{i}"), format!("Customer {i}"), format!("c{i}@example.org"))).collect()
+}
+
+fn run_with(p: &TestProject, sink: &SmtpSink, args: &[&str]) -> support::Run {
+    support::Run::from(p.cxflow().env("CXFLOW_SMTP_URL", sink.url()).args(args).output().unwrap())
+}
+
+fn show_json(p: &TestProject, run: &str) -> serde_json::Value {
+    let r = p.run(&["show", run, "--json"]);
+    r.expect_code(0);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+#[test]
+fn batch_of_500_arrives_once_with_both_parts_and_a_second_run_sends_nothing() {
+    let sink = SmtpSink::start();
+    let p = project(&rows(500), "    concurrency: 16\n", "      headers: {X-Campaign: follow-up}\n");
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]).expect_code(0);
+    let got = sink.messages();
+    assert_eq!(got.len(), 500);
+    let m = got.iter().find(|m| m.to == ["c42@example.org"]).expect("c42 got one");
+    assert_eq!(m.from, "support@acme.example");
+    assert_eq!(m.header("Subject").unwrap(), "How did we do on ticket T42?");
+    assert_eq!(m.header("To").unwrap(), "\"Customer 42\" <c42@example.org>");
+    assert_eq!(m.header("X-Campaign").unwrap(), "follow-up");
+    assert_eq!(m.header("Message-ID").unwrap(), "<follow-up/T42.cxflow@acme.example>");
+    assert!(m.header("Content-Type").unwrap().starts_with("multipart/alternative"));
+    let parts = m.parts();
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    // Text part: nothing escaped, `&` stays `&`. HTML part: the link's query string is intact.
+    let text = m.part("text/plain").unwrap();
+    assert_eq!(text, "Hi Customer 42,\nRate us: https://s.example.com/r?t=T42&s=5\n-- Acme & Co".replace('\n', "\r\n"));
+    let html = m.part("text/html").unwrap();
+    assert_eq!(html, "<h1>Acme & Co</h1><p>Hi Customer 42,</p><p><a href=\"https://s.example.com/r?t=T42&s=5\">Rate ticket T42</a></p>");
+    let mut per_rcpt: HashMap<String, usize> = HashMap::new();
+    for m in &got {
+        *per_rcpt.entry(m.to[0].clone()).or_default() += 1;
+    }
+    assert!(per_rcpt.values().all(|&c| c == 1) && per_rcpt.len() == 500);
+    assert_eq!(p.query("SELECT count(*) FROM ledger WHERE state = 'sent'"), ["500"]);
+
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]).expect_code(0);
+    assert_eq!(sink.count(), 500, "second run must send nothing new");
+    let skipped = p.query("SELECT count(*) FROM items WHERE run_id = 2 AND output LIKE '%already sent%'");
+    assert_eq!(skipped, ["500"]);
+}
+
+#[test]
+fn transient_4xx_is_retried_and_5xx_fails_one_item_with_the_servers_words() {
+    let sink = SmtpSink::start();
+    sink.fail_transient("c1@example.org", 1);
+    sink.fail_permanent("c2@example.org", "5.1.1 <c2@example.org>: Recipient address rejected: mailbox gone");
+    let p = project(&rows(5), "    retry: { attempts: 3, backoff: 10ms }\n", "");
+    let r = run_with(&p, &sink, &["run", "workflows/x.yaml"]);
+    assert_ne!(r.code, 0, "a failed item makes the run partial");
+    assert_eq!(sink.count(), 4);
+    assert_eq!(sink.messages().iter().filter(|m| m.to == ["c1@example.org"]).count(), 1);
+    let rows = p.query("SELECT item_key, status, attempts, error FROM items WHERE step_id = 'follow_up' ORDER BY item_key");
+    assert!(rows.contains(&"T1|ok|2|NULL".to_string()), "{rows:?}");
+    let t2 = rows.iter().find(|r| r.starts_with("T2|")).unwrap();
+    assert!(t2.starts_with("T2|failed|1|") && t2.contains("550") && t2.contains("mailbox gone"), "{t2}");
+    // 5xx released the key: nothing is uncertain and a later run may try again.
+    assert_eq!(p.query("SELECT count(*) FROM ledger WHERE key = 'follow-up/T2'"), ["0"]);
+    let shown = p.run(&["show", "1"]);
+    assert!(shown.stdout.contains("mailbox gone"), "{}", shown.stdout);
+}
+
+#[test]
+fn malformed_address_and_crlf_in_a_name_fail_clearly_and_send_nothing() {
+    let sink = SmtpSink::start();
+    let mut r = rows(3);
+    r[0].2 = "not-an-address".into();
+    r[1].1 = "Eve\r\nBcc: everyone@example.org".into();
+    let p = project(&r, "", "");
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]);
+    assert_eq!(sink.count(), 1);
+    assert_eq!(sink.messages()[0].to, ["c2@example.org"]);
+    let errs = p.query("SELECT item_key, error FROM items WHERE status = 'failed' ORDER BY item_key");
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].contains("not a valid address") && errs[0].contains("not-an-address"), "{errs:?}");
+    assert!(errs[1].contains("line break") && errs[1].contains("header injection"), "{errs:?}");
+    assert_eq!(p.query("SELECT count(*) FROM ledger WHERE state = 'sending'"), ["0"]);
+}
+
+#[test]
+fn missing_field_names_the_field() {
+    let sink = SmtpSink::start();
+    let p = project(&rows(1), "", "");
+    p.write("templates/follow_up.txt.hbs", "Hi {{item.name}}, your {{item.product}}");
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]);
+    assert_eq!(sink.count(), 0);
+    let e = p.query("SELECT error FROM items WHERE status = 'failed'");
+    assert!(e[0].contains("`item.product`"), "{e:?}");
+}
+
+#[test]
+fn sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain() {
+    let sink = SmtpSink::start();
+    let n = 300;
+    // Paced so the batch takes ~3 s and the kill lands in the middle of it.
+    let p = project(&rows(n), "    concurrency: 8\n", "      rate_limit: 100\n");
+    let mut child = p.cxflow().env("CXFLOW_SMTP_URL", sink.url()).args(["run", "workflows/x.yaml"]).spawn().unwrap();
+    let start = Instant::now();
+    while sink.count() < 60 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let before = sink.count();
+    assert!(before >= 60 && before < n, "killed after {before} of {n}");
+
+    run_with(&p, &sink, &["resume", "1"]).expect_code(0);
+    let v = show_json(&p, "1");
+    let uncertain: Vec<String> =
+        v["uncertain"].as_array().unwrap().iter().map(|u| u["key"].as_str().unwrap().to_string()).collect();
+    assert!(uncertain.len() <= 8, "at most the in-flight items are uncertain: {uncertain:?}");
+    let mut per_key: HashMap<String, usize> = HashMap::new();
+    for m in sink.messages() {
+        let id = m.header("Subject").unwrap().trim_start_matches("How did we do on ticket ").trim_end_matches('?').to_string();
+        *per_key.entry(format!("follow-up/{id}")).or_default() += 1;
+    }
+    for i in 0..n {
+        let key = format!("follow-up/T{i}");
+        let c = per_key.get(&key).copied().unwrap_or(0);
+        if uncertain.contains(&key) {
+            assert!(c <= 1, "{key} sent {c} times");
+        } else {
+            assert_eq!(c, 1, "{key} must be delivered exactly once");
+        }
+    }
+    // Uncertain items are reported as such, not resent.
+    let reported = p.query("SELECT count(*) FROM items WHERE output LIKE '%\"uncertain\"%'");
+    assert_eq!(reported, [uncertain.len().to_string()]);
+
+    let total = sink.count();
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]).expect_code(0);
+    assert_eq!(sink.count(), total, "a later run sends nothing new");
+}
+
+#[test]
+fn sample_workflow_runs_on_defaults_and_fills_the_outbox() {
+    let p = TestProject::new();
+    let repo = support::repo();
+    for f in ["workflows/ticket-follow-up.yaml", "data/closed_tickets.csv", "templates/follow_up.html.hbs",
+        "templates/follow_up.txt.hbs", "templates/partials/header.html.hbs", "templates/partials/footer.html.hbs",
+        "templates/partials/footer.txt.hbs"]
+    {
+        p.write(f, &std::fs::read_to_string(repo.join(f)).unwrap());
+    }
+    p.run(&["run", "workflows/ticket-follow-up.yaml"]).expect_code(0);
+    let files: Vec<_> = std::fs::read_dir(p.path().join("outbox")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 5);
+    assert_eq!(p.query("SELECT count(*) FROM artifacts WHERE kind = 'eml'"), ["5"]);
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(eml.contains("multipart/alternative") && eml.contains("How did we do on ticket T-100"), "{eml}");
+    p.run(&["run", "workflows/ticket-follow-up.yaml"]).expect_code(0);
+    assert_eq!(std::fs::read_dir(p.path().join("outbox")).unwrap().count(), 5);
+}
+
+#[test]
+fn cc_bcc_reply_to_and_templated_attachments() {
+    let sink = SmtpSink::start();
+    let p = project(
+        &rows(2),
+        "",
+        "      cc: \"Team Lead <lead@acme.example>\"\n      bcc: [audit@acme.example]\n      reply_to: \"Help <help@acme.example>\"\n      attachments: [\"files/receipt-{{item.ticket_id}}.pdf\"]\n",
+    );
+    p.write("files/receipt-T0.pdf", "%PDF-1.4 receipt T0");
+    p.write("files/receipt-T1.pdf", "%PDF-1.4 receipt T1");
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]).expect_code(0);
+    let got = sink.messages();
+    assert_eq!(got.len(), 2);
+    let m = got.iter().find(|m| m.to.contains(&"c1@example.org".to_string())).unwrap();
+    // Bcc is in the envelope only, never in the headers the customer sees.
+    let mut env = m.to.clone();
+    env.sort();
+    assert_eq!(env, ["audit@acme.example", "c1@example.org", "lead@acme.example"]);
+    assert!(m.header("Bcc").is_none());
+    assert_eq!(m.header("Cc").unwrap(), "\"Team Lead\" <lead@acme.example>");
+    assert_eq!(m.header("Reply-To").unwrap(), "Help <help@acme.example>");
+    assert!(m.header("Content-Type").unwrap().starts_with("multipart/mixed"));
+    let parts = m.parts();
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    let pdf = parts.iter().find(|p| p.filename.as_deref() == Some("receipt-T1.pdf")).unwrap();
+    assert_eq!(pdf.content_type, "application/pdf");
+    assert_eq!(pdf.text(), "%PDF-1.4 receipt T1");
+}
+
+#[test]
+fn validate_reports_template_problems_at_their_position() {
+    let p = project(&rows(1), "", "");
+    let wf = p.read("workflows/x.yaml").replace("template: follow_up", "template: nope").replace(
+        "subject: \"How did we do on ticket {{item.ticket_id}}?\"",
+        "subject: \"How did we do on {{vars.ticket}}?\"",
+    );
+    p.write("workflows/x.yaml", &wf);
+    let r = p.run(&["validate", "workflows/x.yaml"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("template `nope` not found"), "{}", r.stderr);
+    assert!(r.stderr.contains("`vars.ticket` is never defined"), "{}", r.stderr);
+    assert!(r.stderr.contains("x.yaml:11:16") && r.stderr.contains("x.yaml:12:17"), "{}", r.stderr);
+}
+
+#[test]
+fn dry_run_renders_and_checks_but_sends_and_claims_nothing() {
+    let sink = SmtpSink::start();
+    let mut r = rows(3);
+    r[2].2 = "broken".into();
+    let p = project(&r, "", "");
+    run_with(&p, &sink, &["run", "workflows/x.yaml", "--dry-run"]);
+    assert_eq!(sink.count(), 0);
+    assert_eq!(p.query("SELECT count(*) FROM ledger"), ["0"]);
+    let out = p.query("SELECT item_key, status FROM items WHERE step_id = 'follow_up' ORDER BY item_key");
+    assert_eq!(out, ["T0|ok", "T1|ok", "T2|failed"], "a bad address shows up in a dry run too");
+}
