@@ -172,6 +172,7 @@ schedule:
   max_runtime: 1s
   on_failure:
     webhook: {url}
+    email: [ops@example.com]
 steps:
   - id: records
     read_csv: data/records.csv
@@ -193,6 +194,13 @@ steps:
     let run_id = v["run_id"].as_i64().unwrap();
     let row = p.query(&format!("SELECT status, error FROM runs WHERE id = {run_id}"));
     assert!(row[0].starts_with("failed|run exceeded max_runtime of 1s"), "{row:?}");
+    // No smtp_url: the notification email lands in the outbox folder.
+    wait_for("the on_failure email in the outbox", Duration::from_secs(10), || {
+        std::fs::read_dir(p.path().join("outbox")).map(|d| d.count() > 0).unwrap_or(false)
+    });
+    let eml = std::fs::read_dir(p.path().join("outbox")).unwrap().next().unwrap().unwrap().path();
+    let eml = std::fs::read_to_string(eml).unwrap();
+    assert!(eml.contains("To: ops@example.com") && eml.contains("workflow `slow` failed"), "{eml}");
     #[allow(unsafe_code)]
     unsafe {
         libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM);

@@ -66,6 +66,39 @@ pub async fn post_webhook(client: &reqwest::Client, url: &str, notice: &FailureN
     Err(last.expect("at least one attempt"))
 }
 
+/// Emails the notice to `to` through the send_email step's transport: the SMTP server of
+/// `smtp_url` (with `smtp_user_secret`/`smtp_password_secret`), or, with no `smtp_url`, an .eml
+/// file in the outbox folder. Returns where it went.
+pub async fn send_email(config: &crate::config::Config, project: &std::path::Path, to: &[String], notice: &FailureNotice) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    use crate::steps::send_email::{pool::SmtpPool, rate::RateLimiter, smtp_url::SmtpSettings, transport::Transport};
+    let transport = match config.smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        Some(url) => {
+            let mut settings = SmtpSettings::parse(url).map_err(|e| anyhow::anyhow!(e))?;
+            let secret = |name: &String| std::env::var(name).with_context(|| format!("secret `{name}` (named by smtp_*_secret) is not set"));
+            if let Some(n) = &config.smtp_user_secret {
+                settings.user = Some(secret(n)?);
+            }
+            if let Some(n) = &config.smtp_password_secret {
+                settings.password = Some(secret(n)?);
+            }
+            Transport::Smtp(SmtpPool::new(settings, 1))
+        }
+        None => Transport::outbox(&config.path(project, &config.outbox_dir)).context("cannot create the outbox folder")?,
+    };
+    let mut builder = lettre::Message::builder()
+        .from(config.smtp_from.parse().with_context(|| format!("`smtp_from: {}` is not an address", config.smtp_from))?)
+        .subject(notice.subject());
+    for addr in to {
+        builder = builder.to(addr.parse().with_context(|| format!("`{addr}` is not an address"))?);
+    }
+    let msg = builder.body(notice.body()).context("cannot build the notification email")?;
+    let sent = transport.send(&msg, &RateLimiter::new(None)).await;
+    transport.close().await;
+    let sent = sent.map_err(|e| anyhow::anyhow!("{}: {e}", transport.describe()))?;
+    Ok(format!("{sent:?}"))
+}
+
 pub fn host_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
@@ -123,5 +156,26 @@ mod tests {
         let err = post_webhook(&client, &format!("http://{addr}/missing"), &notice).await.unwrap_err();
         assert!(err.to_string().contains("404"), "{err}");
         assert!(notice.subject().contains("`nightly` failed (run 42)"));
+    }
+
+    #[tokio::test]
+    async fn email_goes_to_the_outbox_without_smtp() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::default();
+        let notice = FailureNotice {
+            workflow: "nightly".into(),
+            run_id: Some(7),
+            status: "partial".into(),
+            fire_time: Utc::now(),
+            message: "3 item(s) failed".into(),
+            host: "h".into(),
+        };
+        send_email(&config, dir.path(), &["ops@example.com".into()], &notice).await.unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("outbox")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1);
+        let eml = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(eml.contains("To: ops@example.com"), "{eml}");
+        assert!(eml.contains("Subject: cxflow: workflow `nightly` partial (run 7)"), "{eml}");
+        assert!(eml.contains("3 item(s) failed"), "{eml}");
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::Map;
 
-use super::alerts::{host_name, post_webhook, FailureNotice};
+use super::alerts::{host_name, post_webhook, send_email, FailureNotice};
 use super::runner::{Launcher, RunStatus, StartRequest, StopReason};
 use crate::config::Config;
 use crate::engine::{self, RunOptions, Trigger};
@@ -43,6 +43,7 @@ impl Launcher for EngineLauncher {
         let plan = self.plan(&req.workflow);
         let store = self.store.clone();
         let config = self.config.clone();
+        let config2 = self.config.clone();
         let grace = self.grace;
         let http = self.http.clone();
         Box::pin(async move {
@@ -52,7 +53,7 @@ impl Launcher for EngineLauncher {
             };
             let (status, run_id, message) = run_plan(&plan, &store, config, grace, &req).await;
             if matches!(status, RunStatus::Failed | RunStatus::Partial) {
-                notify(&plan, &http, &req, status, run_id, message).await;
+                notify(&plan, &config2, &http, &req, status, run_id, message).await;
             }
             status
         })
@@ -151,7 +152,7 @@ async fn run_plan(
     }
 }
 
-async fn notify(plan: &Plan, http: &reqwest::Client, req: &StartRequest, status: RunStatus, run_id: Option<i64>, message: String) {
+async fn notify(plan: &Plan, config: &Config, http: &reqwest::Client, req: &StartRequest, status: RunStatus, run_id: Option<i64>, message: String) {
     let Some(of) = plan.schedule.as_ref().and_then(|s| s.on_failure.clone()) else { return };
     let notice = FailureNotice {
         workflow: plan.name.clone(),
@@ -168,6 +169,9 @@ async fn notify(plan: &Plan, http: &reqwest::Client, req: &StartRequest, status:
         }
     }
     if !of.email.is_empty() {
-        tracing::warn!(workflow = %plan.name, "on_failure email is not available in this build; use `webhook`");
+        match send_email(config, &plan.project, &of.email, &notice).await {
+            Ok(to) => tracing::info!(workflow = %plan.name, %to, "on_failure email sent"),
+            Err(e) => tracing::error!(workflow = %plan.name, "on_failure email not sent: {e:#}"),
+        }
     }
 }
