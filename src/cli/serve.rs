@@ -43,8 +43,11 @@ fn clone_project(p: &Project) -> Project {
     Project { dir: p.dir.clone(), config: p.config.clone() }
 }
 
+/// Valid workflow files with their plans, and invalid ones with their rendered errors.
+type Loaded = (Vec<(PathBuf, Arc<Plan>)>, Vec<(PathBuf, String)>);
+
 /// Every workflow file of the project: the valid ones planned, the others with their errors.
-fn load_all(project: &Project) -> Result<(Vec<(PathBuf, Arc<Plan>)>, Vec<(PathBuf, String)>)> {
+fn load_all(project: &Project) -> Result<Loaded> {
     let dir = project.workflows_dir();
     let files = if dir.is_dir() { workflow_files(&dir)? } else { Vec::new() };
     let (mut good, mut bad) = (Vec::new(), Vec::new());

@@ -359,7 +359,7 @@ fn translate_weekdays(field: &str) -> Result<String, CronError> {
 /// Validates one field alone by parsing it inside an otherwise all-`*` expression, so the
 /// error names the field and its range rather than the `cron` crate's internal form.
 fn check_field(unit: Unit, index: usize, field: &str) -> Result<(), CronError> {
-    let mut probe = vec!["*"; 7];
+    let mut probe = ["*"; 7];
     probe[0] = "0";
     probe[index] = field;
     if cron::Schedule::from_str(&probe.join(" ")).is_err() {

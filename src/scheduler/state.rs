@@ -21,7 +21,7 @@ const MAX_PENDING_PER_WORKFLOW: usize = 100;
 
 /// Fire times walked in one tick for one workflow before giving up on listing missed ones
 /// (an every-second job down for a month).
-const MAX_MISSED_WALK: usize = 200_000;
+const MAX_MISSED_WALK: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -227,7 +227,10 @@ impl Scheduler {
         };
         let mut due = Vec::new();
         let mut kept: VecDeque<DateTime<Utc>> = VecDeque::new();
-        let (mut missed, mut first_missed, mut walked) = (0usize, None, 0usize);
+        let (mut missed, mut walked) = (0usize, 0usize);
+        // Oldest missed, and the newest one that will not run (the summary record carries it so
+        // a restart does not count the same fires again).
+        let (mut first_missed, mut last_dropped) = (None, None);
         while let Some(n) = entry.next.filter(|n| *n <= now) {
             if now - n <= grace {
                 due.push(n);
@@ -236,33 +239,41 @@ impl Scheduler {
                 first_missed.get_or_insert(n);
                 kept.push_back(n);
                 if kept.len() > keep {
-                    kept.pop_front();
+                    last_dropped = kept.pop_front();
                 }
             }
             entry.cursor = n;
             entry.next = sched.cron.next_after(n, sched.tz);
             walked += 1;
-            if walked >= MAX_MISSED_WALK {
-                // Too many to list: count the rest as one stretch and resume from now.
+            if walked == MAX_MISSED_WALK {
+                // Too many to walk (an every-second job down for days): count the rest as one
+                // stretch and go on from the start of the grace window.
+                if let Some(k) = kept.pop_back() {
+                    last_dropped = Some(k);
+                }
+                missed += 1;
                 kept.clear();
                 entry.cursor = now - grace;
                 entry.next = sched.cron.next_after(entry.cursor, sched.tz);
             }
         }
-        let dropped = missed - kept.len();
+        let dropped = missed.saturating_sub(kept.len());
         if dropped > 0 {
             let first = first_missed.unwrap_or(now);
+            let last = last_dropped.unwrap_or(first);
             let policy = match sched.catch_up {
                 CatchUp::None => "catch_up: none".to_string(),
                 CatchUp::Latest => "catch_up: latest runs only the most recent".to_string(),
                 CatchUp::All => format!("catch_up: all runs at most {}", sched.catch_up_limit),
             };
+            let more = if walked >= MAX_MISSED_WALK { "more than " } else { "" };
             actions.push(Action::Skip {
                 workflow: name.to_string(),
-                fire: first,
+                fire: last,
                 reason: format!(
-                    "{dropped} fire time(s) from {} were missed while the scheduler was not running ({policy})",
-                    first.to_rfc3339()
+                    "{more}{dropped} fire time(s) from {} to {} were missed while the scheduler was not running ({policy})",
+                    first.to_rfc3339(),
+                    last.to_rfc3339()
                 ),
             });
         }

@@ -7,11 +7,13 @@ fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
+type Started = (String, DateTime<Utc>, Option<i64>);
+
 /// Records everything; each run waits for its stop token (or ends after `lasts` of virtual time
 /// when `lasts` is set), and `ignore_stop` runs never end on their own.
 #[derive(Default)]
 struct Fake {
-    starts: StdMutex<Vec<(String, DateTime<Utc>, Option<i64>)>>,
+    starts: StdMutex<Vec<Started>>,
     stops: Arc<StdMutex<Vec<Option<StopReason>>>>,
     skips: StdMutex<Vec<String>>,
     abandoned: StdMutex<Vec<String>>,

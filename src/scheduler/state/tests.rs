@@ -203,6 +203,31 @@ fn downtime_with_each_catch_up_policy() {
 }
 
 #[test]
+fn missed_summary_carries_the_newest_dropped_fire() {
+    let mut sim = Sim::new("2025-06-02T05:30:00Z", Limits::default());
+    let mut w = wf("w", "0 * * * *", chrono_tz::UTC);
+    w.catch_up = CatchUp::None;
+    sim.add(w, Duration::minutes(1), Some(utc("2025-06-02T00:00:00Z")));
+    sim.run_until(utc("2025-06-02T05:31:00Z"));
+    let skips = sim.skips("w");
+    assert_eq!(skips[0].0, utc("2025-06-02T05:00:00Z"));
+    assert!(skips[0].1.contains("from 2025-06-02T01:00:00+00:00 to 2025-06-02T05:00:00+00:00"), "{skips:?}");
+}
+
+#[test]
+fn a_very_long_downtime_of_an_every_second_job_is_bounded() {
+    let mut sim = Sim::new("2025-06-12T00:00:00Z", Limits::default());
+    sim.add(wf("w", "* * * * * *", chrono_tz::UTC), Duration::milliseconds(100), Some(utc("2025-06-02T00:00:00Z")));
+    sim.run_until(utc("2025-06-12T00:00:03Z"));
+    let skips = sim.skips("w");
+    assert!(skips[0].1.starts_with("more than "), "{skips:?}");
+    // Fires inside the grace window are on time: one runs at once, then every second resumes.
+    let starts = sim.starts("w");
+    assert!(starts[0].1 >= utc("2025-06-11T23:59:00Z"), "{starts:?}");
+    assert_eq!(starts.len(), 4, "{starts:?}");
+}
+
+#[test]
 fn a_new_workflow_does_not_catch_up() {
     let mut sim = Sim::new("2025-06-02T05:30:00Z", Limits::default());
     sim.add(wf("w", "0 * * * *", chrono_tz::UTC), Duration::minutes(1), None);
