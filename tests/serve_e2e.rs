@@ -243,3 +243,31 @@ fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
     }
     assert_eq!(serve.0.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn workflows_added_and_deleted_while_serving_take_effect_without_restart() {
+    let p = TestProject::new();
+    p.write("data/tickets.csv", "id\n1\n");
+    std::fs::create_dir_all(p.path().join("workflows")).unwrap();
+    let child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut serve = Serve(child);
+    wait_for("the lock file", Duration::from_secs(20), || p.path().join("cxflow.sqlite.serve.lock").exists());
+    std::thread::sleep(Duration::from_millis(500));
+    p.write(
+        "workflows/new.yaml",
+        "name: new\nschedule:\n  cron: \"* * * * * *\"\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n",
+    );
+    wait_for("runs of the new workflow", Duration::from_secs(15), || {
+        p.query("SELECT count(*) FROM runs WHERE workflow = 'new' AND status = 'succeeded'")[0].parse::<usize>().unwrap() >= 2
+    });
+    std::fs::remove_file(p.path().join("workflows/new.yaml")).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let before = p.query("SELECT count(*) FROM runs WHERE workflow = 'new'");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(p.query("SELECT count(*) FROM runs WHERE workflow = 'new'"), before, "no fires after the file was deleted");
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM);
+    }
+    assert_eq!(serve.0.wait().unwrap().code(), Some(0));
+}
