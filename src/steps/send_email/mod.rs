@@ -158,7 +158,8 @@ impl Runner {
                 }
                 Ok(out)
             }
-            Ok(Outcome::Skipped { output, .. }) | Ok(Outcome::DryRun { output }) => {
+            Ok(Outcome::Skipped { output, .. }) => Ok(ItemOutput::skipped(run.secrets.redact_value(&output))),
+            Ok(Outcome::DryRun { output }) => {
                 Ok(ItemOutput::new(run.secrets.redact_value(&output)))
             }
             Err(Failure::Retryable(m)) => Err(StepError::Retryable(run.secrets.redact(&m))),
