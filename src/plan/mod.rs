@@ -3,6 +3,7 @@
 //! so every mistake a user can fix shows before anything runs. Pure: no I/O except reading
 //! template files and checking that input files exist.
 
+pub mod helpers;
 pub mod refs;
 pub mod schedule;
 mod step;

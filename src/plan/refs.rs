@@ -10,7 +10,7 @@ pub const ROOTS: &[&str] = &["vars", "params", "secrets", "steps", "item"];
 /// Words that are helpers or keywords, not variables.
 const KEYWORDS: &[&str] = &[
     "if", "unless", "each", "with", "lookup", "else", "this", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or",
-    "not", "len", "true", "false", "null", "upper", "lower", "trim", "json", "log", "raw",
+    "not", "len", "true", "false", "null", "log", "raw",
 ];
 
 /// A path used in a template: `vars.survey_url` → root `vars`, rest `survey_url`.
@@ -64,7 +64,8 @@ pub fn var_refs(src: &str, extra_keywords: &[&str]) -> Vec<VarRef> {
                 if body[body.find(w).unwrap_or(0) + w.len()..].starts_with('=') {
                     continue;
                 }
-                if w.starts_with('@') || KEYWORDS.contains(&root) || extra_keywords.contains(&root) {
+                let helper = super::helpers::NAMES.contains(&root);
+                if w.starts_with('@') || helper || KEYWORDS.contains(&root) || extra_keywords.contains(&root) {
                     continue;
                 }
                 out.push(VarRef { path: w.to_string() });
