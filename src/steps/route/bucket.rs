@@ -1,0 +1,288 @@
+//! What one team receives in a run: counts, rating statistics, the most urgent items, a
+//! reproducible sample of the rest and the keywords that matched. Memory is bounded by the
+//! limits, not by the number of records, so routing millions of rows stays streaming.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use serde_json::{json, Map, Value};
+
+use super::counter::Counter;
+
+/// The per-record facts the statistics need, borrowed from the record.
+pub struct Facts<'a> {
+    pub channel: &'a [u8],
+    pub area: &'a [u8],
+    pub rating: Option<f64>,
+    pub created_at: Option<i64>,
+    /// Position in the input, for stable ordering.
+    pub seq: u64,
+}
+
+/// A listed piece of feedback (urgent or sampled); `json` is built only when the item is kept.
+pub struct Item {
+    pub rating: Option<f64>,
+    pub created_at: Option<i64>,
+    pub seq: u64,
+    pub json: Value,
+}
+
+impl Item {
+    /// Urgency order: worst rating first (unrated after rated), then newest, then input order.
+    fn key_cmp(&self, o: &Item) -> Ordering {
+        let r = |x: Option<f64>| x.unwrap_or(f64::INFINITY);
+        r(self.rating)
+            .total_cmp(&r(o.rating))
+            .then_with(|| o.created_at.unwrap_or(i64::MIN).cmp(&self.created_at.unwrap_or(i64::MIN)))
+            .then_with(|| self.seq.cmp(&o.seq))
+    }
+}
+
+// The heap keeps the `limit` most urgent items; its top is the least urgent kept.
+struct Urgent(Item);
+impl PartialEq for Urgent {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.key_cmp(&o.0) == Ordering::Equal
+    }
+}
+impl Eq for Urgent {}
+impl PartialOrd for Urgent {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Urgent {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0.key_cmp(&o.0)
+    }
+}
+
+pub struct Limits {
+    pub urgent: usize,
+    pub sample: usize,
+    pub keywords: usize,
+}
+
+pub struct Bucket {
+    pub count: u64,
+    pub urgent_count: u64,
+    pub by_channel: Counter,
+    pub by_area: Counter,
+    /// Index 0 = rated outside 1..=5 (after rounding); 1..=5 = that rating.
+    pub by_rating: [u64; 6],
+    pub rated: u64,
+    pub rating_sum: f64,
+    /// Ratings of 4 or 5 (the CSAT numerator).
+    pub satisfied: u64,
+    pub keywords: Counter,
+    urgent: BinaryHeap<Urgent>,
+    sample: Vec<Item>,
+    /// Non-urgent items seen, for reservoir sampling.
+    rest_seen: u64,
+    rng: u64,
+}
+
+impl Bucket {
+    /// `seed` makes the sample reproducible per team (derived from the team name).
+    pub fn new(seed: u64) -> Self {
+        Bucket {
+            count: 0,
+            urgent_count: 0,
+            by_channel: Counter::default(),
+            by_area: Counter::default(),
+            by_rating: [0; 6],
+            rated: 0,
+            rating_sum: 0.0,
+            satisfied: 0,
+            keywords: Counter::default(),
+            urgent: BinaryHeap::new(),
+            sample: Vec::new(),
+            rest_seen: 0,
+            rng: seed | 1,
+        }
+    }
+
+    pub fn add(&mut self, f: &Facts<'_>, urgent: bool, lim: &Limits, make: impl FnOnce() -> Value) {
+        self.count += 1;
+        self.by_channel.add(label(f.channel), 1);
+        self.by_area.add(label(f.area), 1);
+        if let Some(r) = f.rating {
+            self.rated += 1;
+            self.rating_sum += r;
+            if r >= 4.0 {
+                self.satisfied += 1;
+            }
+            let i = r.round();
+            self.by_rating[if (1.0..=5.0).contains(&i) { i as usize } else { 0 }] += 1;
+        }
+        let key = |json| Item { rating: f.rating, created_at: f.created_at, seq: f.seq, json };
+        if urgent {
+            self.urgent_count += 1;
+            if lim.urgent == 0 {
+                return;
+            }
+            if self.urgent.len() < lim.urgent {
+                self.urgent.push(Urgent(key(make())));
+            } else if let Some(top) = self.urgent.peek() {
+                // Compare before building the JSON: most candidates are not kept.
+                let probe = key(Value::Null);
+                if probe.key_cmp(&top.0) == Ordering::Less {
+                    self.urgent.pop();
+                    self.urgent.push(Urgent(Item { json: make(), ..probe }));
+                }
+            }
+        } else {
+            self.rest_seen += 1;
+            if (self.sample.len() as u64) < lim.sample as u64 {
+                self.sample.push(key(make()));
+            } else if lim.sample > 0 {
+                let j = self.next_rand() % self.rest_seen;
+                if (j as usize) < lim.sample {
+                    self.sample[j as usize] = key(make());
+                }
+            }
+        }
+    }
+
+    /// splitmix64: tiny, good enough for sampling, and stable across platforms and versions.
+    fn next_rand(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn avg_rating(&self) -> Option<f64> {
+        (self.rated > 0).then(|| self.rating_sum / self.rated as f64)
+    }
+
+    /// Share of ratings 4–5, in percent.
+    pub fn csat(&self) -> Option<f64> {
+        (self.rated > 0).then(|| 100.0 * self.satisfied as f64 / self.rated as f64)
+    }
+
+    /// Urgent items, most urgent first.
+    pub fn urgent_items(&self) -> Vec<&Item> {
+        let mut v: Vec<&Item> = self.urgent.iter().map(|u| &u.0).collect();
+        v.sort_by(|a, b| a.key_cmp(b));
+        v
+    }
+
+    /// Sampled non-urgent items, in input order.
+    pub fn sample_items(&self) -> Vec<&Item> {
+        let mut v: Vec<&Item> = self.sample.iter().collect();
+        v.sort_by_key(|i| i.seq);
+        v
+    }
+
+    /// Statistics and lists as JSON (team, previous digest and chart are added by the caller).
+    pub fn stats_json(&self, lim: &Limits) -> Map<String, Value> {
+        let shares = |c: &Counter| -> Vec<Value> {
+            c.sorted()
+                .into_iter()
+                .map(|(name, n)| json!({"name": name, "count": n, "pct": round1(100.0 * n as f64 / self.count.max(1) as f64)}))
+                .collect()
+        };
+        let mut m = Map::new();
+        m.insert("count".into(), json!(self.count));
+        m.insert("urgent_count".into(), json!(self.urgent_count));
+        m.insert("by_channel".into(), Value::Array(shares(&self.by_channel)));
+        m.insert("by_area".into(), Value::Array(shares(&self.by_area)));
+        m.insert(
+            "by_rating".into(),
+            Value::Array((1..=5).map(|r| json!({"rating": r, "count": self.by_rating[r]})).collect()),
+        );
+        m.insert("rated".into(), json!(self.rated));
+        m.insert("avg_rating".into(), json!(self.avg_rating().map(round2)));
+        m.insert("csat".into(), json!(self.csat().map(round1)));
+        m.insert("urgent".into(), Value::Array(self.urgent_items().iter().map(|i| i.json.clone()).collect()));
+        m.insert("sample".into(), Value::Array(self.sample_items().iter().map(|i| i.json.clone()).collect()));
+        let kw: Vec<Value> = self
+            .keywords
+            .sorted()
+            .into_iter()
+            .take(lim.keywords)
+            .map(|(k, n)| json!({"keyword": k, "count": n}))
+            .collect();
+        m.insert("keywords".into(), Value::Array(kw));
+        m
+    }
+}
+
+/// Channel/area label: trimmed, `unknown` when empty.
+fn label(b: &[u8]) -> &[u8] {
+    let t = b.trim_ascii();
+    if t.is_empty() {
+        b"unknown"
+    } else {
+        t
+    }
+}
+
+pub fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Stable 64-bit FNV-1a, used for per-team seeds.
+pub fn fnv1a(s: &[u8]) -> u64 {
+    s.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(rating: Option<f64>, ts: i64, seq: u64) -> Facts<'static> {
+        Facts { channel: b"email", area: b"billing", rating, created_at: Some(ts), seq }
+    }
+    const LIM: Limits = Limits { urgent: 3, sample: 2, keywords: 5 };
+
+    #[test]
+    fn urgent_items_worst_rating_then_newest_capped() {
+        let mut b = Bucket::new(7);
+        let input = [(Some(2.0), 10), (Some(1.0), 5), (None, 50), (Some(1.0), 9), (Some(3.0), 1), (Some(2.0), 20)];
+        for (i, (r, ts)) in input.iter().enumerate() {
+            b.add(&facts(*r, *ts, i as u64), true, &LIM, || json!(i));
+        }
+        let order: Vec<u64> = b.urgent_items().iter().map(|i| i.seq).collect();
+        // ratings 1 (ts 9), 1 (ts 5), 2 (ts 20); capped at 3
+        assert_eq!(order, vec![3, 1, 5]);
+        assert_eq!(b.urgent_count, 6);
+    }
+
+    #[test]
+    fn stats_and_csat() {
+        let mut b = Bucket::new(1);
+        for (i, r) in [5.0, 4.0, 1.0, 2.0].iter().enumerate() {
+            b.add(&facts(Some(*r), 0, i as u64), false, &LIM, || json!(i));
+        }
+        b.add(&Facts { channel: b" ", area: b"app", rating: None, created_at: None, seq: 9 }, false, &LIM, || json!(9));
+        assert_eq!(b.count, 5);
+        assert_eq!(b.avg_rating(), Some(3.0));
+        assert_eq!(b.csat(), Some(50.0));
+        let j = b.stats_json(&LIM);
+        assert_eq!(j["by_channel"][0], json!({"name": "email", "count": 4, "pct": 80.0}));
+        assert_eq!(j["by_channel"][1]["name"], "unknown");
+        assert_eq!(j["by_rating"][0], json!({"rating": 1, "count": 1}));
+        assert_eq!(j["sample"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn sample_is_reproducible_and_bounded() {
+        let run = || {
+            let mut b = Bucket::new(fnv1a(b"Billing"));
+            for i in 0..10_000u64 {
+                b.add(&facts(Some(3.0), 0, i), false, &LIM, || json!(i));
+            }
+            b.sample_items().iter().map(|i| i.seq).collect::<Vec<_>>()
+        };
+        let a = run();
+        assert_eq!(a.len(), 2);
+        assert_eq!(a, run());
+        assert!(a.iter().any(|&s| s > 100), "sample should reach past the first rows: {a:?}");
+    }
+}
