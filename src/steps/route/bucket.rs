@@ -57,6 +57,7 @@ impl Ord for Urgent {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub urgent: usize,
     pub sample: usize,
@@ -76,10 +77,53 @@ pub struct Bucket {
     pub satisfied: u64,
     pub keywords: Counter,
     urgent: BinaryHeap<Urgent>,
-    sample: Vec<Item>,
-    /// Non-urgent items seen, for reservoir sampling.
-    rest_seen: u64,
-    rng: u64,
+    sample: BinaryHeap<Sampled>,
+    /// Non-urgent items seen.
+    pub rest_seen: u64,
+    seed: u64,
+}
+
+// Sampled items ordered by their hash key; the heap top is the largest key kept.
+struct Sampled(u64, Item);
+impl PartialEq for Sampled {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Sampled {}
+impl PartialOrd for Sampled {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Sampled {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0.cmp(&o.0).then(self.1.seq.cmp(&o.1.seq))
+    }
+}
+
+/// Keeps the `limit` smallest entries of a max-heap. `fill` builds the entry's JSON and runs only
+/// when the entry is kept: most candidates are rejected, and building JSON is the costly part.
+fn keep_smallest<T: Ord>(heap: &mut BinaryHeap<T>, limit: usize, mut e: T, fill: impl FnOnce(&mut T)) {
+    if limit == 0 {
+        return;
+    }
+    if heap.len() < limit {
+        fill(&mut e);
+        heap.push(e);
+    } else if heap.peek().is_some_and(|top| e < *top) {
+        fill(&mut e);
+        heap.pop();
+        heap.push(e);
+    }
+}
+
+/// splitmix64 finalizer: stable across platforms and versions, good enough for sampling.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl Bucket {
@@ -96,9 +140,9 @@ impl Bucket {
             satisfied: 0,
             keywords: Counter::default(),
             urgent: BinaryHeap::new(),
-            sample: Vec::new(),
+            sample: BinaryHeap::new(),
             rest_seen: 0,
-            rng: seed | 1,
+            seed,
         }
     }
 
@@ -115,42 +159,40 @@ impl Bucket {
             let i = r.round();
             self.by_rating[if (1.0..=5.0).contains(&i) { i as usize } else { 0 }] += 1;
         }
-        let key = |json| Item { rating: f.rating, created_at: f.created_at, seq: f.seq, json };
+        let item = Item { rating: f.rating, created_at: f.created_at, seq: f.seq, json: Value::Null };
         if urgent {
             self.urgent_count += 1;
-            if lim.urgent == 0 {
-                return;
-            }
-            if self.urgent.len() < lim.urgent {
-                self.urgent.push(Urgent(key(make())));
-            } else if let Some(top) = self.urgent.peek() {
-                // Compare before building the JSON: most candidates are not kept.
-                let probe = key(Value::Null);
-                if probe.key_cmp(&top.0) == Ordering::Less {
-                    self.urgent.pop();
-                    self.urgent.push(Urgent(Item { json: make(), ..probe }));
-                }
-            }
+            keep_smallest(&mut self.urgent, lim.urgent, Urgent(item), |u| u.0.json = make());
         } else {
             self.rest_seen += 1;
-            if (self.sample.len() as u64) < lim.sample as u64 {
-                self.sample.push(key(make()));
-            } else if lim.sample > 0 {
-                let j = self.next_rand() % self.rest_seen;
-                if (j as usize) < lim.sample {
-                    self.sample[j as usize] = key(make());
-                }
-            }
+            // Bottom-k sampling: the items with the smallest hash of (seed, position) form a
+            // uniform sample that does not depend on the order records arrive in, so buckets
+            // filled by parallel workers merge into exactly the sequential result.
+            let key = mix(self.seed ^ f.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            keep_smallest(&mut self.sample, lim.sample, Sampled(key, item), |s| s.1.json = make());
         }
     }
 
-    /// splitmix64: tiny, good enough for sampling, and stable across platforms and versions.
-    fn next_rand(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    /// Adds `other` (same team, disjoint records) into `self`.
+    pub fn merge(&mut self, other: Bucket, lim: &Limits) {
+        self.count += other.count;
+        self.urgent_count += other.urgent_count;
+        self.by_channel.merge(&other.by_channel);
+        self.by_area.merge(&other.by_area);
+        for (a, b) in self.by_rating.iter_mut().zip(other.by_rating) {
+            *a += b;
+        }
+        self.rated += other.rated;
+        self.rating_sum += other.rating_sum;
+        self.satisfied += other.satisfied;
+        self.keywords.merge(&other.keywords);
+        self.rest_seen += other.rest_seen;
+        for u in other.urgent {
+            keep_smallest(&mut self.urgent, lim.urgent, u, |_| {});
+        }
+        for s in other.sample {
+            keep_smallest(&mut self.sample, lim.sample, s, |_| {});
+        }
     }
 
     pub fn avg_rating(&self) -> Option<f64> {
@@ -171,7 +213,7 @@ impl Bucket {
 
     /// Sampled non-urgent items, in input order.
     pub fn sample_items(&self) -> Vec<&Item> {
-        let mut v: Vec<&Item> = self.sample.iter().collect();
+        let mut v: Vec<&Item> = self.sample.iter().map(|s| &s.1).collect();
         v.sort_by_key(|i| i.seq);
         v
     }
@@ -269,6 +311,24 @@ mod tests {
         assert_eq!(j["by_channel"][1]["name"], "unknown");
         assert_eq!(j["by_rating"][0], json!({"rating": 1, "count": 1}));
         assert_eq!(j["sample"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn merged_halves_equal_one_pass() {
+        let lim = Limits { urgent: 4, sample: 3, keywords: 5 };
+        let feed = |b: &mut Bucket, range: std::ops::Range<u64>| {
+            for i in range {
+                let f = facts(Some((i % 5 + 1) as f64), i as i64, i);
+                b.add(&f, i % 3 == 0, &lim, || json!(i));
+            }
+        };
+        let mut whole = Bucket::new(3);
+        feed(&mut whole, 0..500);
+        let (mut a, mut b) = (Bucket::new(3), Bucket::new(3));
+        feed(&mut b, 250..500);
+        feed(&mut a, 0..250);
+        a.merge(b, &lim);
+        assert_eq!(a.stats_json(&lim), whole.stats_json(&lim));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod chart;
 pub mod compile;
 pub mod counter;
 pub mod matcher;
+pub mod parallel;
 pub mod router;
 pub mod rules;
 pub mod seen;

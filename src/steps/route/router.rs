@@ -17,6 +17,8 @@ const ERROR_LIMIT: usize = 100;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordError {
+    /// Position of the record in the input (0-based).
+    pub seq: u64,
     /// The record's id, or `row N` (1-based, header excluded) when it has none.
     pub record: String,
     pub message: String,
@@ -155,6 +157,24 @@ impl<'r> Router<'r> {
         }
     }
 
+    /// Adds what another router (same rules, other records) collected.
+    pub fn merge(&mut self, other: Router<'_>) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            a.merge(b, &self.limits);
+        }
+        let (c, o) = (&mut self.counts, other.counts);
+        c.records += o.records;
+        c.routed += o.routed;
+        c.dropped += o.dropped;
+        c.already_routed += o.already_routed;
+        c.errors += o.errors;
+        c.without_id += o.without_id;
+        // Each router kept its first errors; the first overall are among them.
+        self.errors.extend(other.errors);
+        self.errors.sort_by_key(|e| e.seq);
+        self.errors.truncate(ERROR_LIMIT);
+    }
+
     fn record_error(&mut self, id: Option<&[u8]>, seq: u64, message: String) {
         self.counts.errors += 1;
         if self.errors.len() < ERROR_LIMIT {
@@ -162,7 +182,7 @@ impl<'r> Router<'r> {
                 Some(id) => String::from_utf8_lossy(id).into_owned(),
                 None => format!("row {}", seq + 1),
             };
-            self.errors.push(RecordError { record, message });
+            self.errors.push(RecordError { seq, record, message });
         }
     }
 }

@@ -45,42 +45,61 @@ fn with_row<'a>(n: usize, fill: impl Fn(usize) -> Option<&'a [u8]>, f: impl FnOn
     }
 }
 
-/// Routes every record of a CSV stream (first line = header).
+/// Column of each slot, resolved once from the header.
+pub struct CsvLayout {
+    cols: Vec<Option<usize>>,
+    headers: Vec<String>,
+}
+
+impl CsvLayout {
+    pub fn new(header: &csv::ByteRecord, fields: &Fields) -> (Self, CsvInfo) {
+        let names: Vec<&[u8]> = header
+            .iter()
+            .enumerate()
+            // A UTF-8 byte order mark would otherwise become part of the first column's name.
+            .map(|(i, h)| if i == 0 { h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h) } else { h })
+            .map(<[u8]>::trim_ascii)
+            .collect();
+        let cols: Vec<Option<usize>> = fields.names.iter().map(|f| names.iter().position(|h| *h == f.as_bytes())).collect();
+        let info = CsvInfo {
+            missing_columns: fields.names.iter().zip(&cols).filter(|(_, c)| c.is_none()).map(|(f, _)| f.clone()).collect(),
+        };
+        let headers = names.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
+        (CsvLayout { cols, headers }, info)
+    }
+
+    pub fn route(&self, rec: &csv::ByteRecord, seq: u64, router: &mut Router<'_>) {
+        let record = || {
+            self.headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.clone(), Value::String(String::from_utf8_lossy(v).into_owned())))
+                .collect::<Map<String, Value>>()
+        };
+        with_row(self.cols.len(), |i| self.cols[i].and_then(|c| rec.get(c)), |row| router.route(row, seq, &record));
+    }
+}
+
+pub fn csv_reader<R: Read>(input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new().flexible(true).buffer_capacity(1 << 18).from_reader(input)
+}
+
+/// Routes every record of a CSV stream (first line = header) on the calling thread.
 pub fn route_csv<R: Read>(
     input: R,
     fields: &Fields,
     router: &mut Router<'_>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<CsvInfo, SourceError> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).buffer_capacity(1 << 18).from_reader(input);
-    let headers = rdr.byte_headers()?.clone();
-    let names: Vec<&[u8]> = headers
-        .iter()
-        .enumerate()
-        // A UTF-8 byte order mark would otherwise become part of the first column's name.
-        .map(|(i, h)| if i == 0 { h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h) } else { h })
-        .map(<[u8]>::trim_ascii)
-        .collect();
-    let cols: Vec<Option<usize>> = fields.names.iter().map(|f| names.iter().position(|h| *h == f.as_bytes())).collect();
-    let info = CsvInfo {
-        missing_columns: fields.names.iter().zip(&cols).filter(|(_, c)| c.is_none()).map(|(f, _)| f.clone()).collect(),
-    };
-    let header_strings: Vec<String> = names.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
+    let mut rdr = csv_reader(input);
+    let (layout, info) = CsvLayout::new(&rdr.byte_headers()?.clone(), fields);
     let mut rec = csv::ByteRecord::new();
     let mut seq = 0u64;
     while rdr.read_byte_record(&mut rec)? {
         if seq % CANCEL_EVERY == 0 && cancelled() {
             return Err(SourceError::Cancelled);
         }
-        let rec_ref = &rec;
-        let record = || {
-            header_strings
-                .iter()
-                .zip(rec_ref.iter())
-                .map(|(h, v)| (h.clone(), Value::String(String::from_utf8_lossy(v).into_owned())))
-                .collect::<Map<String, Value>>()
-        };
-        with_row(cols.len(), |i| cols[i].and_then(|c| rec_ref.get(c)), |row| router.route(row, seq, &record));
+        layout.route(&rec, seq, router);
         seq += 1;
     }
     Ok(info)

@@ -231,3 +231,42 @@ fn unknown_operator_is_a_parse_error_with_position() {
     assert_eq!((loc.line(), loc.column()), (5, 7));
     assert!(err.to_string().contains("unknown field `startswith`"), "{err}");
 }
+
+#[path = "../../../benches/support/feedback_gen.rs"]
+#[allow(dead_code)]
+mod feedback_gen;
+
+#[test]
+fn parallel_routing_equals_sequential() {
+    use super::parallel::{route_csv_parallel, Setup};
+    let mut csv = Vec::new();
+    feedback_gen::write_feedback(&mut csv, 20_000, 7).unwrap();
+    let file: RulesFile = serde_yaml::from_str(feedback_gen::TEAMS_YAML).unwrap();
+    let fields = FieldsSpec::default();
+    let rs = compile(&CompileInput {
+        teams: &file.teams,
+        teams_path: "teams",
+        fields: &fields,
+        unmatched: None,
+        unmatched_path: "unmatched",
+        as_of: 1_714_651_200,
+    })
+    .unwrap();
+    let lim = Limits { urgent: 5, sample: 4, keywords: 6 };
+    let mut seq = Router::new(&rs, Mode::AllMatches, lim, None, IdBatcher::new(10, None));
+    route_csv(&csv[..], &rs.fields, &mut seq, &|| false).unwrap();
+    let ids = std::sync::Arc::new(std::sync::Mutex::new(0usize));
+    let sink_ids = ids.clone();
+    let sink = move || -> Option<super::seen::IdSink> {
+        let c = sink_ids.clone();
+        Some(Box::new(move |b: super::seen::IdBatch| *c.lock().unwrap() += b.count))
+    };
+    let setup = Setup { rules: &rs, mode: Mode::AllMatches, limits: lim, seen: None, sink: &sink, workers: 3, cancelled: &|| false };
+    let (par, _) = route_csv_parallel(&csv[..], &setup).unwrap();
+    assert_eq!(par.counts, seq.counts);
+    assert_eq!(*ids.lock().unwrap() as u64, par.counts.routed);
+    for (a, b) in par.buckets.iter().zip(&seq.buckets) {
+        assert_eq!(a.stats_json(&lim), b.stats_json(&lim));
+    }
+    assert!(par.buckets.iter().all(|b| b.count > 0), "every team gets something from the generator");
+}
