@@ -79,6 +79,7 @@ fn child(csv: &Path) {
         seen: None,
         sink: &sink,
         workers,
+        delimiter: b',',
         cancelled: &|| false,
     };
     let f = std::fs::File::open(csv).unwrap();

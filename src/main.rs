@@ -1,1 +1,106 @@
-fn main(){}
+//! The `cxflow` command: parses the command line, calls the library, prints errors, picks the exit code.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use cxflow::cli::{self, Project, RunArgs, RunsArgs};
+
+#[derive(Parser)]
+#[command(name = "cxflow", version, about = "Run customer-experience back-office workflows written in YAML")]
+struct Args {
+    /// The project folder (holds cxflow.yaml, workflows/, templates/); default: the current folder.
+    #[arg(short = 'C', long = "project", global = true, default_value = ".")]
+    project: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check workflow files without running anything (a file, or every file in a folder).
+    Validate { path: Option<PathBuf> },
+    /// Run a workflow once, now.
+    Run {
+        /// A workflow file, or a workflow name from the workflows folder.
+        workflow: String,
+        /// A parameter, `name=value` (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Render and check everything the run would do, and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List runs, newest first.
+    Runs {
+        #[arg(long)]
+        workflow: Option<String>,
+        /// running, succeeded, failed, partial, interrupted or skipped.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: its steps, failed items, artifacts and uncertain deliveries.
+    Show {
+        run_id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run again what did not succeed in a run.
+    Resume {
+        run_id: i64,
+        /// Re-run every item of this step and the steps after it.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Print the JSON Schema of the workflow format (for editor completion and checks).
+    Schema,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CXFLOW_LOG").unwrap_or_else(|_| "warn,cxflow=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { cli::exit::INVALID } else { cli::exit::OK };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(dispatch(args)),
+        Err(e) => Err(cli::CliError::Other(e.into())),
+    };
+    match code {
+        Ok(c) => std::process::exit(c),
+        Err(e) => {
+            match &e {
+                cli::CliError::Invalid(msg) => eprintln!("{}", msg.trim_end()),
+                cli::CliError::Other(err) => eprintln!("error: {err:#}"),
+            }
+            std::process::exit(e.exit_code());
+        }
+    }
+}
+
+async fn dispatch(args: Args) -> cli::Result<i32> {
+    if let Command::Schema = args.command {
+        return cli::schema();
+    }
+    let project = Project::open(&args.project)?;
+    match args.command {
+        Command::Validate { path } => cli::validate(&project, path.as_deref()),
+        Command::Run { workflow, vars, dry_run } => cli::run(&project, RunArgs { workflow, vars, dry_run }).await,
+        Command::Runs { workflow, status, limit, json } => cli::runs(&project, RunsArgs { workflow, status, limit, json }).await,
+        Command::Show { run_id, json } => cli::show(&project, run_id, json).await,
+        Command::Resume { run_id, from } => cli::resume(&project, run_id, from).await,
+        Command::Schema => cli::schema(),
+    }
+}

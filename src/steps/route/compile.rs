@@ -163,7 +163,8 @@ pub fn compile(input: &CompileInput<'_>) -> Result<RuleSet, Vec<RuleError>> {
                 c.err(&p, format!("`{e}` is not an email address"), Some("write it as `name@example.com`".into()));
             }
         }
-        if let Some(w) = &t.webhook {
+        // `{{secrets.NAME}}` is resolved when the step runs.
+        if let Some(w) = t.webhook.as_ref().filter(|w| !w.trim_start().starts_with("{{")) {
             if !matches!(url::Url::parse(w), Ok(u) if u.scheme() == "http" || u.scheme() == "https") {
                 c.err(&format!("{path}.webhook"), format!("`{w}` is not an http(s) URL"), None);
             }

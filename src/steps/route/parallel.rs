@@ -27,13 +27,14 @@ pub struct Setup<'a> {
     /// Gives each worker its own sink for routed ids (`None`: ids are not recorded).
     pub sink: &'a (dyn Fn() -> Option<IdSink> + Sync),
     pub workers: usize,
+    pub delimiter: u8,
     pub cancelled: &'a (dyn Fn() -> bool + Sync),
 }
 
 type Chunk = (u64, Vec<csv::ByteRecord>);
 
 pub fn route_csv_parallel<'a, R: Read>(input: R, s: &Setup<'a>) -> Result<(Router<'a>, CsvInfo), SourceError> {
-    let mut rdr = csv_reader(input);
+    let mut rdr = csv_reader(input, s.delimiter);
     let (layout, info) = CsvLayout::new(&rdr.byte_headers()?.clone(), &s.rules.fields);
     let new_router = || Router::new(s.rules, s.mode, s.limits, s.seen, IdBatcher::new(ID_BATCH, (s.sink)()));
     let workers = s.workers.max(1);

@@ -80,8 +80,8 @@ impl CsvLayout {
     }
 }
 
-pub fn csv_reader<R: Read>(input: R) -> csv::Reader<R> {
-    csv::ReaderBuilder::new().flexible(true).buffer_capacity(1 << 18).from_reader(input)
+pub fn csv_reader<R: Read>(input: R, delimiter: u8) -> csv::Reader<R> {
+    csv::ReaderBuilder::new().flexible(true).delimiter(delimiter).buffer_capacity(1 << 18).from_reader(input)
 }
 
 /// Routes every record of a CSV stream (first line = header) on the calling thread.
@@ -91,7 +91,7 @@ pub fn route_csv<R: Read>(
     router: &mut Router<'_>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<CsvInfo, SourceError> {
-    let mut rdr = csv_reader(input);
+    let mut rdr = csv_reader(input, b',');
     let (layout, info) = CsvLayout::new(&rdr.byte_headers()?.clone(), fields);
     let mut rec = csv::ByteRecord::new();
     let mut seq = 0u64;

@@ -1,0 +1,82 @@
+//! The project folder: configuration, workflow lookup, and spec + plan with errors as exit code 2.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{CliError, Result};
+use crate::config::Config;
+use crate::plan::Plan;
+use crate::store::Store;
+
+pub struct Project {
+    pub dir: PathBuf,
+    pub config: Arc<Config>,
+}
+
+impl Project {
+    /// Load `cxflow.yaml` (optional) and the `CXFLOW_*` environment for the project folder `dir`.
+    pub fn open(dir: &Path) -> Result<Project> {
+        let config = Config::load(dir, |k| std::env::var(k).ok()).map_err(|d| CliError::Invalid(d.to_string()))?;
+        Ok(Project { dir: dir.to_path_buf(), config: Arc::new(config) })
+    }
+
+    pub fn workflows_dir(&self) -> PathBuf {
+        self.config.path(&self.dir, &self.config.workflows_dir)
+    }
+
+    /// A workflow by path, or by name (`ticket-follow-up` → `workflows/ticket-follow-up.yaml`).
+    pub fn find_workflow(&self, arg: &str) -> Result<PathBuf> {
+        let p = Path::new(arg);
+        if p.exists() {
+            return Ok(p.to_path_buf());
+        }
+        for ext in ["yaml", "yml"] {
+            let c = self.workflows_dir().join(format!("{arg}.{ext}"));
+            if c.exists() {
+                return Ok(c);
+            }
+        }
+        Err(CliError::Invalid(format!(
+            "no workflow `{arg}`: give a file path or the name of a file in `{}` (`cxflow validate` lists them)",
+            self.workflows_dir().display()
+        )))
+    }
+
+    /// Load and validate one workflow file; all its errors become one `Invalid` message.
+    pub fn plan(&self, file: &Path) -> Result<Plan> {
+        let spec = crate::spec::load(file).map_err(|d| CliError::Invalid(d.to_string()))?;
+        crate::plan::build(Arc::new(spec), &self.config, &self.dir).map_err(|d| CliError::Invalid(d.to_string()))
+    }
+
+    pub async fn store(&self) -> Result<Store> {
+        let url = self.database_url();
+        Ok(Store::open(&url).await?)
+    }
+
+    /// The run log URL with a relative SQLite path anchored at the project folder.
+    pub fn database_url(&self) -> String {
+        let url = &self.config.database_url;
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let (path, query) = rest.split_once('?').map(|(p, q)| (p, Some(q))).unwrap_or((rest, None));
+            if !path.is_empty() && !Path::new(path).is_absolute() && !path.starts_with(':') {
+                let full = self.dir.join(path);
+                return match query {
+                    Some(q) => format!("sqlite://{}?{q}", full.display()),
+                    None => format!("sqlite://{}", full.display()),
+                };
+            }
+        }
+        url.clone()
+    }
+}
+
+/// Workflow files directly in `dir`, sorted.
+pub fn workflow_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| CliError::Invalid(format!("cannot read folder `{}`: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

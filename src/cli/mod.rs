@@ -1,0 +1,90 @@
+//! The commands behind `cxflow <command>`. They return an exit status; `main` prints errors.
+
+mod load;
+mod run;
+mod show;
+mod signals;
+
+use std::path::{Path, PathBuf};
+
+pub use load::Project;
+pub use run::{resume, run, RunArgs};
+pub use show::{runs, show, RunsArgs};
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// A run failed, ended partial, or something outside the user's files went wrong.
+    pub const FAILED: i32 = 1;
+    /// Invalid input: a workflow, configuration or argument the user has to fix.
+    pub const INVALID: i32 = 2;
+    /// Stopped by Ctrl-C or SIGTERM; `cxflow resume` continues it.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The user's input is wrong: exit 2.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Invalid(_) => exit::INVALID,
+            CliError::Other(_) => exit::FAILED,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for CliError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::NoSuchRun(_) => CliError::Invalid(e.to_string()),
+            other => CliError::Other(other.into()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, CliError>;
+
+/// `cxflow validate [PATH]`: every workflow file in a folder (default: the workflows folder), or one file.
+pub fn validate(project: &Project, path: Option<&Path>) -> Result<i32> {
+    let target: PathBuf = match path {
+        Some(p) => p.to_path_buf(),
+        None => project.workflows_dir(),
+    };
+    let files = if target.is_dir() { load::workflow_files(&target)? } else { vec![target.clone()] };
+    if files.is_empty() {
+        return Err(CliError::Invalid(format!("no workflow files (*.yaml, *.yml) in `{}`", target.display())));
+    }
+    let mut bad = 0;
+    for f in &files {
+        match project.plan(f) {
+            Ok(plan) => println!("ok: {} ({}, {} steps)", f.display(), plan.name, plan.steps.len()),
+            Err(CliError::Invalid(msg)) => {
+                bad += 1;
+                eprint!("{msg}");
+                if !msg.ends_with('\n') {
+                    eprintln!();
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if bad > 0 {
+        eprintln!("{bad} of {} workflow file(s) have errors", files.len());
+        return Ok(exit::INVALID);
+    }
+    Ok(exit::OK)
+}
+
+/// `cxflow schema`: the JSON Schema of the workflow format.
+pub fn schema() -> Result<i32> {
+    let s = serde_json::to_string_pretty(&crate::spec::schema::workflow_schema()).map_err(anyhow::Error::from)?;
+    println!("{s}");
+    Ok(exit::OK)
+}

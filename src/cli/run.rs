@@ -1,0 +1,121 @@
+//! `cxflow run` and `cxflow resume`.
+
+use std::io::IsTerminal;
+
+use serde_json::{Map, Value};
+
+use super::{exit, signals, CliError, Project, Result};
+use crate::engine::{self, RunOptions, RunStatus, RunSummary, Trigger};
+use crate::secrets::Secrets;
+
+pub struct RunArgs {
+    pub workflow: String,
+    /// `key=value` pairs from `--var`.
+    pub vars: Vec<String>,
+    pub dry_run: bool,
+}
+
+fn parse_vars(vars: &[String]) -> Result<Map<String, Value>> {
+    let mut m = Map::new();
+    for v in vars {
+        let (k, val) = v
+            .split_once('=')
+            .ok_or_else(|| CliError::Invalid(format!("`--var {v}` needs the form `name=value`")))?;
+        m.insert(k.trim().to_string(), Value::String(val.to_string()));
+    }
+    Ok(m)
+}
+
+fn options(project: &Project, trigger: Trigger, params: Map<String, Value>, dry_run: bool) -> Result<RunOptions> {
+    let grace = humantime::parse_duration(&project.config.shutdown_grace).map_err(|_| {
+        CliError::Invalid(format!("`shutdown_grace: {}` is not a duration; write it like `30s`", project.config.shutdown_grace))
+    })?;
+    Ok(RunOptions {
+        trigger,
+        params,
+        dry_run,
+        shutdown: signals::on_shutdown(),
+        grace,
+        progress_bars: std::io::stderr().is_terminal(),
+    })
+}
+
+fn secrets(plan: &crate::plan::Plan, dry_run: bool) -> Result<Secrets> {
+    match Secrets::from_env(&plan.secret_names, |k| std::env::var(k).ok()) {
+        Ok(s) => Ok(s),
+        Err(_) if dry_run => Ok(Secrets::placeholders(&plan.secret_names)),
+        Err(e) => Err(CliError::Invalid(e.to_string())),
+    }
+}
+
+pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
+    let file = project.find_workflow(&args.workflow)?;
+    let plan = project.plan(&file)?;
+    let given = parse_vars(&args.vars)?;
+    let params = engine::resolve_params(&plan, &given).map_err(CliError::Invalid)?;
+    let secrets = secrets(&plan, args.dry_run)?;
+    let store = project.store().await?;
+    let opts = options(project, Trigger::Manual, params, args.dry_run)?;
+    let summary = engine::run(&plan, &store, project.config.clone(), secrets, opts).await?;
+    Ok(report(&plan.name, &summary, args.dry_run))
+}
+
+pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Result<i32> {
+    let store = project.store().await?;
+    let row = store.run(run_id).await?;
+    if row.status == "running" {
+        store.interrupt_orphans().await?;
+        if store.run(run_id).await?.status == "running" {
+            return Err(CliError::Invalid(format!("run {run_id} is still running in another process; wait for it or stop it first")));
+        }
+    }
+    if row.trigger == "dry-run" {
+        return Err(CliError::Invalid(format!("run {run_id} was a dry run; start a real one with `cxflow run {}`", row.workflow)));
+    }
+    if row.status == "succeeded" && from.is_none() {
+        println!("run {run_id} already succeeded; nothing to resume (use --from STEP to redo steps)");
+        return Ok(exit::OK);
+    }
+    let plan = project.plan(std::path::Path::new(&row.file))?;
+    if let Some(f) = &from {
+        if plan.step(f).is_none() {
+            let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+            return Err(CliError::Invalid(format!("workflow `{}` has no step `{f}`; its steps are: {}", plan.name, ids.join(", "))));
+        }
+    }
+    let params: Map<String, Value> = serde_json::from_str(&row.params).unwrap_or_default();
+    let secrets = secrets(&plan, false)?;
+    let opts = options(project, Trigger::Resume { run_id, from }, params, false)?;
+    let summary = engine::run(&plan, &store, project.config.clone(), secrets, opts).await?;
+    Ok(report(&plan.name, &summary, false))
+}
+
+fn report(name: &str, s: &RunSummary, dry_run: bool) -> i32 {
+    let what = if dry_run { "dry run" } else { "run" };
+    println!("{what} {} of {name}: {}", s.run_id, s.status.as_str());
+    for st in &s.steps {
+        let c = &st.counts;
+        let counts = if c.ok + c.failed + c.skipped + c.earlier > 0 {
+            let earlier = if c.earlier > 0 { format!(", {} done earlier", c.earlier) } else { String::new() };
+            format!("  ok {} failed {} skipped {}{earlier}", c.ok, c.failed, c.skipped)
+        } else {
+            String::new()
+        };
+        println!("  {:<20} {:<12}{counts}", st.id, st.status);
+        if let Some(e) = &st.error {
+            println!("    {e}");
+        }
+    }
+    match s.status {
+        RunStatus::Succeeded => exit::OK,
+        RunStatus::Interrupted => {
+            println!("resume with: cxflow resume {}", s.run_id);
+            exit::INTERRUPTED
+        }
+        _ => {
+            println!("details: cxflow show {}", s.run_id);
+            exit::FAILED
+        }
+    }
+}
+

@@ -1,0 +1,231 @@
+//! The per-item loop of one step: records in, bounded concurrency, retries with backoff,
+//! a timeout per attempt, `skip_if`, resume, `on_error: stop`, and a graceful stop on shutdown.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::progress::Progress;
+use super::records::{Record, RecordSource};
+use crate::plan::PlannedStep;
+use crate::spec::model::OnError;
+use crate::steps::{browser, command, send_email, ItemEnv, ItemOutput, RunEnv, StepError};
+use crate::store::{ItemResult, ItemStatus};
+
+pub(super) enum ItemRunner {
+    Command(command::Runner),
+    Email(send_email::Runner),
+    Browser(browser::Runner),
+}
+
+impl ItemRunner {
+    async fn run_item(&self, env: &ItemEnv<'_>) -> Result<ItemOutput, StepError> {
+        match self {
+            ItemRunner::Command(r) => r.run_item(env).await,
+            ItemRunner::Email(r) => r.run_item(env).await,
+            ItemRunner::Browser(r) => r.run_item(env).await,
+        }
+    }
+
+    pub(super) async fn close(self) {
+        match self {
+            ItemRunner::Command(r) => r.close().await,
+            ItemRunner::Email(r) => r.close().await,
+            ItemRunner::Browser(r) => r.close().await,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub ok: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Items a resume found already done.
+    pub earlier: u64,
+    /// `on_error: stop` cut the step short.
+    pub stopped: bool,
+}
+
+pub(super) struct ItemsJob<'a> {
+    pub step: &'a PlannedStep,
+    pub runner: &'a ItemRunner,
+    /// `None` when the step has no `for_each`: it runs once.
+    pub input: Option<RecordSource>,
+    pub ctx: &'a Value,
+    pub env: &'a RunEnv,
+    pub done: HashSet<String>,
+    pub grace: Duration,
+    pub bars: bool,
+}
+
+enum Outcome {
+    Written(ItemStatus),
+    Earlier,
+}
+
+pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
+    let env = job.env;
+    let writer = env.store.item_writer();
+    let stop = AtomicBool::new(false);
+    let total = match &job.input {
+        Some(src) => src.count_hint(),
+        None => Some(1),
+    };
+    let progress = Progress::new(&job.step.id, total, job.bars);
+    let records = match &job.input {
+        Some(src) => src.open(env),
+        None => futures::stream::iter([Ok(Record::new())]).boxed(),
+    };
+    let shutdown = env.shutdown.clone();
+    let mut counts = Counts::default();
+    let work = records
+        .enumerate()
+        .take_while(|_| futures::future::ready(!shutdown.is_cancelled() && !stop.load(Ordering::Relaxed)))
+        .map(|(seq, rec)| {
+            let (writer, stop) = (&writer, &stop);
+            let job = &job;
+            async move {
+                let out = one(job, seq as i64 + 1, rec, writer).await;
+                if matches!(out, Outcome::Written(ItemStatus::Failed)) && job.step.on_error == OnError::Stop {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                out
+            }
+        })
+        .buffer_unordered(job.step.concurrency)
+        .for_each(|o| {
+            match o {
+                Outcome::Written(ItemStatus::Ok) => counts.ok += 1,
+                Outcome::Written(ItemStatus::Failed) => counts.failed += 1,
+                Outcome::Written(ItemStatus::Skipped) => counts.skipped += 1,
+                Outcome::Earlier => counts.earlier += 1,
+            }
+            progress.update(&counts);
+            futures::future::ready(())
+        });
+    let hard_stop = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(job.grace).await;
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = hard_stop => {
+            tracing::warn!("step `{}`: items still running after the shutdown grace period were abandoned; resume will redo them", job.step.id);
+        }
+    }
+    progress.finish(&counts);
+    writer.flush().await?;
+    counts.stopped = stop.load(Ordering::Relaxed);
+    Ok(counts)
+}
+
+/// One record, start to finish: key, resume check, skip_if, attempts; its result is queued for the run log.
+async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: &crate::store::ItemWriter) -> Outcome {
+    let env = job.env;
+    let step = job.step;
+    let fallback_key = format!("#{seq}");
+    let mut result = ItemResult {
+        run_id: env.run_id,
+        step_id: step.id.clone(),
+        key: fallback_key,
+        seq,
+        status: ItemStatus::Failed,
+        attempts: 0,
+        error: None,
+        output: None,
+    };
+    let rec = match rec {
+        Ok(r) => r,
+        Err(e) => {
+            result.error = Some(env.secrets.redact(&format!("bad record: {e:#}")));
+            writer.write(result).await;
+            return Outcome::Written(ItemStatus::Failed);
+        }
+    };
+    let mut ctx = job.ctx.clone();
+    ctx["item"] = Value::Object(rec);
+    if let Some(k) = &step.item_key {
+        match env.templates.render(k, &ctx) {
+            Ok(k) if !k.trim().is_empty() => result.key = k,
+            Ok(_) => {
+                result.error = Some("`item_key` rendered empty for this record".into());
+                writer.write(result).await;
+                return Outcome::Written(ItemStatus::Failed);
+            }
+            Err(e) => {
+                result.error = Some(env.secrets.redact(&format!("cannot render `item_key`: {e}")));
+                writer.write(result).await;
+                return Outcome::Written(ItemStatus::Failed);
+            }
+        }
+    }
+    if job.done.contains(&result.key) {
+        return Outcome::Earlier;
+    }
+    if let Some(cond) = &step.skip_if {
+        match env.templates.truthy(cond, &ctx) {
+            Ok(true) => {
+                result.status = ItemStatus::Skipped;
+                result.output = Some(json!({"skipped": "skip_if"}));
+                writer.write(result).await;
+                return Outcome::Written(ItemStatus::Skipped);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                result.error = Some(env.secrets.redact(&format!("cannot evaluate `skip_if`: {e}")));
+                writer.write(result).await;
+                return Outcome::Written(ItemStatus::Failed);
+            }
+        }
+    }
+    let mut attempt = 0;
+    let outcome = loop {
+        attempt += 1;
+        let ienv = ItemEnv { step_id: &step.id, key: &result.key, attempt, ctx: &ctx, run: env };
+        let r = match step.timeout {
+            Some(t) => match tokio::time::timeout(t, job.runner.run_item(&ienv)).await {
+                Ok(r) => r,
+                Err(_) => Err(StepError::Retryable(format!("timed out after {}", humantime::format_duration(t)))),
+            },
+            None => job.runner.run_item(&ienv).await,
+        };
+        match r {
+            Err(StepError::Retryable(e)) if attempt < step.attempts => {
+                let wait = step.backoff.saturating_mul(1 << (attempt - 1).min(16));
+                tracing::info!("step `{}` item `{}`: attempt {attempt} failed ({}); retrying in {}", step.id, result.key, env.secrets.redact(&e), humantime::format_duration(wait));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = env.shutdown.cancelled() => break Err(StepError::Retryable(format!("{e} (not retried: shutting down)"))),
+                }
+            }
+            other => break other,
+        }
+    };
+    result.attempts = attempt;
+    match outcome {
+        Ok(out) => {
+            for a in &out.artifacts {
+                let path = a.path.display().to_string();
+                if let Err(e) = env.store.add_artifact(env.run_id, &step.id, Some(&result.key), &a.kind, &path).await {
+                    tracing::error!("cannot record artifact {path}: {e}");
+                }
+            }
+            result.status = ItemStatus::Ok;
+            result.output = Some(env.secrets.redact_value(&out.output));
+        }
+        Err(e) => {
+            let kind = match e {
+                StepError::Retryable(_) if step.attempts > 1 => format!(" (gave up after {attempt} attempts)"),
+                _ => String::new(),
+            };
+            result.error = Some(env.secrets.redact(&format!("{e}{kind}")));
+        }
+    }
+    let status = result.status;
+    writer.write(result).await;
+    Outcome::Written(status)
+}

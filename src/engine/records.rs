@@ -1,0 +1,121 @@
+//! Streams of records between steps. A source step's output is a description of where its
+//! records are (a file, a query, the run log), opened lazily by whichever step consumes it,
+//! so a million-row CSV flows through without being held in memory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::steps::RunEnv;
+
+pub type Record = Map<String, Value>;
+pub type Records = BoxStream<'static, anyhow::Result<Record>>;
+
+#[derive(Debug, Clone)]
+pub enum RecordSource {
+    Csv { path: PathBuf, delimiter: u8 },
+    Json { path: PathBuf },
+    Sql { url: String, query: String },
+    /// Outputs of the successful items of an earlier per-item step, from the run log.
+    Items { run_id: i64, step_id: String },
+    Values(Arc<Vec<Value>>),
+    /// A step that was skipped by `when:` has no records.
+    Empty,
+}
+
+/// How many records may wait between a reader and the step consuming them.
+const BUFFER: usize = 256;
+
+impl RecordSource {
+    pub fn open(&self, env: &RunEnv) -> Records {
+        match self.clone() {
+            RecordSource::Csv { path, delimiter } => blocking(move |tx| super::sources::read_csv(&path, delimiter, tx)),
+            RecordSource::Json { path } => blocking(move |tx| super::sources::read_json(&path, tx)),
+            RecordSource::Sql { url, query } => super::sources::read_sql(url, query),
+            RecordSource::Items { run_id, step_id } => env
+                .store
+                .item_outputs(run_id, &step_id)
+                .map(|r| {
+                    let text = r?.unwrap_or_else(|| "{}".into());
+                    match serde_json::from_str(&text)? {
+                        Value::Object(m) => Ok(m),
+                        other => Ok(Map::from_iter([("value".to_string(), other)])),
+                    }
+                })
+                .boxed(),
+            RecordSource::Values(v) => {
+                let items: Vec<anyhow::Result<Record>> = v.iter().map(|x| as_record(x.clone(), "value")).collect();
+                futures::stream::iter(items).boxed()
+            }
+            RecordSource::Empty => futures::stream::empty().boxed(),
+        }
+    }
+
+    /// A cheap estimate of the number of records, for progress bars.
+    pub fn count_hint(&self) -> Option<u64> {
+        match self {
+            RecordSource::Csv { path, .. } => {
+                let data = std::fs::read(path).ok()?;
+                let lines = memchr::memchr_iter(b'\n', &data).count() as u64;
+                let trailing = u64::from(!data.ends_with(b"\n") && !data.is_empty());
+                Some((lines + trailing).saturating_sub(1))
+            }
+            RecordSource::Values(v) => Some(v.len() as u64),
+            RecordSource::Empty => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Where the records come from, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            RecordSource::Csv { path, .. } | RecordSource::Json { path } => path.display().to_string(),
+            RecordSource::Sql { query, .. } => format!("query `{query}`"),
+            RecordSource::Items { step_id, .. } => format!("outputs of step `{step_id}`"),
+            RecordSource::Values(_) => "computed records".into(),
+            RecordSource::Empty => "a skipped step".into(),
+        }
+    }
+}
+
+/// A JSON value as a record; anything but an object is wrapped as `{field: value}`.
+pub fn as_record(v: Value, field: &str) -> anyhow::Result<Record> {
+    Ok(match v {
+        Value::Object(m) => m,
+        other => Map::from_iter([(field.to_string(), other)]),
+    })
+}
+
+/// Run a blocking reader on its own thread, feeding a bounded channel (backpressure keeps memory flat).
+fn blocking<F>(read: F) -> Records
+where
+    F: FnOnce(mpsc::Sender<anyhow::Result<Record>>) -> anyhow::Result<()> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel(BUFFER);
+    tokio::task::spawn_blocking(move || {
+        let err_tx = tx.clone();
+        if let Err(e) = read(tx) {
+            let _ = err_tx.blocking_send(Err(e));
+        }
+    });
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// The file could not be opened at all: the whole step fails, not an item.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open `{path}`: {source}")]
+pub struct OpenError {
+    pub path: String,
+    pub source: std::io::Error,
+}
+
+pub(crate) fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::File::open(path)
+        .map_err(|source| OpenError { path: path.display().to_string(), source })
+        .context("check the path (relative paths start at the project folder)")
+}

@@ -1,0 +1,288 @@
+//! Spec → Plan: the one place where strings become typed things (durations, cron schedules,
+//! compiled templates, step references). `cxflow validate` is exactly `spec::load` + `plan::build`,
+//! so every mistake a user can fix shows before anything runs. Pure: no I/O except reading
+//! template files and checking that input files exist.
+
+pub mod refs;
+pub mod schedule;
+mod step;
+pub mod templates;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::spec::diagnostic::did_you_mean;
+use crate::spec::{Diagnostic, Diagnostics, SpecFile};
+pub use step::{PlannedStep, StepKind, WritePlan};
+pub use templates::{TemplateRef, Templates};
+
+/// A validated workflow, ready for the engine.
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    pub file: PathBuf,
+    /// The project folder: relative paths in the workflow resolve against it.
+    pub project: PathBuf,
+    pub schedule: Option<schedule::PlannedSchedule>,
+    pub vars: Map<String, Value>,
+    /// Declared parameters with their defaults (`null` when required).
+    pub params: Map<String, Value>,
+    pub secret_names: Vec<String>,
+    pub steps: Vec<PlannedStep>,
+    pub templates: Arc<Templates>,
+    /// The spec the plan was built from, for parts other modules interpret (the scheduler's).
+    pub spec: Arc<SpecFile>,
+}
+
+impl Plan {
+    pub fn step(&self, id: &str) -> Option<&PlannedStep> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+/// Collects diagnostics and compiled templates while a plan is built.
+pub struct PlanCx<'a> {
+    file: &'a SpecFile,
+    config: &'a Config,
+    project: &'a Path,
+    templates: Templates,
+    errors: Vec<Diagnostic>,
+    /// Ids of the steps before the one being planned, with their index.
+    earlier: HashMap<String, usize>,
+    current_step: Option<String>,
+}
+
+impl<'a> PlanCx<'a> {
+    /// Report an error at the key (or value) at `path`.
+    pub fn error(&mut self, path: &str, message: impl Into<String>, help: Option<String>) {
+        let d = self.file.diagnostic(path, true, message).with_help(help);
+        self.errors.push(d);
+    }
+
+    /// Report an error pointing at the key itself (unknown or misplaced keys).
+    pub fn error_at_key(&mut self, path: &str, message: impl Into<String>, help: Option<String>) {
+        let d = self.file.diagnostic(path, false, message).with_help(help);
+        self.errors.push(d);
+    }
+
+    /// Report a diagnostic about another file the step reads (e.g. a routing rule file).
+    pub fn push(&mut self, d: Diagnostic) {
+        self.errors.push(d);
+    }
+
+    pub fn config(&self) -> &Config {
+        self.config
+    }
+
+    /// The project folder (where `cxflow.yaml`, `workflows/`, `templates/` live).
+    pub fn base_dir(&self) -> &Path {
+        self.project
+    }
+
+    /// Resolve a path written in the workflow against the project folder.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.project.join(p)
+        }
+    }
+
+    pub fn templates_dir(&self) -> PathBuf {
+        self.config.path(self.project, &self.config.templates_dir)
+    }
+
+    /// Is `id` a step that comes before the one being planned?
+    pub fn is_earlier_step(&self, id: &str) -> bool {
+        self.earlier.contains_key(id)
+    }
+
+    /// Check that `id` (found at `path`) names an earlier step; report a positioned error if not.
+    pub fn require_earlier_step(&mut self, path: &str, id: &str) -> bool {
+        if self.earlier.contains_key(id) {
+            return true;
+        }
+        let later = self.file.spec.steps.iter().any(|s| s.id == id);
+        let (msg, help) = if later {
+            (
+                format!("step `{id}` comes later; a step can only use the steps before it"),
+                Some(format!("move step `{id}` above this one")),
+            )
+        } else {
+            let names: Vec<&str> = self.earlier.keys().map(String::as_str).collect();
+            let help = match did_you_mean(id, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if names.is_empty() => "this is the first step; add a step that reads records before it".into(),
+                None => format!("earlier steps are: {}", sorted(&names).join(", ")),
+            };
+            (format!("there is no step `{id}` before this one"), Some(help))
+        };
+        self.error(path, msg, help);
+        false
+    }
+
+    /// Compile an inline template at `path` and check the variables it uses.
+    pub fn template(&mut self, path: &str, src: &str) -> Option<TemplateRef> {
+        self.check_refs(path, src, &[]);
+        match self.templates.add(path, src) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.error(path, format!("template does not compile: {e}"), Some("templates look like `{{item.email}}`; check the braces".into()));
+                None
+            }
+        }
+    }
+
+    /// Compile a template file `name` under the templates folder (registered as `file:<name>`).
+    pub fn template_file(&mut self, path: &str, name: &str) -> Option<TemplateRef> {
+        let file = self.templates_dir().join(name);
+        let src = match std::fs::read_to_string(&file) {
+            Ok(s) => s,
+            Err(_) => {
+                let msg = format!("template file `{}` does not exist", file.display());
+                self.error(path, msg, Some("create it, or fix the name".into()));
+                return None;
+            }
+        };
+        self.check_refs(path, &src, &[]);
+        match self.templates.add(&format!("file:{name}"), &src) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.error(path, format!("template file `{}` does not compile: {e}", file.display()), None);
+                None
+            }
+        }
+    }
+
+    /// Report variables that can never be defined: unknown roots, undeclared vars/params/secrets,
+    /// steps that are not earlier. `extra_roots` are names a step adds to its templates' context.
+    pub fn check_refs(&mut self, path: &str, src: &str, extra_roots: &[&str]) {
+        let spec = &self.file.spec;
+        for r in refs::var_refs(src, extra_roots) {
+            let first = r.first().unwrap_or("").to_string();
+            let problem = match r.root() {
+                "item" => None,
+                "vars" if !spec.vars.contains_key(&first) => Some(("vars", keys(&spec.vars), "vars:")),
+                "params" if !spec.params.contains_key(&first) => Some(("params", keys(&spec.params), "params:")),
+                "secrets" if !spec.secrets.contains(&first) => Some(("secrets", spec.secrets.clone(), "secrets:")),
+                "steps" if !self.earlier.contains_key(&first) => {
+                    Some(("steps", self.earlier.keys().cloned().collect(), "an earlier step with that id"))
+                }
+                "vars" | "params" | "secrets" | "steps" => None,
+                _ => {
+                    let other = &r.path;
+                    let help = format!(
+                        "templates start from vars, params, secrets, steps or item: did you mean `item.{other}`?"
+                    );
+                    self.error(path, format!("unknown variable `{}` in template", r.path), Some(help));
+                    continue;
+                }
+            };
+            if let Some((root, names, where_)) = problem {
+                let help = match did_you_mean(&first, names.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{root}.{s}`?"),
+                    None => format!("define `{first}` under {where_}"),
+                };
+                self.error(path, format!("`{}` is never defined", r.path), Some(help));
+            }
+        }
+    }
+
+    pub fn current_step(&self) -> Option<&str> {
+        self.current_step.as_deref()
+    }
+}
+
+fn keys(m: &Map<String, Value>) -> Vec<String> {
+    m.keys().cloned().collect()
+}
+
+fn sorted<'s>(v: &[&'s str]) -> Vec<&'s str> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v
+}
+
+/// Parse a duration like `30s`, `5m`, `1h 30m`; reports at `path`.
+pub fn duration(cx: &mut PlanCx, path: &str, s: &str) -> Option<Duration> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            cx.error(path, format!("`{s}` is not a duration"), Some("write it like `30s`, `5m` or `1h 30m`".into()));
+            None
+        }
+    }
+}
+
+/// Validate a loaded workflow and turn it into a plan; collects every error, not just the first.
+pub fn build(file: Arc<SpecFile>, config: &Config, project: &Path) -> Result<Plan, Diagnostics> {
+    let mut cx = PlanCx {
+        file: &file,
+        config,
+        project,
+        templates: Templates::new(),
+        errors: Vec::new(),
+        earlier: HashMap::new(),
+        current_step: None,
+    };
+    let spec = &file.spec;
+    if spec.name.trim().is_empty() {
+        cx.error("name", "the workflow name is empty", Some("give it a short name like `ticket-follow-up`".into()));
+    }
+    for (i, name) in spec.secrets.iter().enumerate() {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            cx.error(
+                &format!("secrets[{i}]"),
+                format!("`{name}` is not an environment variable name"),
+                Some("use letters, digits and `_`, like `SMTP_PASSWORD`".into()),
+            );
+        }
+    }
+    let schedule = spec.schedule.as_ref().and_then(|s| schedule::plan(s, &mut cx));
+    let mut steps = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    if spec.steps.is_empty() {
+        cx.error("steps", "the workflow has no steps", Some("add at least one step under `steps:`".into()));
+    }
+    for (i, s) in spec.steps.iter().enumerate() {
+        let path = format!("steps[{i}]");
+        if let Some(first) = seen.get(s.id.as_str()) {
+            let line = file.positions.value(&format!("steps[{first}].id")).0;
+            cx.error(
+                &format!("{path}.id"),
+                format!("duplicate step id `{}` (first used on line {line})", s.id),
+                Some("give each step its own id".into()),
+            );
+        } else {
+            seen.insert(&s.id, i);
+        }
+        cx.current_step = Some(s.id.clone());
+        if let Some(p) = step::plan(s, i, &path, &mut cx) {
+            steps.push(p);
+        }
+        cx.earlier.insert(s.id.clone(), i);
+    }
+    if !cx.errors.is_empty() {
+        cx.errors.sort_by_key(|d| (d.line, d.col));
+        cx.errors.dedup();
+        return Err(Diagnostics(cx.errors));
+    }
+    Ok(Plan {
+        name: spec.name.clone(),
+        file: file.path.clone(),
+        project: project.to_path_buf(),
+        schedule,
+        vars: spec.vars.clone(),
+        params: spec.params.clone(),
+        secret_names: spec.secrets.clone(),
+        steps,
+        templates: Arc::new(cx.templates),
+        spec: file.clone(),
+    })
+}

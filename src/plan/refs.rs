@@ -1,0 +1,107 @@
+//! Static check of the variables a template refers to, so that `cxflow validate` catches a
+//! typo in `{{vars.survey_url}}` before a night's run, not at the first record.
+
+use regex::Regex;
+use std::sync::OnceLock;
+
+/// The roots a template may start a path from.
+pub const ROOTS: &[&str] = &["vars", "params", "secrets", "steps", "item"];
+
+/// Words that are helpers or keywords, not variables.
+const KEYWORDS: &[&str] = &[
+    "if", "unless", "each", "with", "lookup", "else", "this", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or",
+    "not", "len", "true", "false", "null", "upper", "lower", "trim", "json", "log", "raw",
+];
+
+/// A path used in a template: `vars.survey_url` → root `vars`, rest `survey_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarRef {
+    pub path: String,
+}
+
+impl VarRef {
+    pub fn root(&self) -> &str {
+        self.path.split(['.', '[']).next().unwrap_or("")
+    }
+    /// The first segment after the root (`survey_url` in `vars.survey_url.x`).
+    pub fn first(&self) -> Option<&str> {
+        let rest = self.path.strip_prefix(self.root())?.strip_prefix('.')?;
+        rest.split(['.', '[']).next().filter(|s| !s.is_empty())
+    }
+}
+
+/// Paths referred to at the top level of the template (inside `#each`/`#with` blocks names are
+/// relative to the block and are left to strict mode at render time).
+pub fn var_refs(src: &str, extra_keywords: &[&str]) -> Vec<VarRef> {
+    static EXPR: OnceLock<Regex> = OnceLock::new();
+    static WORD: OnceLock<Regex> = OnceLock::new();
+    static STR: OnceLock<Regex> = OnceLock::new();
+    let expr = EXPR.get_or_init(|| Regex::new(r"\{\{\{?~?([^}]*)\}?\}\}").expect("valid regex"));
+    let word = WORD.get_or_init(|| Regex::new(r"[A-Za-z_@][A-Za-z0-9_.\-\[\]@]*").expect("valid regex"));
+    let strs = STR.get_or_init(|| Regex::new(r#""[^"]*"|'[^']*'"#).expect("valid regex"));
+    let mut depth = 0usize;
+    let mut out = Vec::new();
+    for cap in expr.captures_iter(src) {
+        let inner = cap[1].trim().trim_end_matches('~').trim();
+        if inner.starts_with('!') {
+            continue;
+        }
+        let opens_scope = inner.starts_with("#each") || inner.starts_with("#with");
+        if inner.starts_with("/each") || inner.starts_with("/with") {
+            depth = depth.saturating_sub(1);
+            continue;
+        }
+        let body = strs.replace_all(inner.trim_start_matches(['#', '/', '>', '^', '&']), "");
+        // A partial's name (`{{> header}}`) is not a variable.
+        if inner.starts_with('>') {
+            continue;
+        }
+        if depth == 0 {
+            for w in word.find_iter(&body) {
+                let w = w.as_str().trim_end_matches(['.', '-']);
+                let root = w.split(['.', '[']).next().unwrap_or("");
+                // `key=value` hash arguments: the key is not a variable.
+                if body[body.find(w).unwrap_or(0) + w.len()..].starts_with('=') {
+                    continue;
+                }
+                if w.starts_with('@') || KEYWORDS.contains(&root) || extra_keywords.contains(&root) {
+                    continue;
+                }
+                out.push(VarRef { path: w.to_string() });
+            }
+        }
+        if opens_scope {
+            depth += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(src: &str) -> Vec<String> {
+        var_refs(src, &[]).into_iter().map(|r| r.path).collect()
+    }
+
+    #[test]
+    fn finds_top_level_paths() {
+        assert_eq!(paths("Hi {{item.name}}, see {{vars.url}}?t={{ item.id }}"), ["item.name", "vars.url", "item.id"]);
+        assert_eq!(paths("{{#if (eq item.kind 'x')}}{{upper item.a}}{{/if}}"), ["item.kind", "item.a"]);
+        assert_eq!(paths("{{ticket}}"), ["ticket"]);
+    }
+
+    #[test]
+    fn ignores_block_scoped_names_and_literals() {
+        assert_eq!(paths("{{#each item.lines}}{{name}}{{/each}}{{vars.x}}"), ["item.lines", "vars.x"]);
+        assert_eq!(paths("{{eq item.a \"vars.nope\"}}"), ["item.a"]);
+        assert_eq!(paths("{{> header}}{{!-- {{nope}} --}}"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn root_and_first() {
+        let r = VarRef { path: "vars.a.b".into() };
+        assert_eq!((r.root(), r.first()), ("vars", Some("a")));
+    }
+}

@@ -1,0 +1,86 @@
+//! `command`: run a program once per item, like a person running a script per record.
+//! Arguments are templates; there is no shell, so record data can never inject commands.
+//! Exit 0 is success, exit 75 (EX_TEMPFAIL) asks for a retry, anything else fails the item.
+
+use std::process::Stdio;
+
+use serde_json::{json, Value};
+
+use super::{ItemEnv, ItemOutput, RunEnv, StepError};
+use crate::plan::{PlanCx, TemplateRef};
+
+/// `command: [program, arg, ...]`.
+pub type CommandSpec = Vec<String>;
+
+/// The exit status by which a program asks to be tried again later (sysexits.h EX_TEMPFAIL).
+pub const RETRY_EXIT: i32 = 75;
+
+#[derive(Debug)]
+pub struct Planned {
+    argv: Vec<TemplateRef>,
+}
+
+pub fn plan(spec: &CommandSpec, path: &str, cx: &mut PlanCx) -> Option<Planned> {
+    if spec.is_empty() || spec[0].trim().is_empty() {
+        cx.error(path, "the command is empty", Some("write it as a list: `command: [python3, scripts/x.py, \"{{item.id}}\"]`".into()));
+        return None;
+    }
+    let argv: Vec<Option<TemplateRef>> =
+        spec.iter().enumerate().map(|(i, a)| cx.template(&format!("{path}[{i}]"), a)).collect();
+    argv.into_iter().collect::<Option<Vec<_>>>().map(|argv| Planned { argv })
+}
+
+pub struct Runner {
+    argv: Vec<TemplateRef>,
+}
+
+pub async fn open(p: &Planned, _run: &RunEnv) -> anyhow::Result<Runner> {
+    Ok(Runner { argv: p.argv.clone() })
+}
+
+impl Runner {
+    pub async fn run_item(&self, env: &ItemEnv<'_>) -> Result<ItemOutput, StepError> {
+        let run = env.run;
+        let mut argv = Vec::with_capacity(self.argv.len());
+        for a in &self.argv {
+            argv.push(run.templates.render(a, env.ctx).map_err(|e| StepError::Fatal(e.to_string()))?);
+        }
+        if run.dry_run {
+            return Ok(ItemOutput::new(json!({"would_run": argv})));
+        }
+        let out = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(&run.project)
+            .env("CXFLOW_RUN_ID", run.run_id.to_string())
+            .env("CXFLOW_ITEM_KEY", env.key)
+            .env("CXFLOW_ATTEMPT", env.attempt.to_string())
+            .stdin(Stdio::null())
+            // A timed-out or abandoned item must not leave its program running.
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| StepError::Fatal(format!("cannot start `{}`: {e}; check that it exists and is executable", argv[0])))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() {
+            let output = match serde_json::from_str::<Value>(&stdout) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => json!({"stdout": stdout}),
+            };
+            return Ok(ItemOutput::new(output));
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: String = stderr.trim().chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
+        let code = out.status.code();
+        let msg = match code {
+            Some(c) => format!("`{}` exited with status {c}: {tail}", argv[0]),
+            None => format!("`{}` was killed by a signal: {tail}", argv[0]),
+        };
+        if code == Some(RETRY_EXIT) {
+            Err(StepError::Retryable(msg))
+        } else {
+            Err(StepError::Fatal(msg))
+        }
+    }
+
+    pub async fn close(self) {}
+}

@@ -1,0 +1,137 @@
+//! Item results, written in batches: one transaction for whatever has queued up, so the run log
+//! keeps up with thousands of items a second while each result still lands within milliseconds.
+
+use std::collections::HashSet;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{now, Result, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemStatus {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+impl ItemStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemStatus::Ok => "ok",
+            ItemStatus::Failed => "failed",
+            ItemStatus::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemResult {
+    pub run_id: i64,
+    pub step_id: String,
+    pub key: String,
+    pub seq: i64,
+    pub status: ItemStatus,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub output: Option<serde_json::Value>,
+}
+
+enum Msg {
+    Item(Box<ItemResult>),
+    Flush(oneshot::Sender<Result<()>>),
+}
+
+/// Queue of item results with one background task committing them.
+#[derive(Clone)]
+pub struct ItemWriter {
+    tx: mpsc::Sender<Msg>,
+}
+
+const MAX_BATCH: usize = 2000;
+
+impl ItemWriter {
+    pub async fn write(&self, r: ItemResult) {
+        // The writer task only ends when every sender is gone, so this cannot fail while we hold one.
+        let _ = self.tx.send(Msg::Item(Box::new(r))).await;
+    }
+
+    /// Wait until everything queued so far is committed; reports the first write error since the last flush.
+    pub async fn flush(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Flush(tx)).await;
+        rx.await.unwrap_or(Ok(()))
+    }
+}
+
+impl Store {
+    pub fn item_writer(&self) -> ItemWriter {
+        let (tx, mut rx) = mpsc::channel::<Msg>(4096);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut failure: Option<super::StoreError> = None;
+            let mut batch: Vec<ItemResult> = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut flushes = Vec::new();
+                let mut next = Some(first);
+                while let Some(m) = next.take() {
+                    match m {
+                        Msg::Item(r) => batch.push(*r),
+                        Msg::Flush(done) => flushes.push(done),
+                    }
+                    if batch.len() < MAX_BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !batch.is_empty() {
+                    if let Err(e) = store.write_items(&batch).await {
+                        tracing::error!("cannot write {} item results to the run log: {e}", batch.len());
+                        failure.get_or_insert(e);
+                    }
+                    batch.clear();
+                }
+                for done in flushes {
+                    let _ = done.send(failure.take().map_or(Ok(()), Err));
+                }
+            }
+        });
+        ItemWriter { tx }
+    }
+
+    async fn write_items(&self, batch: &[ItemResult]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        for r in batch {
+            sqlx::query(
+                "INSERT INTO items (run_id, step_id, item_key, seq, status, attempts, error, output, finished_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (run_id, step_id, item_key) DO UPDATE SET status = excluded.status,
+                   attempts = items.attempts + excluded.attempts, error = excluded.error,
+                   output = excluded.output, finished_at = excluded.finished_at",
+            )
+            .bind(r.run_id)
+            .bind(&r.step_id)
+            .bind(&r.key)
+            .bind(r.seq)
+            .bind(r.status.as_str())
+            .bind(r.attempts as i64)
+            .bind(&r.error)
+            .bind(r.output.as_ref().map(|o| o.to_string()))
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Keys of the items of a step that already succeeded (or were skipped) in a run: a resume leaves them be.
+    pub async fn done_keys(&self, run_id: i64, step_id: &str) -> Result<HashSet<String>> {
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT item_key FROM items WHERE run_id = ? AND step_id = ? AND status IN ('ok', 'skipped')")
+                .bind(run_id)
+                .bind(step_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(keys.into_iter().collect())
+    }
+}

@@ -1,0 +1,84 @@
+//! The exactly-once ledger. A step claims a key before its side effect (the claim is committed
+//! before anything leaves the process), marks it sent after, and releases it when the effect
+//! certainly did not happen. A key found still `sending` was interrupted mid-effect: uncertain.
+
+use super::{now, Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody did this yet: go ahead (the key is now `sending`).
+    Fresh,
+    /// Done before, by run `run_id`.
+    AlreadySent { run_id: i64 },
+    /// A previous attempt was cut off between claim and confirmation: it may or may not have happened.
+    Uncertain { run_id: i64 },
+}
+
+impl Store {
+    pub async fn claim_key(&self, key: &str, workflow: &str, run_id: i64, step_id: &str, item_key: &str) -> Result<Claim> {
+        let inserted = sqlx::query(
+            "INSERT INTO ledger (key, workflow, run_id, step_id, item_key, state, updated_at)
+             VALUES (?, ?, ?, ?, ?, 'sending', ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(workflow)
+        .bind(run_id)
+        .bind(step_id)
+        .bind(item_key)
+        .bind(now())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Claim::Fresh);
+        }
+        let (state, by): (String, i64) =
+            sqlx::query_as("SELECT state, run_id FROM ledger WHERE key = ?").bind(key).fetch_one(&self.pool).await?;
+        Ok(if state == "sent" { Claim::AlreadySent { run_id: by } } else { Claim::Uncertain { run_id: by } })
+    }
+
+    /// Take over an uncertain key for a deliberate resend (the workflow said `uncertain: resend`).
+    pub async fn reclaim_key(&self, key: &str, run_id: i64) -> Result<()> {
+        sqlx::query("UPDATE ledger SET state = 'sending', run_id = ?, updated_at = ? WHERE key = ? AND state = 'sending'")
+            .bind(run_id)
+            .bind(now())
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_sent(&self, key: &str, detail: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE ledger SET state = 'sent', detail = ?, updated_at = ? WHERE key = ?")
+            .bind(detail)
+            .bind(now())
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The side effect certainly did not happen (refused, invalid): forget the claim so a later run may try.
+    pub async fn release_key(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ledger WHERE key = ? AND state = 'sending'").bind(key).execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn claim_send_and_uncertain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("l.db").display())).await.unwrap();
+        assert_eq!(store.claim_key("k1", "w", 1, "s", "a").await.unwrap(), Claim::Fresh);
+        assert_eq!(store.claim_key("k1", "w", 2, "s", "a").await.unwrap(), Claim::Uncertain { run_id: 1 });
+        store.mark_sent("k1", Some("250 ok")).await.unwrap();
+        assert_eq!(store.claim_key("k1", "w", 3, "s", "a").await.unwrap(), Claim::AlreadySent { run_id: 1 });
+        assert_eq!(store.claim_key("k2", "w", 1, "s", "b").await.unwrap(), Claim::Fresh);
+        store.release_key("k2").await.unwrap();
+        assert_eq!(store.claim_key("k2", "w", 1, "s", "b").await.unwrap(), Claim::Fresh);
+    }
+}

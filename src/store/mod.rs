@@ -1,0 +1,194 @@
+//! The run log. Owns every SQL string and the migrations, and speaks in domain terms.
+//! The only module that knows it talks to SQLite.
+
+mod digests;
+mod items;
+mod ledger;
+mod queries;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use digests::{DigestFigures, IdsSender, PreviousDigest, RoutingWriter};
+pub use items::{ItemResult, ItemStatus, ItemWriter};
+pub use ledger::Claim;
+pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the run log `{url}`: {source}; check `database_url` in cxflow.yaml or CXFLOW_DATABASE_URL")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot update the run log `{url}`: {source}")]
+    Migrate { url: String, source: sqlx::migrate::MigrateError },
+    #[error("run log query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("there is no run {0}; `cxflow runs` lists them")]
+    NoSuchRun(i64),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A new run, as the engine starts it.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub workflow: &'a str,
+    pub file: &'a str,
+    pub trigger: &'a str,
+    pub params: &'a serde_json::Value,
+    pub scheduled_for: Option<chrono::DateTime<Utc>>,
+}
+
+pub(crate) fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Open (creating if missing) the SQLite run log at `url` and bring its schema up to date.
+    pub async fn open(url: &str) -> Result<Store> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::Open { url: url.into(), source })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open { url: url.into(), source })?;
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(|source| StoreError::Migrate { url: url.into(), source })?;
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn start_run(&self, r: NewRun<'_>) -> Result<i64> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO runs (workflow, file, trigger, params, scheduled_for, started_at, status, pid)
+             VALUES (?, ?, ?, ?, ?, ?, 'running', ?) RETURNING id",
+        )
+        .bind(r.workflow)
+        .bind(r.file)
+        .bind(r.trigger)
+        .bind(r.params.to_string())
+        .bind(r.scheduled_for.map(|t| t.to_rfc3339()))
+        .bind(now())
+        .bind(std::process::id() as i64)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Mark a run as running again for a resume.
+    pub async fn reopen_run(&self, run_id: i64) -> Result<()> {
+        sqlx::query("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, resumes = resumes + 1, pid = ? WHERE id = ?")
+            .bind(std::process::id() as i64)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn finish_run(&self, run_id: i64, status: &str, error: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?")
+            .bind(status)
+            .bind(error)
+            .bind(now())
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn start_step(&self, run_id: i64, step_id: &str, position: usize, kind: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO steps (run_id, step_id, position, kind, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)
+             ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running', started_at = excluded.started_at,
+               finished_at = NULL, error = NULL",
+        )
+        .bind(run_id)
+        .bind(step_id)
+        .bind(position as i64)
+        .bind(kind)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Close a step. Item counts are recomputed from the items table so a resume adds up;
+    /// batch steps (no items) give their record count as `records`.
+    pub async fn finish_step(
+        &self,
+        run_id: i64,
+        step_id: &str,
+        status: &str,
+        error: Option<&str>,
+        output: Option<&serde_json::Value>,
+        records: Option<u64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE steps SET status = ?, error = ?, output = ?, finished_at = ?,
+               ok = coalesce(?, (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'ok')),
+               failed = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'failed'),
+               skipped = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'skipped')
+             WHERE run_id = ? AND step_id = ?",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(output.map(|o| o.to_string()))
+        .bind(now())
+        .bind(records.map(|n| n as i64))
+        .bind(run_id)
+        .bind(step_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn add_artifact(&self, run_id: i64, step_id: &str, item_key: Option<&str>, kind: &str, path: &str) -> Result<()> {
+        sqlx::query("INSERT INTO artifacts (run_id, step_id, item_key, kind, path, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(run_id)
+            .bind(step_id)
+            .bind(item_key)
+            .bind(kind)
+            .bind(path)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs left `running` by a process that died are marked `interrupted`; returns their ids.
+    pub async fn interrupt_orphans(&self) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running'").fetch_all(&self.pool).await?;
+        let mut orphans = Vec::new();
+        for id in ids {
+            let pid: Option<i64> = sqlx::query_scalar("SELECT pid FROM runs WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
+            if pid.is_none_or(|p| !process_alive(p)) {
+                self.finish_run(id, "interrupted", Some("the process running it stopped before it finished")).await?;
+                orphans.push(id);
+            }
+        }
+        Ok(orphans)
+    }
+}
+
+fn process_alive(pid: i64) -> bool {
+    // Signal 0 checks existence without delivering anything.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 && pid as u32 != std::process::id()
+}

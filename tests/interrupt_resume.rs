@@ -1,0 +1,102 @@
+//! A run stopped in the middle (SIGKILL, SIGTERM) and resumed: every item ends done exactly once.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::TestProject;
+
+const SCRIPT: &str = include_str!("support/script.py");
+const N: usize = 40;
+
+fn project() -> TestProject {
+    let p = TestProject::new();
+    p.write("script.py", SCRIPT);
+    let mut csv = String::from("id\n");
+    for i in 1..=N {
+        csv.push_str(&format!("r{i:02}\n"));
+    }
+    p.write("data/records.csv", &csv);
+    p.write(
+        "workflows/w.yaml",
+        r#"name: w
+steps:
+  - id: records
+    read_csv: data/records.csv
+  - id: act
+    for_each: records
+    item_key: "{{item.id}}"
+    command: [python3, script.py, "{{item.id}}", slow]
+    concurrency: 2
+"#,
+    );
+    p
+}
+
+/// Start a run and wait until at least `n` items are logged as done.
+fn start_and_wait(p: &TestProject, n: usize) -> std::process::Child {
+    let child = p.cxflow().args(["run", "w"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if p.db().exists() {
+            let done = p.query("SELECT count(*) FROM items WHERE status = 'ok'");
+            if done.first().and_then(|d| d.parse::<usize>().ok()).unwrap_or(0) >= n {
+                return child;
+            }
+        }
+        assert!(Instant::now() < deadline, "the run did not make progress");
+    }
+}
+
+fn marks(p: &TestProject) -> Vec<String> {
+    std::fs::read_to_string(p.path().join("marks.txt")).unwrap_or_default().lines().map(String::from).collect()
+}
+
+#[test]
+fn sigkill_mid_run_then_resume_completes_every_item_once_in_the_log() {
+    let p = project();
+    let mut child = start_and_wait(&p, 6);
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let before: usize = p.query("SELECT count(*) FROM items WHERE status = 'ok'")[0].parse().unwrap();
+    assert!(before < N, "the run finished before it was killed");
+    assert_eq!(p.query("SELECT status FROM runs"), ["running"]);
+
+    let r = p.run(&["resume", "1"]);
+    r.expect_code(0);
+    assert_eq!(p.query("SELECT status, resumes FROM runs"), ["succeeded|1"]);
+    // Each item has exactly one row, and all of them succeeded.
+    assert_eq!(p.query("SELECT count(*), count(DISTINCT item_key) FROM items WHERE status = 'ok'"), [format!("{N}|{N}")]);
+    // Side effects: everything logged as done before the kill was not redone; only items that were
+    // in flight at the kill (at most `concurrency`) can have run twice.
+    let m = marks(&p);
+    let mut unique = m.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), N);
+    assert!(m.len() - N <= 2, "{} duplicates", m.len() - N);
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_resume_does_each_item_exactly_once() {
+    let p = project();
+    let child = start_and_wait(&p, 4);
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(p.query("SELECT status FROM runs"), ["interrupted"]);
+    let show = p.run(&["show", "1"]);
+    assert!(show.stdout.contains("resume with: cxflow resume 1"), "{}", show.stdout);
+
+    p.run(&["resume", "1"]).expect_code(0);
+    let mut m = marks(&p);
+    m.sort();
+    let expected: Vec<String> = (1..=N).map(|i| format!("r{i:02}")).collect();
+    assert_eq!(m, expected, "each item ran exactly once");
+    assert_eq!(p.query("SELECT status FROM runs"), ["succeeded"]);
+}

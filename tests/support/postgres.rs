@@ -1,0 +1,77 @@
+//! A throwaway PostgreSQL server on 127.0.0.1 for tests, from the machine's PostgreSQL binaries.
+//! As root, PostgreSQL refuses to run, so the server runs as the `postgres` user.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+pub struct Postgres {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    as_root: bool,
+}
+
+fn bin_dir() -> PathBuf {
+    for v in ["17", "16", "15", "14", "13"] {
+        let p = PathBuf::from(format!("/usr/lib/postgresql/{v}/bin"));
+        if p.join("initdb").exists() {
+            return p;
+        }
+    }
+    let initdb = which("initdb").expect("PostgreSQL's initdb is not installed: run scripts/install-deps.sh");
+    initdb.parent().unwrap().to_path_buf()
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.exists()))
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let bin = bin_dir();
+        let dir = tempfile::tempdir().unwrap();
+        #[allow(unsafe_code)]
+        let as_root = unsafe { libc::geteuid() } == 0;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pg = Postgres { port, dir, bin, as_root };
+        if as_root {
+            let st = Command::new("chown").args(["-R", "postgres:postgres"]).arg(pg.dir.path()).status().unwrap();
+            assert!(st.success());
+        }
+        let data = pg.dir.path().join("data");
+        pg.cmd("initdb", &["-D", data.to_str().unwrap(), "-U", "cx", "--auth=trust", "-E", "UTF8"]);
+        let opts = format!("-c listen_addresses=127.0.0.1 -p {port} -k {}", pg.dir.path().display());
+        let log = pg.dir.path().join("log");
+        pg.cmd("pg_ctl", &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &opts, "-w", "start"]);
+        pg
+    }
+
+    fn cmd(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let out = if self.as_root {
+            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&exe).args(args).current_dir("/").output()
+        } else {
+            Command::new(&exe).args(args).output()
+        }
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert!(out.status.success(), "{tool} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://cx@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let exe = self.bin.join("pg_ctl");
+        let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
+        let _ = if self.as_root {
+            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&exe).args(args).output()
+        } else {
+            Command::new(&exe).args(args).output()
+        };
+    }
+}
