@@ -223,7 +223,7 @@ impl Bucket {
         let shares = |c: &Counter| -> Vec<Value> {
             c.sorted()
                 .into_iter()
-                .map(|(name, n)| json!({"name": name, "count": n, "pct": round1(100.0 * n as f64 / self.count.max(1) as f64)}))
+                .map(|(name, n)| json!({"name": name, "count": n, "pct": num(round1(100.0 * n as f64 / self.count.max(1) as f64))}))
                 .collect()
         };
         let mut m = Map::new();
@@ -236,8 +236,8 @@ impl Bucket {
             Value::Array((1..=5).map(|r| json!({"rating": r, "count": self.by_rating[r]})).collect()),
         );
         m.insert("rated".into(), json!(self.rated));
-        m.insert("avg_rating".into(), json!(self.avg_rating().map(round2)));
-        m.insert("csat".into(), json!(self.csat().map(round1)));
+        m.insert("avg_rating".into(), self.avg_rating().map_or(Value::Null, |x| num(round2(x))));
+        m.insert("csat".into(), self.csat().map_or(Value::Null, |x| num(round1(x))));
         m.insert("urgent".into(), Value::Array(self.urgent_items().iter().map(|i| i.json.clone()).collect()));
         m.insert("sample".into(), Value::Array(self.sample_items().iter().map(|i| i.json.clone()).collect()));
         let kw: Vec<Value> = self
@@ -259,6 +259,15 @@ fn label(b: &[u8]) -> &[u8] {
         b"unknown"
     } else {
         t
+    }
+}
+
+/// A JSON number that prints as `4`, not `4.0`, when it is whole (ratings, percentages).
+pub fn num(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        json!(x as i64)
+    } else {
+        json!(x)
     }
 }
 
@@ -307,7 +316,7 @@ mod tests {
         assert_eq!(b.avg_rating(), Some(3.0));
         assert_eq!(b.csat(), Some(50.0));
         let j = b.stats_json(&LIM);
-        assert_eq!(j["by_channel"][0], json!({"name": "email", "count": 4, "pct": 80.0}));
+        assert_eq!(j["by_channel"][0], json!({"name": "email", "count": 4, "pct": 80}));
         assert_eq!(j["by_channel"][1]["name"], "unknown");
         assert_eq!(j["by_rating"][0], json!({"rating": 1, "count": 1}));
         assert_eq!(j["sample"].as_array().unwrap().len(), 2);

@@ -86,17 +86,29 @@ impl DigestTemplates {
     }
 }
 
-const HELPERS: &[&str] = &["signed", "inc"];
+const HELPERS: &[&str] = &["change", "inc"];
 
 fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(escape);
-    handlebars_helper!(signed: |x: f64| if x > 0.0 { format!("+{}", trim_float(x)) } else { trim_float(x) });
+    handlebars_helper!(change: |x: Json, unit: str| change_phrase(x.as_f64(), unit));
     handlebars_helper!(inc: |x: u64| x + 1);
-    hb.register_helper("signed", Box::new(signed));
+    hb.register_helper("change", Box::new(change));
     hb.register_helper("inc", Box::new(inc));
     hb
+}
+
+/// ` (+0.3 since the previous digest)`; empty when there is nothing to compare with.
+fn change_phrase(x: Option<f64>, unit: &str) -> String {
+    match x {
+        None => String::new(),
+        Some(x) if x == 0.0 => " (no change since the previous digest)".into(),
+        Some(x) => {
+            let sign = if x > 0.0 { "+" } else { "" };
+            format!(" ({sign}{}{unit} since the previous digest)", trim_float(x))
+        }
+    }
 }
 
 fn trim_float(x: f64) -> String {
@@ -110,11 +122,12 @@ pub fn markdown_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '!' | '|' | '<' | '>' | '~' => {
+            // Emphasis, code, links, tables and inline HTML; the rest only matters at a line
+            // start, and newlines are folded below.
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '<' | '>' => {
                 o.push('\\');
                 o.push(c);
             }
-            '&' => o.push_str("&amp;"),
             // A newline inside a value would break out of the list item it is rendered in.
             '\n' | '\r' => o.push(' '),
             c => o.push(c),
@@ -148,7 +161,7 @@ mod tests {
     #[test]
     fn markdown_escaping_neutralizes_markup() {
         assert_eq!(markdown_escape("<script>*x*</script>"), "\\<script\\>\\*x\\*\\</script\\>");
-        assert_eq!(markdown_escape("[a](http://x)\nnext"), "\\[a\\]\\(http://x\\) next");
+        assert_eq!(markdown_escape("[a](http://x)\nnext & more"), "\\[a\\](http://x) next & more");
     }
 
     #[test]
@@ -156,6 +169,14 @@ mod tests {
         assert_eq!(slug("Support quality"), "support-quality");
         assert_eq!(slug("  R&D / Ideas "), "r-d-ideas");
         assert_eq!(slug("!!!"), "team");
+    }
+
+    #[test]
+    fn change_phrases() {
+        assert_eq!(change_phrase(Some(0.25), ""), " (+0.25 since the previous digest)");
+        assert_eq!(change_phrase(Some(-5.0), " pts"), " (-5 pts since the previous digest)");
+        assert_eq!(change_phrase(Some(0.0), ""), " (no change since the previous digest)");
+        assert_eq!(change_phrase(None, ""), "");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::{json, Map, Value};
 
-use super::bucket::{round1, round2, Bucket, Limits};
+use super::bucket::{num, round1, round2, Bucket, Limits};
 use super::chart::bar_chart;
 use super::compile::CompiledTeam;
 use super::digest::slug;
@@ -38,12 +38,12 @@ impl TeamRecord {
         );
         m.extend(b.stats_json(lim));
         let diff = |now: Option<f64>, before: Option<f64>, round: fn(f64) -> f64| match (now, before) {
-            (Some(a), Some(b)) => json!(round(a - b)),
+            (Some(a), Some(b)) => num(round(a - b)),
             _ => Value::Null,
         };
         let (prev, change) = match &previous {
             Some(p) => (
-                json!({"run_id": p.run_id, "count": p.count, "avg_rating": p.avg_rating.map(round2), "csat": p.csat.map(round1), "at": p.created_at}),
+                json!({"run_id": p.run_id, "count": p.count, "avg_rating": p.avg_rating.map(|x| num(round2(x))), "csat": p.csat.map(|x| num(round1(x))), "at": p.created_at}),
                 json!({
                     "count": b.count as i64 - p.count as i64,
                     "avg_rating": diff(b.avg_rating(), p.avg_rating, round2),

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::bucket::{fnv1a, Bucket, Facts, Limits};
+use super::bucket::{fnv1a, num, Bucket, Facts, Limits};
 use super::compile::RuleSet;
 use super::matcher::{Row, Scratch};
 use super::rules::Mode;
@@ -218,7 +218,7 @@ fn item_json(rules: &RuleSet, row: &Row<'_>, rating: Option<f64>, record: Map<St
         "text": body,
         "channel": text(r.channel),
         "area": text(r.area),
-        "rating": rating,
+        "rating": rating.map_or(Value::Null, num),
         "created_at": text(r.created_at),
         "record": record,
     })
