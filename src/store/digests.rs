@@ -76,7 +76,8 @@ impl Store {
     }
 
     pub async fn previous_digest(&self, scope: &str, team: &str, before_run: i64) -> Result<Option<PreviousDigest>> {
-        let row: Option<(i64, i64, Option<f64>, Option<f64>, String)> = sqlx::query_as(
+        type Row = (i64, i64, Option<f64>, Option<f64>, String);
+        let row: Option<Row> = sqlx::query_as(
             "SELECT run_id, count, avg_rating, csat, created_at FROM route_digests
              WHERE scope = ? AND team = ? AND run_id < ? ORDER BY run_id DESC LIMIT 1",
         )

@@ -103,7 +103,7 @@ fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
 fn change_phrase(x: Option<f64>, unit: &str) -> String {
     match x {
         None => String::new(),
-        Some(x) if x == 0.0 => " (no change since the previous digest)".into(),
+        Some(0.0) => " (no change since the previous digest)".into(),
         Some(x) => {
             let sign = if x > 0.0 { "+" } else { "" };
             format!(" ({sign}{}{unit} since the previous digest)", trim_float(x))
