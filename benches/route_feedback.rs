@@ -77,6 +77,7 @@ fn child(csv: &Path) {
 /// The real step: plan from YAML (rules file, templates), SQLite run log, digests written to
 /// files; run twice, the second time with every id already routed.
 async fn whole_step(csv: &Path) {
+    let csv = &csv.canonicalize().unwrap();
     let proj = csv.parent().unwrap().join("project");
     let _ = std::fs::remove_dir_all(&proj);
     std::fs::create_dir_all(proj.join("workflows")).unwrap();
