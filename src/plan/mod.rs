@@ -75,6 +75,11 @@ impl<'a> PlanCx<'a> {
         self.errors.push(d);
     }
 
+    /// Report a diagnostic about another file the step reads (e.g. a routing rule file).
+    pub fn push(&mut self, d: Diagnostic) {
+        self.errors.push(d);
+    }
+
     pub fn config(&self) -> &Config {
         self.config
     }
