@@ -145,7 +145,12 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
         opts: &opts,
         outputs: Map::new(),
         sources: Vec::new(),
-        base: json!({"vars": plan.vars, "params": opts.params, "secrets": secrets.as_value()}),
+        base: json!({
+            "vars": plan.vars,
+            "params": opts.params,
+            "secrets": secrets.as_value(),
+            "run": {"id": run_id, "workflow": plan.name, "trigger": trigger_name(&opts)},
+        }),
     };
     let redo_from = resume_from.flatten().and_then(|id| plan.step(&id).map(|s| s.index));
     let mut summary = RunSummary { run_id, status: RunStatus::Succeeded, steps: Vec::new() };
@@ -193,6 +198,15 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
     let error = summary.steps.iter().find_map(|s| s.error.clone().map(|e| format!("step `{}`: {e}", s.id)));
     store.finish_run(run_id, summary.status.as_str(), error.as_deref()).await?;
     Ok(summary)
+}
+
+fn trigger_name(opts: &RunOptions) -> &'static str {
+    match opts.trigger {
+        Trigger::Resume { .. } => "resume",
+        Trigger::Schedule { .. } => "schedule",
+        Trigger::Manual if opts.dry_run => "dry-run",
+        Trigger::Manual => "manual",
+    }
 }
 
 struct Runner<'a> {

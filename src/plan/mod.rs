@@ -172,6 +172,9 @@ impl<'a> PlanCx<'a> {
         for r in refs::var_refs(src, extra_roots) {
             let first = r.first().unwrap_or("").to_string();
             let problem = match r.root() {
+                "run" if !["id", "workflow", "trigger"].contains(&first.as_str()) => {
+                    Some(("run", vec!["id".into(), "workflow".into(), "trigger".into()], "the run (`run.id`, `run.workflow`, `run.trigger`)"))
+                }
                 "item" => {
                     if let Some((file, fields)) = &self.item_fields {
                         if !first.is_empty() && !r.guarded && !fields.contains(&first) {
@@ -190,11 +193,11 @@ impl<'a> PlanCx<'a> {
                 "steps" if !self.earlier.contains_key(&first) => {
                     Some(("steps", self.earlier.keys().cloned().collect(), "an earlier step with that id"))
                 }
-                "vars" | "params" | "secrets" | "steps" => None,
+                "vars" | "params" | "secrets" | "steps" | "run" => None,
                 _ => {
                     let other = &r.path;
                     let help = format!(
-                        "templates start from vars, params, secrets, steps or item: did you mean `item.{other}`?"
+                        "templates start from vars, params, secrets, steps, item or run: did you mean `item.{other}`?"
                     );
                     self.error(path, format!("unknown variable `{}` in template", r.path), Some(help));
                     continue;

@@ -5,7 +5,7 @@ use regex::Regex;
 use std::sync::OnceLock;
 
 /// The roots a template may start a path from.
-pub const ROOTS: &[&str] = &["vars", "params", "secrets", "steps", "item"];
+pub const ROOTS: &[&str] = &["vars", "params", "secrets", "steps", "item", "run"];
 
 /// Words that are helpers or keywords, not variables.
 const KEYWORDS: &[&str] = &[
