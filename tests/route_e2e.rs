@@ -197,8 +197,11 @@ steps:
 "#,
     );
     let r = p.run(&["run", "j"]);
-    r.expect_code(0);
+    // The bad record fails, the others are routed: a partial run, as with any failed item.
+    r.expect_code(1);
     assert!(r.stderr.contains("field `text` is missing"), "{}", r.stderr);
+    assert!(r.stdout.contains("routed               partial       ok 3 failed 1"), "{}", r.stdout);
+    assert!(r.stdout.contains("1 record(s) failed; `cxflow show 1 --json` has the step's error samples"), "{}", r.stdout);
     let out = routed(&p);
     assert_eq!(ids(&team(&out, "refunds")["urgent"]), ["a"]);
     // "five" is only read by the urgent rule of `refunds`, which `c` does not reach.

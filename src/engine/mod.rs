@@ -279,7 +279,10 @@ impl Runner<'_> {
             StepKind::Route(r) => {
                 let input = self.source_of(&r.input);
                 let (src, out) = route::run(r, input, &self.env).await?;
-                (src, out, Counts::default())
+                // Routed records count as ok, records that could not be routed (a missing field) as failed.
+                let n = |k: &str| out.get(k).and_then(Value::as_u64).unwrap_or(0);
+                let counts = Counts { ok: n("routed"), failed: n("errors"), ..Counts::default() };
+                (src, out, counts)
             }
             StepKind::Command(p) => {
                 let runner = command::open(p, &self.env).await?;
@@ -308,7 +311,10 @@ impl Runner<'_> {
         } else {
             "succeeded"
         };
-        let error = (counts.failed > 0).then(|| format!("{} item(s) failed; `cxflow show {run_id}` lists them", counts.failed));
+        let error = (counts.failed > 0).then(|| match step.kind.is_per_item() {
+            true => format!("{} item(s) failed; `cxflow show {run_id}` lists them", counts.failed),
+            false => format!("{} record(s) failed; `cxflow show {run_id} --json` has the step's error samples", counts.failed),
+        });
         let summary_out = if step.kind.is_per_item() {
             json!({"count": counts.ok + counts.failed + counts.skipped, "ok": counts.ok, "failed": counts.failed, "skipped": counts.skipped})
         } else {
