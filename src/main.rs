@@ -105,6 +105,9 @@ fn main() {
             std::process::exit(code);
         }
     };
+    if matches!(args.command, Command::Validate { .. } | Command::Runs { .. } | Command::Show { .. } | Command::Schema) {
+        cli::quiet_broken_pipe();
+    }
     let code = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt.block_on(dispatch(args)),
         Err(e) => Err(cli::CliError::Other(e.into())),

@@ -227,6 +227,31 @@ steps:
 }
 
 #[test]
+fn a_record_missing_a_field_fails_its_item_naming_the_field() {
+    let p = TestProject::new();
+    p.write("script.py", SCRIPT);
+    p.write("data/r.jsonl", "{\"id\": \"a\", \"email\": \"a@x.test\"}\n{\"id\": \"b\"}\n");
+    p.write(
+        "workflows/w.yaml",
+        "name: w\nsteps:\n  - id: r\n    read_json: data/r.jsonl\n  - id: act\n    for_each: r\n    item_key: \"{{item.id}}\"\n    command: [python3, script.py, \"{{item.email}}\"]\n",
+    );
+    p.run(&["run", "w"]).expect_code(1);
+    assert_eq!(p.query("SELECT item_key, status FROM items ORDER BY seq"), ["a|ok", "b|failed"]);
+    let e = p.query("SELECT error FROM items WHERE status = 'failed'");
+    assert!(e[0].contains("`item.email` is missing"), "{e:?}");
+}
+
+#[test]
+fn csv_columns_are_checked_before_the_run() {
+    let p = project(2, "", "{{item.mail}}");
+    let r = p.run(&["run", "w"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("error: `item.mail` is not a column of `data/records.csv`"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `item.email`?"), "{}", r.stderr);
+    assert!(!p.db().exists(), "a workflow that fails validation never starts");
+}
+
+#[test]
 fn runs_and_show_handle_unknown_input() {
     let p = project(1, "", "ok");
     p.run(&["show", "42"]).expect_code(2);

@@ -86,6 +86,16 @@ pub fn validate(project: &Project, path: Option<&Path>) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// For commands that only print: end quietly when the reader goes away (`cxflow runs | head`), as
+/// other command-line tools do, instead of failing on the write. Not for commands that talk to
+/// servers or child processes, where a closed pipe must stay an error to handle.
+pub fn quiet_broken_pipe() {
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// `cxflow schema`: the JSON Schema of the workflow format.
 pub fn schema() -> Result<i32> {
     let s = serde_json::to_string_pretty(&crate::spec::schema::workflow_schema()).map_err(anyhow::Error::from)?;

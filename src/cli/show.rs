@@ -49,6 +49,15 @@ pub async fn show(project: &Project, run_id: i64, as_json: bool) -> Result<i32> 
     let artifacts = store.artifacts(run_id).await?;
     let uncertain = store.uncertain_keys(run_id).await?;
     if as_json {
+        let steps: Vec<serde_json::Value> = steps
+            .iter()
+            .map(|s| {
+                let mut v = json!(s);
+                // Stored as text; shown as the JSON it is.
+                v["output"] = s.output.as_deref().and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default();
+                v
+            })
+            .collect();
         let v = json!({"run": run, "steps": steps, "failed_items": failed, "artifacts": artifacts, "uncertain": uncertain});
         println!("{}", serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
         return Ok(exit::OK);

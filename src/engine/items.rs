@@ -214,7 +214,7 @@ async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: 
                     tracing::error!("cannot record artifact {path}: {e}");
                 }
             }
-            result.status = ItemStatus::Ok;
+            result.status = if out.skipped { ItemStatus::Skipped } else { ItemStatus::Ok };
             result.output = Some(env.secrets.redact_value(&out.output));
         }
         Err(e) => {

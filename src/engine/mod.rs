@@ -145,7 +145,12 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
         opts: &opts,
         outputs: Map::new(),
         sources: Vec::new(),
-        base: json!({"vars": plan.vars, "params": opts.params, "secrets": secrets.as_value()}),
+        base: json!({
+            "vars": plan.vars,
+            "params": opts.params,
+            "secrets": secrets.as_value(),
+            "run": {"id": run_id, "workflow": plan.name, "trigger": trigger_name(&opts)},
+        }),
     };
     let redo_from = resume_from.flatten().and_then(|id| plan.step(&id).map(|s| s.index));
     let mut summary = RunSummary { run_id, status: RunStatus::Succeeded, steps: Vec::new() };
@@ -193,6 +198,15 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
     let error = summary.steps.iter().find_map(|s| s.error.clone().map(|e| format!("step `{}`: {e}", s.id)));
     store.finish_run(run_id, summary.status.as_str(), error.as_deref()).await?;
     Ok(summary)
+}
+
+fn trigger_name(opts: &RunOptions) -> &'static str {
+    match opts.trigger {
+        Trigger::Resume { .. } => "resume",
+        Trigger::Schedule { .. } => "schedule",
+        Trigger::Manual if opts.dry_run => "dry-run",
+        Trigger::Manual => "manual",
+    }
 }
 
 struct Runner<'a> {
@@ -265,7 +279,10 @@ impl Runner<'_> {
             StepKind::Route(r) => {
                 let input = self.source_of(&r.input);
                 let (src, out) = route::run(r, input, &self.env).await?;
-                (src, out, Counts::default())
+                // Routed records count as ok, records that could not be routed (a missing field) as failed.
+                let n = |k: &str| out.get(k).and_then(Value::as_u64).unwrap_or(0);
+                let counts = Counts { ok: n("routed"), failed: n("errors"), ..Counts::default() };
+                (src, out, counts)
             }
             StepKind::Command(p) => {
                 let runner = command::open(p, &self.env).await?;
@@ -294,7 +311,10 @@ impl Runner<'_> {
         } else {
             "succeeded"
         };
-        let error = (counts.failed > 0).then(|| format!("{} item(s) failed; `cxflow show {run_id}` lists them", counts.failed));
+        let error = (counts.failed > 0).then(|| match step.kind.is_per_item() {
+            true => format!("{} item(s) failed; `cxflow show {run_id}` lists them", counts.failed),
+            false => format!("{} record(s) failed; `cxflow show {run_id} --json` has the step's error samples", counts.failed),
+        });
         let summary_out = if step.kind.is_per_item() {
             json!({"count": counts.ok + counts.failed + counts.skipped, "ok": counts.ok, "failed": counts.failed, "skipped": counts.skipped})
         } else {

@@ -3,6 +3,7 @@
 //! so every mistake a user can fix shows before anything runs. Pure: no I/O except reading
 //! template files and checking that input files exist.
 
+pub mod helpers;
 pub mod refs;
 pub mod schedule;
 mod step;
@@ -55,6 +56,10 @@ pub struct PlanCx<'a> {
     /// Ids of the steps before the one being planned, with their index.
     earlier: HashMap<String, usize>,
     current_step: Option<String>,
+    /// Column names of steps whose records are known before running (a CSV file with a literal path).
+    columns: HashMap<String, (String, Vec<String>)>,
+    /// The known fields of `item` for the step being planned, with the file they come from.
+    item_fields: Option<(String, Vec<String>)>,
 }
 
 impl<'a> PlanCx<'a> {
@@ -67,6 +72,11 @@ impl<'a> PlanCx<'a> {
     /// Report an error pointing at the key itself (unknown or misplaced keys).
     pub fn error_at_key(&mut self, path: &str, message: impl Into<String>, help: Option<String>) {
         let d = self.file.diagnostic(path, false, message).with_help(help);
+        self.errors.push(d);
+    }
+
+    /// Report a diagnostic about another file the step reads (e.g. a routing rule file).
+    pub fn push(&mut self, d: Diagnostic) {
         self.errors.push(d);
     }
 
@@ -162,18 +172,32 @@ impl<'a> PlanCx<'a> {
         for r in refs::var_refs(src, extra_roots) {
             let first = r.first().unwrap_or("").to_string();
             let problem = match r.root() {
-                "item" => None,
+                "run" if !["id", "workflow", "trigger"].contains(&first.as_str()) => {
+                    Some(("run", vec!["id".into(), "workflow".into(), "trigger".into()], "the run (`run.id`, `run.workflow`, `run.trigger`)"))
+                }
+                "item" => {
+                    if let Some((file, fields)) = &self.item_fields {
+                        if !first.is_empty() && !r.guarded && !fields.contains(&first) {
+                            let help = match did_you_mean(&first, fields.iter().map(String::as_str)) {
+                                Some(s) => format!("did you mean `item.{s}`?"),
+                                None => format!("its columns are: {}", fields.join(", ")),
+                            };
+                            self.error(path, format!("`{}` is not a column of `{file}`", r.path), Some(help));
+                        }
+                    }
+                    None
+                }
                 "vars" if !spec.vars.contains_key(&first) => Some(("vars", keys(&spec.vars), "vars:")),
                 "params" if !spec.params.contains_key(&first) => Some(("params", keys(&spec.params), "params:")),
                 "secrets" if !spec.secrets.contains(&first) => Some(("secrets", spec.secrets.clone(), "secrets:")),
                 "steps" if !self.earlier.contains_key(&first) => {
                     Some(("steps", self.earlier.keys().cloned().collect(), "an earlier step with that id"))
                 }
-                "vars" | "params" | "secrets" | "steps" => None,
+                "vars" | "params" | "secrets" | "steps" | "run" => None,
                 _ => {
                     let other = &r.path;
                     let help = format!(
-                        "templates start from vars, params, secrets, steps or item: did you mean `item.{other}`?"
+                        "templates start from vars, params, secrets, steps, item or run: did you mean `item.{other}`?"
                     );
                     self.error(path, format!("unknown variable `{}` in template", r.path), Some(help));
                     continue;
@@ -204,6 +228,23 @@ fn sorted<'s>(v: &[&'s str]) -> Vec<&'s str> {
     v
 }
 
+/// The header of a `read_csv` step's file when its path is literal and the file is there: templates
+/// over its records can then be checked before the run, not at the first record.
+fn csv_columns(s: &crate::spec::StepSpec, cx: &PlanCx) -> Option<(String, Vec<String>)> {
+    let src = s.read_csv.as_ref()?;
+    if src.path().contains("{{") {
+        return None;
+    }
+    let delimiter = match src.delimiter() {
+        Some(d) if d.len() == 1 => d.as_bytes()[0],
+        Some(_) => return None,
+        None => b',',
+    };
+    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_path(cx.resolve(src.path())).ok()?;
+    let headers = rdr.headers().ok()?;
+    Some((src.path().to_string(), headers.iter().map(str::to_string).collect()))
+}
+
 /// Parse a duration like `30s`, `5m`, `1h 30m`; reports at `path`.
 pub fn duration(cx: &mut PlanCx, path: &str, s: &str) -> Option<Duration> {
     match humantime::parse_duration(s.trim()) {
@@ -225,6 +266,8 @@ pub fn build(file: Arc<SpecFile>, config: &Config, project: &Path) -> Result<Pla
         errors: Vec::new(),
         earlier: HashMap::new(),
         current_step: None,
+        columns: HashMap::new(),
+        item_fields: None,
     };
     let spec = &file.spec;
     if spec.name.trim().is_empty() {
@@ -258,6 +301,10 @@ pub fn build(file: Arc<SpecFile>, config: &Config, project: &Path) -> Result<Pla
             seen.insert(&s.id, i);
         }
         cx.current_step = Some(s.id.clone());
+        cx.item_fields = s.for_each.as_ref().and_then(|f| cx.columns.get(f).cloned());
+        if let Some(cols) = csv_columns(s, &cx) {
+            cx.columns.insert(s.id.clone(), cols);
+        }
         if let Some(p) = step::plan(s, i, &path, &mut cx) {
             steps.push(p);
         }

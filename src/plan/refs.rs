@@ -5,18 +5,20 @@ use regex::Regex;
 use std::sync::OnceLock;
 
 /// The roots a template may start a path from.
-pub const ROOTS: &[&str] = &["vars", "params", "secrets", "steps", "item"];
+pub const ROOTS: &[&str] = &["vars", "params", "secrets", "steps", "item", "run"];
 
 /// Words that are helpers or keywords, not variables.
 const KEYWORDS: &[&str] = &[
     "if", "unless", "each", "with", "lookup", "else", "this", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or",
-    "not", "len", "true", "false", "null", "upper", "lower", "trim", "json", "log", "raw",
+    "not", "len", "true", "false", "null", "log", "raw",
 ];
 
 /// A path used in a template: `vars.survey_url` → root `vars`, rest `survey_url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VarRef {
     pub path: String,
+    /// Used where a missing value is expected and handled (`#if`, `#unless`, `default`).
+    pub guarded: bool,
 }
 
 impl VarRef {
@@ -56,6 +58,7 @@ pub fn var_refs(src: &str, extra_keywords: &[&str]) -> Vec<VarRef> {
         if inner.starts_with('>') {
             continue;
         }
+        let guarded = ["#if", "#unless", "default "].iter().any(|g| inner.starts_with(g)) || inner.contains("(default ");
         if depth == 0 {
             for w in word.find_iter(&body) {
                 let w = w.as_str().trim_end_matches(['.', '-']);
@@ -64,10 +67,11 @@ pub fn var_refs(src: &str, extra_keywords: &[&str]) -> Vec<VarRef> {
                 if body[body.find(w).unwrap_or(0) + w.len()..].starts_with('=') {
                     continue;
                 }
-                if w.starts_with('@') || KEYWORDS.contains(&root) || extra_keywords.contains(&root) {
+                let helper = super::helpers::NAMES.contains(&root);
+                if w.starts_with('@') || helper || KEYWORDS.contains(&root) || extra_keywords.contains(&root) {
                     continue;
                 }
-                out.push(VarRef { path: w.to_string() });
+                out.push(VarRef { path: w.to_string(), guarded });
             }
         }
         if opens_scope {
@@ -100,8 +104,17 @@ mod tests {
     }
 
     #[test]
+    fn guarded_refs() {
+        let g: Vec<bool> = var_refs("{{default item.a 'x'}}{{#if item.b}}{{/if}}{{upper (default item.c 'y')}}{{item.d}}", &[])
+            .into_iter()
+            .map(|r| r.guarded)
+            .collect();
+        assert_eq!(g, [true, true, true, false]);
+    }
+
+    #[test]
     fn root_and_first() {
-        let r = VarRef { path: "vars.a.b".into() };
+        let r = VarRef { path: "vars.a.b".into(), guarded: false };
         assert_eq!((r.root(), r.first()), ("vars", Some("a")));
     }
 }

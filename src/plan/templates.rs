@@ -30,7 +30,7 @@ impl Templates {
         hb.set_strict_mode(true);
         // Inline strings are subjects, addresses, paths and keys: never HTML.
         hb.register_escape_fn(handlebars::no_escape);
-        register_helpers(&mut hb);
+        super::helpers::register(&mut hb);
         Templates { hb }
     }
 
@@ -76,18 +76,6 @@ fn render_message(e: &handlebars::RenderError) -> String {
         R::MissingVariable(None) => "a variable is missing".to_string(),
         _ => e.reason().to_string(),
     }
-}
-
-fn register_helpers(hb: &mut Handlebars<'static>) {
-    use handlebars::handlebars_helper;
-    handlebars_helper!(upper: |s: str| s.to_uppercase());
-    handlebars_helper!(lower: |s: str| s.to_lowercase());
-    handlebars_helper!(trim: |s: str| s.trim().to_string());
-    handlebars_helper!(json: |v: Json| v.to_string());
-    hb.register_helper("upper", Box::new(upper));
-    hb.register_helper("lower", Box::new(lower));
-    hb.register_helper("trim", Box::new(trim));
-    hb.register_helper("json", Box::new(json));
 }
 
 #[cfg(test)]

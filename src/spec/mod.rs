@@ -6,7 +6,7 @@ pub mod model;
 pub mod positions;
 pub mod schedule;
 pub mod schema;
-mod serde_error;
+pub(crate) mod serde_error;
 
 use std::path::{Path, PathBuf};
 

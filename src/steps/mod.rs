@@ -41,11 +41,18 @@ pub struct Artifact {
 pub struct ItemOutput {
     pub output: Value,
     pub artifacts: Vec<Artifact>,
+    /// Nothing was done because it was done before (already sent, uncertain and left alone):
+    /// logged as `skipped`, not `ok`, so the counts say what this run did.
+    pub skipped: bool,
 }
 
 impl ItemOutput {
     pub fn new(output: Value) -> Self {
-        ItemOutput { output, artifacts: Vec::new() }
+        ItemOutput { output, artifacts: Vec::new(), skipped: false }
+    }
+
+    pub fn skipped(output: Value) -> Self {
+        ItemOutput { output, artifacts: Vec::new(), skipped: true }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The run log. Owns every SQL string and the migrations, and speaks in domain terms.
 //! The only module that knows it talks to SQLite.
 
+mod digests;
 mod items;
 mod ledger;
 mod queries;
@@ -13,6 +14,7 @@ use chrono::Utc;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use digests::{DigestFigures, IdsSender, PreviousDigest, RoutingWriter};
 pub use items::{ItemResult, ItemStatus, ItemWriter};
 pub use ledger::Claim;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};

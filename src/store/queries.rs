@@ -34,6 +34,8 @@ pub struct StepRow {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub error: Option<String>,
+    /// JSON summary of a batch step (counts, files, error samples).
+    pub output: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -96,7 +98,7 @@ impl Store {
 
     pub async fn steps(&self, run_id: i64) -> Result<Vec<StepRow>> {
         Ok(sqlx::query_as(
-            "SELECT step_id, position, kind, status, ok, failed, skipped, started_at, finished_at, error
+            "SELECT step_id, position, kind, status, ok, failed, skipped, started_at, finished_at, error, output
              FROM steps WHERE run_id = ? ORDER BY position",
         )
         .bind(run_id)

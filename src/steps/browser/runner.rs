@@ -167,7 +167,7 @@ impl Item<'_> {
                 match run.store.claim_key(&key, &run.workflow, run.run_id, self.env.step_id, self.env.key).await {
                     Ok(Claim::Fresh) => claimed = true,
                     Ok(Claim::AlreadySent { run_id }) => {
-                        return Ok(ItemOutput::new(json!({ "already_submitted": true, "by_run": run_id })));
+                        return Ok(ItemOutput::skipped(json!({ "already_submitted": true, "by_run": run_id })));
                     }
                     Ok(Claim::Uncertain { run_id }) => {
                         return Err(Stop::Failed(StepError::Fatal(format!(
@@ -230,7 +230,7 @@ impl Item<'_> {
                 arts.push(Artifact { kind: "screenshot".into(), path: p });
             }
         }
-        Ok(ItemOutput { output, artifacts: arts })
+        Ok(ItemOutput { output, artifacts: arts, skipped: false })
     }
 
     async fn log_in(&self, page: &Page<'_>) -> Result<(), Stop> {

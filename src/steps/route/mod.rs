@@ -1,32 +1,30 @@
-//! Placeholder until the route step lands: the spec is accepted as any mapping so the schema
-//! and the engine's wiring exist, and planning reports that the step is not available yet.
+//! `route` step: sends each piece of feedback to the right team(s) and builds one digest bucket
+//! per team. See docs/routing.md for the rule syntax.
+//!
+//! plan.rs validates the step and its rule file before anything runs; run.rs streams the input
+//! through the router (a parallel typed path for CSV, JSON maps otherwise), then digest.rs turns
+//! each team's bucket into the record the next step iterates over, with its files and webhook.
 
-use std::sync::Arc;
+pub mod bucket;
+pub mod chart;
+pub mod compile;
+pub mod counter;
+mod digest;
+pub mod matcher;
+pub mod parallel;
+mod output;
+mod plan;
+pub mod router;
+pub mod rules;
+mod run;
+pub mod seen;
+pub mod source;
+pub mod values;
+mod webhook;
 
-use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::Value;
+pub use plan::{plan, Planned};
+pub use rules::RouteSpec;
+pub use run::run;
 
-use super::RunEnv;
-use crate::engine::records::RecordSource;
-use crate::plan::PlanCx;
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(transparent)]
-pub struct RouteSpec(pub serde_json::Value);
-
-#[derive(Debug)]
-pub struct Planned {
-    /// The step whose records are routed.
-    pub input: String,
-}
-
-pub fn plan(_spec: &RouteSpec, path: &str, cx: &mut PlanCx) -> Option<Planned> {
-    cx.error_at_key(path, "the `route` step is not available in this build", None);
-    None
-}
-
-/// Route every record of `input`; the output is one record per team.
-pub async fn run(_p: &Planned, _input: RecordSource, _run: &RunEnv) -> anyhow::Result<(RecordSource, Value)> {
-    Ok((RecordSource::Values(Arc::new(Vec::new())), Value::Null))
-}
+#[cfg(test)]
+mod tests;

@@ -87,6 +87,9 @@ pub fn parse_mailbox(field: &str, value: &str) -> Result<Mailbox, MessageError> 
 fn mailboxes(field: &str, values: &[String]) -> Result<Vec<Mailbox>, MessageError> {
     values
         .iter()
+        // A list rendered into one string (`{{item.team.email}}` of a team with two addresses)
+        // arrives as `a@x, b@y`; with no `<` in it, a comma cannot be part of a display name.
+        .flat_map(|v| if v.contains('<') { vec![v.as_str()] } else { v.split(',').collect() })
         .filter(|v| !v.trim().is_empty()) // an empty optional cc rendered from data is "no cc"
         .map(|v| parse_mailbox(field, v))
         .collect()
@@ -263,5 +266,15 @@ mod tests {
         let mut r = base();
         r.attachments = vec!["/nonexistent/x.pdf".into()];
         assert!(matches!(build(&r), Err(MessageError::Attachment { .. })));
+    }
+
+    #[test]
+    fn a_rendered_list_of_bare_addresses_is_split_but_names_keep_their_commas() {
+        let m = mailboxes("to", &["billing@example.com, finance@example.com".to_string()]).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].email.to_string(), "finance@example.com");
+        let m = mailboxes("to", &["\"Doe, Jane\" <jane@example.com>".to_string()]).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].name.as_deref(), Some("Doe, Jane"));
     }
 }

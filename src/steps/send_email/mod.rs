@@ -4,7 +4,6 @@
 
 pub mod compiled;
 pub mod deliver;
-pub mod helpers;
 pub mod message;
 pub mod pool;
 pub mod rate;
@@ -66,12 +65,12 @@ pub fn plan(spec: &SendEmailSpec, path: &str, cx: &mut PlanCx) -> Option<Planned
         inline.push((at(&format!("send_email.headers.{k}")), v));
     }
     for (p, src) in &inline {
-        cx.check_refs(p, src, helpers::NAMES);
+        cx.check_refs(p, src, crate::plan::helpers::NAMES);
     }
     let dir = cx.templates_dir();
     for ext in ["html", "txt"] {
         if let Ok(src) = std::fs::read_to_string(dir.join(format!("{}.{ext}.hbs", spec.template))) {
-            cx.check_refs(&at("send_email.template"), &src, helpers::NAMES);
+            cx.check_refs(&at("send_email.template"), &src, crate::plan::helpers::NAMES);
         }
     }
     let mut errs = vec![];
@@ -158,7 +157,8 @@ impl Runner {
                 }
                 Ok(out)
             }
-            Ok(Outcome::Skipped { output, .. }) | Ok(Outcome::DryRun { output }) => {
+            Ok(Outcome::Skipped { output, .. }) => Ok(ItemOutput::skipped(run.secrets.redact_value(&output))),
+            Ok(Outcome::DryRun { output }) => {
                 Ok(ItemOutput::new(run.secrets.redact_value(&output)))
             }
             Err(Failure::Retryable(m)) => Err(StepError::Retryable(run.secrets.redact(&m))),

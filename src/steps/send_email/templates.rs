@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use handlebars::{Context, Handlebars, RenderError, RenderErrorReason};
 
-use super::helpers;
+use crate::plan::helpers;
 
 /// Handlebars' own escape also escapes `=` and backticks, which breaks query strings in links
 /// (`?a=1&b=2` → `?a&#x3D;1...`). Escaping exactly these five is enough for text and attributes.

@@ -9,7 +9,8 @@ use handlebars::{
 };
 use serde_json::Value;
 
-/// Helper names, for the planner's variable check (they are not variables).
+/// Helper names, for the planner's variable check (they are not variables). Every template,
+/// inline or in a file, email body or not, gets the same helpers.
 pub const NAMES: &[&str] = &[
     "date", "default", "pluralize", "pluralise", "upper", "uppercase", "lower", "lowercase", "trim", "json",
 ];

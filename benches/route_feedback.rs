@@ -1,0 +1,191 @@
+//! Routing benchmark: 1,000,000 generated feedback rows (~150 MB CSV, fixed seed), 12 teams with
+//! regex rules. Run: `cargo bench --bench route_feedback` (ROWS=n to change the size).
+//!
+//! The CSV is generated once under target/bench-data; routing then runs in a child process so
+//! its peak memory (VmHWM) is not polluted by generation.
+
+#[path = "support/feedback_gen.rs"]
+mod feedback_gen;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use std::sync::Arc;
+
+use cxflow::config::Config;
+use cxflow::engine::records::RecordSource;
+use cxflow::plan::StepKind;
+use cxflow::secrets::Secrets;
+use cxflow::steps::route::bucket::Limits;
+use cxflow::steps::RunEnv;
+use cxflow::store::{NewRun, Store};
+use cxflow::steps::route::compile::{compile, CompileInput};
+use cxflow::steps::route::parallel::{route_csv_parallel, Setup};
+use cxflow::steps::route::rules::{FieldsSpec, Mode, RulesFile};
+use cxflow::steps::route::seen::{IdBatch, IdSink};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        child(Path::new(&args[i + 1]));
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` support
+    }
+    let rows: u64 = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join(format!("feedback-{rows}.csv"));
+    if !csv.exists() {
+        let t = Instant::now();
+        let tmp = csv.with_extension("tmp");
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).unwrap());
+        feedback_gen::write_feedback(&mut w, rows, 42).unwrap();
+        drop(w);
+        std::fs::rename(&tmp, &csv).unwrap();
+        eprintln!("generated {} in {:.2?}", csv.display(), t.elapsed());
+    }
+    let size = std::fs::metadata(&csv).unwrap().len();
+    println!("input: {rows} rows, {:.1} MB", size as f64 / 1e6);
+    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    for _ in 0..runs {
+        let st = std::process::Command::new(std::env::current_exe().unwrap()).arg("--child").arg(&csv).status().unwrap();
+        assert!(st.success());
+    }
+}
+
+fn child(csv: &Path) {
+    if std::env::var("PARSE_ONLY").is_ok() {
+        let t = Instant::now();
+        let mut rdr = csv::ReaderBuilder::new().buffer_capacity(1 << 18).from_reader(std::fs::File::open(csv).unwrap());
+        let mut rec = csv::ByteRecord::new();
+        let mut n = 0u64;
+        while rdr.read_byte_record(&mut rec).unwrap() {
+            n += rec.len() as u64;
+        }
+        println!("parse only: {:.3} s ({n} fields)", t.elapsed().as_secs_f64());
+        return;
+    }
+    if std::env::var("ROUTER_ONLY").is_ok() {
+        return router_only(csv);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(whole_step(csv));
+}
+
+/// The real step: plan from YAML (rules file, templates), SQLite run log, digests written to
+/// files; run twice, the second time with every id already routed.
+async fn whole_step(csv: &Path) {
+    let csv = &csv.canonicalize().unwrap();
+    let proj = csv.parent().unwrap().join("project");
+    let _ = std::fs::remove_dir_all(&proj);
+    std::fs::create_dir_all(proj.join("workflows")).unwrap();
+    std::fs::create_dir_all(proj.join("routing")).unwrap();
+    std::fs::write(proj.join("routing/teams.yaml"), feedback_gen::TEAMS_YAML).unwrap();
+    let wf = format!(
+        "name: bench\nsteps:\n  - id: feedback\n    read_csv: {}\n  - id: routed\n    route:\n      input: feedback\n      rules: routing/teams.yaml\n      as_of: \"2024-05-02T12:00:00Z\"\n      digest: {{ out_dir: out/digests }}\n",
+        csv.display()
+    );
+    std::fs::write(proj.join("workflows/bench.yaml"), &wf).unwrap();
+    let file = Arc::new(cxflow::spec::load(&proj.join("workflows/bench.yaml")).map_err(|e| e.to_string()).unwrap());
+    let config = Config::default();
+    let plan = cxflow::plan::build(file, &config, &proj).map_err(|e| e.to_string()).unwrap();
+    let StepKind::Route(planned) = &plan.steps[1].kind else { panic!("route step") };
+    let store = Store::open(&format!("sqlite://{}", proj.join("bench.sqlite").display())).await.unwrap();
+    for label in ["first run", "rerun, all ids already routed"] {
+        let params = serde_json::json!({});
+        let run_id = store
+            .start_run(NewRun { workflow: "bench", file: "bench.yaml", trigger: "manual", params: &params, scheduled_for: None })
+            .await
+            .unwrap();
+        let env = RunEnv {
+            run_id,
+            workflow: "bench".into(),
+            store: store.clone(),
+            config: Arc::new(config.clone()),
+            project: proj.clone(),
+            templates: plan.templates.clone(),
+            secrets: Arc::new(Secrets::placeholders(&[])),
+            artifacts_dir: proj.join(format!("artifacts/run-{run_id}")),
+            dry_run: false,
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        };
+        let t = Instant::now();
+        let cpu0 = cpu_secs();
+        let (_records, out) = cxflow::steps::route::run(planned, RecordSource::Csv { path: csv.to_path_buf(), delimiter: b',' }, &env)
+            .await
+            .unwrap();
+        println!(
+            "route step ({label}): {:.3} s wall, {:.3} s CPU, peak RSS {:.1} MB; {} records, {} routed, {} already routed, {} dropped, {} errors, {} digests",
+            t.elapsed().as_secs_f64(),
+            cpu_secs() - cpu0,
+            peak_rss_mb(),
+            out["records"],
+            out["routed"],
+            out["already_routed"],
+            out["dropped"],
+            out["errors"],
+            out["teams"].as_array().map_or(0, Vec::len),
+        );
+    }
+}
+
+/// Routing alone (no run log, no digests): where the time goes.
+fn router_only(csv: &Path) {
+    let t = Instant::now();
+    let file: RulesFile = serde_yaml::from_str(feedback_gen::TEAMS_YAML).unwrap();
+    let fields = FieldsSpec::default();
+    let rules = compile(&CompileInput {
+        teams: &file.teams,
+        teams_path: "teams",
+        fields: &fields,
+        unmatched: None,
+        unmatched_path: "unmatched",
+        as_of: 1_714_651_200,
+    })
+    .map_err(|e| format!("{e:?}"))
+    .unwrap();
+    let sink = || -> Option<IdSink> { Some(Box::new(|_b: IdBatch| {})) };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let setup = Setup {
+        rules: &rules,
+        mode: Mode::FirstMatch,
+        limits: Limits { urgent: 10, sample: 5, keywords: 10 },
+        seen: None,
+        sink: &sink,
+        workers,
+        delimiter: b',',
+        cancelled: &|| false,
+    };
+    let (router, _) = route_csv_parallel(std::fs::File::open(csv).unwrap(), &setup).unwrap();
+    println!(
+        "router only: {:.3} s wall, {:.3} s CPU, peak RSS {:.1} MB, {} records, {} routed",
+        t.elapsed().as_secs_f64(),
+        cpu_secs(),
+        peak_rss_mb(),
+        router.counts.records,
+        router.counts.routed,
+    );
+}
+
+fn peak_rss_mb() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// User + system CPU time of this process: robust when other jobs share the cores.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes into the zeroed struct we own.
+    #[allow(unsafe_code)]
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}

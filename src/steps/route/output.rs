@@ -1,0 +1,158 @@
+//! Turns each team's bucket into the step's output record (what `for_each` iterates over),
+//! renders its digest files and posts its webhook; each delivery is recorded as an artifact.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::{json, Map, Value};
+
+use super::bucket::{num, round1, round2, Bucket, Limits};
+use super::chart::bar_chart;
+use super::compile::CompiledTeam;
+use super::digest::slug;
+use super::plan::Planned;
+use super::rules::ChartKind;
+use super::webhook;
+use crate::steps::RunEnv;
+use crate::store::{Claim, PreviousDigest};
+
+pub struct TeamRecord {
+    pub name: String,
+    pub webhook: Option<String>,
+    pub json: Map<String, Value>,
+}
+
+impl TeamRecord {
+    pub fn new(team: &CompiledTeam, b: &Bucket, lim: &Limits, previous: Option<PreviousDigest>, chart: ChartKind) -> Self {
+        let mut m = Map::new();
+        m.insert(
+            "team".into(),
+            json!({
+                "name": team.name,
+                // Joined, so `to: "{{item.team.email}}"` addresses every recipient.
+                "email": team.emails.join(", "),
+                "emails": team.emails,
+                "priority": team.priority,
+                "has_webhook": team.webhook.is_some(),
+            }),
+        );
+        m.extend(b.stats_json(lim));
+        let diff = |now: Option<f64>, before: Option<f64>, round: fn(f64) -> f64| match (now, before) {
+            (Some(a), Some(b)) => num(round(a - b)),
+            _ => Value::Null,
+        };
+        let (prev, change) = match &previous {
+            Some(p) => (
+                json!({"run_id": p.run_id, "count": p.count, "avg_rating": p.avg_rating.map(|x| num(round2(x))), "csat": p.csat.map(|x| num(round1(x))), "at": p.created_at}),
+                json!({
+                    "count": b.count as i64 - p.count as i64,
+                    "avg_rating": diff(b.avg_rating(), p.avg_rating, round2),
+                    "csat": diff(b.csat(), p.csat, round1),
+                }),
+            ),
+            None => (Value::Null, json!({"count": null, "avg_rating": null, "csat": null})),
+        };
+        m.insert("previous".into(), prev);
+        m.insert("change".into(), change);
+        let svg = match chart {
+            ChartKind::Channel => bar_chart("Feedback by channel", &b.by_channel.sorted()),
+            ChartKind::Rating => {
+                let bars: Vec<(String, u64)> = (1..=5).map(|r| (format!("{r} ★"), b.by_rating[r])).collect();
+                bar_chart("Feedback by rating", &bars)
+            }
+        };
+        m.insert("chart_svg".into(), Value::String(svg));
+        TeamRecord { name: team.name.clone(), webhook: team.webhook.clone(), json: m }
+    }
+}
+
+/// Renders and writes each team's digest, posts webhooks, records artifacts; returns the
+/// output records.
+pub async fn deliver(p: &Planned, env: &RunEnv, teams: Vec<TeamRecord>, run_ctx: &Value) -> anyhow::Result<Vec<Value>> {
+    let dir = p.out_dir.clone().unwrap_or_else(|| env.artifacts_dir.join(&p.step_id));
+    tokio::fs::create_dir_all(&dir).await.with_context(|| format!("cannot create the digest folder `{}`", dir.display()))?;
+    let client = reqwest::Client::builder().build()?;
+    let mut used = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for mut t in teams {
+        let mut name = slug(&t.name);
+        // Two team names may slug alike ("R&D", "R-D"); files must not overwrite each other.
+        let base = name.clone();
+        let mut n = 2;
+        while !used.insert(name.clone()) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        let ctx = json!({"item": Value::Object(t.json.clone()), "run": run_ctx});
+        let r = p.templates.render(&ctx).map_err(|e| anyhow::anyhow!("cannot render the digest of team `{}`: {e}", t.name))?;
+        let html = dir.join(format!("{name}.html"));
+        let md = dir.join(format!("{name}.md"));
+        write(&html, &r.html).await?;
+        write(&md, &r.markdown).await?;
+        if !env.dry_run {
+            for path in [&html, &md] {
+                env.store.add_artifact(env.run_id, &p.step_id, Some(&t.name), "digest", &path.display().to_string()).await?;
+            }
+        }
+        t.json.insert("files".into(), json!({"html": html.display().to_string(), "md": md.display().to_string()}));
+        t.json.insert("html".into(), Value::String(r.html));
+        t.json.insert("text".into(), Value::String(r.text));
+        let hook = match (&t.webhook, p.digest.webhooks, env.dry_run) {
+            (Some(url), true, false) => post_webhook(p, env, &client, &t, url, &dir.join(format!("{name}.webhook.json"))).await?,
+            (Some(_), true, true) => json!({"status": "dry_run"}),
+            _ => Value::Null,
+        };
+        t.json.insert("webhook".into(), hook);
+        out.push(Value::Object(t.json));
+    }
+    Ok(out)
+}
+
+async fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
+    tokio::fs::write(path, text).await.with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// One POST per team and run, guarded by the exactly-once ledger so a resumed run does not post
+/// the same digest twice. A failed POST is reported in the output, not fatal: email and files
+/// still go out.
+async fn post_webhook(p: &Planned, env: &RunEnv, client: &reqwest::Client, t: &TeamRecord, url: &str, file: &PathBuf) -> anyhow::Result<Value> {
+    let url = match resolve_secret(url, env) {
+        Some(u) => u,
+        None => return Ok(json!({"status": "failed", "error": format!("the webhook `{url}` names a secret that is not set")})),
+    };
+    let key = format!("route-webhook:{}:{}:{}:{}", env.workflow, p.step_id, env.run_id, t.name);
+    match env.store.claim_key(&key, &env.workflow, env.run_id, &p.step_id, &t.name).await? {
+        Claim::Fresh => {}
+        Claim::AlreadySent { run_id } => return Ok(json!({"status": "already_sent", "run_id": run_id})),
+        Claim::Uncertain { run_id } => {
+            return Ok(json!({"status": "uncertain", "run_id": run_id, "error": "an earlier attempt was cut off; not posting again"}))
+        }
+    }
+    let body = webhook::payload(&Value::Object(t.json.clone()));
+    write(file, &serde_json::to_string_pretty(&body)?).await?;
+    env.store.add_artifact(env.run_id, &p.step_id, Some(&t.name), "webhook", &file.display().to_string()).await?;
+    Ok(match webhook::post(client, &url, &body).await {
+        Ok(status) => {
+            env.store.mark_sent(&key, Some(&format!("HTTP {status}"))).await?;
+            json!({"status": "sent", "http_status": status})
+        }
+        Err((not_delivered, msg)) => {
+            if not_delivered {
+                env.store.release_key(&key).await?;
+            }
+            let msg = env.secrets.redact(&msg);
+            tracing::warn!(step = %p.step_id, team = %t.name, "webhook failed: {msg}");
+            json!({"status": "failed", "error": msg})
+        }
+    })
+}
+
+/// `{{secrets.NAME}}` as a whole webhook value reads that secret, so tokens in webhook URLs
+/// can stay out of rule files.
+fn resolve_secret(url: &str, env: &RunEnv) -> Option<String> {
+    let inner = url.trim().strip_prefix("{{").and_then(|s| s.strip_suffix("}}"));
+    match inner.map(str::trim).and_then(|s| s.strip_prefix("secrets.")) {
+        Some(name) => env.secrets.as_value().get(name).and_then(Value::as_str).map(str::to_string),
+        None => Some(url.to_string()),
+    }
+}

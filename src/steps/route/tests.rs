@@ -1,0 +1,272 @@
+//! Rule semantics over small CSV inputs.
+
+use super::bucket::Limits;
+use super::compile::{compile, CompileInput, RuleError, RuleSet};
+use super::router::Router;
+use super::rules::{FieldsSpec, Mode, RulesFile};
+use super::seen::{IdBatcher, SeenIds};
+use super::source::route_csv;
+use super::values::parse_timestamp;
+
+const AS_OF: &str = "2024-05-02T12:00:00Z";
+
+fn rules(yaml: &str, unmatched: Option<&str>) -> Result<RuleSet, Vec<RuleError>> {
+    let file: RulesFile = serde_yaml::from_str(yaml).expect("yaml");
+    let fields = FieldsSpec::default();
+    compile(&CompileInput {
+        teams: &file.teams,
+        teams_path: "teams",
+        fields: &fields,
+        unmatched,
+        unmatched_path: "unmatched",
+        as_of: parse_timestamp(AS_OF.as_bytes()).unwrap(),
+    })
+}
+
+const CSV: &str = "\
+id,created_at,channel,product_area,rating,text
+1,2024-05-02T10:00:00Z,email,billing,1,I was charged twice! Refund please
+2,2024-04-20T10:00:00Z,chat,app,5,Love the new app
+3,2024-05-02T09:00:00Z,phone,app,2,App crashes on login
+4,2024-05-01T09:00:00Z,email,shipping,3,Parcel late
+5,2024-05-02T11:00:00Z,chat,billing,4,Invoice was clear
+";
+
+/// Routes `csv` and returns, per team, the ids it received (in input order).
+fn route<'a>(rs: &'a RuleSet, mode: Mode, csv: &str, seen: Option<&'a SeenIds>) -> (Vec<Vec<String>>, Router<'a>) {
+    let lim = Limits { urgent: 100, sample: 100, keywords: 10 };
+    let mut router = Router::new(rs, mode, lim, seen, IdBatcher::new(1000, None));
+    route_csv(csv.as_bytes(), &rs.fields, &mut router, &|| false).unwrap();
+    let ids = router
+        .buckets
+        .iter()
+        .map(|b| {
+            let mut items: Vec<_> = b.urgent_items().into_iter().chain(b.sample_items()).collect();
+            items.sort_by_key(|i| i.seq);
+            items.iter().map(|i| i.json["id"].as_str().unwrap().to_string()).collect()
+        })
+        .collect();
+    (ids, router)
+}
+
+fn ok(yaml: &str, unmatched: Option<&str>) -> RuleSet {
+    rules(yaml, unmatched).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+const TEAMS: &str = r#"
+teams:
+  - name: billing
+    email: billing@example.com
+    when: {field: product_area, equals: Billing}
+  - name: refunds
+    email: refunds@example.com
+    priority: 5
+    when: {field: text, contains: [refund, "charged twice"]}
+    urgent: {field: rating, lte: 2}
+  - name: app
+    email: app@example.com
+    when:
+      all:
+        - {field: product_area, one_of: [app, mobile]}
+        - not: {field: rating, gte: 4}
+  - name: triage
+    email: triage@example.com
+"#;
+
+#[test]
+fn first_match_uses_priority_then_file_order() {
+    let rs = ok(TEAMS, Some("triage"));
+    let (ids, r) = route(&rs, Mode::FirstMatch, CSV, None);
+    // refunds (priority 5) wins record 1 over billing.
+    assert_eq!(ids, vec![vec!["5"], vec!["1"], vec!["3"], vec!["2", "4"]]);
+    assert_eq!(r.counts.routed, 5);
+}
+
+#[test]
+fn all_matches_gives_a_record_to_every_matching_team() {
+    let rs = ok(TEAMS, Some("triage"));
+    let (ids, _) = route(&rs, Mode::AllMatches, CSV, None);
+    assert_eq!(ids, vec![vec!["1", "5"], vec!["1"], vec!["3"], vec!["2", "4"]]);
+}
+
+#[test]
+fn without_unmatched_team_records_are_dropped_and_counted() {
+    let yaml = TEAMS.replace("  - name: triage\n    email: triage@example.com\n", "");
+    let rs = ok(&yaml, None);
+    let (ids, r) = route(&rs, Mode::FirstMatch, CSV, None);
+    assert_eq!(ids.len(), 3);
+    assert_eq!(r.counts.dropped, 2);
+    assert_eq!(r.counts.routed, 3);
+}
+
+#[test]
+fn urgent_condition_and_keywords() {
+    let rs = ok(TEAMS, Some("triage"));
+    let (_, r) = route(&rs, Mode::FirstMatch, CSV, None);
+    let refunds = &r.buckets[1];
+    assert_eq!(refunds.urgent_count, 1);
+    let kw = refunds.keywords.sorted();
+    assert_eq!(kw, vec![("charged twice".to_string(), 1), ("refund".to_string(), 1)]);
+}
+
+fn matches(cond: &str) -> Vec<String> {
+    let yaml = format!("teams:\n  - name: t\n    when: {cond}\n");
+    let rs = ok(&yaml, None);
+    let (ids, r) = route(&rs, Mode::FirstMatch, CSV, None);
+    assert_eq!(r.counts.errors, 0, "{:?}", r.errors);
+    ids.into_iter().next().unwrap()
+}
+
+#[test]
+fn every_operator() {
+    let cases: &[(&str, &[&str])] = &[
+        ("{field: channel, equals: EMAIL}", &["1", "4"]),
+        ("{field: rating, equals: 5}", &["2"]),
+        ("{field: channel, one_of: [chat, phone]}", &["2", "3", "5"]),
+        ("{field: text, contains: REFUND}", &["1"]),
+        ("{field: text, contains: [crash, late]}", &["3", "4"]),
+        ("{field: text, regex: '^[A-Z][a-z]+ (was|the)'}", &["2", "5"]),
+        ("{field: rating, lt: 2}", &["1"]),
+        ("{field: rating, lte: 2}", &["1", "3"]),
+        ("{field: rating, gt: 4}", &["2"]),
+        ("{field: rating, gte: 4}", &["2", "5"]),
+        ("{field: rating, gte: 2, lte: 3}", &["3", "4"]),
+        ("{field: created_at, before: 2024-05-01}", &["2"]),
+        ("{field: created_at, after: '2024-05-02'}", &["1", "3", "5"]),
+        ("{field: created_at, within: 1d}", &["1", "3", "5"]),
+        ("{field: created_at, within: 2h}", &["1", "5"]),
+        ("{field: created_at, older_than: 1day}", &["2", "4"]),
+        ("{all: [{field: channel, equals: chat}, {field: rating, gte: 5}]}", &["2"]),
+        ("{any: [{field: channel, equals: phone}, {field: rating, equals: 1}]}", &["1", "3"]),
+        ("{not: {field: channel, equals: email}}", &["2", "3", "5"]),
+        ("{not: {any: [{field: rating, lte: 2}, {field: rating, gte: 5}]}}", &["4", "5"]),
+    ];
+    for (cond, want) in cases {
+        assert_eq!(matches(cond), *want, "{cond}");
+    }
+}
+
+#[test]
+fn missing_field_and_unreadable_values_are_record_errors() {
+    let csv = "id,rating,text\n1,2,ok\n2,abc,bad\n3,,empty\n";
+    let rs = ok("teams:\n  - name: t\n    when: {any: [{field: rating, lte: 2}, {field: product_area, equals: x}]}\n", None);
+    let (_, r) = route(&rs, Mode::FirstMatch, csv, None);
+    assert_eq!(r.counts.errors, 3);
+    assert_eq!(r.errors[0].record, "1");
+    assert_eq!(r.errors[0].message, "field `product_area` is missing (a routing rule names it)");
+
+    let rs = ok("teams:\n  - name: t\n    when: {field: rating, lte: 2}\n", None);
+    let (ids, r) = route(&rs, Mode::FirstMatch, csv, None);
+    assert_eq!(ids[0], vec!["1"]);
+    assert_eq!(r.counts.errors, 1, "empty rating is no error, `abc` is");
+    assert_eq!(r.errors[0].message, "field `rating` is `abc`, not a number");
+    assert_eq!(r.counts.dropped, 1);
+}
+
+#[test]
+fn already_routed_ids_are_skipped() {
+    let rs = ok(TEAMS, Some("triage"));
+    let seen = SeenIds::from_joined("1\n4".into());
+    let (ids, r) = route(&rs, Mode::FirstMatch, CSV, Some(&seen));
+    assert_eq!(ids, vec![vec!["5"], vec![], vec!["3"], vec!["2"]] as Vec<Vec<&str>>);
+    assert_eq!(r.counts.already_routed, 2);
+}
+
+fn errors(yaml: &str, unmatched: Option<&str>) -> Vec<(String, String)> {
+    match rules(yaml, unmatched) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.into_iter().map(|e| (e.path, e.message)).collect(),
+    }
+}
+
+#[test]
+fn semantic_errors_carry_yaml_paths() {
+    let e = errors(
+        r#"
+teams:
+  - name: a
+    email: not-an-address
+    when: {any: [{field: text, regex: "(unclosed"}, {field: created_at, within: soon}]}
+  - name: a
+    webhook: ftp://x
+    when: {field: rating}
+  - name: lonely
+"#,
+        Some("trage"),
+    );
+    let paths: Vec<&str> = e.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "teams[0].email",
+            "teams[0].when.any[0].regex",
+            "teams[0].when.any[1].within",
+            "teams[1].name",
+            "teams[1].webhook",
+            "teams[1].when.field",
+            "teams[2]",
+            "unmatched"
+        ]
+    );
+    assert!(e[1].1.starts_with("invalid regex `(unclosed`"), "{}", e[1].1);
+    assert_eq!(e[3].1, "duplicate team name `a`");
+}
+
+#[test]
+fn combinator_misuse_is_reported() {
+    let e = errors("teams:\n  - name: a\n    when: {all: [], any: [{field: x, equals: 1}]}\n", None);
+    assert_eq!(e[0].0, "teams[0].when");
+    let e = errors("teams:\n  - name: a\n    when: {all: [{field: x, equals: 1}], field: y}\n", None);
+    assert!(e[0].1.contains("not both"));
+    let e = errors("teams:\n  - name: a\n    when: {any: []}\n", None);
+    assert_eq!(e[0], ("teams[0].when.any".into(), "empty `any:` list".into()));
+    let e = errors("teams:\n  - name: a\n    when: {equals: 1}\n", None);
+    assert_eq!(e[0].1, "an operator needs `field:`");
+}
+
+#[test]
+fn unknown_operator_is_a_parse_error_with_position() {
+    let err = serde_yaml::from_str::<RulesFile>("teams:\n  - name: a\n    when:\n      field: text\n      startswith: x\n").unwrap_err();
+    let loc = err.location().unwrap();
+    assert_eq!((loc.line(), loc.column()), (5, 7));
+    assert!(err.to_string().contains("unknown field `startswith`"), "{err}");
+}
+
+#[path = "../../../benches/support/feedback_gen.rs"]
+#[allow(dead_code)]
+mod feedback_gen;
+
+#[test]
+fn parallel_routing_equals_sequential() {
+    use super::parallel::{route_csv_parallel, Setup};
+    let mut csv = Vec::new();
+    feedback_gen::write_feedback(&mut csv, 20_000, 7).unwrap();
+    let file: RulesFile = serde_yaml::from_str(feedback_gen::TEAMS_YAML).unwrap();
+    let fields = FieldsSpec::default();
+    let rs = compile(&CompileInput {
+        teams: &file.teams,
+        teams_path: "teams",
+        fields: &fields,
+        unmatched: None,
+        unmatched_path: "unmatched",
+        as_of: 1_714_651_200,
+    })
+    .unwrap();
+    let lim = Limits { urgent: 5, sample: 4, keywords: 6 };
+    let mut seq = Router::new(&rs, Mode::AllMatches, lim, None, IdBatcher::new(10, None));
+    route_csv(&csv[..], &rs.fields, &mut seq, &|| false).unwrap();
+    let ids = std::sync::Arc::new(std::sync::Mutex::new(0usize));
+    let sink_ids = ids.clone();
+    let sink = move || -> Option<super::seen::IdSink> {
+        let c = sink_ids.clone();
+        Some(Box::new(move |b: super::seen::IdBatch| *c.lock().unwrap() += b.count))
+    };
+    let setup = Setup { rules: &rs, mode: Mode::AllMatches, limits: lim, seen: None, sink: &sink, workers: 3, delimiter: b',', cancelled: &|| false };
+    let (par, _) = route_csv_parallel(&csv[..], &setup).unwrap();
+    assert_eq!(par.counts, seq.counts);
+    assert_eq!(*ids.lock().unwrap() as u64, par.counts.routed);
+    for (a, b) in par.buckets.iter().zip(&seq.buckets) {
+        assert_eq!(a.stats_json(&lim), b.stats_json(&lim));
+    }
+    assert!(par.buckets.iter().all(|b| b.count > 0), "every team gets something from the generator");
+}
