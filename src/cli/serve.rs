@@ -330,3 +330,54 @@ pub async fn prune(project: &Project) -> Result<i32> {
     );
     Ok(exit::OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "name: w\nschedule:\n  cron: \"30 2 * * *\"\nsteps:\n  - id: t\n    read_csv: data/t.csv\n";
+
+    #[tokio::test]
+    async fn reload_keeps_the_last_good_version_of_a_broken_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/t.csv"), "id\n").unwrap();
+        let project = Project::open(dir.path()).unwrap();
+        let store = project.store().await.unwrap();
+        let plans: Plans = Arc::default();
+        let mut by_file = HashMap::new();
+        let file = dir.path().join("workflows/w.yaml");
+
+        std::fs::write(&file, GOOD).unwrap();
+        let msgs = reload(&project, &store, &plans, &mut by_file, &file).await.unwrap();
+        assert!(matches!(&msgs[..], [Control::Upsert { schedule, .. }] if schedule.cron.source() == "30 2 * * *"));
+
+        // Broken edit: nothing changes for the loop; the old plan stays; the run log says why.
+        std::fs::write(&file, GOOD.replace("30 2 * * *", "30 2 * *")).unwrap();
+        assert!(reload(&project, &store, &plans, &mut by_file, &file).await.is_none());
+        assert_eq!(plans.read().unwrap()["w"].schedule.as_ref().unwrap().cron, "30 2 * * *");
+        let rows = store.runs(&crate::store::RunFilter { workflow: Some("w".into()), ..Default::default() }).await.unwrap();
+        let err = rows[0].error.clone().unwrap();
+        assert!(err.contains("failed validation; the last good version keeps running"), "{err}");
+        assert!(err.contains("cron expression `30 2 * *` has 4 fields"), "{err}");
+
+        // Fixed: the new schedule replaces the old one.
+        std::fs::write(&file, GOOD.replace("30 2 * * *", "0 4 * * *")).unwrap();
+        let msgs = reload(&project, &store, &plans, &mut by_file, &file).await.unwrap();
+        assert!(matches!(&msgs[..], [Control::Upsert { schedule, .. }] if schedule.cron.source() == "0 4 * * *"));
+
+        // Deleted: unscheduled.
+        std::fs::remove_file(&file).unwrap();
+        let msgs = reload(&project, &store, &plans, &mut by_file, &file).await.unwrap();
+        assert!(matches!(&msgs[..], [Control::Remove { name }] if name == "w"));
+        assert!(plans.read().unwrap().is_empty());
+    }
+
+    #[test]
+    fn sqlite_file_from_url() {
+        assert_eq!(sqlite_file("sqlite://./x.sqlite?mode=rwc"), Some(PathBuf::from("./x.sqlite")));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
+}
