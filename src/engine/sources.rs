@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use futures::StreamExt;
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use sqlx::{Column, Row, TypeInfo};
 use tokio::sync::mpsc;
 
@@ -159,20 +159,33 @@ async fn sql_sqlite(url: &str, query: &str, tx: &mpsc::Sender<anyhow::Result<Rec
     use std::str::FromStr;
     let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?.read_only(true);
     let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(|e| connect_error(url, e))?;
-    let mut rows = sqlx::query(query).fetch(&pool);
+    forward(sqlx::query(query).fetch(&pool), sqlite_value, tx).await
+}
+
+async fn sql_pg(url: &str, query: &str, tx: &mpsc::Sender<anyhow::Result<Record>>) -> anyhow::Result<()> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(|e| connect_error(url, e))?;
+    forward(sqlx::query(query).fetch(&pool), pg_value, tx).await
+}
+
+/// Send each row on as a record; `value` reads column `i` knowing its database type name.
+async fn forward<R: Row>(
+    mut rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
+    value: fn(&R, usize, &str) -> Option<Value>,
+    tx: &mpsc::Sender<anyhow::Result<Record>>,
+) -> anyhow::Result<()> {
     while let Some(row) = rows.next().await {
         let row = row.map_err(|e| anyhow!("query failed: {e}"))?;
-        let mut m = Map::new();
-        for (i, col) in row.columns().iter().enumerate() {
-            let v = match col.type_info().name() {
-                "INTEGER" | "INT" | "BIGINT" => row.try_get::<Option<i64>, _>(i).ok().flatten().map(Value::from),
-                "REAL" | "FLOAT" | "DOUBLE" => row.try_get::<Option<f64>, _>(i).ok().flatten().map(Value::from),
-                "BOOLEAN" => row.try_get::<Option<bool>, _>(i).ok().flatten().map(Value::from),
-                "NULL" => None,
-                _ => row.try_get::<Option<String>, _>(i).ok().flatten().map(Value::from),
-            };
-            m.insert(col.name().to_string(), v.unwrap_or(Value::Null));
-        }
+        let m: Record = row
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, col)| (col.name().to_string(), value(&row, i, col.type_info().name()).unwrap_or(Value::Null)))
+            .collect();
         if tx.send(Ok(m)).await.is_err() {
             break;
         }
@@ -180,36 +193,30 @@ async fn sql_sqlite(url: &str, query: &str, tx: &mpsc::Sender<anyhow::Result<Rec
     Ok(())
 }
 
-async fn sql_pg(url: &str, query: &str, tx: &mpsc::Sender<anyhow::Result<Record>>) -> anyhow::Result<()> {
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect(url).await.map_err(|e| connect_error(url, e))?;
-    let mut rows = sqlx::query(query).fetch(&pool);
-    while let Some(row) = rows.next().await {
-        let row = row.map_err(|e| anyhow!("query failed: {e}"))?;
-        let mut m = Map::new();
-        for (i, col) in row.columns().iter().enumerate() {
-            let v = match col.type_info().name() {
-                "INT2" => row.try_get::<Option<i16>, _>(i).ok().flatten().map(Value::from),
-                "INT4" => row.try_get::<Option<i32>, _>(i).ok().flatten().map(Value::from),
-                "INT8" => row.try_get::<Option<i64>, _>(i).ok().flatten().map(Value::from),
-                "FLOAT4" => row.try_get::<Option<f32>, _>(i).ok().flatten().map(|f| Value::from(f as f64)),
-                "FLOAT8" => row.try_get::<Option<f64>, _>(i).ok().flatten().map(Value::from),
-                "BOOL" => row.try_get::<Option<bool>, _>(i).ok().flatten().map(Value::from),
-                "JSON" | "JSONB" => row.try_get::<Option<Value>, _>(i).ok().flatten(),
-                "TIMESTAMPTZ" => row.try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(i).ok().flatten().map(|t| Value::from(t.to_rfc3339())),
-                "TIMESTAMP" => row.try_get::<Option<chrono::NaiveDateTime>, _>(i).ok().flatten().map(|t| Value::from(t.to_string())),
-                "DATE" => row.try_get::<Option<chrono::NaiveDate>, _>(i).ok().flatten().map(|t| Value::from(t.to_string())),
-                _ => row.try_get::<Option<String>, _>(i).ok().flatten().map(Value::from),
-            };
-            m.insert(col.name().to_string(), v.unwrap_or(Value::Null));
-        }
-        if tx.send(Ok(m)).await.is_err() {
-            break;
-        }
+fn sqlite_value(row: &sqlx::sqlite::SqliteRow, i: usize, ty: &str) -> Option<Value> {
+    match ty {
+        "INTEGER" | "INT" | "BIGINT" => row.try_get::<Option<i64>, _>(i).ok().flatten().map(Value::from),
+        "REAL" | "FLOAT" | "DOUBLE" => row.try_get::<Option<f64>, _>(i).ok().flatten().map(Value::from),
+        "BOOLEAN" => row.try_get::<Option<bool>, _>(i).ok().flatten().map(Value::from),
+        "NULL" => None,
+        _ => row.try_get::<Option<String>, _>(i).ok().flatten().map(Value::from),
     }
-    Ok(())
+}
+
+fn pg_value(row: &sqlx::postgres::PgRow, i: usize, ty: &str) -> Option<Value> {
+    match ty {
+        "INT2" => row.try_get::<Option<i16>, _>(i).ok().flatten().map(Value::from),
+        "INT4" => row.try_get::<Option<i32>, _>(i).ok().flatten().map(Value::from),
+        "INT8" => row.try_get::<Option<i64>, _>(i).ok().flatten().map(Value::from),
+        "FLOAT4" => row.try_get::<Option<f32>, _>(i).ok().flatten().map(|f| Value::from(f as f64)),
+        "FLOAT8" => row.try_get::<Option<f64>, _>(i).ok().flatten().map(Value::from),
+        "BOOL" => row.try_get::<Option<bool>, _>(i).ok().flatten().map(Value::from),
+        "JSON" | "JSONB" => row.try_get::<Option<Value>, _>(i).ok().flatten(),
+        "TIMESTAMPTZ" => row.try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(i).ok().flatten().map(|t| Value::from(t.to_rfc3339())),
+        "TIMESTAMP" => row.try_get::<Option<chrono::NaiveDateTime>, _>(i).ok().flatten().map(|t| Value::from(t.to_string())),
+        "DATE" => row.try_get::<Option<chrono::NaiveDate>, _>(i).ok().flatten().map(|t| Value::from(t.to_string())),
+        _ => row.try_get::<Option<String>, _>(i).ok().flatten().map(Value::from),
+    }
 }
 
 /// Connection errors can echo the URL, which may hold a password: name the scheme and host only.

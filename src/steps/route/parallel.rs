@@ -15,9 +15,9 @@ use super::rules::Mode;
 use super::seen::{IdBatcher, IdSink, SeenIds};
 use super::source::{csv_reader, CsvInfo, CsvLayout, SourceError};
 
-const CHUNK: usize = 2048;
+const CHUNK: usize = 512;
 /// Routed ids per batch handed to the run log writer.
-pub const ID_BATCH: usize = 20_000;
+pub const ID_BATCH: usize = 5_000;
 
 pub struct Setup<'a> {
     pub rules: &'a RuleSet,
