@@ -5,4 +5,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # Benchmarks are run by hand in release mode; here they only have to compile.
 cargo test --locked --benches --no-run
-cargo test --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked "$@" 2>&1 | tee "$log"
+# One closing line for the whole suite.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "cxflow: %d passed, %d failed\n", p, f }' "$log"

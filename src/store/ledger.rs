@@ -70,6 +70,26 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_new_run_log_can_give_space_back_and_reopens_without_locking() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("v.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(mode, 2, "incremental");
+        // A writer holding the lock must not stop a second open (another process, a new connection).
+        let mut tx = store.pool().begin().await.unwrap();
+        sqlx::query("INSERT INTO ledger (key, workflow, run_id, step_id, item_key, state, updated_at) VALUES ('k', 'w', 1, 's', 'i', 'sending', 'now')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let t = std::time::Instant::now();
+        let again = Store::open(&url).await.unwrap();
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        drop(again);
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn claim_send_and_uncertain() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&format!("sqlite://{}", dir.path().join("l.db").display())).await.unwrap();

@@ -59,13 +59,20 @@ impl Store {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|source| StoreError::Open { url: url.into(), source })?
             .create_if_missing(true)
-            // Lets retention give space back (`PRAGMA incremental_vacuum`); only takes effect
-            // on a new file, older ones are converted by the first prune.
-            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // Lets retention give space back (`PRAGMA incremental_vacuum`). Set once, when the file is
+        // created (it must precede WAL mode and the first table): as an option of every connection
+        // it would ask for the write lock each time the pool grows and wait behind a running step.
+        if !opts.get_filename().exists() {
+            use sqlx::Connection;
+            let first = sqlx::SqliteConnection::connect_with(&opts.clone().auto_vacuum(SqliteAutoVacuum::Incremental))
+                .await
+                .map_err(|source| StoreError::Open { url: url.into(), source })?;
+            first.close().await?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
