@@ -10,6 +10,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_root: bool,
+    /// The account the server runs as when we are root: `postgres` where the package made it.
+    user: &'static str,
 }
 
 fn bin_dir() -> PathBuf {
@@ -34,9 +36,10 @@ impl Postgres {
         #[allow(unsafe_code)]
         let as_root = unsafe { libc::geteuid() } == 0;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let pg = Postgres { port, dir, bin, as_root };
+        let user = if Command::new("id").arg("postgres").output().is_ok_and(|o| o.status.success()) { "postgres" } else { "nobody" };
+        let pg = Postgres { port, dir, bin, as_root, user };
         if as_root {
-            let st = Command::new("chown").args(["-R", "postgres:postgres"]).arg(pg.dir.path()).status().unwrap();
+            let st = Command::new("chown").arg("-R").arg(user).arg(pg.dir.path()).status().unwrap();
             assert!(st.success());
         }
         let data = pg.dir.path().join("data");
@@ -50,7 +53,7 @@ impl Postgres {
     fn cmd(&self, tool: &str, args: &[&str]) {
         let exe = self.bin.join(tool);
         let out = if self.as_root {
-            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&exe).args(args).current_dir("/").output()
+            Command::new("runuser").args(["-u", self.user, "--"]).arg(&exe).args(args).current_dir("/").output()
         } else {
             Command::new(&exe).args(args).output()
         }
@@ -69,7 +72,7 @@ impl Drop for Postgres {
         let exe = self.bin.join("pg_ctl");
         let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
         let _ = if self.as_root {
-            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&exe).args(args).output()
+            Command::new("runuser").args(["-u", self.user, "--"]).arg(&exe).args(args).output()
         } else {
             Command::new(&exe).args(args).output()
         };
