@@ -132,12 +132,7 @@ async fn run_plan(
                 let _ = store.finish_run(summary.run_id, "failed", Some(&msg)).await;
                 return (RunStatus::Failed, Some(summary.run_id), msg);
             }
-            let status = match summary.status {
-                engine::RunStatus::Succeeded => RunStatus::Succeeded,
-                engine::RunStatus::Partial => RunStatus::Partial,
-                engine::RunStatus::Failed => RunStatus::Failed,
-                engine::RunStatus::Interrupted => RunStatus::Interrupted,
-            };
+            let status = summary.status;
             let message = summary
                 .steps
                 .iter()

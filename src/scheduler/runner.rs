@@ -48,14 +48,8 @@ impl StartRequest {
     }
 }
 
-/// Final state of a run, as the launcher reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    Succeeded,
-    Partial,
-    Failed,
-    Interrupted,
-}
+/// Final state of a run, as the launcher reports it: the engine's own.
+pub use crate::engine::RunStatus;
 
 /// What the scheduler drives. The real one starts engine runs and writes the run log; tests use
 /// fakes.
