@@ -7,6 +7,8 @@ scripts/install-deps.sh
 cargo test --locked --benches --no-run
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked "$@" 2>&1 | tee "$log"
-# One closing line for the whole suite.
+status=0
+cargo test --locked "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite, also when something failed (then the exit status is cargo's).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "cxflow: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -96,6 +96,8 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_env("CXFLOW_LOG").unwrap_or_else(|_| "warn,cxflow=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: the journal and log files would get raw escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = match Args::try_parse() {
         Ok(a) => a,

@@ -108,14 +108,15 @@ where
 
 /// The file could not be opened at all: the whole step fails, not an item.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open `{path}`: {source}")]
+// The io error is part of the message, not a `source`: as both, `{:#}` printed it twice.
+#[error("cannot open `{path}`: {error}")]
 pub struct OpenError {
     pub path: String,
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 pub(crate) fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     std::fs::File::open(path)
-        .map_err(|source| OpenError { path: path.display().to_string(), source })
+        .map_err(|error| OpenError { path: path.display().to_string(), error })
         .context("check the path (relative paths start at the project folder)")
 }

@@ -69,7 +69,10 @@ impl Runner {
             return Ok(ItemOutput::new(output));
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: String = stderr.trim().chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
+        let mut tail: String = stderr.trim().chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
+        if tail.is_empty() {
+            tail = "(nothing on stderr)".into();
+        }
         let code = out.status.code();
         let msg = match code {
             Some(c) => format!("`{}` exited with status {c}: {tail}", argv[0]),

@@ -199,7 +199,7 @@ pub struct DigestSpec {
     /// Template base name under the templates folder: `<name>.html.hbs` and `<name>.txt.hbs`.
     pub template: String,
     /// Folder (relative to the workflow project) receiving `<team>.html` and `<team>.md`;
-    /// no files when absent.
+    /// default: `<artifacts_dir>/run-<id>/<step id>`.
     pub out_dir: Option<String>,
     /// POST each bucket as JSON to its team's `webhook:`.
     pub webhooks: bool,
