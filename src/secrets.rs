@@ -6,6 +6,9 @@ use serde_json::{Map, Value};
 #[derive(Debug, Default, Clone)]
 pub struct Secrets {
     values: Map<String, Value>,
+    /// Secret values that are not the workflow's (the SMTP login named in cxflow.yaml): masked
+    /// like the others, but not offered to templates.
+    masked_only: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -20,13 +23,23 @@ impl Secrets {
             let v = env(name).ok_or_else(|| MissingSecret(name.clone()))?;
             values.insert(name.clone(), Value::String(v));
         }
-        Ok(Secrets { values })
+        Ok(Secrets { values, masked_only: Vec::new() })
+    }
+
+    /// Also mask the values of the environment variables named by the configuration's
+    /// `*_secret` keys, which steps read themselves.
+    pub fn mask_config_secrets(&mut self, config: &crate::config::Config, env: impl Fn(&str) -> Option<String>) {
+        for name in [&config.smtp_user_secret, &config.smtp_password_secret].into_iter().flatten() {
+            if let Some(v) = env(name) {
+                self.masked_only.push(v);
+            }
+        }
     }
 
     /// Placeholder values, for validating and dry-running without the real secrets.
     pub fn placeholders(names: &[String]) -> Secrets {
         let values = names.iter().map(|n| (n.clone(), Value::String(format!("<secret {n}>")))).collect();
-        Secrets { values }
+        Secrets { values, masked_only: Vec::new() }
     }
 
     pub fn as_value(&self) -> Value {
@@ -36,12 +49,11 @@ impl Secrets {
     /// `text` with every secret value replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for v in self.values.values() {
-            if let Value::String(s) = v {
-                // Very short values would mask ordinary text everywhere; they are weak secrets anyway.
-                if s.len() >= 3 && out.contains(s.as_str()) {
-                    out = out.replace(s.as_str(), "***");
-                }
+        let values = self.values.values().filter_map(Value::as_str).chain(self.masked_only.iter().map(String::as_str));
+        for s in values {
+            // Very short values would mask ordinary text everywhere; they are weak secrets anyway.
+            if s.len() >= 3 && out.contains(s) {
+                out = out.replace(s, "***");
             }
         }
         out
@@ -49,7 +61,7 @@ impl Secrets {
 
     /// A JSON value with every string passed through `redact`.
     pub fn redact_value(&self, v: &Value) -> Value {
-        if self.values.is_empty() {
+        if self.values.is_empty() && self.masked_only.is_empty() {
             return v.clone();
         }
         match v {
@@ -71,6 +83,15 @@ mod tests {
         assert_eq!(s.redact("login failed for pw hunter22!"), "login failed for pw ***!");
         let v = serde_json::json!({"a": ["x hunter22"]});
         assert_eq!(s.redact_value(&v), serde_json::json!({"a": ["x ***"]}));
+    }
+
+    #[test]
+    fn config_named_secrets_are_masked_but_not_in_templates() {
+        let mut s = Secrets::from_env(&[], |_| None).unwrap();
+        let config = crate::config::Config { smtp_password_secret: Some("SMTP_PW".into()), ..Default::default() };
+        s.mask_config_secrets(&config, |k| (k == "SMTP_PW").then(|| "mail-pass-1".into()));
+        assert_eq!(s.redact("535 auth failed for mail-pass-1"), "535 auth failed for ***");
+        assert_eq!(s.as_value(), serde_json::json!({}));
     }
 
     #[test]

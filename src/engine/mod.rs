@@ -126,6 +126,8 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
             (id, None)
         }
     };
+    let mut secrets = secrets;
+    secrets.mask_config_secrets(&config, |k| std::env::var(k).ok());
     let secrets = Arc::new(secrets);
     let artifacts_root = config.path(&plan.project, &config.artifacts_dir);
     let env = RunEnv {
