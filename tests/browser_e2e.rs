@@ -157,3 +157,28 @@ fn resume_after_sigkill_never_submits_a_record_twice() {
         }
     }
 }
+
+#[test]
+fn sigterm_closes_every_browser_process_and_resume_finishes_the_rest() {
+    let portal = BgPortal::start(PortalOptions { submit_delay_ms: 150, ..Default::default() });
+    let n = 10;
+    let p = project(&portal, n, "      sessions: 2", |_| "email".into());
+    let child = cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let pid = child.id() as i32;
+    assert!(wait_until(Duration::from_secs(60), || portal.records().len() >= 3), "no progress");
+    let groups = driver_groups(pid);
+    assert!(!groups.is_empty());
+    kill(pid, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stdout));
+    // Closed by cxflow itself on the way out, not by the watchdog after it died.
+    for g in &groups {
+        assert!(live_in_group(*g).is_empty(), "left behind after SIGTERM: {:?}", live_in_group(*g));
+    }
+    assert_eq!(p.query("SELECT status FROM runs"), ["interrupted"]);
+    assert!(portal.records().len() < n, "the run finished before SIGTERM");
+    support::Run::from(cxflow(&p).args(["resume", "1"]).output().unwrap()).expect_code(0);
+    let recs = portal.records();
+    assert!(duplicates(&recs).is_empty(), "submitted twice: {:?}", duplicates(&recs));
+    assert_eq!(recs.len(), n);
+}
