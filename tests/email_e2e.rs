@@ -266,3 +266,37 @@ fn dry_run_renders_and_checks_but_sends_and_claims_nothing() {
     let out = p.query("SELECT item_key, status FROM items WHERE step_id = 'follow_up' ORDER BY item_key");
     assert_eq!(out, ["T0|ok", "T1|ok", "T2|failed"], "a bad address shows up in a dry run too");
 }
+
+/// Leave `key` as a crash would: claimed (`sending`) and never confirmed.
+fn make_uncertain(p: &TestProject, key: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", p.db().display())).await.unwrap();
+        let n = sqlx::query("UPDATE ledger SET state = 'sending' WHERE key = ?").bind(key).execute(&pool).await.unwrap().rows_affected();
+        assert_eq!(n, 1);
+    });
+}
+
+#[test]
+fn an_uncertain_key_is_skipped_by_default_and_resent_with_uncertain_resend() {
+    let sink = SmtpSink::start();
+    let p = project(&rows(2), "", "");
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]).expect_code(0);
+    assert_eq!(sink.count(), 2);
+    make_uncertain(&p, "follow-up/T1");
+
+    // Default `uncertain: skip`: never risk a duplicate; the key is reported, nothing is sent.
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]).expect_code(0);
+    assert_eq!(sink.count(), 2);
+    let out = p.query("SELECT status, output FROM items WHERE run_id = 2 AND item_key = 'T1'");
+    assert!(out[0].starts_with("skipped|") && out[0].contains("uncertain"), "{out:?}");
+
+    // `uncertain: resend`: never risk a missing email; it goes out again and is then sent.
+    let wf = p.read("workflows/x.yaml") + "      uncertain: resend\n";
+    p.write("workflows/x.yaml", &wf);
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]).expect_code(0);
+    let to_t1: Vec<_> = sink.messages().into_iter().filter(|m| m.to == ["c1@example.org"]).collect();
+    assert_eq!(to_t1.len(), 2, "resent once");
+    assert_eq!(sink.count(), 3, "T0 was not resent");
+    assert_eq!(p.query("SELECT state FROM ledger WHERE key = 'follow-up/T1'"), ["sent"]);
+}
