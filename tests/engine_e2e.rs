@@ -265,3 +265,31 @@ fn runs_and_show_handle_unknown_input() {
     r.expect_code(0);
     assert_eq!(r.stdout.trim(), "[]");
 }
+
+#[test]
+fn writing_no_records_gives_an_empty_report_in_a_new_folder() {
+    let p = TestProject::new();
+    p.write("data/header_only.csv", "id,name\n");
+    p.write("data/empty.json", "[]");
+    p.write(
+        "workflows/w.yaml",
+        r#"name: w
+steps:
+  - id: none
+    read_csv: data/header_only.csv
+  - id: csv
+    write_csv: { from: none, path: out/new/none.csv }
+  - id: csv_cols
+    write_csv: { from: none, path: out/new/cols.csv, columns: [id, name] }
+  - id: nothing
+    read_json: data/empty.json
+  - id: json
+    write_json: { from: nothing, path: out/other/none.json }
+"#,
+    );
+    p.run(&["run", "w"]).expect_code(0);
+    assert_eq!(p.read("out/new/none.csv"), "");
+    assert_eq!(p.read("out/new/cols.csv"), "id,name\n");
+    let v: serde_json::Value = serde_json::from_str(&p.read("out/other/none.json")).unwrap();
+    assert_eq!(v, serde_json::json!([]));
+}
