@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::TestProject;
+use support::{Run, TestProject};
 
 const SCRIPT: &str = include_str!("support/script.py");
 
@@ -292,4 +292,17 @@ steps:
     assert_eq!(p.read("out/new/cols.csv"), "id,name\n");
     let v: serde_json::Value = serde_json::from_str(&p.read("out/other/none.json")).unwrap();
     assert_eq!(v, serde_json::json!([]));
+}
+
+#[test]
+fn a_run_log_that_is_not_sqlite_gets_one_clear_error() {
+    let p = TestProject::new();
+    std::fs::write(p.db(), "x".repeat(5000)).unwrap();
+    let r = p.run(&["runs"]);
+    r.expect_code(1);
+    assert_eq!(r.stderr.matches("file is not a database").count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("check `database_url`"), "{}", r.stderr);
+    let r = Run::from(p.cxflow().env("CXFLOW_DATABASE_URL", "postgres://cx@127.0.0.1/runs").args(["runs"]).output().unwrap());
+    r.expect_code(2);
+    assert!(r.stderr.contains("is not a SQLite URL"), "{}", r.stderr);
 }
