@@ -306,3 +306,19 @@ fn a_run_log_that_is_not_sqlite_gets_one_clear_error() {
     r.expect_code(2);
     assert!(r.stderr.contains("is not a SQLite URL"), "{}", r.stderr);
 }
+
+#[test]
+fn a_repeated_item_key_fails_the_repeat_and_keeps_the_first_result() {
+    let p = project(3, "", "ok");
+    p.write("data/records.csv", "id,mode,email\nr1,ok,a@example.test\nr1,ok,b@example.test\nr2,ok,c@example.test\n");
+    let r = p.run(&["run", "w"]);
+    r.expect_code(1);
+    // Each record ran at most once under its key; the repeat did not run and is logged on its own row.
+    assert_eq!(marks(&p), ["r1", "r2"]);
+    assert_eq!(
+        p.query("SELECT item_key, status FROM items WHERE step_id = 'act' ORDER BY seq"),
+        ["r1|ok", "#2|failed", "r2|ok"]
+    );
+    let show = p.run(&["show", "1"]);
+    assert!(show.stdout.contains("item_key `r1` repeats the key of an earlier record"), "{}", show.stdout);
+}
