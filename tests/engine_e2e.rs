@@ -322,3 +322,22 @@ fn a_repeated_item_key_fails_the_repeat_and_keeps_the_first_result() {
     let show = p.run(&["show", "1"]);
     assert!(show.stdout.contains("item_key `r1` repeats the key of an earlier record"), "{}", show.stdout);
 }
+
+#[test]
+fn resume_after_the_workflow_gained_a_parameter() {
+    let p = project(2, "", "fail");
+    p.run(&["run", "w"]).expect_code(1);
+    let fixed = p.read("workflows/w.yaml").replace("\"fail\"]", "\"{{params.mode}}\"]").replace("steps:", "params:\n  mode: ok\nsteps:");
+    p.write("workflows/w.yaml", &fixed);
+    // A new parameter with a default takes it.
+    p.run(&["resume", "1"]).expect_code(0);
+    assert_eq!(marks(&p), ["r1", "r2"]);
+
+    p.run(&["run", "w"]).expect_code(0);
+    p.write("workflows/w.yaml", &fixed.replace("mode: ok\n", "mode: ok\n  who: null\n"));
+    p.write("marks.txt", "");
+    let r = p.run(&["resume", "2", "--from", "act"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("now requires parameter `who`"), "{}", r.stderr);
+    assert!(marks(&p).is_empty(), "nothing ran");
+}
