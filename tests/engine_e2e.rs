@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::TestProject;
+use support::{Run, TestProject};
 
 const SCRIPT: &str = include_str!("support/script.py");
 
@@ -264,4 +264,80 @@ fn runs_and_show_handle_unknown_input() {
     let r = p.run(&["runs", "--json"]);
     r.expect_code(0);
     assert_eq!(r.stdout.trim(), "[]");
+}
+
+#[test]
+fn writing_no_records_gives_an_empty_report_in_a_new_folder() {
+    let p = TestProject::new();
+    p.write("data/header_only.csv", "id,name\n");
+    p.write("data/empty.json", "[]");
+    p.write(
+        "workflows/w.yaml",
+        r#"name: w
+steps:
+  - id: none
+    read_csv: data/header_only.csv
+  - id: csv
+    write_csv: { from: none, path: out/new/none.csv }
+  - id: csv_cols
+    write_csv: { from: none, path: out/new/cols.csv, columns: [id, name] }
+  - id: nothing
+    read_json: data/empty.json
+  - id: json
+    write_json: { from: nothing, path: out/other/none.json }
+"#,
+    );
+    p.run(&["run", "w"]).expect_code(0);
+    assert_eq!(p.read("out/new/none.csv"), "");
+    assert_eq!(p.read("out/new/cols.csv"), "id,name\n");
+    let v: serde_json::Value = serde_json::from_str(&p.read("out/other/none.json")).unwrap();
+    assert_eq!(v, serde_json::json!([]));
+}
+
+#[test]
+fn a_run_log_that_is_not_sqlite_gets_one_clear_error() {
+    let p = TestProject::new();
+    std::fs::write(p.db(), "x".repeat(5000)).unwrap();
+    let r = p.run(&["runs"]);
+    r.expect_code(1);
+    assert_eq!(r.stderr.matches("file is not a database").count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("check `database_url`"), "{}", r.stderr);
+    let r = Run::from(p.cxflow().env("CXFLOW_DATABASE_URL", "postgres://cx@127.0.0.1/runs").args(["runs"]).output().unwrap());
+    r.expect_code(2);
+    assert!(r.stderr.contains("is not a SQLite URL"), "{}", r.stderr);
+}
+
+#[test]
+fn a_repeated_item_key_fails_the_repeat_and_keeps_the_first_result() {
+    let p = project(3, "", "ok");
+    p.write("data/records.csv", "id,mode,email\nr1,ok,a@example.test\nr1,ok,b@example.test\nr2,ok,c@example.test\n");
+    let r = p.run(&["run", "w"]);
+    r.expect_code(1);
+    // Each record ran at most once under its key; the repeat did not run and is logged on its own row.
+    assert_eq!(marks(&p), ["r1", "r2"]);
+    assert_eq!(
+        p.query("SELECT item_key, status FROM items WHERE step_id = 'act' ORDER BY seq"),
+        ["r1|ok", "#2|failed", "r2|ok"]
+    );
+    let show = p.run(&["show", "1"]);
+    assert!(show.stdout.contains("item_key `r1` repeats the key of an earlier record"), "{}", show.stdout);
+}
+
+#[test]
+fn resume_after_the_workflow_gained_a_parameter() {
+    let p = project(2, "", "fail");
+    p.run(&["run", "w"]).expect_code(1);
+    let fixed = p.read("workflows/w.yaml").replace("\"fail\"]", "\"{{params.mode}}\"]").replace("steps:", "params:\n  mode: ok\nsteps:");
+    p.write("workflows/w.yaml", &fixed);
+    // A new parameter with a default takes it.
+    p.run(&["resume", "1"]).expect_code(0);
+    assert_eq!(marks(&p), ["r1", "r2"]);
+
+    p.run(&["run", "w"]).expect_code(0);
+    p.write("workflows/w.yaml", &fixed.replace("mode: ok\n", "mode: ok\n  who: null\n"));
+    p.write("marks.txt", "");
+    let r = p.run(&["resume", "2", "--from", "act"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("now requires parameter `who`"), "{}", r.stderr);
+    assert!(marks(&p).is_empty(), "nothing ran");
 }

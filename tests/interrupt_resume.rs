@@ -50,6 +50,14 @@ fn start_and_wait(p: &TestProject, n: usize) -> std::process::Child {
     }
 }
 
+fn ok_count(p: &TestProject) -> usize {
+    if !p.db().exists() {
+        return 0;
+    }
+    let done = p.query("SELECT count(*) FROM items WHERE status = 'ok'");
+    done.first().and_then(|d| d.parse::<usize>().ok()).unwrap_or(0)
+}
+
 fn marks(p: &TestProject) -> Vec<String> {
     std::fs::read_to_string(p.path().join("marks.txt")).unwrap_or_default().lines().map(String::from).collect()
 }
@@ -99,4 +107,29 @@ fn sigterm_stops_gracefully_and_resume_does_each_item_exactly_once() {
     let expected: Vec<String> = (1..=N).map(|i| format!("r{i:02}")).collect();
     assert_eq!(m, expected, "each item ran exactly once");
     assert_eq!(p.query("SELECT status FROM runs"), ["succeeded"]);
+}
+
+#[test]
+fn ctrl_c_to_the_process_group_lets_items_in_flight_finish() {
+    use std::os::unix::process::CommandExt;
+    let p = project();
+    // A terminal's Ctrl-C goes to the whole foreground process group, the step's programs included.
+    let child = p.cxflow().args(["run", "w"]).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ok_count(&p) < 4 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(Instant::now() < deadline, "the run did not make progress");
+    }
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(p.query("SELECT count(*) FROM items WHERE status = 'failed'"), ["0"], "items in flight were killed");
+    p.run(&["resume", "1"]).expect_code(0);
+    let mut m = marks(&p);
+    m.sort();
+    m.dedup();
+    assert_eq!(m.len(), N);
 }

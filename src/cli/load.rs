@@ -50,6 +50,12 @@ impl Project {
 
     pub async fn store(&self) -> Result<Store> {
         let url = self.database_url();
+        // sqlx would take `postgres://host/db` for a file name and fail with "unable to open database file".
+        if !url.starts_with("sqlite:") {
+            return Err(CliError::Invalid(format!(
+                "`database_url: {url}` is not a SQLite URL; the run log is a SQLite file: write it like `sqlite://cxflow.sqlite` (in cxflow.yaml or CXFLOW_DATABASE_URL)"
+            )));
+        }
         Ok(Store::open(&url).await?)
     }
 

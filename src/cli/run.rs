@@ -83,7 +83,20 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
             return Err(CliError::Invalid(format!("workflow `{}` has no step `{f}`; its steps are: {}", plan.name, ids.join(", "))));
         }
     }
-    let params: Map<String, Value> = serde_json::from_str(&row.params).unwrap_or_default();
+    let mut params: Map<String, Value> = serde_json::from_str(&row.params).unwrap_or_default();
+    // The workflow may have changed since the run started: a parameter added since would be
+    // missing from every item's templates. One with a default takes it; a required one stops here.
+    for (k, default) in &plan.params {
+        if !params.contains_key(k) {
+            if default.is_null() {
+                return Err(CliError::Invalid(format!(
+                    "run {run_id} cannot resume: workflow `{}` now requires parameter `{k}`, which the run was started without; start a new run with `cxflow run {} --var {k}=...`",
+                    plan.name, row.workflow
+                )));
+            }
+            params.insert(k.clone(), default.clone());
+        }
+    }
     let secrets = secrets(&plan, false)?;
     let opts = options(project, Trigger::Resume { run_id, from }, params, false)?;
     let summary = engine::run(&plan, &store, project.config.clone(), secrets, opts).await?;

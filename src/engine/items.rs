@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -71,6 +72,9 @@ pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
     let env = job.env;
     let writer = env.store.item_writer();
     let stop = AtomicBool::new(false);
+    // Keys given so far: a second record with the same `item_key` would overwrite the first's
+    // row in the run log (and be skipped by a resume), so it fails instead of running.
+    let seen = Mutex::new(HashSet::new());
     let total = match &job.input {
         Some(src) => src.count_hint(),
         None => Some(1),
@@ -86,10 +90,10 @@ pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
         .enumerate()
         .take_while(|_| futures::future::ready(!shutdown.is_cancelled() && !stop.load(Ordering::Relaxed)))
         .map(|(seq, rec)| {
-            let (writer, stop) = (&writer, &stop);
+            let (writer, stop, seen) = (&writer, &stop, &seen);
             let job = &job;
             async move {
-                let out = one(job, seq as i64 + 1, rec, writer).await;
+                let out = one(job, seq as i64 + 1, rec, writer, seen).await;
                 if matches!(out, Outcome::Written(ItemStatus::Failed)) && job.step.on_error == OnError::Stop {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -124,7 +128,7 @@ pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
 }
 
 /// One record, start to finish: key, resume check, skip_if, attempts; its result is queued for the run log.
-async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: &crate::store::ItemWriter) -> Outcome {
+async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: &crate::store::ItemWriter, seen: &Mutex<HashSet<String>>) -> Outcome {
     let env = job.env;
     let step = job.step;
     let fallback_key = format!("#{seq}");
@@ -150,7 +154,17 @@ async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: 
     ctx["item"] = Value::Object(rec);
     if let Some(k) = &step.item_key {
         match env.templates.render(k, &ctx) {
-            Ok(k) if !k.trim().is_empty() => result.key = k,
+            Ok(k) if !k.trim().is_empty() => {
+                if !seen.lock().unwrap_or_else(|p| p.into_inner()).insert(k.clone()) {
+                    // Logged under its position, so the first record's row stays as it is.
+                    result.error = Some(env.secrets.redact(&format!(
+                        "item_key `{k}` repeats the key of an earlier record; not run. Make `item_key` unique per record, or remove the duplicate"
+                    )));
+                    writer.write(result).await;
+                    return Outcome::Written(ItemStatus::Failed);
+                }
+                result.key = k
+            }
             Ok(_) => {
                 result.error = Some("`item_key` rendered empty for this record".into());
                 writer.write(result).await;

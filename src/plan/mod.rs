@@ -213,6 +213,19 @@ impl<'a> PlanCx<'a> {
         }
     }
 
+    /// Item keys and output paths are stored in the run log as they render, where redaction
+    /// cannot reach them (a redacted key would no longer identify the item on resume), so a
+    /// template there must not use a secret.
+    pub fn forbid_secrets(&mut self, path: &str, src: &str, what: &str) {
+        if let Some(r) = refs::var_refs(src, &[]).into_iter().find(|r| r.root() == "secrets") {
+            self.error(
+                path,
+                format!("`{}` cannot be used in {what}: it is written to the run log as is", r.path),
+                Some("secrets are never logged; use a field of the record or a parameter instead".into()),
+            );
+        }
+    }
+
     pub fn current_step(&self) -> Option<&str> {
         self.current_step.as_deref()
     }

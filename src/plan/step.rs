@@ -105,6 +105,9 @@ pub(super) fn plan(s: &StepSpec, index: usize, path: &str, cx: &mut PlanCx) -> O
             cx.error_at_key(&format!("{path}.{key}"), format!("`{key}` needs `for_each`"), Some("add `for_each: <earlier step>` or remove it".into()));
         }
     }
+    if let Some(t) = &s.item_key {
+        cx.forbid_secrets(&format!("{path}.item_key"), t, "`item_key`");
+    }
     let item_key = s.item_key.as_ref().and_then(|t| cx.template(&format!("{path}.item_key"), t));
     let skip_if = s.skip_if.as_ref().and_then(|t| cx.template(&format!("{path}.skip_if"), t));
     let (attempts, backoff) = match &s.retry {
@@ -218,6 +221,7 @@ fn check_input_file(cx: &mut PlanCx, path: &str, file: &str) {
 
 fn plan_write(w: &WriteSpec, kpath: &str, cx: &mut PlanCx) -> Option<WritePlan> {
     let from_ok = cx.require_earlier_step(&format!("{kpath}.from"), &w.from);
+    cx.forbid_secrets(&format!("{kpath}.path"), &w.path, "an output path");
     let path = cx.template(&format!("{kpath}.path"), &w.path);
     if kpath.ends_with("write_csv") && w.lines.is_some() {
         cx.error_at_key(&format!("{kpath}.lines"), "`lines` applies to `write_json` only", Some("remove it".into()));

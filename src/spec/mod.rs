@@ -48,11 +48,21 @@ pub fn parse(path: &Path, source: String) -> Result<SpecFile, Diagnostics> {
         return Err(Diagnostics(vec![Diagnostic::new(path, 1, 1, "the workflow file is empty")
             .with_help(Some("a workflow needs at least `name:` and `steps:`".into()))]));
     }
+    let positions = Positions::index(&source);
+    if !positions.duplicates.is_empty() {
+        let ds = positions.duplicates.iter().map(|(key, (line, col), (first, _))| {
+            let (within, name) = match key.rsplit_once('.') {
+                Some((parent, name)) => (format!(" in `{parent}`"), name),
+                None => (String::new(), key.as_str()),
+            };
+            Diagnostic::new(path, *line, *col, format!("duplicate key `{name}`{within} (first on line {first})"))
+                .with_help(Some("keep one of them: a key can appear only once in a mapping".into()))
+                .with_source(&source)
+        });
+        return Err(Diagnostics(ds.collect()));
+    }
     match serde_yaml::from_str::<WorkflowSpec>(&source) {
-        Ok(spec) => {
-            let positions = Positions::index(&source);
-            Ok(SpecFile { path: path.to_path_buf(), source, spec, positions })
-        }
+        Ok(spec) => Ok(SpecFile { path: path.to_path_buf(), source, spec, positions }),
         Err(e) => Err(Diagnostics(vec![serde_error::to_diagnostic(path, &source, &e)])),
     }
 }

@@ -11,6 +11,9 @@ use yaml_rust2::scanner::Marker;
 pub struct Positions {
     keys: HashMap<String, (usize, usize)>,
     values: HashMap<String, (usize, usize)>,
+    /// Keys given twice in one mapping: (path, where it repeats, where it was first).
+    /// serde rejects a repeated field of a struct but keeps the last entry of a map (`vars:`).
+    pub duplicates: Vec<(String, (usize, usize), (usize, usize))>,
 }
 
 impl Positions {
@@ -99,7 +102,12 @@ impl Builder {
                 }
                 None => {
                     let k = scalar.unwrap_or("?").to_string();
-                    self.out.keys.insert(join(path, &k), pos);
+                    let p = join(path, &k);
+                    // A non-scalar key has no name to compare; serde reports it.
+                    if let (Some(_), Some(first)) = (scalar, self.out.keys.get(&p)) {
+                        self.out.duplicates.push((p.clone(), pos, *first));
+                    }
+                    self.out.keys.entry(p).or_insert(pos);
                     self.out.values.entry(path.clone()).or_insert(pos);
                     *pending_key = Some(k);
                     None
@@ -149,6 +157,12 @@ mod tests {
         assert_eq!(p.value("steps[0]"), (3, 5));
         // Unknown paths fall back to the nearest parent.
         assert_eq!(p.key("steps[1].nope"), (5, 5));
+    }
+
+    #[test]
+    fn repeated_keys_are_found_where_they_repeat() {
+        let p = Positions::index("name: x\nvars:\n  a: 1\n  a: 2\nsteps:\n  - id: a\n    id: b\n");
+        assert_eq!(p.duplicates, [("vars.a".to_string(), (4, 3), (3, 3)), ("steps[0].id".to_string(), (7, 5), (6, 5))]);
     }
 
     #[test]

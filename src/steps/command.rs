@@ -57,6 +57,9 @@ impl Runner {
             .stdin(Stdio::null())
             // A timed-out or abandoned item must not leave its program running.
             .kill_on_drop(true)
+            // Its own process group: a terminal's Ctrl-C goes to the foreground group, and would
+            // kill the programs of items in flight, which a graceful stop lets finish.
+            .process_group(0)
             .output()
             .await
             .map_err(|e| StepError::Fatal(format!("cannot start `{}`: {e}; check that it exists and is executable", argv[0])))?;

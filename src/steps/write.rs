@@ -26,11 +26,7 @@ pub async fn write(input: &RecordSource, path: &Path, csv: bool, w: &WritePlan, 
             continue;
         }
         if sink.is_none() {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder `{}`", dir.display()))?;
-            }
-            let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create `{}`", tmp.display()))?;
-            sink = Some(Sink::new(file, csv, w, &rec)?);
+            sink = Some(Sink::new(create(path, &tmp)?, csv, w, &rec)?);
         }
         if let Some(s) = sink.as_mut() {
             s.write(&rec)?;
@@ -41,11 +37,20 @@ pub async fn write(input: &RecordSource, path: &Path, csv: bool, w: &WritePlan, 
     }
     let sink = match sink {
         Some(s) => s,
-        None => Sink::new(std::fs::File::create(&tmp)?, csv, w, &Value::Null)?,
+        // No records: still an (empty) file, so the next step or person finds the report.
+        None => Sink::new(create(path, &tmp)?, csv, w, &Value::Null)?,
     };
     sink.finish()?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move the finished file to `{}`", path.display()))?;
     Ok(n)
+}
+
+/// The temporary file `tmp` for `path`, with `path`'s folder created if missing.
+fn create(path: &Path, tmp: &Path) -> anyhow::Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder `{}`", dir.display()))?;
+    }
+    std::fs::File::create(tmp).with_context(|| format!("cannot create `{}`", tmp.display()))
 }
 
 enum Sink {
@@ -58,7 +63,10 @@ impl Sink {
         if csv {
             let columns = w.columns.clone().unwrap_or_else(|| first.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default());
             let mut out = csv::Writer::from_writer(file);
-            out.write_record(&columns)?;
+            // No columns (no records and none named): an empty file, not a line holding `""`.
+            if !columns.is_empty() {
+                out.write_record(&columns)?;
+            }
             Ok(Sink::Csv { out, columns })
         } else {
             let mut out = std::io::BufWriter::new(file);

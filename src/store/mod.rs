@@ -20,16 +20,24 @@ pub use ledger::Claim;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use schedule::{PruneReport, Retention};
 
+// The sqlx error is part of each message and deliberately not a `source`: `{:#}` would print it
+// again, and sqlx's database errors repeat their own cause, so one reason showed three times.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the run log `{url}`: {source}; check `database_url` in cxflow.yaml or CXFLOW_DATABASE_URL")]
-    Open { url: String, source: sqlx::Error },
-    #[error("cannot update the run log `{url}`: {source}")]
-    Migrate { url: String, source: sqlx::migrate::MigrateError },
+    #[error("cannot open the run log `{url}`: {reason}; check `database_url` in cxflow.yaml or CXFLOW_DATABASE_URL")]
+    Open { url: String, reason: sqlx::Error },
+    #[error("cannot update the run log `{url}`: {reason}")]
+    Migrate { url: String, reason: sqlx::migrate::MigrateError },
     #[error("run log query failed: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(sqlx::Error),
     #[error("there is no run {0}; `cxflow runs` lists them")]
     NoSuchRun(i64),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Query(e)
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -57,7 +65,7 @@ impl Store {
     /// Open (creating if missing) the SQLite run log at `url` and bring its schema up to date.
     pub async fn open(url: &str) -> Result<Store> {
         let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|source| StoreError::Open { url: url.into(), source })?
+            .map_err(|reason| StoreError::Open { url: url.into(), reason })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -70,15 +78,15 @@ impl Store {
             use sqlx::Connection;
             let first = sqlx::SqliteConnection::connect_with(&opts.clone().auto_vacuum(SqliteAutoVacuum::Incremental))
                 .await
-                .map_err(|source| StoreError::Open { url: url.into(), source })?;
+                .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
             first.close().await?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
             .await
-            .map_err(|source| StoreError::Open { url: url.into(), source })?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(|source| StoreError::Migrate { url: url.into(), source })?;
+            .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(|reason| StoreError::Migrate { url: url.into(), reason })?;
         Ok(Store { pool })
     }
 
