@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --locked
-cx=target/debug/cxflow
+cx=${CARGO_TARGET_DIR:-target}/debug/cxflow
 $cx validate
 for wf in workflows/*.yaml; do
   name=$(basename "$wf" .yaml)
