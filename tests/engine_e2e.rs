@@ -8,13 +8,7 @@ const SCRIPT: &str = include_str!("support/script.py");
 
 /// A project with `n` records and a per-item step running script.py with `mode_tpl` as its mode.
 fn project(n: usize, step_extra: &str, mode_tpl: &str) -> TestProject {
-    let p = TestProject::new();
-    p.write("script.py", SCRIPT);
-    let mut csv = String::from("id,mode,email\n");
-    for i in 1..=n {
-        csv.push_str(&format!("r{i},ok,user{i}@example.test\n"));
-    }
-    p.write("data/records.csv", &csv);
+    let p = support::script_project("id,mode,email", (1..=n).map(|i| format!("r{i},ok,user{i}@example.test")));
     p.write(
         "workflows/w.yaml",
         &format!(

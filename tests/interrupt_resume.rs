@@ -7,17 +7,10 @@ use std::time::{Duration, Instant};
 
 use support::TestProject;
 
-const SCRIPT: &str = include_str!("support/script.py");
 const N: usize = 40;
 
 fn project() -> TestProject {
-    let p = TestProject::new();
-    p.write("script.py", SCRIPT);
-    let mut csv = String::from("id\n");
-    for i in 1..=N {
-        csv.push_str(&format!("r{i:02}\n"));
-    }
-    p.write("data/records.csv", &csv);
+    let p = support::script_project("id", (1..=N).map(|i| format!("r{i:02}")));
     p.write(
         "workflows/w.yaml",
         r#"name: w

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use support::TestProject;
 
-const SCRIPT: &str = include_str!("support/script.py");
 
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -45,13 +44,7 @@ steps:
 
 #[test]
 fn serve_runs_on_schedule_refuses_a_second_reloads_and_stops_on_sigterm() {
-    let p = TestProject::new();
-    p.write("script.py", SCRIPT);
-    let mut csv = String::from("id\n");
-    for i in 1..=30 {
-        csv.push_str(&format!("r{i:02}\n"));
-    }
-    p.write("data/records.csv", &csv);
+    let p = support::script_project("id", (1..=30).map(|i| format!("r{i:02}")));
     p.write("workflows/tick.yaml", TICK);
     p.write("cxflow.yaml", "shutdown_grace: 2s\n");
 
@@ -155,13 +148,7 @@ fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
 
 #[test]
 fn max_runtime_fails_the_run_and_on_failure_webhook_is_posted() {
-    let p = TestProject::new();
-    p.write("script.py", SCRIPT);
-    let mut csv = String::from("id\n");
-    for i in 1..=30 {
-        csv.push_str(&format!("r{i:02}\n"));
-    }
-    p.write("data/records.csv", &csv);
+    let p = support::script_project("id", (1..=30).map(|i| format!("r{i:02}")));
     let (url, bodies) = webhook_receiver();
     p.write(
         "workflows/slow.yaml",
@@ -211,13 +198,7 @@ steps:
 
 #[test]
 fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
-    let p = TestProject::new();
-    p.write("script.py", SCRIPT);
-    let mut csv = String::from("id\n");
-    for i in 1..=12 {
-        csv.push_str(&format!("r{i:02}\n"));
-    }
-    p.write("data/records.csv", &csv);
+    let p = support::script_project("id", (1..=12).map(|i| format!("r{i:02}")));
     p.write("workflows/tick.yaml", &TICK.replace("  overlap: skip\n", "  overlap: skip\n  resume: auto\n"));
     let child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let mut serve = Serve(child);

@@ -110,6 +110,20 @@ impl Run {
     }
 }
 
+/// A project with the per-item test program `script.py` (tests/support/script.py) and
+/// `data/records.csv` holding `header` and one line per row.
+pub fn script_project(header: &str, rows: impl IntoIterator<Item = String>) -> TestProject {
+    let p = TestProject::new();
+    p.write("script.py", include_str!("script.py"));
+    let mut csv = format!("{header}\n");
+    for r in rows {
+        csv.push_str(&r);
+        csv.push('\n');
+    }
+    p.write("data/records.csv", &csv);
+    p
+}
+
 /// The repository root (for the shipped workflows, templates and data).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
