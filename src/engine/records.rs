@@ -59,12 +59,7 @@ impl RecordSource {
     /// A cheap estimate of the number of records, for progress bars.
     pub fn count_hint(&self) -> Option<u64> {
         match self {
-            RecordSource::Csv { path, .. } => {
-                let data = std::fs::read(path).ok()?;
-                let lines = memchr::memchr_iter(b'\n', &data).count() as u64;
-                let trailing = u64::from(!data.ends_with(b"\n") && !data.is_empty());
-                Some((lines + trailing).saturating_sub(1))
-            }
+            RecordSource::Csv { path, .. } => csv_lines(path).map(|n| n.saturating_sub(1)),
             RecordSource::Values(v) => Some(v.len() as u64),
             RecordSource::Empty => Some(0),
             _ => None,
@@ -80,6 +75,23 @@ impl RecordSource {
             RecordSource::Values(_) => "computed records".into(),
             RecordSource::Empty => "a skipped step".into(),
         }
+    }
+}
+
+/// Lines in a file, counted in fixed-size chunks: the hint must not hold a large input in memory.
+fn csv_lines(path: &std::path::Path) -> Option<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            // A last line without a newline still counts.
+            return Some(lines + u64::from(last != b'\n'));
+        }
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        last = buf[n - 1];
     }
 }
 
@@ -119,4 +131,20 @@ pub(crate) fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File>
     std::fs::File::open(path)
         .map_err(|error| OpenError { path: path.display().to_string(), error })
         .context("check the path (relative paths start at the project folder)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_hint_counts_records_with_or_without_a_final_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        for (text, want) in [("id\n1\n2\n", 2), ("id\n1\n2", 2), ("id\n", 0), ("", 0)] {
+            std::fs::write(&p, text).unwrap();
+            let src = RecordSource::Csv { path: p.clone(), delimiter: b',' };
+            assert_eq!(src.count_hint(), Some(want), "{text:?}");
+        }
+    }
 }
