@@ -13,12 +13,9 @@ use std::time::Instant;
 use std::sync::Arc;
 
 use cxflow::config::Config;
-use cxflow::engine::records::RecordSource;
-use cxflow::plan::StepKind;
 use cxflow::secrets::Secrets;
 use cxflow::steps::route::bucket::Limits;
-use cxflow::steps::RunEnv;
-use cxflow::store::{NewRun, Store};
+use cxflow::store::Store;
 use cxflow::steps::route::compile::{compile, CompileInput};
 use cxflow::steps::route::parallel::{route_csv_parallel, Setup};
 use cxflow::steps::route::rules::{FieldsSpec, Mode, RulesFile};
@@ -90,32 +87,24 @@ async fn whole_step(csv: &Path) {
     std::fs::write(proj.join("workflows/bench.yaml"), &wf).unwrap();
     let file = Arc::new(cxflow::spec::load(&proj.join("workflows/bench.yaml")).map_err(|e| e.to_string()).unwrap());
     let config = Config::default();
-    let plan = cxflow::plan::build(file, &config, &proj).map_err(|e| e.to_string()).unwrap();
-    let StepKind::Route(planned) = &plan.steps[1].kind else { panic!("route step") };
+    let plan = cxflow::plan::build(file, &config, &proj, &cxflow::steps::REGISTRY).map_err(|e| e.to_string()).unwrap();
     let store = Store::open(&format!("sqlite://{}", proj.join("bench.sqlite").display())).await.unwrap();
     for label in ["first run", "rerun, all ids already routed"] {
-        let params = serde_json::json!({});
-        let run_id = store
-            .start_run(NewRun { workflow: "bench", file: "bench.yaml", trigger: "manual", params: &params, scheduled_for: None })
-            .await
-            .unwrap();
-        let env = RunEnv {
-            run_id,
-            workflow: "bench".into(),
-            store: store.clone(),
-            config: Arc::new(config.clone()),
-            project: proj.clone(),
-            templates: plan.templates.clone(),
-            secrets: Arc::new(Secrets::placeholders(&[])),
-            artifacts_dir: proj.join(format!("artifacts/run-{run_id}")),
+        let opts = cxflow::engine::RunOptions {
+            trigger: cxflow::engine::Trigger::Manual,
+            params: serde_json::Map::new(),
             dry_run: false,
             shutdown: tokio_util::sync::CancellationToken::new(),
+            grace: std::time::Duration::from_secs(5),
+            progress_bars: false,
         };
         let t = Instant::now();
         let cpu0 = cpu_secs();
-        let (_records, out) = cxflow::steps::route::run(planned, RecordSource::Csv { path: csv.to_path_buf(), delimiter: b',' }, &env)
-            .await
-            .unwrap();
+        // The whole run through the engine: a `read_csv` step (lazy: it only checks the file)
+        // and the route step, with the run log on.
+        let summary = cxflow::engine::run(&plan, Arc::new(store.clone()), Arc::new(config.clone()), Secrets::placeholders(&[]), opts).await.unwrap();
+        let row = store.steps(summary.run_id).await.unwrap().into_iter().find(|s| s.step_id == "routed").unwrap();
+        let out: serde_json::Value = serde_json::from_str(row.output.as_deref().unwrap()).unwrap();
         println!(
             "route step ({label}): {:.3} s wall, {:.3} s CPU, peak RSS {:.1} MB; {} records, {} routed, {} already routed, {} dropped, {} errors, {} digests",
             t.elapsed().as_secs_f64(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{CliError, Result};
 use crate::config::Config;
-use crate::plan::Plan;
+use crate::engine::Plan;
 use crate::store::Store;
 
 pub struct Project {
@@ -45,7 +45,7 @@ impl Project {
     /// Load and validate one workflow file; all its errors become one `Invalid` message.
     pub fn plan(&self, file: &Path) -> Result<Plan> {
         let spec = crate::spec::load(file).map_err(|d| CliError::Invalid(d.to_string()))?;
-        crate::plan::build(Arc::new(spec), &self.config, &self.dir).map_err(|d| CliError::Invalid(d.to_string()))
+        crate::plan::build(Arc::new(spec), &self.config, &self.dir, &crate::steps::REGISTRY).map_err(|d| CliError::Invalid(d.to_string()))
     }
 
     pub async fn store(&self) -> Result<Store> {

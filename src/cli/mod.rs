@@ -98,7 +98,7 @@ pub fn quiet_broken_pipe() {
 
 /// `cxflow schema`: the JSON Schema of the workflow format.
 pub fn schema() -> Result<i32> {
-    let s = serde_json::to_string_pretty(&crate::spec::schema::workflow_schema()).map_err(anyhow::Error::from)?;
+    let s = serde_json::to_string_pretty(&crate::steps::REGISTRY.workflow_schema()).map_err(anyhow::Error::from)?;
     println!("{s}");
     Ok(exit::OK)
 }

@@ -40,7 +40,7 @@ fn options(project: &Project, trigger: Trigger, params: Map<String, Value>, dry_
     })
 }
 
-fn secrets(plan: &crate::plan::Plan, dry_run: bool) -> Result<Secrets> {
+fn secrets(plan: &crate::engine::Plan, dry_run: bool) -> Result<Secrets> {
     match Secrets::from_env(&plan.secret_names, |k| std::env::var(k).ok()) {
         Ok(s) => Ok(s),
         Err(_) if dry_run => Ok(Secrets::placeholders(&plan.secret_names)),
@@ -56,7 +56,7 @@ pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
     let secrets = secrets(&plan, args.dry_run)?;
     let store = project.store().await?;
     let opts = options(project, Trigger::Manual, params, args.dry_run)?;
-    let summary = engine::run(&plan, &store, project.config.clone(), secrets, opts).await?;
+    let summary = engine::run(&plan, std::sync::Arc::new(store.clone()), project.config.clone(), secrets, opts).await?;
     Ok(report(&plan.name, &summary, args.dry_run))
 }
 
@@ -99,7 +99,7 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
     }
     let secrets = secrets(&plan, false)?;
     let opts = options(project, Trigger::Resume { run_id, from }, params, false)?;
-    let summary = engine::run(&plan, &store, project.config.clone(), secrets, opts).await?;
+    let summary = engine::run(&plan, std::sync::Arc::new(store.clone()), project.config.clone(), secrets, opts).await?;
     Ok(report(&plan.name, &summary, false))
 }
 

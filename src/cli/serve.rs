@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::load::workflow_files;
 use super::{exit, signals, CliError, Project, Result};
-use crate::plan::Plan;
+use crate::engine::Plan;
 use crate::scheduler::calendar::skip_reason;
 use crate::scheduler::clock::SystemClock;
 use crate::scheduler::cron_expr::CronSchedule;

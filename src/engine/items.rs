@@ -9,36 +9,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
+use super::contract::{Artifact, ItemCx, ItemRunner, RunEnv, StepError};
+use super::log::{ItemResult, ItemSink, ItemStatus};
 use super::progress::Progress;
 use super::records::{Record, RecordSource};
-use crate::plan::PlannedStep;
+use super::PlannedStep;
 use crate::spec::model::OnError;
-use crate::steps::{browser, command, send_email, ItemEnv, ItemOutput, RunEnv, StepError};
-use crate::store::{ItemResult, ItemStatus};
-
-pub(super) enum ItemRunner {
-    Command(command::Runner),
-    Email(send_email::Runner),
-    Browser(browser::Runner),
-}
-
-impl ItemRunner {
-    async fn run_item(&self, env: &ItemEnv<'_>) -> Result<ItemOutput, StepError> {
-        match self {
-            ItemRunner::Command(r) => r.run_item(env).await,
-            ItemRunner::Email(r) => r.run_item(env).await,
-            ItemRunner::Browser(r) => r.run_item(env).await,
-        }
-    }
-
-    pub(super) async fn close(self) {
-        match self {
-            ItemRunner::Command(r) => r.close().await,
-            ItemRunner::Email(r) => r.close().await,
-            ItemRunner::Browser(r) => r.close().await,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counts {
@@ -53,7 +29,7 @@ pub struct Counts {
 
 pub(super) struct ItemsJob<'a> {
     pub step: &'a PlannedStep,
-    pub runner: &'a ItemRunner,
+    pub runner: &'a dyn ItemRunner,
     /// `None` when the step has no `for_each`: it runs once.
     pub input: Option<RecordSource>,
     pub ctx: &'a Value,
@@ -70,7 +46,7 @@ enum Outcome {
 
 pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
     let env = job.env;
-    let writer = env.store.item_writer();
+    let writer = env.log.item_sink();
     let stop = AtomicBool::new(false);
     // Keys given so far: a second record with the same `item_key` would overwrite the first's
     // row in the run log (and be skipped by a resume), so it fails instead of running.
@@ -90,7 +66,7 @@ pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
         .enumerate()
         .take_while(|_| futures::future::ready(!shutdown.is_cancelled() && !stop.load(Ordering::Relaxed)))
         .map(|(seq, rec)| {
-            let (writer, stop, seen) = (&writer, &stop, &seen);
+            let (writer, stop, seen) = (&*writer, &stop, &seen);
             let job = &job;
             async move {
                 let out = one(job, seq as i64 + 1, rec, writer, seen).await;
@@ -128,7 +104,7 @@ pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
 }
 
 /// One record, start to finish: key, resume check, skip_if, attempts; its result is queued for the run log.
-async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: &crate::store::ItemWriter, seen: &Mutex<HashSet<String>>) -> Outcome {
+async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: &dyn ItemSink, seen: &Mutex<HashSet<String>>) -> Outcome {
     let env = job.env;
     let step = job.step;
     let fallback_key = format!("#{seq}");
@@ -197,16 +173,22 @@ async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: 
         }
     }
     let mut attempt = 0;
+    // Files of failed attempts (screenshots, page HTML) are kept, whatever the last attempt did.
+    let mut artifacts: Vec<Artifact> = Vec::new();
     let outcome = loop {
         attempt += 1;
-        let ienv = ItemEnv { step_id: &step.id, key: &result.key, attempt, ctx: &ctx, run: env };
+        let icx = ItemCx { step_id: &step.id, key: &result.key, attempt, ctx: &ctx, run: env };
         let r = match step.timeout {
-            Some(t) => match tokio::time::timeout(t, job.runner.run_item(&ienv)).await {
+            Some(t) => match tokio::time::timeout(t, job.runner.run_item(&icx)).await {
                 Ok(r) => r,
-                Err(_) => Err(StepError::Retryable(format!("timed out after {}", humantime::format_duration(t)))),
+                Err(_) => Err(StepError::Retryable(format!("timed out after {}", humantime::format_duration(t))).into()),
             },
-            None => job.runner.run_item(&ienv).await,
+            None => job.runner.run_item(&icx).await,
         };
+        let r = r.map_err(|f| {
+            artifacts.extend(f.artifacts);
+            f.error
+        });
         match r {
             Err(StepError::Retryable(e)) if attempt < step.attempts => {
                 let wait = step.backoff.saturating_mul(1 << (attempt - 1).min(16));
@@ -222,16 +204,13 @@ async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: 
     result.attempts = attempt;
     match outcome {
         Ok(out) => {
-            for a in &out.artifacts {
-                let path = a.path.display().to_string();
-                if let Err(e) = env.store.add_artifact(env.run_id, &step.id, Some(&result.key), &a.kind, &path).await {
-                    tracing::error!("cannot record artifact {path}: {e}");
-                }
-            }
+            artifacts.extend(out.artifacts);
+            super::record_artifacts(env, &step.id, Some(&result.key), &artifacts).await;
             result.status = if out.skipped { ItemStatus::Skipped } else { ItemStatus::Ok };
             result.output = Some(env.secrets.redact_value(&out.output));
         }
         Err(e) => {
+            super::record_artifacts(env, &step.id, Some(&result.key), &artifacts).await;
             let kind = match e {
                 StepError::Retryable(_) if step.attempts > 1 => format!(" (gave up after {attempt} attempts)"),
                 _ => String::new(),

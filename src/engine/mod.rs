@@ -1,47 +1,39 @@
 //! Runs a Plan: steps in order, items with bounded concurrency, retries, timeouts,
-//! cancellation and resume. Never sees YAML or SQL: it talks to `steps` and `store`.
+//! cancellation and resume. Never sees YAML or SQL: it dispatches each step through the step
+//! contract (`contract.rs`) and records everything in the run log through `RunLog` (`log.rs`),
+//! which it alone holds.
 
+pub mod contract;
+pub mod delivery;
 mod items;
+pub mod log;
 mod progress;
 pub mod records;
-mod sources;
+pub mod registry;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::plan::{Plan, PlannedStep, StepKind};
 use crate::secrets::Secrets;
 use crate::spec::model::OnError;
-use crate::steps::{browser, command, route, send_email, write, RunEnv};
-use crate::store::{NewRun, Store};
+pub use contract::{
+    Artifact, BatchCx, BatchOutcome, BatchStep, Failed, ItemCx, ItemOutput, ItemRunner, ItemStep, RunEnv, Step, StepCx, StepError,
+};
+pub use delivery::{Delivery, RouteLog};
 pub use items::Counts;
+use log::{NewArtifact, NewRun, StepEnd};
+pub use log::{Claim, ItemStatus, RunLog, RunStatus, StepStatus, TriggerKind};
 pub use records::RecordSource;
+pub use registry::{KindDef, Planner, Registry};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    Succeeded,
-    Partial,
-    Failed,
-    Interrupted,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Partial => "partial",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-}
+/// A workflow planned with the engine's step contract.
+pub type Plan = crate::plan::Plan<Step>;
+pub type PlannedStep = crate::plan::PlannedStep<Step>;
 
 /// How a run was started.
 #[derive(Debug, Clone)]
@@ -68,7 +60,7 @@ pub struct RunOptions {
 #[derive(Debug, Clone)]
 pub struct StepSummary {
     pub id: String,
-    pub status: &'static str,
+    pub status: StepStatus,
     pub counts: Counts,
     pub error: Option<String>,
 }
@@ -105,26 +97,14 @@ pub fn resolve_params(plan: &Plan, given: &Map<String, Value>) -> Result<Map<Str
     Ok(out)
 }
 
-pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secrets, opts: RunOptions) -> anyhow::Result<RunSummary> {
+pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets: Secrets, opts: RunOptions) -> anyhow::Result<RunSummary> {
     let (run_id, resume_from) = match &opts.trigger {
         Trigger::Resume { run_id, from } => {
-            store.reopen_run(*run_id).await?;
+            log.reopen_run(*run_id).await?;
             (*run_id, Some(from.clone()))
         }
-        t => {
-            let (trigger, at) = match t {
-                Trigger::Schedule { at } => ("schedule", Some(*at)),
-                _ if opts.dry_run => ("dry-run", None),
-                _ => ("manual", None),
-            };
-            let params = Value::Object(opts.params.clone());
-            // Absolute, so `cxflow resume` finds the file from any folder.
-            let file = std::fs::canonicalize(&plan.file).unwrap_or_else(|_| plan.file.clone()).display().to_string();
-            let id = store
-                .start_run(NewRun { workflow: &plan.name, file: &file, trigger, params: &params, scheduled_for: at })
-                .await?;
-            (id, None)
-        }
+        Trigger::Schedule { at } => (start(plan, &*log, &opts, Some(*at)).await?, None),
+        Trigger::Manual => (start(plan, &*log, &opts, None).await?, None),
     };
     let mut secrets = secrets;
     secrets.mask_config_secrets(&config, |k| std::env::var(k).ok());
@@ -133,7 +113,6 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
     let env = RunEnv {
         run_id,
         workflow: plan.name.clone(),
-        store: store.clone(),
         config: config.clone(),
         project: plan.project.clone(),
         templates: plan.templates.clone(),
@@ -141,6 +120,7 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
         artifacts_dir: artifacts_root.join(format!("run-{run_id}")),
         dry_run: opts.dry_run,
         shutdown: opts.shutdown.clone(),
+        log: log.clone(),
     };
     let mut runner = Runner {
         env,
@@ -151,7 +131,7 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
             "vars": plan.vars,
             "params": opts.params,
             "secrets": secrets.as_value(),
-            "run": {"id": run_id, "workflow": plan.name, "trigger": trigger_name(&opts)},
+            "run": {"id": run_id, "workflow": plan.name, "trigger": trigger_kind(&opts).as_str()},
         }),
     };
     let redo_from = resume_from.flatten().and_then(|id| plan.step(&id).map(|s| s.index));
@@ -163,31 +143,31 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
         }
         let redo = matches!(opts.trigger, Trigger::Resume { .. }) && redo_from.is_some_and(|i| step.index >= i);
         let resuming = matches!(opts.trigger, Trigger::Resume { .. }) && !redo;
-        let s = runner.step(step, resuming).await;
-        let s = match s {
+        let s = match runner.step(step, resuming).await {
             Ok(s) => s,
             Err(e) => {
                 let msg = secrets.redact(&format!("{e:#}"));
-                store.finish_step(run_id, &step.id, "failed", Some(&msg), None, None).await?;
-                StepSummary { id: step.id.clone(), status: "failed", counts: Counts::default(), error: Some(msg) }
+                let end = StepEnd { status: StepStatus::Failed, error: Some(&msg), output: None, records: None };
+                log.finish_step(run_id, &step.id, end).await?;
+                StepSummary { id: step.id.clone(), status: StepStatus::Failed, counts: Counts::default(), error: Some(msg) }
             }
         };
         let stop = match s.status {
-            "failed" => {
+            StepStatus::Failed => {
                 summary.status = RunStatus::Failed;
                 true
             }
-            "interrupted" => {
+            StepStatus::Interrupted => {
                 summary.status = RunStatus::Interrupted;
                 true
             }
-            "partial" => {
+            StepStatus::Partial => {
                 if summary.status == RunStatus::Succeeded {
                     summary.status = RunStatus::Partial;
                 }
                 false
             }
-            _ => false,
+            StepStatus::Succeeded | StepStatus::Skipped | StepStatus::Running => false,
         };
         summary.steps.push(s);
         if stop {
@@ -198,16 +178,23 @@ pub async fn run(plan: &Plan, store: &Store, config: Arc<Config>, secrets: Secre
         summary.status = RunStatus::Interrupted;
     }
     let error = summary.steps.iter().find_map(|s| s.error.clone().map(|e| format!("step `{}`: {e}", s.id)));
-    store.finish_run(run_id, summary.status.as_str(), error.as_deref()).await?;
+    log.finish_run(run_id, summary.status, error.as_deref()).await?;
     Ok(summary)
 }
 
-fn trigger_name(opts: &RunOptions) -> &'static str {
+async fn start(plan: &Plan, log: &dyn RunLog, opts: &RunOptions, at: Option<chrono::DateTime<chrono::Utc>>) -> anyhow::Result<i64> {
+    let params = Value::Object(opts.params.clone());
+    // Absolute, so `cxflow resume` finds the file from any folder.
+    let file = std::fs::canonicalize(&plan.file).unwrap_or_else(|_| plan.file.clone()).display().to_string();
+    log.start_run(NewRun { workflow: &plan.name, file: &file, trigger: trigger_kind(opts), params: &params, scheduled_for: at }).await
+}
+
+fn trigger_kind(opts: &RunOptions) -> TriggerKind {
     match opts.trigger {
-        Trigger::Resume { .. } => "resume",
-        Trigger::Schedule { .. } => "schedule",
-        Trigger::Manual if opts.dry_run => "dry-run",
-        Trigger::Manual => "manual",
+        Trigger::Resume { .. } => TriggerKind::Resume,
+        Trigger::Schedule { .. } => TriggerKind::Schedule,
+        Trigger::Manual if opts.dry_run => TriggerKind::DryRun,
+        Trigger::Manual => TriggerKind::Manual,
     }
 }
 
@@ -232,122 +219,85 @@ impl Runner<'_> {
         self.sources.iter().rev().find(|(s, _)| s == id).map(|(_, r)| r.clone()).unwrap_or(RecordSource::Empty)
     }
 
-    fn render_path(&self, t: &crate::plan::TemplateRef, ctx: &Value) -> anyhow::Result<PathBuf> {
-        let p = self.env.templates.render(t, ctx).context("cannot render the path")?;
-        Ok(self.env.resolve(&p))
-    }
-
     async fn step(&mut self, step: &PlannedStep, resuming: bool) -> anyhow::Result<StepSummary> {
-        let store = &self.env.store;
+        let log = self.env.log.clone();
         let run_id = self.env.run_id;
-        store.start_step(run_id, &step.id, step.index, step.kind.name()).await?;
+        log.start_step(run_id, &step.id, step.index, step.kind_name).await?;
         let ctx = self.ctx();
         if let Some(w) = &step.when {
-            if !self.env.templates.truthy(w, &ctx).context("cannot evaluate `when`")? {
-                store.finish_step(run_id, &step.id, "skipped", None, None, None).await?;
+            if !self.env.templates.truthy(w, &ctx).map_err(|e| anyhow::anyhow!("cannot evaluate `when`: {e}"))? {
+                let end = StepEnd { status: StepStatus::Skipped, error: None, output: None, records: None };
+                log.finish_step(run_id, &step.id, end).await?;
                 self.outputs.insert(step.id.clone(), json!({"skipped": true}));
                 self.sources.push((step.id.clone(), RecordSource::Empty));
-                return Ok(StepSummary { id: step.id.clone(), status: "skipped", counts: Counts::default(), error: None });
+                return Ok(StepSummary { id: step.id.clone(), status: StepStatus::Skipped, counts: Counts::default(), error: None });
             }
         }
         let (source, output, counts) = match &step.kind {
-            StepKind::ReadCsv { path, delimiter } => {
-                let path = self.render_path(path, &ctx)?;
-                records::open_file(&path)?;
-                let out = json!({"path": path.display().to_string()});
-                (RecordSource::Csv { path, delimiter: *delimiter }, out, Counts::default())
+            Step::Batch(b) => {
+                let input = b.input().map(|id| self.source_of(id)).unwrap_or(RecordSource::Empty);
+                let out = b.run(input, &BatchCx { step_id: &step.id, ctx: &ctx, run: &self.env }).await?;
+                record_artifacts(&self.env, &step.id, None, &out.artifacts).await;
+                (out.records, out.output, Counts { ok: out.ok, failed: out.failed, ..Counts::default() })
             }
-            StepKind::ReadJson { path } => {
-                let path = self.render_path(path, &ctx)?;
-                records::open_file(&path)?;
-                let out = json!({"path": path.display().to_string()});
-                (RecordSource::Json { path }, out, Counts::default())
-            }
-            StepKind::Sql { url, query } => {
-                let url = self.env.templates.render(url, &ctx).context("cannot render the database URL")?;
-                (RecordSource::Sql { url, query: query.clone() }, json!({}), Counts::default())
-            }
-            StepKind::WriteCsv(w) | StepKind::WriteJson(w) => {
-                let path = self.render_path(&w.path, &ctx)?;
-                let input = self.source_of(&w.from);
-                let csv = matches!(step.kind, StepKind::WriteCsv(_));
-                let n = write::write(&input, &path, csv, w, &self.env).await?;
-                if !self.env.dry_run {
-                    store.add_artifact(run_id, &step.id, None, if csv { "csv" } else { "json" }, &path.display().to_string()).await?;
-                }
-                let out = json!({"path": path.display().to_string(), "count": n});
-                (RecordSource::Empty, out, Counts { ok: n, ..Counts::default() })
-            }
-            StepKind::Route(r) => {
-                let input = self.source_of(&r.input);
-                let (src, out) = route::run(r, input, &self.env).await?;
-                // Routed records count as ok, records that could not be routed (a missing field) as failed.
-                let n = |k: &str| out.get(k).and_then(Value::as_u64).unwrap_or(0);
-                let counts = Counts { ok: n("routed"), failed: n("errors"), ..Counts::default() };
-                (src, out, counts)
-            }
-            StepKind::Command(p) => {
-                let runner = command::open(p, &self.env).await?;
-                let counts = self.items(step, items::ItemRunner::Command(runner), resuming, &ctx).await?;
-                (RecordSource::Items { run_id, step_id: step.id.clone() }, Value::Null, counts)
-            }
-            StepKind::SendEmail(p) => {
-                let runner = send_email::open(p, &self.env).await?;
-                let counts = self.items(step, items::ItemRunner::Email(runner), resuming, &ctx).await?;
-                (RecordSource::Items { run_id, step_id: step.id.clone() }, Value::Null, counts)
-            }
-            StepKind::Browser(p) => {
-                let runner = browser::open(p, &self.env).await?;
-                let counts = self.items(step, items::ItemRunner::Browser(runner), resuming, &ctx).await?;
-                (RecordSource::Items { run_id, step_id: step.id.clone() }, Value::Null, counts)
+            Step::Item(k) => {
+                let runner = k.open(&StepCx { step_id: &step.id, run: &self.env }).await?;
+                let counts = self.items(step, &*runner, resuming, &ctx).await;
+                runner.close().await;
+                (RecordSource::Items { run_id, step_id: step.id.clone() }, Value::Null, counts?)
             }
         };
-        let status = if self.opts.shutdown.is_cancelled() && step.kind.is_per_item() {
-            "interrupted"
+        let status = if self.opts.shutdown.is_cancelled() && step.per_item {
+            StepStatus::Interrupted
         } else if counts.failed > 0 {
             if step.on_error == OnError::Stop || counts.stopped {
-                "failed"
+                StepStatus::Failed
             } else {
-                "partial"
+                StepStatus::Partial
             }
         } else {
-            "succeeded"
+            StepStatus::Succeeded
         };
-        let error = (counts.failed > 0).then(|| match step.kind.is_per_item() {
+        let error = (counts.failed > 0).then(|| match step.per_item {
             true => format!("{} item(s) failed; `cxflow show {run_id}` lists them", counts.failed),
             false => format!("{} record(s) failed; `cxflow show {run_id} --json` has the step's error samples", counts.failed),
         });
-        let summary_out = if step.kind.is_per_item() {
+        let summary_out = if step.per_item {
             json!({"count": counts.ok + counts.failed + counts.skipped, "ok": counts.ok, "failed": counts.failed, "skipped": counts.skipped})
         } else {
             json!({"output": output})
         };
         let stored = (!output.is_null()).then_some(&output);
-        let records = (!step.kind.is_per_item()).then_some(counts.ok);
-        store.finish_step(run_id, &step.id, status, error.as_deref(), stored, records).await?;
+        let records = (!step.per_item).then_some(counts.ok);
+        log.finish_step(run_id, &step.id, StepEnd { status, error: error.as_deref(), output: stored, records }).await?;
         self.outputs.insert(step.id.clone(), summary_out);
         self.sources.push((step.id.clone(), source));
         Ok(StepSummary { id: step.id.clone(), status, counts, error })
     }
 
-    async fn items(&self, step: &PlannedStep, runner: items::ItemRunner, resuming: bool, ctx: &Value) -> anyhow::Result<Counts> {
-        let done: HashSet<String> = if resuming { self.env.store.done_keys(self.env.run_id, &step.id).await? } else { HashSet::new() };
-        let input = match &step.for_each {
-            Some(id) => Some(self.source_of(id)),
-            None => None,
-        };
-        let counts = items::run(items::ItemsJob {
-            step,
-            runner: &runner,
-            input,
-            ctx,
-            env: &self.env,
-            done,
-            grace: self.opts.grace,
-            bars: self.opts.progress_bars,
+    async fn items(&self, step: &PlannedStep, runner: &dyn ItemRunner, resuming: bool, ctx: &Value) -> anyhow::Result<Counts> {
+        let done: HashSet<String> = if resuming { self.env.log.done_keys(self.env.run_id, &step.id).await? } else { HashSet::new() };
+        let input = step.for_each.as_ref().map(|id| self.source_of(id));
+        items::run(items::ItemsJob { step, runner, input, ctx, env: &self.env, done, grace: self.opts.grace, bars: self.opts.progress_bars }).await
+    }
+}
+
+/// Files a step produced, filed under `item` unless an artifact names its own item. A failure
+/// here is logged, not fatal: the work the files describe is done and recorded.
+pub(super) async fn record_artifacts(env: &RunEnv, step_id: &str, item: Option<&str>, artifacts: &[Artifact]) {
+    if artifacts.is_empty() {
+        return;
+    }
+    let rows: Vec<NewArtifact> = artifacts
+        .iter()
+        .map(|a| NewArtifact {
+            step_id: step_id.to_string(),
+            item_key: a.item.clone().or_else(|| item.map(str::to_string)),
+            kind: a.kind.clone(),
+            path: a.path.display().to_string(),
         })
-        .await;
-        runner.close().await;
-        counts
+        .collect();
+    if let Err(e) = env.log.add_artifacts(env.run_id, &rows).await {
+        tracing::error!("cannot record {} artifact(s) of step `{step_id}`: {e:#}", rows.len());
     }
 }

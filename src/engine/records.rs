@@ -2,7 +2,6 @@
 //! records are (a file, a query, the run log), opened lazily by whichever step consumes it,
 //! so a million-row CSV flows through without being held in memory.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,34 +10,47 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use crate::steps::RunEnv;
+use super::contract::RunEnv;
 
 pub type Record = Map<String, Value>;
 pub type Records = BoxStream<'static, anyhow::Result<Record>>;
 
+/// Records a step kind reads from outside the run (a file, a query), opened lazily by the
+/// step that consumes them.
+pub trait Source: std::fmt::Debug + Send + Sync {
+    fn open(&self) -> Records;
+    /// A cheap estimate of the number of records, for progress bars.
+    fn count_hint(&self) -> Option<u64> {
+        None
+    }
+    /// Where the records come from, for messages.
+    fn describe(&self) -> String;
+    /// A CSV file and its delimiter, for consumers with a faster path over the raw file (routing).
+    fn csv_file(&self) -> Option<(&std::path::Path, u8)> {
+        None
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum RecordSource {
-    Csv { path: PathBuf, delimiter: u8 },
-    Json { path: PathBuf },
-    Sql { url: String, query: String },
+    /// Records a source kind describes (`read_csv`, `sql`, ...).
+    Source(Arc<dyn Source>),
     /// Outputs of the successful items of an earlier per-item step, from the run log.
     Items { run_id: i64, step_id: String },
     Values(Arc<Vec<Value>>),
-    /// A step that was skipped by `when:` has no records.
+    /// A step that was skipped by `when:`, or one that yields nothing.
     Empty,
 }
 
 /// How many records may wait between a reader and the step consuming them.
-const BUFFER: usize = 256;
+pub const BUFFER: usize = 256;
 
 impl RecordSource {
     pub fn open(&self, env: &RunEnv) -> Records {
         match self.clone() {
-            RecordSource::Csv { path, delimiter } => blocking(move |tx| super::sources::read_csv(&path, delimiter, tx)),
-            RecordSource::Json { path } => blocking(move |tx| super::sources::read_json(&path, tx)),
-            RecordSource::Sql { url, query } => super::sources::read_sql(url, query),
+            RecordSource::Source(s) => s.open(),
             RecordSource::Items { run_id, step_id } => env
-                .store
+                .log
                 .item_outputs(run_id, &step_id)
                 .map(|r| {
                     let text = r?.unwrap_or_else(|| "{}".into());
@@ -59,39 +71,28 @@ impl RecordSource {
     /// A cheap estimate of the number of records, for progress bars.
     pub fn count_hint(&self) -> Option<u64> {
         match self {
-            RecordSource::Csv { path, .. } => csv_lines(path).map(|n| n.saturating_sub(1)),
+            RecordSource::Source(s) => s.count_hint(),
             RecordSource::Values(v) => Some(v.len() as u64),
             RecordSource::Empty => Some(0),
-            _ => None,
+            RecordSource::Items { .. } => None,
         }
     }
 
     /// Where the records come from, for messages.
     pub fn describe(&self) -> String {
         match self {
-            RecordSource::Csv { path, .. } | RecordSource::Json { path } => path.display().to_string(),
-            RecordSource::Sql { query, .. } => format!("query `{query}`"),
+            RecordSource::Source(s) => s.describe(),
             RecordSource::Items { step_id, .. } => format!("outputs of step `{step_id}`"),
             RecordSource::Values(_) => "computed records".into(),
             RecordSource::Empty => "a skipped step".into(),
         }
     }
-}
 
-/// Lines in a file, counted in fixed-size chunks: the hint must not hold a large input in memory.
-fn csv_lines(path: &std::path::Path) -> Option<u64> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let (mut lines, mut last) = (0u64, b'\n');
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            // A last line without a newline still counts.
-            return Some(lines + u64::from(last != b'\n'));
+    pub fn csv_file(&self) -> Option<(&std::path::Path, u8)> {
+        match self {
+            RecordSource::Source(s) => s.csv_file(),
+            _ => None,
         }
-        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-        last = buf[n - 1];
     }
 }
 
@@ -104,7 +105,7 @@ pub fn as_record(v: Value, field: &str) -> anyhow::Result<Record> {
 }
 
 /// Run a blocking reader on its own thread, feeding a bounded channel (backpressure keeps memory flat).
-fn blocking<F>(read: F) -> Records
+pub fn blocking<F>(read: F) -> Records
 where
     F: FnOnce(mpsc::Sender<anyhow::Result<Record>>) -> anyhow::Result<()> + Send + 'static,
 {
@@ -127,24 +128,8 @@ pub struct OpenError {
     pub error: std::io::Error,
 }
 
-pub(crate) fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+pub fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     std::fs::File::open(path)
         .map_err(|error| OpenError { path: path.display().to_string(), error })
         .context("check the path (relative paths start at the project folder)")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn count_hint_counts_records_with_or_without_a_final_newline() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.csv");
-        for (text, want) in [("id\n1\n2\n", 2), ("id\n1\n2", 2), ("id\n", 0), ("", 0)] {
-            std::fs::write(&p, text).unwrap();
-            let src = RecordSource::Csv { path: p.clone(), delimiter: b',' };
-            assert_eq!(src.count_hint(), Some(want), "{text:?}");
-        }
-    }
 }

@@ -19,12 +19,13 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::spec::diagnostic::did_you_mean;
 use crate::spec::{Diagnostic, Diagnostics, SpecFile};
-pub use step::{PlannedStep, StepKind, WritePlan};
+pub use step::{KindPlan, PlannedStep, StepPlanner};
 pub use templates::{TemplateRef, Templates};
 
-/// A validated workflow, ready for the engine.
+/// A validated workflow, ready for the engine; `K` is what the step registry made of each
+/// step's kind.
 #[derive(Debug)]
-pub struct Plan {
+pub struct Plan<K> {
     pub name: String,
     pub file: PathBuf,
     /// The project folder: relative paths in the workflow resolve against it.
@@ -34,14 +35,14 @@ pub struct Plan {
     /// Declared parameters with their defaults (`null` when required).
     pub params: Map<String, Value>,
     pub secret_names: Vec<String>,
-    pub steps: Vec<PlannedStep>,
+    pub steps: Vec<PlannedStep<K>>,
     pub templates: Arc<Templates>,
     /// The spec the plan was built from, for parts other modules interpret (the scheduler's).
     pub spec: Arc<SpecFile>,
 }
 
-impl Plan {
-    pub fn step(&self, id: &str) -> Option<&PlannedStep> {
+impl<K> Plan<K> {
+    pub fn step(&self, id: &str) -> Option<&PlannedStep<K>> {
         self.steps.iter().find(|s| s.id == id)
     }
 }
@@ -229,6 +230,69 @@ impl<'a> PlanCx<'a> {
     pub fn current_step(&self) -> Option<&str> {
         self.current_step.as_deref()
     }
+
+    /// Deserialize a step kind's raw value (at YAML path `path`) into its spec type; serde's
+    /// errors are reported at their own line and column, worded like the spec layer's.
+    pub fn spec<T: serde::de::DeserializeOwned>(&mut self, raw: &serde_yaml::Value, path: &str) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(raw.clone()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let msg = strip_yaml_location(&e.inner().to_string());
+                // An error about the kind's whole value (its shape) points at the step, as the
+                // spec layer does for a step that does not parse.
+                let (at, line_path, key) = if inner == "." {
+                    let step = path.rsplit_once('.').map_or(path, |(s, _)| s).to_string();
+                    (step.clone(), step, false)
+                } else {
+                    let full = if inner.starts_with('[') { format!("{path}{inner}") } else { format!("{path}.{inner}") };
+                    match msg.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
+                        // Unknown keys point at the key itself, within the mapping that holds it.
+                        Some((field, _)) if !inner.ends_with(field) => (full.clone(), format!("{full}.{field}"), true),
+                        Some((field, _)) => {
+                            let parent = full.strip_suffix(&format!(".{field}")).unwrap_or(&full).to_string();
+                            (parent, full.clone(), true)
+                        }
+                        None => {
+                            let parent = full.clone();
+                            (parent, full, false)
+                        }
+                    }
+                };
+                let (message, help) = crate::spec::serde_error::explain(Some(&at), &msg);
+                let d = self.file.diagnostic(&line_path, !key, message).with_help(help);
+                self.errors.push(d);
+                None
+            }
+        }
+    }
+
+    /// A literal input path that does not exist is a mistake worth catching before the night's
+    /// run; templated paths are checked when the step runs.
+    pub fn check_input_file(&mut self, path: &str, file: &str) {
+        if file.contains("{{") {
+            return;
+        }
+        if !self.resolve(file).exists() {
+            let help = format!("paths are relative to the project folder `{}`", self.project.display());
+            self.error(path, format!("input file `{file}` does not exist"), Some(help));
+        }
+    }
+
+    /// The step being planned yields records with these fields (`label` names where they come
+    /// from): templates of the steps that run `for_each` over it are checked against them.
+    pub fn known_fields(&mut self, label: &str, fields: Vec<String>) {
+        if let Some(id) = self.current_step.clone() {
+            self.columns.insert(id, (label.to_string(), fields));
+        }
+    }
+}
+
+fn strip_yaml_location(s: &str) -> String {
+    match s.find(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s.to_string(),
+    }
 }
 
 fn keys(m: &Map<String, Value>) -> Vec<String> {
@@ -239,23 +303,6 @@ fn sorted<'s>(v: &[&'s str]) -> Vec<&'s str> {
     let mut v = v.to_vec();
     v.sort_unstable();
     v
-}
-
-/// The header of a `read_csv` step's file when its path is literal and the file is there: templates
-/// over its records can then be checked before the run, not at the first record.
-fn csv_columns(s: &crate::spec::StepSpec, cx: &PlanCx) -> Option<(String, Vec<String>)> {
-    let src = s.read_csv.as_ref()?;
-    if src.path().contains("{{") {
-        return None;
-    }
-    let delimiter = match src.delimiter() {
-        Some(d) if d.len() == 1 => d.as_bytes()[0],
-        Some(_) => return None,
-        None => b',',
-    };
-    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_path(cx.resolve(src.path())).ok()?;
-    let headers = rdr.headers().ok()?;
-    Some((src.path().to_string(), headers.iter().map(str::to_string).collect()))
 }
 
 /// Parse a duration like `30s`, `5m`, `1h 30m`; reports at `path`.
@@ -270,7 +317,7 @@ pub fn duration(cx: &mut PlanCx, path: &str, s: &str) -> Option<Duration> {
 }
 
 /// Validate a loaded workflow and turn it into a plan; collects every error, not just the first.
-pub fn build(file: Arc<SpecFile>, config: &Config, project: &Path) -> Result<Plan, Diagnostics> {
+pub fn build<P: StepPlanner>(file: Arc<SpecFile>, config: &Config, project: &Path, planner: &P) -> Result<Plan<P::Kind>, Diagnostics> {
     let mut cx = PlanCx {
         file: &file,
         config,
@@ -315,10 +362,7 @@ pub fn build(file: Arc<SpecFile>, config: &Config, project: &Path) -> Result<Pla
         }
         cx.current_step = Some(s.id.clone());
         cx.item_fields = s.for_each.as_ref().and_then(|f| cx.columns.get(f).cloned());
-        if let Some(cols) = csv_columns(s, &cx) {
-            cx.columns.insert(s.id.clone(), cols);
-        }
-        if let Some(p) = step::plan(s, i, &path, &mut cx) {
+        if let Some(p) = step::plan(s, i, &path, planner, &mut cx) {
             steps.push(p);
         }
         cx.earlier.insert(s.id.clone(), i);

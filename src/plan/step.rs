@@ -1,13 +1,15 @@
-//! One step, validated: its kind's typed inputs plus the engine's settings (items, retry, timeout).
+//! One step, validated: the settings every step has, and its kind planned through the registry.
 
 use std::time::Duration;
 
 use super::{duration, PlanCx, TemplateRef};
-use crate::spec::model::{OnError, StepSpec, WriteSpec, STEP_KINDS};
-use crate::steps::{browser, command, route, send_email};
+use crate::spec::diagnostic::did_you_mean;
+use crate::spec::model::{OnError, StepSpec, STEP_SETTINGS};
 
+/// A step, validated: the engine's settings (items, retry, timeout) plus its kind's typed
+/// inputs `kind`, whose type the step registry decides (the plan layer never looks inside).
 #[derive(Debug)]
-pub struct PlannedStep {
+pub struct PlannedStep<K> {
     pub id: String,
     pub index: usize,
     pub when: Option<TemplateRef>,
@@ -20,52 +22,33 @@ pub struct PlannedStep {
     pub timeout: Option<Duration>,
     pub concurrency: usize,
     pub on_error: OnError,
-    pub kind: StepKind,
+    /// The kind's name as written (`send_email`), for the run log and messages.
+    pub kind_name: &'static str,
+    /// Acts once per item (and so takes `for_each`, `retry`, `concurrency`...).
+    pub per_item: bool,
+    pub kind: K,
 }
 
-#[derive(Debug)]
-pub enum StepKind {
-    ReadCsv { path: TemplateRef, delimiter: u8 },
-    ReadJson { path: TemplateRef },
-    Sql { url: TemplateRef, query: String },
-    WriteCsv(WritePlan),
-    WriteJson(WritePlan),
-    Command(command::Planned),
-    SendEmail(Box<send_email::Planned>),
-    Browser(Box<browser::Planned>),
-    Route(Box<route::Planned>),
+/// What a step kind's plan function gives back, through the registry.
+pub struct KindPlan<K> {
+    pub kind: K,
+    pub per_item: bool,
+    /// Items at once when the step does not set `concurrency` (a browser step: its `sessions`).
+    pub default_concurrency: usize,
 }
 
-impl StepKind {
-    /// Steps that act once per item (and so take `for_each`, `retry`, `concurrency`...).
-    pub fn is_per_item(&self) -> bool {
-        matches!(self, StepKind::Command(_) | StepKind::SendEmail(_) | StepKind::Browser(_))
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            StepKind::ReadCsv { .. } => "read_csv",
-            StepKind::ReadJson { .. } => "read_json",
-            StepKind::Sql { .. } => "sql",
-            StepKind::WriteCsv(_) => "write_csv",
-            StepKind::WriteJson(_) => "write_json",
-            StepKind::Command(_) => "command",
-            StepKind::SendEmail(_) => "send_email",
-            StepKind::Browser(_) => "browser",
-            StepKind::Route(_) => "route",
-        }
-    }
+/// The step kinds a plan can contain: the step registry implements it, so this layer knows no
+/// kind by name.
+pub trait StepPlanner {
+    type Kind;
+    /// The kind names, in the order they are documented.
+    fn kind_names(&self) -> Vec<&'static str>;
+    /// Plan the value of kind `name` (one of `kind_names`) found at YAML path `path`; `None`
+    /// when it has errors (reported into `cx`).
+    fn plan_kind(&self, name: &str, raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<KindPlan<Self::Kind>>;
 }
 
-#[derive(Debug)]
-pub struct WritePlan {
-    pub from: String,
-    pub path: TemplateRef,
-    pub columns: Option<Vec<String>>,
-    pub lines: bool,
-}
-
-pub(super) fn plan(s: &StepSpec, index: usize, path: &str, cx: &mut PlanCx) -> Option<PlannedStep> {
+pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, planner: &P, cx: &mut PlanCx) -> Option<PlannedStep<P::Kind>> {
     if s.id.is_empty() || !s.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || s.id.starts_with(|c: char| c.is_ascii_digit()) {
         cx.error(
             &format!("{path}.id"),
@@ -73,13 +56,33 @@ pub(super) fn plan(s: &StepSpec, index: usize, path: &str, cx: &mut PlanCx) -> O
             Some(format!("templates refer to it as `steps.<id>`; try `{}`", suggest_id(&s.id))),
         );
     }
-    let kinds = s.kinds();
-    let kind = match kinds.as_slice() {
+    let names = planner.kind_names();
+    let mut kinds = Vec::new();
+    let mut unknown = false;
+    for (key, _) in &s.kinds {
+        match names.iter().find(|n| **n == key.as_str()) {
+            Some(n) => kinds.push(*n),
+            None => {
+                unknown = true;
+                let candidates = STEP_SETTINGS.iter().chain(names.iter()).copied();
+                let help = match did_you_mean(key, candidates) {
+                    Some(m) => format!("did you mean `{m}`?"),
+                    None => format!("remove it, or use one of: {}", STEP_SETTINGS.iter().chain(names.iter()).copied().collect::<Vec<_>>().join(", ")),
+                };
+                cx.error_at_key(&format!("{path}.{key}"), format!("unknown field `{key}` in `{path}`"), Some(help));
+            }
+        }
+    }
+    let planned = match kinds.as_slice() {
+        [] if unknown => None,
         [] => {
-            cx.error(path, format!("step `{}` does not say what to do", s.id), Some(format!("add one of: {}", STEP_KINDS.join(", "))));
+            cx.error(path, format!("step `{}` does not say what to do", s.id), Some(format!("add one of: {}", names.join(", "))));
             None
         }
-        [one] => plan_kind(s, one, path, cx),
+        [one] => {
+            let raw = &s.kinds.iter().find(|(k, _)| k == one).expect("found above").1;
+            planner.plan_kind(one, raw, &format!("{path}.{one}"), cx).map(|k| (*one, k))
+        }
         [_, second, ..] => {
             cx.error_at_key(
                 &format!("{path}.{second}"),
@@ -90,7 +93,7 @@ pub(super) fn plan(s: &StepSpec, index: usize, path: &str, cx: &mut PlanCx) -> O
         }
     };
     let when = s.when.as_ref().and_then(|w| cx.template(&format!("{path}.when"), w));
-    let per_item = kind.as_ref().map(StepKind::is_per_item);
+    let per_item = planned.as_ref().map(|(_, k)| k.per_item);
     let for_each = match (&s.for_each, per_item) {
         (Some(_), Some(false)) => {
             let k = kinds.first().copied().unwrap_or("this kind");
@@ -134,14 +137,15 @@ pub(super) fn plan(s: &StepSpec, index: usize, path: &str, cx: &mut PlanCx) -> O
         attempts,
         backoff,
         timeout,
-        // A browser step works its `sessions` in parallel unless told otherwise.
-        concurrency: match (&kind, s.concurrency) {
+        concurrency: match (&planned, s.concurrency) {
             (_, Some(c)) => c.max(1) as usize,
-            (Some(StepKind::Browser(b)), None) => b.sessions,
+            (Some((_, k)), None) => k.default_concurrency.max(1),
             _ => 1,
         },
         on_error: s.on_error.unwrap_or_default(),
-        kind: kind?,
+        kind_name: planned.as_ref()?.0,
+        per_item: planned.as_ref()?.1.per_item,
+        kind: planned?.1.kind,
     })
 }
 
@@ -152,82 +156,4 @@ fn suggest_id(id: &str) -> String {
     } else {
         s
     }
-}
-
-fn plan_kind(s: &StepSpec, kind: &str, path: &str, cx: &mut PlanCx) -> Option<StepKind> {
-    let kpath = format!("{path}.{kind}");
-    match kind {
-        "read_csv" => {
-            let src = s.read_csv.as_ref()?;
-            let (ppath, dpath) = match src {
-                crate::spec::model::FileSource::Path(_) => (kpath.clone(), kpath.clone()),
-                _ => (format!("{kpath}.path"), format!("{kpath}.delimiter")),
-            };
-            let delimiter = match src.delimiter() {
-                None => b',',
-                Some(d) if d.len() == 1 => d.as_bytes()[0],
-                Some(d) => {
-                    cx.error(&dpath, format!("delimiter `{d}` must be one character"), Some("for tabs write `\"\\t\"`".into()));
-                    b','
-                }
-            };
-            check_input_file(cx, &ppath, src.path());
-            Some(StepKind::ReadCsv { path: cx.template(&ppath, src.path())?, delimiter })
-        }
-        "read_json" => {
-            let src = s.read_json.as_ref()?;
-            let ppath = match src {
-                crate::spec::model::FileSource::Path(_) => kpath.clone(),
-                _ => format!("{kpath}.path"),
-            };
-            if src.delimiter().is_some() {
-                cx.error_at_key(&format!("{kpath}.delimiter"), "`delimiter` applies to CSV only", Some("remove it".into()));
-            }
-            check_input_file(cx, &ppath, src.path());
-            Some(StepKind::ReadJson { path: cx.template(&ppath, src.path())? })
-        }
-        "sql" => {
-            let q = s.sql.as_ref()?;
-            let url_ok = q.url.starts_with("{{") || ["sqlite:", "postgres:", "postgresql:"].iter().any(|p| q.url.starts_with(p));
-            if !url_ok {
-                cx.error(&format!("{kpath}.url"), format!("`{}` is not a database URL cxflow can read", q.url), Some("use `sqlite://path/to.db` or `postgres://user@host/db`".into()));
-            }
-            if q.query.trim().is_empty() {
-                cx.error(&format!("{kpath}.query"), "the query is empty", None);
-            }
-            Some(StepKind::Sql { url: cx.template(&format!("{kpath}.url"), &q.url)?, query: q.query.clone() })
-        }
-        "write_csv" => Some(StepKind::WriteCsv(plan_write(s.write_csv.as_ref()?, &kpath, cx)?)),
-        "write_json" => Some(StepKind::WriteJson(plan_write(s.write_json.as_ref()?, &kpath, cx)?)),
-        "command" => command::plan(s.command.as_ref()?, &kpath, cx).map(StepKind::Command),
-        "send_email" => send_email::plan(s.send_email.as_ref()?, &kpath, cx).map(|p| StepKind::SendEmail(Box::new(p))),
-        "browser" => browser::plan(s.browser.as_ref()?, &kpath, cx).map(|p| StepKind::Browser(Box::new(p))),
-        "route" => route::plan(s.route.as_ref()?, &kpath, cx).map(|p| StepKind::Route(Box::new(p))),
-        _ => None,
-    }
-}
-
-/// A literal input path that does not exist is a mistake worth catching before the night's run;
-/// templated paths are checked when the step runs.
-fn check_input_file(cx: &mut PlanCx, path: &str, file: &str) {
-    if file.contains("{{") {
-        return;
-    }
-    let full = cx.resolve(file);
-    if !full.exists() {
-        cx.error(path, format!("input file `{file}` does not exist"), Some(format!("paths are relative to the project folder `{}`", cx.base_dir().display())));
-    }
-}
-
-fn plan_write(w: &WriteSpec, kpath: &str, cx: &mut PlanCx) -> Option<WritePlan> {
-    let from_ok = cx.require_earlier_step(&format!("{kpath}.from"), &w.from);
-    cx.forbid_secrets(&format!("{kpath}.path"), &w.path, "an output path");
-    let path = cx.template(&format!("{kpath}.path"), &w.path);
-    if kpath.ends_with("write_csv") && w.lines.is_some() {
-        cx.error_at_key(&format!("{kpath}.lines"), "`lines` applies to `write_json` only", Some("remove it".into()));
-    }
-    if !from_ok {
-        return None;
-    }
-    Some(WritePlan { from: w.from.clone(), path: path?, columns: w.columns.clone(), lines: w.lines.unwrap_or(false) })
 }

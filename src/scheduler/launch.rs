@@ -13,7 +13,7 @@ use super::alerts::{host_name, post_webhook, send_email, FailureNotice};
 use super::runner::{Launcher, RunStatus, StartRequest, StopReason};
 use crate::config::Config;
 use crate::engine::{self, RunOptions, Trigger};
-use crate::plan::Plan;
+use crate::engine::Plan;
 use crate::secrets::Secrets;
 use crate::store::{NewRun, Store};
 
@@ -111,11 +111,11 @@ async fn run_plan(
             let file = plan.file.display().to_string();
             let p = serde_json::json!({});
             let id = store
-                .start_run(NewRun { workflow: &plan.name, file: &file, trigger: "schedule", params: &p, scheduled_for: Some(req.fire) })
+                .start_run(NewRun { workflow: &plan.name, file: &file, trigger: crate::store::TriggerKind::Schedule, params: &p, scheduled_for: Some(req.fire) })
                 .await
                 .ok();
             if let Some(id) = id {
-                let _ = store.finish_run(id, "failed", Some(&msg)).await;
+                let _ = store.finish_run(id, RunStatus::Failed, Some(&msg)).await;
             }
             return (RunStatus::Failed, id, msg);
         }
@@ -125,11 +125,11 @@ async fn run_plan(
         None => Trigger::Schedule { at: req.fire },
     };
     let opts = RunOptions { trigger, params, dry_run: false, shutdown: req.stop.clone(), grace, progress_bars: false };
-    match engine::run(plan, store, config, secrets, opts).await {
+    match engine::run(plan, Arc::new(store.clone()), config, secrets, opts).await {
         Ok(summary) => {
             let _ = req.run_id.set(summary.run_id);
             if let Some(StopReason::MaxRuntime(msg)) = req.stop_reason() {
-                let _ = store.finish_run(summary.run_id, "failed", Some(&msg)).await;
+                let _ = store.finish_run(summary.run_id, RunStatus::Failed, Some(&msg)).await;
                 return (RunStatus::Failed, Some(summary.run_id), msg);
             }
             let status = summary.status;

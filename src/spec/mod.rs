@@ -2,11 +2,12 @@
 //! This module knows YAML and nothing else: no clock, no network, no database.
 
 pub mod diagnostic;
+pub mod kinds;
 pub mod model;
 pub mod positions;
 pub mod schedule;
 pub mod schema;
-pub(crate) mod serde_error;
+pub mod serde_error;
 
 use std::path::{Path, PathBuf};
 

@@ -6,10 +6,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::schedule::ScheduleSpec;
-use crate::steps::browser::BrowserSpec;
-use crate::steps::command::CommandSpec;
-use crate::steps::route::RouteSpec;
-use crate::steps::send_email::SendEmailSpec;
 
 /// One workflow: a named list of steps, run by hand or on a schedule.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -56,154 +52,122 @@ pub struct RetrySpec {
     pub backoff: Option<String>,
 }
 
-/// One step. Exactly one of the step kinds (`read_csv`, `send_email`, ...) must be set.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// One step: the settings every step has, plus exactly one step kind (`read_csv: ...`,
+/// `send_email: ...`), kept as raw YAML here. The kinds are listed only in the step registry
+/// (`steps::registry`), which deserializes each kind's value into its own spec type in `plan`;
+/// a key that is neither a setting below nor a registered kind is reported there.
+#[derive(Debug, Clone)]
 pub struct StepSpec {
     /// Unique id; later steps refer to this step's records and outputs by it.
     pub id: String,
     /// Run the step only when this template renders to something other than ``, `false`, `0` or `no`.
-    #[serde(default)]
     pub when: Option<String>,
     /// Run the step once per record of the named earlier step.
-    #[serde(default)]
     pub for_each: Option<String>,
     /// Stable identity of an item (a template over `item`); resume and the run log use it.
-    #[serde(default)]
     pub item_key: Option<String>,
     /// Skip an item when this template renders truthy (e.g. `"{{eq item.status 'spam'}}"`).
-    #[serde(default)]
     pub skip_if: Option<String>,
-    #[serde(default)]
     pub retry: Option<RetrySpec>,
     /// Time limit for one attempt of one item, e.g. `20s`.
-    #[serde(default)]
     pub timeout: Option<String>,
     /// How many items run at once.
-    #[serde(default)]
     pub concurrency: Option<u32>,
-    #[serde(default)]
     pub on_error: Option<OnError>,
-
-    #[serde(default)]
-    pub read_csv: Option<FileSource>,
-    #[serde(default)]
-    pub read_json: Option<FileSource>,
-    #[serde(default)]
-    pub sql: Option<SqlSpec>,
-    #[serde(default)]
-    pub write_csv: Option<WriteSpec>,
-    #[serde(default)]
-    pub write_json: Option<WriteSpec>,
-    /// Run a program per item: `[program, arg, ...]` (templates, no shell).
-    #[serde(default)]
-    pub command: Option<CommandSpec>,
-    #[serde(default)]
-    pub send_email: Option<SendEmailSpec>,
-    #[serde(default)]
-    pub browser: Option<BrowserSpec>,
-    #[serde(default)]
-    pub route: Option<RouteSpec>,
+    /// Every other key, in file order: the step kind (and, in a broken file, unknown keys).
+    pub kinds: Vec<(String, serde_yaml::Value)>,
 }
 
-/// The names of the step kinds, in the order they are documented.
-pub const STEP_KINDS: &[&str] =
-    &["read_csv", "read_json", "sql", "write_csv", "write_json", "command", "send_email", "browser", "route"];
+/// The settings every step has, as the JSON schema shows them (the registry adds the kinds).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "StepSpec")]
+#[allow(dead_code)] // only its schema is used
+pub(crate) struct StepSettings {
+    /// Unique id; later steps refer to this step's records and outputs by it.
+    id: String,
+    /// Run the step only when this template renders to something other than ``, `false`, `0` or `no`.
+    #[serde(default)]
+    when: Option<String>,
+    /// Run the step once per record of the named earlier step.
+    #[serde(default)]
+    for_each: Option<String>,
+    /// Stable identity of an item (a template over `item`); resume and the run log use it.
+    #[serde(default)]
+    item_key: Option<String>,
+    /// Skip an item when this template renders truthy (e.g. `"{{eq item.status 'spam'}}"`).
+    #[serde(default)]
+    skip_if: Option<String>,
+    #[serde(default)]
+    retry: Option<RetrySpec>,
+    /// Time limit for one attempt of one item, e.g. `20s`.
+    #[serde(default)]
+    timeout: Option<String>,
+    /// How many items run at once.
+    #[serde(default)]
+    concurrency: Option<u32>,
+    #[serde(default)]
+    on_error: Option<OnError>,
+}
 
-impl StepSpec {
-    /// The step kinds this step sets (valid steps set exactly one).
-    pub fn kinds(&self) -> Vec<&'static str> {
-        let set = [
-            self.read_csv.is_some(),
-            self.read_json.is_some(),
-            self.sql.is_some(),
-            self.write_csv.is_some(),
-            self.write_json.is_some(),
-            self.command.is_some(),
-            self.send_email.is_some(),
-            self.browser.is_some(),
-            self.route.is_some(),
-        ];
-        STEP_KINDS.iter().zip(set).filter(|(_, s)| *s).map(|(k, _)| *k).collect()
+/// The keys of `StepSettings`, in the order the schema lists them.
+pub const STEP_SETTINGS: &[&str] = &["id", "when", "for_each", "item_key", "skip_if", "retry", "timeout", "concurrency", "on_error"];
+
+impl JsonSchema for StepSpec {
+    fn schema_name() -> String {
+        "StepSpec".into()
+    }
+    fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        StepSettings::json_schema(g)
     }
 }
 
-/// A file to read records from: a path, or a mapping with the path and options.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged, expecting = "a file path, or a mapping with `path` (and for CSV `delimiter`)")]
-pub enum FileSource {
-    Path(String),
-    Detailed(FileSourceDetailed),
-}
-
-#[derive(Debug, Clone, JsonSchema)]
-pub struct FileSourceDetailed {
-    pub path: String,
-    /// CSV field separator, one character (default `,`).
-    pub delimiter: Option<String>,
-}
-
-/// Accepts a mapping only: serde's derive would also take `[path]`, a shape we do not document.
-impl<'de> Deserialize<'de> for FileSourceDetailed {
+/// Reads the settings with their own types (so serde's errors keep their line and column) and
+/// keeps every other key as raw YAML for the registry.
+impl<'de> Deserialize<'de> for StepSpec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            path: String,
-            #[serde(default)]
-            delimiter: Option<String>,
-        }
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = FileSourceDetailed;
+            type Value = StepSpec;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a mapping with `path`")
+                f.write_str("a step: a mapping with `id` and one step kind")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let r = Raw::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(FileSourceDetailed { path: r.path, delimiter: r.delimiter })
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StepSpec, A::Error> {
+                let mut s = StepSpec {
+                    id: String::new(),
+                    when: None,
+                    for_each: None,
+                    item_key: None,
+                    skip_if: None,
+                    retry: None,
+                    timeout: None,
+                    concurrency: None,
+                    on_error: None,
+                    kinds: Vec::new(),
+                };
+                let mut id = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "id" => id = Some(map.next_value()?),
+                        "when" => s.when = map.next_value()?,
+                        "for_each" => s.for_each = map.next_value()?,
+                        "item_key" => s.item_key = map.next_value()?,
+                        "skip_if" => s.skip_if = map.next_value()?,
+                        "retry" => s.retry = map.next_value()?,
+                        "timeout" => s.timeout = map.next_value()?,
+                        "concurrency" => s.concurrency = map.next_value()?,
+                        "on_error" => s.on_error = map.next_value()?,
+                        _ => {
+                            let v: serde_yaml::Value = map.next_value()?;
+                            s.kinds.push((key, v));
+                        }
+                    }
+                }
+                s.id = id.ok_or_else(|| serde::de::Error::missing_field("id"))?;
+                Ok(s)
             }
         }
         d.deserialize_map(V)
     }
 }
 
-impl FileSource {
-    pub fn path(&self) -> &str {
-        match self {
-            FileSource::Path(p) => p,
-            FileSource::Detailed(d) => &d.path,
-        }
-    }
-    pub fn delimiter(&self) -> Option<&str> {
-        match self {
-            FileSource::Path(_) => None,
-            FileSource::Detailed(d) => d.delimiter.as_deref(),
-        }
-    }
-}
-
-/// A query against a SQLite or PostgreSQL database; each row becomes a record.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SqlSpec {
-    /// `sqlite://path/to.db` or `postgres://user@host/db` (a template: put passwords in secrets).
-    pub url: String,
-    pub query: String,
-}
-
-/// Write the records of an earlier step to a file.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WriteSpec {
-    /// The step whose records (or item outputs) are written.
-    pub from: String,
-    /// Output file (a template, e.g. `out/confirmations-{{params.date}}.csv`).
-    pub path: String,
-    /// Columns to write, in order (default: the fields of the first record).
-    #[serde(default)]
-    pub columns: Option<Vec<String>>,
-    /// For `write_json`: one JSON object per line instead of one array.
-    #[serde(default)]
-    pub lines: Option<bool>,
-}

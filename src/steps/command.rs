@@ -4,13 +4,13 @@
 
 use std::process::Stdio;
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::{ItemEnv, ItemOutput, RunEnv, StepError};
+use super::{Failed, ItemCx, ItemOutput, StepCx, StepError};
+use crate::engine::{ItemRunner, ItemStep};
 use crate::plan::{PlanCx, TemplateRef};
-
-/// `command: [program, arg, ...]`.
-pub type CommandSpec = Vec<String>;
+use crate::spec::kinds::records::CommandSpec;
 
 /// The exit status by which a program asks to be tried again later (sysexits.h EX_TEMPFAIL).
 pub const RETRY_EXIT: i32 = 75;
@@ -20,26 +20,31 @@ pub struct Planned {
     argv: Vec<TemplateRef>,
 }
 
-pub fn plan(spec: &CommandSpec, path: &str, cx: &mut PlanCx) -> Option<Planned> {
+pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<Box<dyn ItemStep>> {
+    let spec: CommandSpec = cx.spec(raw, path)?;
     if spec.is_empty() || spec[0].trim().is_empty() {
         cx.error(path, "the command is empty", Some("write it as a list: `command: [python3, scripts/x.py, \"{{item.id}}\"]`".into()));
         return None;
     }
     let argv: Vec<Option<TemplateRef>> =
         spec.iter().enumerate().map(|(i, a)| cx.template(&format!("{path}[{i}]"), a)).collect();
-    argv.into_iter().collect::<Option<Vec<_>>>().map(|argv| Planned { argv })
+    argv.into_iter().collect::<Option<Vec<_>>>().map(|argv| Box::new(Planned { argv }) as Box<dyn ItemStep>)
 }
 
-pub struct Runner {
+#[async_trait]
+impl ItemStep for Planned {
+    async fn open(&self, _cx: &StepCx<'_>) -> anyhow::Result<Box<dyn ItemRunner>> {
+        Ok(Box::new(Runner { argv: self.argv.clone() }))
+    }
+}
+
+struct Runner {
     argv: Vec<TemplateRef>,
 }
 
-pub async fn open(p: &Planned, _run: &RunEnv) -> anyhow::Result<Runner> {
-    Ok(Runner { argv: p.argv.clone() })
-}
-
-impl Runner {
-    pub async fn run_item(&self, env: &ItemEnv<'_>) -> Result<ItemOutput, StepError> {
+#[async_trait]
+impl ItemRunner for Runner {
+    async fn run_item(&self, env: &ItemCx<'_>) -> Result<ItemOutput, Failed> {
         let run = env.run;
         let mut argv = Vec::with_capacity(self.argv.len());
         for a in &self.argv {
@@ -82,11 +87,9 @@ impl Runner {
             None => format!("`{}` was killed by a signal: {tail}", argv[0]),
         };
         if code == Some(RETRY_EXIT) {
-            Err(StepError::Retryable(msg))
+            Err(StepError::Retryable(msg).into())
         } else {
-            Err(StepError::Fatal(msg))
+            Err(StepError::Fatal(msg).into())
         }
     }
-
-    pub async fn close(self) {}
 }

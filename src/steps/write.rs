@@ -8,9 +8,63 @@ use anyhow::Context;
 use futures::StreamExt;
 use serde_json::Value;
 
+use async_trait::async_trait;
+use serde_json::json;
+
 use super::RunEnv;
-use crate::engine::RecordSource;
-use crate::plan::WritePlan;
+use crate::engine::{Artifact, BatchCx, BatchOutcome, BatchStep, RecordSource};
+use crate::plan::{PlanCx, TemplateRef};
+use crate::spec::kinds::records::WriteSpec;
+
+#[derive(Debug)]
+pub struct WritePlan {
+    pub from: String,
+    pub path: TemplateRef,
+    pub columns: Option<Vec<String>>,
+    pub lines: bool,
+    csv: bool,
+}
+
+pub(crate) fn plan_csv(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
+    plan(raw, kpath, true, cx)
+}
+
+pub(crate) fn plan_json(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
+    plan(raw, kpath, false, cx)
+}
+
+fn plan(raw: &serde_yaml::Value, kpath: &str, csv: bool, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
+    let w: WriteSpec = cx.spec(raw, kpath)?;
+    let from_ok = cx.require_earlier_step(&format!("{kpath}.from"), &w.from);
+    cx.forbid_secrets(&format!("{kpath}.path"), &w.path, "an output path");
+    let path = cx.template(&format!("{kpath}.path"), &w.path);
+    if csv && w.lines.is_some() {
+        cx.error_at_key(&format!("{kpath}.lines"), "`lines` applies to `write_json` only", Some("remove it".into()));
+    }
+    if !from_ok {
+        return None;
+    }
+    Some(Box::new(WritePlan { from: w.from.clone(), path: path?, columns: w.columns.clone(), lines: w.lines.unwrap_or(false), csv }))
+}
+
+#[async_trait]
+impl BatchStep for WritePlan {
+    fn input(&self) -> Option<&str> {
+        Some(&self.from)
+    }
+
+    async fn run(&self, input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome> {
+        let p = cx.run.templates.render(&self.path, cx.ctx).context("cannot render the path")?;
+        let path = cx.run.resolve(&p);
+        let n = write(&input, &path, self.csv, self, cx.run).await?;
+        let artifacts = match cx.run.dry_run {
+            true => Vec::new(),
+            false => vec![Artifact::new(if self.csv { "csv" } else { "json" }, path.clone())],
+        };
+        let output = json!({"path": path.display().to_string(), "count": n});
+        Ok(BatchOutcome { records: RecordSource::Empty, output, ok: n, failed: 0, artifacts })
+    }
+}
 
 /// Write all records of `input` to `path`; returns how many. In a dry run nothing is written.
 pub async fn write(input: &RecordSource, path: &Path, csv: bool, w: &WritePlan, env: &RunEnv) -> anyhow::Result<u64> {

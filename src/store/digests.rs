@@ -4,28 +4,8 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::engine::log::{DigestFigures, PreviousDigest};
 use super::{now, Result, Store, StoreError};
-
-/// One team's figures in one run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DigestFigures {
-    pub team: String,
-    pub count: u64,
-    pub urgent: u64,
-    pub rated: u64,
-    pub avg_rating: Option<f64>,
-    pub csat: Option<f64>,
-}
-
-/// The team's latest digest from an earlier run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PreviousDigest {
-    pub run_id: i64,
-    pub count: u64,
-    pub avg_rating: Option<f64>,
-    pub csat: Option<f64>,
-    pub created_at: String,
-}
 
 enum Msg {
     /// A JSON array of ids.

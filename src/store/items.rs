@@ -6,35 +6,7 @@ use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{now, Result, Store};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ItemStatus {
-    Ok,
-    Failed,
-    Skipped,
-}
-
-impl ItemStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemStatus::Ok => "ok",
-            ItemStatus::Failed => "failed",
-            ItemStatus::Skipped => "skipped",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ItemResult {
-    pub run_id: i64,
-    pub step_id: String,
-    pub key: String,
-    pub seq: i64,
-    pub status: ItemStatus,
-    pub attempts: u32,
-    pub error: Option<String>,
-    pub output: Option<serde_json::Value>,
-}
+use crate::engine::log::ItemResult;
 
 enum Msg {
     Item(Box<ItemResult>),

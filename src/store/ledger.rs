@@ -3,16 +3,7 @@
 //! certainly did not happen. A key found still `sending` was interrupted mid-effect: uncertain.
 
 use super::{now, Result, Store};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// Nobody did this yet: go ahead (the key is now `sending`).
-    Fresh,
-    /// Done before, by run `run_id`.
-    AlreadySent { run_id: i64 },
-    /// A previous attempt was cut off between claim and confirmation: it may or may not have happened.
-    Uncertain { run_id: i64 },
-}
+use crate::engine::log::Claim;
 
 impl Store {
     pub async fn claim_key(&self, key: &str, workflow: &str, run_id: i64, step_id: &str, item_key: &str) -> Result<Claim> {

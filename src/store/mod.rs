@@ -5,6 +5,7 @@ mod digests;
 mod items;
 mod ledger;
 mod queries;
+mod run_log;
 mod schedule;
 
 use std::str::FromStr;
@@ -14,9 +15,10 @@ use chrono::Utc;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-pub use digests::{DigestFigures, IdsSender, PreviousDigest, RoutingWriter};
-pub use items::{ItemResult, ItemStatus, ItemWriter};
-pub use ledger::Claim;
+pub use crate::engine::log::{Claim, DigestFigures, ItemResult, ItemStatus, NewRun, PreviousDigest, RunStatus, StepStatus, TriggerKind};
+use crate::engine::log::{NewArtifact, StepEnd};
+pub use digests::{IdsSender, RoutingWriter};
+pub use items::ItemWriter;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use schedule::{PruneReport, Retention};
 
@@ -45,16 +47,6 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
-}
-
-/// A new run, as the engine starts it.
-#[derive(Debug, Clone)]
-pub struct NewRun<'a> {
-    pub workflow: &'a str,
-    pub file: &'a str,
-    pub trigger: &'a str,
-    pub params: &'a serde_json::Value,
-    pub scheduled_for: Option<chrono::DateTime<Utc>>,
 }
 
 pub(crate) fn now() -> String {
@@ -101,7 +93,7 @@ impl Store {
         )
         .bind(r.workflow)
         .bind(r.file)
-        .bind(r.trigger)
+        .bind(r.trigger.as_str())
         .bind(r.params.to_string())
         .bind(r.scheduled_for.map(|t| t.to_rfc3339()))
         .bind(now())
@@ -121,9 +113,9 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_run(&self, run_id: i64, status: &str, error: Option<&str>) -> Result<()> {
+    pub async fn finish_run(&self, run_id: i64, status: RunStatus, error: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?")
-            .bind(status)
+            .bind(status.as_str())
             .bind(error)
             .bind(now())
             .bind(run_id)
@@ -150,15 +142,8 @@ impl Store {
 
     /// Close a step. Item counts are recomputed from the items table so a resume adds up;
     /// batch steps (no items) give their record count as `records`.
-    pub async fn finish_step(
-        &self,
-        run_id: i64,
-        step_id: &str,
-        status: &str,
-        error: Option<&str>,
-        output: Option<&serde_json::Value>,
-        records: Option<u64>,
-    ) -> Result<()> {
+    pub async fn finish_step(&self, run_id: i64, step_id: &str, end: StepEnd<'_>) -> Result<()> {
+        let StepEnd { status, error, output, records } = end;
         sqlx::query(
             "UPDATE steps SET status = ?, error = ?, output = ?, finished_at = ?,
                ok = coalesce(?, (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'ok')),
@@ -166,7 +151,7 @@ impl Store {
                skipped = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'skipped')
              WHERE run_id = ? AND step_id = ?",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(error)
         .bind(output.map(|o| o.to_string()))
         .bind(now())
@@ -178,16 +163,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn add_artifact(&self, run_id: i64, step_id: &str, item_key: Option<&str>, kind: &str, path: &str) -> Result<()> {
-        sqlx::query("INSERT INTO artifacts (run_id, step_id, item_key, kind, path, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(run_id)
-            .bind(step_id)
-            .bind(item_key)
-            .bind(kind)
-            .bind(path)
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
+    pub async fn add_artifacts(&self, run_id: i64, artifacts: &[NewArtifact]) -> Result<()> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO artifacts (run_id, step_id, item_key, kind, path, created_at) ");
+        let at = now();
+        q.push_values(artifacts, |mut b, a| {
+            b.push_bind(run_id).push_bind(&a.step_id).push_bind(&a.item_key).push_bind(&a.kind).push_bind(&a.path).push_bind(&at);
+        });
+        q.build().execute(&self.pool).await?;
         Ok(())
     }
 
@@ -198,7 +180,7 @@ impl Store {
         for id in ids {
             let pid: Option<i64> = sqlx::query_scalar("SELECT pid FROM runs WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
             if pid.is_none_or(|p| !process_alive(p)) {
-                self.finish_run(id, "interrupted", Some("the process running it stopped before it finished")).await?;
+                self.finish_run(id, RunStatus::Interrupted, Some("the process running it stopped before it finished")).await?;
                 orphans.push(id);
             }
         }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::{now, Result, Store};
+use crate::engine::log::RunStatus;
 
 /// How long runs are kept: older than `days`, or beyond the newest `runs`, are deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,7 +79,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         for id in &ids {
-            self.finish_run(*id, "interrupted", Some(reason)).await?;
+            self.finish_run(*id, RunStatus::Interrupted, Some(reason)).await?;
         }
         Ok(ids)
     }
@@ -175,7 +176,7 @@ fn count_files(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewRun;
+    use crate::store::{NewRun, RunStatus, TriggerKind};
 
     async fn store(dir: &Path) -> Store {
         Store::open(&format!("sqlite://{}", dir.join("runs.db").display())).await.unwrap()
@@ -188,11 +189,11 @@ mod tests {
         let t1: DateTime<Utc> = "2025-06-02T02:30:00Z".parse().unwrap();
         let t2: DateTime<Utc> = "2025-06-03T02:30:00Z".parse().unwrap();
         let p = serde_json::json!({});
-        s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: "schedule", params: &p, scheduled_for: Some(t1) })
+        s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: TriggerKind::Schedule, params: &p, scheduled_for: Some(t1) })
             .await
             .unwrap();
         s.record_skipped("a", "a.yaml", Some(t2), "holiday").await.unwrap();
-        s.start_run(NewRun { workflow: "b", file: "b.yaml", trigger: "manual", params: &p, scheduled_for: None }).await.unwrap();
+        s.start_run(NewRun { workflow: "b", file: "b.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None }).await.unwrap();
         let m = s.last_fire_times().await.unwrap();
         assert_eq!(m.get("a"), Some(&t2));
         assert_eq!(m.get("b"), None);
@@ -209,15 +210,16 @@ mod tests {
         let p = serde_json::json!({"pad": "x".repeat(20_000)});
         let mut ids = Vec::new();
         for _ in 0..40 {
-            let id = s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: "schedule", params: &p, scheduled_for: None }).await.unwrap();
-            s.finish_run(id, "succeeded", None).await.unwrap();
+            let id = s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: TriggerKind::Schedule, params: &p, scheduled_for: None }).await.unwrap();
+            s.finish_run(id, RunStatus::Succeeded, None).await.unwrap();
             let f = arts.join(format!("run-{id}/shot.png"));
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
             std::fs::write(&f, b"png").unwrap();
-            s.add_artifact(id, "b", Some("k"), "screenshot", &f.display().to_string()).await.unwrap();
+            let a = crate::engine::log::NewArtifact { step_id: "b".into(), item_key: Some("k".into()), kind: "screenshot".into(), path: f.display().to_string() };
+            s.add_artifacts(id, &[a]).await.unwrap();
             ids.push(id);
         }
-        let running = s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: "schedule", params: &p, scheduled_for: None }).await.unwrap();
+        let running = s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: TriggerKind::Schedule, params: &p, scheduled_for: None }).await.unwrap();
         s.reclaim_space().await.unwrap();
         let db = dir.path().join("runs.db");
         let mut rules = HashMap::new();

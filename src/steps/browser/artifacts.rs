@@ -67,19 +67,13 @@ pub async fn save_failure(
     if let Ok(Ok(png)) = tokio::time::timeout(timeout, client.screenshot()).await {
         let p = path_for(run, step_id, key, &format!("attempt{attempt}.png"));
         if write(&p, &png).is_ok() {
-            saved.push(Artifact { kind: "screenshot".into(), path: p });
+            saved.push(Artifact::new("screenshot", p));
         }
     }
     if let Ok(Ok(html)) = tokio::time::timeout(timeout, client.source()).await {
         let p = path_for(run, step_id, key, &format!("attempt{attempt}.html"));
         if write(&p, run.secrets.redact(&html).as_bytes()).is_ok() {
-            saved.push(Artifact { kind: "html".into(), path: p });
-        }
-    }
-    for a in &saved {
-        let path = a.path.display().to_string();
-        if let Err(e) = run.store.add_artifact(run.run_id, step_id, Some(key), &a.kind, &path).await {
-            tracing::error!("cannot record artifact {path}: {e}");
+            saved.push(Artifact::new("html", p));
         }
     }
     let state = url.map(|u| PageState {

@@ -12,8 +12,7 @@ pub mod plan;
 pub mod runner;
 pub mod selector;
 pub mod session;
-pub mod spec;
+pub use crate::spec::kinds::browser as spec;
 
-pub use plan::{plan, PlannedBrowser as Planned};
-pub use runner::{open, BrowserRunner as Runner};
+pub(crate) use plan::plan;
 pub use spec::BrowserSpec;

@@ -55,7 +55,12 @@ pub struct PlannedBrowser {
     pub base_dir: PathBuf,
 }
 
-pub fn plan(spec: &BrowserSpec, path: &str, cx: &mut PlanCx) -> Option<PlannedBrowser> {
+pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<Box<dyn crate::engine::ItemStep>> {
+    let spec: BrowserSpec = cx.spec(raw, path)?;
+    plan_spec(&spec, path, cx).map(|p| Box::new(p) as Box<dyn crate::engine::ItemStep>)
+}
+
+fn plan_spec(spec: &BrowserSpec, path: &str, cx: &mut PlanCx) -> Option<PlannedBrowser> {
     let mut bad_duration = false;
     let sessions = match spec.sessions {
         Some(0) => {

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::action::{Action, WaitTarget};
@@ -14,8 +15,8 @@ use super::driver::{Driver, DriverConfig};
 use super::exec::{ActError, Page, Produced};
 use super::plan::{PlannedBrowser, Renderer};
 use super::session::{Pool, Session};
-use crate::steps::{Artifact, ItemEnv, ItemOutput, RunEnv, StepError};
-use crate::store::Claim;
+use crate::engine::{Claim, ItemRunner, ItemStep};
+use crate::steps::{Artifact, Failed, ItemCx, ItemOutput, StepCx, StepError};
 
 /// Tries per item for recoverable trouble (logged out, browser lost) before the engine's own
 /// retry policy takes over.
@@ -32,7 +33,20 @@ struct Live {
     pool: Pool,
 }
 
-pub async fn open(p: &PlannedBrowser, run: &RunEnv) -> anyhow::Result<BrowserRunner> {
+#[async_trait]
+impl ItemStep for PlannedBrowser {
+    /// Each session works an item at a time, so the sessions work in parallel unless told otherwise.
+    fn default_concurrency(&self) -> usize {
+        self.sessions
+    }
+
+    async fn open(&self, cx: &StepCx<'_>) -> anyhow::Result<Box<dyn ItemRunner>> {
+        Ok(Box::new(open(self, cx).await?))
+    }
+}
+
+async fn open(p: &PlannedBrowser, cx: &StepCx<'_>) -> anyhow::Result<BrowserRunner> {
+    let run = cx.run;
     if run.dry_run {
         return Ok(BrowserRunner { plan: p.clone(), live: None });
     }
@@ -54,11 +68,12 @@ enum Stop {
     /// The browser or driver is gone.
     Lost(String),
     /// The item failed for good (or for the engine's retry policy to decide).
-    Failed(StepError),
+    Failed(Failed),
 }
 
-impl BrowserRunner {
-    pub async fn run_item(&self, env: &ItemEnv<'_>) -> Result<ItemOutput, StepError> {
+#[async_trait]
+impl ItemRunner for BrowserRunner {
+    async fn run_item(&self, env: &ItemCx<'_>) -> Result<ItemOutput, Failed> {
         let run = env.run;
         let redact = |s: String| run.secrets.redact(&s);
         let r = Renderer { templates: &run.templates, ctx: env.ctx, base_dir: &self.plan.base_dir };
@@ -113,10 +128,10 @@ impl BrowserRunner {
                 }
             }
         }
-        Err(StepError::Retryable(redact(format!("gave up after {MAX_TRIES} tries; last: {last}"))))
+        Err(StepError::Retryable(redact(format!("gave up after {MAX_TRIES} tries; last: {last}"))).into())
     }
 
-    pub async fn close(self) {
+    async fn close(self: Box<Self>) {
         if let Some(live) = self.live {
             live.pool.close_all().await;
             live.driver.shutdown().await;
@@ -133,7 +148,7 @@ async fn restart(driver: &Driver, gen: u64) -> Result<(), StepError> {
 }
 
 struct Item<'a> {
-    env: &'a ItemEnv<'a>,
+    env: &'a ItemCx<'a>,
     login: &'a [Action],
     actions: &'a [Action],
     logged_out: Option<&'a WaitTarget>,
@@ -159,23 +174,27 @@ impl Item<'_> {
             s.logged_in = true;
         }
         let run = self.env.run;
+        let delivery = self.env.delivery();
         let key = self.ledger_key();
         let mut claimed = false;
         let mut out = Produced::default();
         for (i, a) in self.actions.iter().enumerate() {
             if matches!(a, Action::Submit(_)) {
-                match run.store.claim_key(&key, &run.workflow, run.run_id, self.env.step_id, self.env.key).await {
+                match delivery.claim(&key).await {
                     Ok(Claim::Fresh) => claimed = true,
                     Ok(Claim::AlreadySent { run_id }) => {
                         return Ok(ItemOutput::skipped(json!({ "already_submitted": true, "by_run": run_id })));
                     }
                     Ok(Claim::Uncertain { run_id }) => {
-                        return Err(Stop::Failed(StepError::Fatal(format!(
-                            "not submitted again: run {run_id} was interrupted while submitting this record, \
-                             so it may already be on the portal; check the portal, then resolve it by hand"
-                        ))));
+                        return Err(Stop::Failed(
+                            StepError::Fatal(format!(
+                                "not submitted again: run {run_id} was interrupted while submitting this record, \
+                                 so it may already be on the portal; check the portal, then resolve it by hand"
+                            ))
+                            .into(),
+                        ));
                     }
-                    Err(e) => return Err(Stop::Failed(StepError::Retryable(format!("run log: {e}")))),
+                    Err(e) => return Err(Stop::Failed(StepError::Retryable(format!("run log: {e}")).into())),
                 }
             }
             let r = page.run(a, &mut out).await;
@@ -192,7 +211,8 @@ impl Item<'_> {
                 Ok(()) => {}
                 Err(ActError::Session(m)) => {
                     if claimed {
-                        return Err(Stop::Failed(self.uncertain(i, a, &m)));
+                        let _ = delivery.uncertain(&key).await;
+                        return Err(Stop::Failed(self.uncertain(i, a, &m).into()));
                     }
                     return Err(Stop::Lost(m));
                 }
@@ -201,25 +221,25 @@ impl Item<'_> {
                         // A portal that logged the session out refuses the post and shows the
                         // login page instead, so a claimed record was not sent: release it.
                         if claimed {
-                            let _ = run.store.release_key(&key).await;
+                            let _ = delivery.release(&key).await;
                         }
                         return Err(Stop::LoggedOut);
                     }
-                    let e = self.fail(&page, "action", i, a, &m).await;
+                    let (e, files) = self.fail(&page, "action", i, a, &m).await;
                     if claimed {
-                        // Sent or not, we cannot tell: the key stays `sending` (uncertain).
-                        return Err(Stop::Failed(StepError::Fatal(format!(
-                            "{e}; the record may have been submitted, so it is marked uncertain and will not be submitted again"
-                        ))));
+                        // Sent or not, we cannot tell: the key stays claimed (uncertain).
+                        let _ = delivery.uncertain(&key).await;
+                        let e = format!("{e}; the record may have been submitted, so it is marked uncertain and will not be submitted again");
+                        return Err(Stop::Failed(Failed::with_artifacts(StepError::Fatal(e), files)));
                     }
-                    return Err(Stop::Failed(StepError::Fatal(e)));
+                    return Err(Stop::Failed(Failed::with_artifacts(StepError::Fatal(e), files)));
                 }
             }
         }
         let output = Value::Object(out.output);
         if claimed {
             let detail = serde_json::to_string(&run.secrets.redact_value(&output)).ok();
-            if let Err(e) = run.store.mark_sent(&key, detail.as_deref()).await {
+            if let Err(e) = delivery.confirm(&key, detail.as_deref()).await {
                 tracing::error!("cannot mark `{key}` sent: {e}");
             }
         }
@@ -227,7 +247,7 @@ impl Item<'_> {
         for (name, png) in out.screenshots {
             let p = artifacts::path_for(run, self.env.step_id, self.env.key, &format!("{name}.png"));
             if artifacts::write(&p, &png).is_ok() {
-                arts.push(Artifact { kind: "screenshot".into(), path: p });
+                arts.push(Artifact::new("screenshot", p));
             }
         }
         Ok(ItemOutput { output, artifacts: arts, skipped: false })
@@ -240,8 +260,8 @@ impl Item<'_> {
                 Ok(()) => {}
                 Err(ActError::Session(m)) => return Err(Stop::Lost(m)),
                 Err(ActError::Page(m)) => {
-                    let e = self.fail(page, "login action", i, a, &m).await;
-                    return Err(Stop::Failed(StepError::Fatal(e)));
+                    let (e, files) = self.fail(page, "login action", i, a, &m).await;
+                    return Err(Stop::Failed(Failed::with_artifacts(StepError::Fatal(e), files)));
                 }
             }
         }
@@ -249,11 +269,11 @@ impl Item<'_> {
             match self.is_logged_out(page).await {
                 Ok(false) => {}
                 Ok(true) => {
-                    let e = self.fail(page, "login", self.login.len() - 1, &self.login[self.login.len() - 1], "still on the login page after logging in; check the credentials").await;
-                    return Err(Stop::Failed(StepError::Fatal(e)));
+                    let (e, files) = self.fail(page, "login", self.login.len() - 1, &self.login[self.login.len() - 1], "still on the login page after logging in; check the credentials").await;
+                    return Err(Stop::Failed(Failed::with_artifacts(StepError::Fatal(e), files)));
                 }
                 Err(ActError::Session(m)) => return Err(Stop::Lost(m)),
-                Err(ActError::Page(m)) => return Err(Stop::Failed(StepError::Fatal(m))),
+                Err(ActError::Page(m)) => return Err(Stop::Failed(StepError::Fatal(m).into())),
             }
         }
         Ok(())
@@ -261,11 +281,11 @@ impl Item<'_> {
 
     /// Saves the failure artifacts and builds the error: which action, its selector, what
     /// went wrong and what the page showed.
-    async fn fail(&self, page: &Page<'_>, what: &str, i: usize, a: &Action, msg: &str) -> String {
+    async fn fail(&self, page: &Page<'_>, what: &str, i: usize, a: &Action, msg: &str) -> (String, Vec<Artifact>) {
         let run = self.env.run;
-        let (state, _) = artifacts::save_failure(page.client, run, self.env.step_id, self.env.key, self.env.attempt).await;
+        let (state, files) = artifacts::save_failure(page.client, run, self.env.step_id, self.env.key, self.env.attempt).await;
         let shown = state.map(|s| format!("; {}", s.describe())).unwrap_or_default();
-        run.secrets.redact(&format!("{what} {} ({a}): {msg}{shown}", i + 1))
+        (run.secrets.redact(&format!("{what} {} ({a}): {msg}{shown}", i + 1)), files)
     }
 
     fn uncertain(&self, i: usize, a: &Action, m: &str) -> StepError {

@@ -15,16 +15,16 @@ pub mod parallel;
 mod output;
 mod plan;
 pub mod router;
-pub mod rules;
+pub use crate::spec::kinds::route as rules;
 mod run;
 pub mod seen;
 pub mod source;
 pub mod values;
 mod webhook;
 
-pub use plan::{plan, Planned};
+pub(crate) use plan::plan;
+pub use plan::Planned;
 pub use rules::RouteSpec;
-pub use run::run;
 
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,9 @@ use super::digest::slug;
 use super::plan::Planned;
 use super::rules::ChartKind;
 use super::webhook;
+use crate::engine::log::PreviousDigest;
+use crate::engine::{Artifact, BatchCx, Claim};
 use crate::steps::RunEnv;
-use crate::store::{Claim, PreviousDigest};
 
 pub struct TeamRecord {
     pub name: String,
@@ -68,7 +69,9 @@ impl TeamRecord {
 
 /// Renders and writes each team's digest, posts webhooks, records artifacts; returns the
 /// output records.
-pub async fn deliver(p: &Planned, env: &RunEnv, teams: Vec<TeamRecord>, run_ctx: &Value) -> anyhow::Result<Vec<Value>> {
+pub async fn deliver(p: &Planned, cx: &BatchCx<'_>, teams: Vec<TeamRecord>, run_ctx: &Value) -> anyhow::Result<(Vec<Value>, Vec<Artifact>)> {
+    let env = cx.run;
+    let mut artifacts = Vec::new();
     let dir = p.out_dir.clone().unwrap_or_else(|| env.artifacts_dir.join(&p.step_id));
     tokio::fs::create_dir_all(&dir).await.with_context(|| format!("cannot create the digest folder `{}`", dir.display()))?;
     let client = reqwest::Client::builder().build()?;
@@ -91,21 +94,28 @@ pub async fn deliver(p: &Planned, env: &RunEnv, teams: Vec<TeamRecord>, run_ctx:
         write(&md, &r.markdown).await?;
         if !env.dry_run {
             for path in [&html, &md] {
-                env.store.add_artifact(env.run_id, &p.step_id, Some(&t.name), "digest", &path.display().to_string()).await?;
+                artifacts.push(Artifact::new("digest", path.clone()).for_item(&t.name));
             }
         }
         t.json.insert("files".into(), json!({"html": html.display().to_string(), "md": md.display().to_string()}));
         t.json.insert("html".into(), Value::String(r.html));
         t.json.insert("text".into(), Value::String(r.text));
         let hook = match (&t.webhook, p.digest.webhooks, env.dry_run) {
-            (Some(url), true, false) => post_webhook(p, env, &client, &t, url, &dir.join(format!("{name}.webhook.json"))).await?,
+            (Some(url), true, false) => {
+                let file = dir.join(format!("{name}.webhook.json"));
+                let (hook, posted) = post_webhook(p, cx, &client, &t, url, &file).await?;
+                if posted {
+                    artifacts.push(Artifact::new("webhook", file).for_item(&t.name));
+                }
+                hook
+            }
             (Some(_), true, true) => json!({"status": "dry_run"}),
             _ => Value::Null,
         };
         t.json.insert("webhook".into(), hook);
         out.push(Value::Object(t.json));
     }
-    Ok(out)
+    Ok((out, artifacts))
 }
 
 async fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
@@ -115,36 +125,42 @@ async fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
 /// One POST per team and run, guarded by the exactly-once ledger so a resumed run does not post
 /// the same digest twice. A failed POST is reported in the output, not fatal: email and files
 /// still go out.
-async fn post_webhook(p: &Planned, env: &RunEnv, client: &reqwest::Client, t: &TeamRecord, url: &str, file: &PathBuf) -> anyhow::Result<Value> {
+/// Returns the webhook's output, and whether the payload file was written (an artifact).
+async fn post_webhook(p: &Planned, cx: &BatchCx<'_>, client: &reqwest::Client, t: &TeamRecord, url: &str, file: &PathBuf) -> anyhow::Result<(Value, bool)> {
+    let env = cx.run;
     let url = match resolve_secret(url, env) {
         Some(u) => u,
-        None => return Ok(json!({"status": "failed", "error": format!("the webhook `{url}` names a secret that is not set")})),
+        None => return Ok((json!({"status": "failed", "error": format!("the webhook `{url}` names a secret that is not set")}), false)),
     };
     let key = format!("route-webhook:{}:{}:{}:{}", env.workflow, p.step_id, env.run_id, t.name);
-    match env.store.claim_key(&key, &env.workflow, env.run_id, &p.step_id, &t.name).await? {
+    let delivery = cx.delivery(&t.name);
+    match delivery.claim(&key).await? {
         Claim::Fresh => {}
-        Claim::AlreadySent { run_id } => return Ok(json!({"status": "already_sent", "run_id": run_id})),
+        Claim::AlreadySent { run_id } => return Ok((json!({"status": "already_sent", "run_id": run_id}), false)),
         Claim::Uncertain { run_id } => {
-            return Ok(json!({"status": "uncertain", "run_id": run_id, "error": "an earlier attempt was cut off; not posting again"}))
+            let out = json!({"status": "uncertain", "run_id": run_id, "error": "an earlier attempt was cut off; not posting again"});
+            return Ok((out, false));
         }
     }
     let body = webhook::payload(&Value::Object(t.json.clone()));
     write(file, &serde_json::to_string_pretty(&body)?).await?;
-    env.store.add_artifact(env.run_id, &p.step_id, Some(&t.name), "webhook", &file.display().to_string()).await?;
-    Ok(match webhook::post(client, &url, &body).await {
+    let out = match webhook::post(client, &url, &body).await {
         Ok(status) => {
-            env.store.mark_sent(&key, Some(&format!("HTTP {status}"))).await?;
+            delivery.confirm(&key, Some(&format!("HTTP {status}"))).await?;
             json!({"status": "sent", "http_status": status})
         }
         Err((not_delivered, msg)) => {
             if not_delivered {
-                env.store.release_key(&key).await?;
+                delivery.release(&key).await?;
+            } else {
+                delivery.uncertain(&key).await?;
             }
             let msg = env.secrets.redact(&msg);
             tracing::warn!(step = %p.step_id, team = %t.name, "webhook failed: {msg}");
             json!({"status": "failed", "error": msg})
         }
-    })
+    };
+    Ok((out, true))
 }
 
 /// `{{secrets.NAME}}` as a whole webhook value reads that secret, so tokens in webhook URLs

@@ -28,7 +28,12 @@ pub struct Planned {
     pub templates: Arc<DigestTemplates>,
 }
 
-pub fn plan(spec: &RouteSpec, path: &str, cx: &mut PlanCx) -> Option<Planned> {
+pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<Box<dyn crate::engine::BatchStep>> {
+    let spec: RouteSpec = cx.spec(raw, path)?;
+    plan_spec(&spec, path, cx).map(|p| Box::new(p) as Box<dyn crate::engine::BatchStep>)
+}
+
+fn plan_spec(spec: &RouteSpec, path: &str, cx: &mut PlanCx) -> Option<Planned> {
     let step_id = cx.current_step().unwrap_or("route").to_string();
     let input_ok = cx.require_earlier_step(&format!("{path}.input"), &spec.input);
     let teams = match (&spec.rules, &spec.teams) {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -16,9 +17,10 @@ use super::plan::Planned;
 use super::router::{RecordError, RouteCounts, Router};
 use super::seen::{IdBatch, IdBatcher, IdSink, SeenIds};
 use super::source::MapRows;
-use crate::engine::records::{open_file, RecordSource};
+use crate::engine::log::{DigestFigures, IdsSender};
+use crate::engine::records::open_file;
+use crate::engine::{BatchCx, BatchOutcome, BatchStep, RecordSource};
 use crate::steps::RunEnv;
-use crate::store::{DigestFigures, IdsSender};
 
 /// What routing produced, detached from the rules it borrowed.
 pub(super) struct Routed {
@@ -34,7 +36,20 @@ impl Routed {
     }
 }
 
-pub async fn run(p: &Planned, input: RecordSource, env: &RunEnv) -> anyhow::Result<(RecordSource, Value)> {
+#[async_trait]
+impl BatchStep for Planned {
+    fn input(&self) -> Option<&str> {
+        Some(&self.input)
+    }
+
+    async fn run(&self, input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome> {
+        run(self, input, cx).await
+    }
+}
+
+async fn run(p: &Planned, input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome> {
+    let env = cx.run;
+    let log = cx.route_log();
     let as_of = p.as_of.unwrap_or_else(|| chrono::Utc::now().timestamp());
     let rules = Arc::new(
         compile(&CompileInput {
@@ -47,16 +62,11 @@ pub async fn run(p: &Planned, input: RecordSource, env: &RunEnv) -> anyhow::Resu
         })
         .map_err(|e| anyhow::anyhow!("invalid routing rules: {}", e.first().map_or("", |e| e.message.as_str())))?,
     );
-    let scope = format!("{}/{}", env.workflow, p.step_id);
-    let seen = if p.reroute {
-        None
-    } else {
-        env.store.routed_ids(&scope, env.run_id).await?.map(|j| Arc::new(SeenIds::from_joined(j)))
-    };
+    let seen = if p.reroute { None } else { log.routed_ids().await?.map(|j| Arc::new(SeenIds::from_joined(j))) };
     let (writer, ids) = if env.dry_run {
         (None, None)
     } else {
-        let (w, s) = env.store.routing_writer(&scope, env.run_id);
+        let (w, s) = log.writer();
         (Some(w), Some(s))
     };
     let limits = Limits { urgent: p.digest.urgent_limit, sample: p.digest.sample_size, keywords: p.digest.keywords };
@@ -87,7 +97,7 @@ pub async fn run(p: &Planned, input: RecordSource, env: &RunEnv) -> anyhow::Resu
         if b.count == 0 && !p.digest.include_empty {
             continue;
         }
-        let previous = env.store.previous_digest(&scope, &team.name, env.run_id).await?;
+        let previous = log.previous_digest(&team.name).await?;
         teams.push(TeamRecord::new(team, b, &limits, previous, p.digest.chart));
     }
     if let Some(w) = writer {
@@ -113,9 +123,11 @@ pub async fn run(p: &Planned, input: RecordSource, env: &RunEnv) -> anyhow::Resu
         "step": p.step_id,
         "as_of": chrono::DateTime::from_timestamp(as_of, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
     });
-    let records = deliver(p, env, teams, &run_ctx).await?;
+    let (records, artifacts) = deliver(p, cx, teams, &run_ctx).await?;
     let summary = summary(&routed, &records, env);
-    Ok((RecordSource::Values(Arc::new(records)), summary))
+    // Routed records count as ok, records that could not be routed (a missing field) as failed.
+    let (ok, failed) = (routed.counts.routed, routed.counts.errors);
+    Ok(BatchOutcome { records: RecordSource::Values(Arc::new(records)), output: summary, ok, failed, artifacts })
 }
 
 fn summary(r: &Routed, records: &[Value], env: &RunEnv) -> Value {
@@ -165,11 +177,11 @@ async fn route_blocking(
         let tx = ids.clone()?;
         Some(Box::new(move |b: IdBatch| {
             // A failed send means the writer stopped; its error surfaces from `finish`.
-            let _ = tx.send_blocking(b.json);
+            let _ = tx(b.json);
         }))
     };
-    match input {
-        RecordSource::Csv { path, delimiter } => {
+    match input.csv_file().map(|(p, d)| (p.to_path_buf(), d)) {
+        Some((path, delimiter)) => {
             tokio::task::spawn_blocking(move || -> anyhow::Result<Routed> {
                 let file = open_file(&path)?;
                 let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -189,8 +201,8 @@ async fn route_blocking(
             })
             .await?
         }
-        other => {
-            let mut stream = other.open(env);
+        None => {
+            let mut stream = input.open(env);
             let handle = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || -> anyhow::Result<Routed> {
                 let mut router = Router::new(&rules, mode, limits, seen.as_deref(), IdBatcher::new(ID_BATCH, sink()));

@@ -8,24 +8,25 @@ pub mod message;
 pub mod pool;
 pub mod rate;
 pub mod smtp_url;
-pub mod spec;
 pub mod templates;
 pub mod transport;
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use async_trait::async_trait;
 
-pub use self::spec::SendEmailSpec;
+pub use crate::spec::kinds::send_email as spec;
+pub use crate::spec::kinds::send_email::SendEmailSpec;
 use self::compiled::Compiled;
 use self::deliver::{deliver, Failure, ItemInput, Ledger, LedgerClaim, Outcome};
 use self::pool::SmtpPool;
 use self::rate::RateLimiter;
 use self::smtp_url::SmtpSettings;
 use self::transport::{Delivered, Transport};
-use super::{Artifact, ItemEnv, ItemOutput, RunEnv, StepError};
+use super::{Artifact, Failed, ItemCx, ItemOutput, StepCx, StepError};
+use crate::engine::{Claim, Delivery, ItemRunner, ItemStep};
 use crate::plan::PlanCx;
-use crate::store::{Claim, Store};
 
 pub struct Planned {
     compiled: Arc<Compiled>,
@@ -39,7 +40,9 @@ impl std::fmt::Debug for Planned {
 
 /// Compiles every template of the step and checks the variables they use; all problems are
 /// reported at their own YAML position.
-pub fn plan(spec: &SendEmailSpec, path: &str, cx: &mut PlanCx) -> Option<Planned> {
+pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<Box<dyn ItemStep>> {
+    let spec: SendEmailSpec = cx.spec(raw, path)?;
+    let spec = &spec;
     let at = |rel: &str| format!("{path}{}", rel.strip_prefix("send_email").unwrap_or(rel));
     let mut inline: Vec<(String, &str)> = vec![];
     for (i, s) in spec.to.as_slice().iter().enumerate() {
@@ -85,23 +88,31 @@ pub fn plan(spec: &SendEmailSpec, path: &str, cx: &mut PlanCx) -> Option<Planned
         cx.error_at_key(path, "no sender: the step has no `from` and `smtp_from` is empty", Some("set `smtp_from` in cxflow.yaml or `from:` in the step".into()));
         return None;
     }
-    Some(Planned { compiled: Arc::new(compiled?) })
+    Some(Box::new(Planned { compiled: Arc::new(compiled?) }))
 }
 
 fn idx(base: &str, i: usize, len: usize) -> String {
     if len > 1 { format!("{base}[{i}]") } else { base.to_string() }
 }
 
-pub struct Runner {
+struct Runner {
     compiled: Arc<Compiled>,
     transport: Transport,
     rate: RateLimiter,
     default_from: String,
 }
 
+#[async_trait]
+impl ItemStep for Planned {
+    async fn open(&self, cx: &StepCx<'_>) -> anyhow::Result<Box<dyn ItemRunner>> {
+        Ok(Box::new(open(self, cx).await?))
+    }
+}
+
 /// Picks the transport (SMTP from `smtp_url` / CXFLOW_SMTP_URL, else the outbox folder) and, for
 /// SMTP, opens one connection now so a wrong host or password stops the run before any item.
-pub async fn open(p: &Planned, run: &RunEnv) -> anyhow::Result<Runner> {
+async fn open(p: &Planned, cx: &StepCx<'_>) -> anyhow::Result<Runner> {
+    let run = cx.run;
     let cfg = &run.config;
     let transport = match cfg.smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
         Some(url) => {
@@ -136,10 +147,11 @@ pub async fn open(p: &Planned, run: &RunEnv) -> anyhow::Result<Runner> {
     })
 }
 
-impl Runner {
-    pub async fn run_item(&self, env: &ItemEnv<'_>) -> Result<ItemOutput, StepError> {
+#[async_trait]
+impl ItemRunner for Runner {
+    async fn run_item(&self, env: &ItemCx<'_>) -> Result<ItemOutput, Failed> {
         let run = env.run;
-        let ledger = StoreLedger { store: &run.store, workflow: &run.workflow, run_id: run.run_id, step_id: env.step_id, item_key: env.key };
+        let ledger = env.delivery();
         let default_key = format!("{}/{}", run.workflow, env.key);
         let input = ItemInput {
             ctx: env.ctx,
@@ -153,7 +165,7 @@ impl Runner {
             Ok(Outcome::Sent { delivered, output, .. }) => {
                 let mut out = ItemOutput::new(run.secrets.redact_value(&output));
                 if let Delivered::File(path) = delivered {
-                    out.artifacts.push(Artifact { kind: "eml".into(), path });
+                    out.artifacts.push(Artifact::new("eml", path));
                 }
                 Ok(out)
             }
@@ -161,40 +173,33 @@ impl Runner {
             Ok(Outcome::DryRun { output }) => {
                 Ok(ItemOutput::new(run.secrets.redact_value(&output)))
             }
-            Err(Failure::Retryable(m)) => Err(StepError::Retryable(run.secrets.redact(&m))),
-            Err(Failure::Fatal(m)) => Err(StepError::Fatal(run.secrets.redact(&m))),
+            Err(Failure::Retryable(m)) => Err(StepError::Retryable(run.secrets.redact(&m)).into()),
+            Err(Failure::Fatal(m)) => Err(StepError::Fatal(run.secrets.redact(&m)).into()),
         }
     }
 
-    pub async fn close(self) {
+    async fn close(self: Box<Self>) {
         self.transport.close().await;
     }
 }
 
-struct StoreLedger<'a> {
-    store: &'a Store,
-    workflow: &'a str,
-    run_id: i64,
-    step_id: &'a str,
-    item_key: &'a str,
-}
-
-impl Ledger for StoreLedger<'_> {
+/// The email's state machine (deliver.rs) over the engine's delivery capability.
+impl Ledger for Delivery<'_> {
     async fn claim(&self, key: &str, _item_key: &str) -> anyhow::Result<LedgerClaim> {
-        Ok(match self.store.claim_key(key, self.workflow, self.run_id, self.step_id, self.item_key).await? {
+        Ok(match Delivery::claim(self, key).await? {
             Claim::Fresh => LedgerClaim::Fresh,
             Claim::AlreadySent { .. } => LedgerClaim::AlreadySent,
             Claim::Uncertain { .. } => LedgerClaim::Uncertain,
         })
     }
     async fn reclaim(&self, key: &str) -> anyhow::Result<()> {
-        Ok(self.store.reclaim_key(key, self.run_id).await?)
+        Delivery::reclaim(self, key).await
     }
     async fn mark_sent(&self, key: &str, detail: &str) -> anyhow::Result<()> {
-        Ok(self.store.mark_sent(key, Some(detail)).await?)
+        self.confirm(key, Some(detail)).await
     }
     async fn release(&self, key: &str) -> anyhow::Result<()> {
-        Ok(self.store.release_key(key).await?)
+        Delivery::release(self, key).await
     }
 }
 

@@ -1,0 +1,79 @@
+//! The delivery capability: the one implementation of the exactly-once protocol, used by every
+//! side effect that must happen once (an email, a portal submission, a webhook post).
+//!
+//!   claim(key) ── AlreadySent ──▶ do nothing
+//!              ├─ Uncertain ────▶ the kind's policy: leave it (reported), or `reclaim` and redo
+//!              └─ Fresh ────────▶ the side effect ─ delivered ──────────▶ confirm
+//!                                                ├ certainly not ────────▶ release
+//!                                                └ may have reached it ─▶ uncertain (key stays claimed)
+//!
+//! The claim is committed before `claim` returns, so a crash after it leaves the key claimed:
+//! the next run sees `Uncertain`, never `Fresh`.
+
+use super::contract::RunEnv;
+use super::log::{Claim, IdsSender, PreviousDigest, RoutingWriter};
+
+pub struct Delivery<'a> {
+    run: &'a RunEnv,
+    step_id: &'a str,
+    item_key: &'a str,
+}
+
+impl<'a> Delivery<'a> {
+    pub(super) fn new(run: &'a RunEnv, step_id: &'a str, item_key: &'a str) -> Delivery<'a> {
+        Delivery { run, step_id, item_key }
+    }
+
+    /// Claim `key` for this run, right before the side effect.
+    pub async fn claim(&self, key: &str) -> anyhow::Result<Claim> {
+        self.run.log.claim_key(key, &self.run.workflow, self.run.run_id, self.step_id, self.item_key).await
+    }
+
+    /// Take over an uncertain key for a deliberate redo (the workflow said so).
+    pub async fn reclaim(&self, key: &str) -> anyhow::Result<()> {
+        self.run.log.reclaim_key(key, self.run.run_id).await
+    }
+
+    /// The side effect happened; `detail` (the server's answer) is kept with the key.
+    pub async fn confirm(&self, key: &str, detail: Option<&str>) -> anyhow::Result<()> {
+        self.run.log.mark_sent(key, detail).await
+    }
+
+    /// The side effect certainly did not happen (refused, never handed over): a later attempt may try.
+    pub async fn release(&self, key: &str) -> anyhow::Result<()> {
+        self.run.log.release_key(key).await
+    }
+
+    /// It may have happened: the key stays claimed, so no later run repeats it unasked.
+    pub async fn uncertain(&self, key: &str) -> anyhow::Result<()> {
+        tracing::warn!(step = %self.step_id, item = %self.item_key, "delivery `{key}` is uncertain: it may have reached the other side");
+        Ok(())
+    }
+}
+
+/// What a route step remembers across runs: the ids it routed, and each team's digest figures.
+pub struct RouteLog<'a> {
+    run: &'a RunEnv,
+    scope: String,
+}
+
+impl<'a> RouteLog<'a> {
+    pub(super) fn new(run: &'a RunEnv, step_id: &str) -> RouteLog<'a> {
+        RouteLog { run, scope: format!("{}/{step_id}", run.workflow) }
+    }
+
+    /// Ids routed by other runs of this step, newline-separated; `None` when there are none.
+    pub async fn routed_ids(&self) -> anyhow::Result<Option<String>> {
+        self.run.log.routed_ids(&self.scope, self.run.run_id).await
+    }
+
+    /// Routed ids go in through the sender while routing runs; `finish` commits them with the
+    /// digest figures.
+    pub fn writer(&self) -> (Box<dyn RoutingWriter>, IdsSender) {
+        self.run.log.routing_writer(&self.scope, self.run.run_id)
+    }
+
+    pub async fn previous_digest(&self, team: &str) -> anyhow::Result<Option<PreviousDigest>> {
+        self.run.log.previous_digest(&self.scope, team, self.run.run_id).await
+    }
+}

@@ -1,0 +1,248 @@
+//! The run log as the engine sees it: an interface in domain terms (start a run, finish items,
+//! claim a delivery key, ...). `store` implements it for SQLite; the engine holds it as
+//! `Arc<dyn RunLog>` and is the only module that calls it while a run is going on, so adding
+//! another database never touches the engine or the steps.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+/// A status string read back from the run log that this version does not know: never a silent
+/// default, since a wrong status would resume or report the wrong thing.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("the run log holds {what} `{value}`, which this version of cxflow does not know; is a newer cxflow writing to it?")]
+pub struct UnknownStatus {
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// One enum per kind of status, spelled in the run log as in `as_str`; the schema's CHECK
+/// constraints list the same words.
+macro_rules! status_enum {
+    ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $v:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$v),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownStatus;
+            fn from_str(s: &str) -> Result<Self, UnknownStatus> {
+                match s {
+                    $($s => Ok($name::$v),)+
+                    _ => Err(UnknownStatus { what: $what, value: s.to_string() }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+status_enum!(
+    /// How a run ended (or that it is still going).
+    RunStatus, "run status" {
+        Running => "running",
+        Succeeded => "succeeded",
+        /// Some items failed; the others are done.
+        Partial => "partial",
+        Failed => "failed",
+        /// Stopped by Ctrl-C, SIGTERM or a crash; `cxflow resume` continues it.
+        Interrupted => "interrupted",
+    }
+);
+
+status_enum!(
+    StepStatus, "step status" {
+        Running => "running",
+        Succeeded => "succeeded",
+        Partial => "partial",
+        Failed => "failed",
+        Interrupted => "interrupted",
+        /// `when:` was false.
+        Skipped => "skipped",
+    }
+);
+
+status_enum!(
+    ItemStatus, "item status" {
+        Ok => "ok",
+        Failed => "failed",
+        /// `skip_if`, or already done by an earlier run.
+        Skipped => "skipped",
+    }
+);
+
+status_enum!(
+    /// How a run was started, as the run log records it.
+    TriggerKind, "trigger" {
+        Manual => "manual",
+        Schedule => "schedule",
+        DryRun => "dry-run",
+        Resume => "resume",
+    }
+);
+
+/// A new run, as the engine starts it.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub workflow: &'a str,
+    pub file: &'a str,
+    pub trigger: TriggerKind,
+    pub params: &'a serde_json::Value,
+    pub scheduled_for: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// How a step ended, as the engine records it.
+#[derive(Debug, Clone)]
+pub struct StepEnd<'a> {
+    pub status: StepStatus,
+    pub error: Option<&'a str>,
+    /// What later steps read as `steps.<id>` (batch steps only).
+    pub output: Option<&'a serde_json::Value>,
+    /// Records a batch step handled; per-item steps are counted from their items.
+    pub records: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemResult {
+    pub run_id: i64,
+    pub step_id: String,
+    pub key: String,
+    pub seq: i64,
+    pub status: ItemStatus,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub output: Option<serde_json::Value>,
+}
+
+/// A file a run produced, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewArtifact {
+    pub step_id: String,
+    /// The item it belongs to (the team of a digest, the key of a failed item).
+    pub item_key: Option<String>,
+    pub kind: String,
+    pub path: String,
+}
+
+/// What the ledger says about a delivery key when a step asks to claim it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody did this yet: go ahead (the key is now `sending`, owned by this run).
+    Fresh,
+    /// Done before, by run `run_id`.
+    AlreadySent { run_id: i64 },
+    /// A previous attempt was cut off between claim and confirmation: it may or may not have happened.
+    Uncertain { run_id: i64 },
+}
+
+/// The figures of one team's digest, kept for the trend in the next digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestFigures {
+    pub team: String,
+    pub count: u64,
+    pub urgent: u64,
+    pub rated: u64,
+    pub avg_rating: Option<f64>,
+    pub csat: Option<f64>,
+}
+
+/// The figures of a team's previous digest in the same scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousDigest {
+    pub run_id: i64,
+    pub count: u64,
+    pub avg_rating: Option<f64>,
+    pub csat: Option<f64>,
+    pub created_at: String,
+}
+
+/// Queue of item results, committed in batches by the run log.
+#[async_trait]
+pub trait ItemSink: Send + Sync {
+    async fn write(&self, r: ItemResult);
+    /// Wait until everything queued so far is committed; the first write error since the last flush.
+    async fn flush(&self) -> anyhow::Result<()>;
+}
+
+/// Routed ids go in while routing runs (from blocking threads, a JSON array at a time);
+/// `false` when the writer stopped (its error comes from `finish`).
+pub type IdsSender = Arc<dyn Fn(String) -> bool + Send + Sync>;
+
+/// Routed ids and digest figures of one route step, committed together by `finish`; dropped
+/// unfinished, nothing is remembered.
+#[async_trait]
+pub trait RoutingWriter: Send {
+    async fn finish(self: Box<Self>, digests: Vec<DigestFigures>) -> anyhow::Result<u64>;
+}
+
+/// The run log, in the terms the engine uses.
+#[async_trait]
+pub trait RunLog: Send + Sync {
+    async fn start_run(&self, r: NewRun<'_>) -> anyhow::Result<i64>;
+    /// Mark a run as running again for a resume.
+    async fn reopen_run(&self, run_id: i64) -> anyhow::Result<()>;
+    async fn finish_run(&self, run_id: i64, status: RunStatus, error: Option<&str>) -> anyhow::Result<()>;
+    async fn start_step(&self, run_id: i64, step_id: &str, position: usize, kind: &str) -> anyhow::Result<()>;
+    async fn finish_step(&self, run_id: i64, step_id: &str, end: StepEnd<'_>) -> anyhow::Result<()>;
+    async fn add_artifacts(&self, run_id: i64, artifacts: &[NewArtifact]) -> anyhow::Result<()>;
+    fn item_sink(&self) -> Box<dyn ItemSink>;
+    /// Keys of the items of a step that already succeeded (or were skipped) in a run.
+    async fn done_keys(&self, run_id: i64, step_id: &str) -> anyhow::Result<HashSet<String>>;
+    /// Outputs (JSON text) of the successful items of a step, in order.
+    fn item_outputs(&self, run_id: i64, step_id: &str) -> BoxStream<'static, anyhow::Result<Option<String>>>;
+
+    /// Claim `key` for run `run_id`; committed to disk before it returns `Fresh`.
+    async fn claim_key(&self, key: &str, workflow: &str, run_id: i64, step_id: &str, item_key: &str) -> anyhow::Result<Claim>;
+    /// Take over an uncertain key for a deliberate resend.
+    async fn reclaim_key(&self, key: &str, run_id: i64) -> anyhow::Result<()>;
+    async fn mark_sent(&self, key: &str, detail: Option<&str>) -> anyhow::Result<()>;
+    /// The side effect certainly did not happen: forget the claim so a later run may try.
+    async fn release_key(&self, key: &str) -> anyhow::Result<()>;
+
+    /// Ids routed in `scope` by runs other than `run_id`, newline-separated; `None` when none.
+    async fn routed_ids(&self, scope: &str, run_id: i64) -> anyhow::Result<Option<String>>;
+    fn routing_writer(&self, scope: &str, run_id: i64) -> (Box<dyn RoutingWriter>, IdsSender);
+    async fn previous_digest(&self, scope: &str, team: &str, before_run: i64) -> anyhow::Result<Option<PreviousDigest>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_reads_back_as_itself_and_an_unknown_one_is_an_error() {
+        for s in RunStatus::ALL {
+            assert_eq!(s.as_str().parse::<RunStatus>(), Ok(*s));
+        }
+        for s in StepStatus::ALL {
+            assert_eq!(s.as_str().parse::<StepStatus>(), Ok(*s));
+        }
+        for s in ItemStatus::ALL {
+            assert_eq!(s.as_str().parse::<ItemStatus>(), Ok(*s));
+        }
+        for s in TriggerKind::ALL {
+            assert_eq!(s.as_str().parse::<TriggerKind>(), Ok(*s));
+        }
+        assert_eq!(
+            "done".parse::<RunStatus>().unwrap_err().to_string(),
+            "the run log holds run status `done`, which this version of cxflow does not know; is a newer cxflow writing to it?"
+        );
+    }
+}

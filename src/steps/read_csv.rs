@@ -1,0 +1,196 @@
+//! `read_csv`: the records of a CSV file, streamed from a reader thread (a million rows never
+//! sit in memory). Its header is read while planning, so templates over its records are
+//! checked before the run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+use serde_json::{json, Number, Value};
+use tokio::sync::mpsc;
+
+use crate::engine::records::{blocking, open_file, Record, Records, Source};
+use crate::engine::{BatchCx, BatchOutcome, BatchStep, RecordSource};
+use crate::plan::{PlanCx, TemplateRef};
+use crate::spec::kinds::records::FileSource;
+
+type Tx = mpsc::Sender<anyhow::Result<Record>>;
+
+#[derive(Debug)]
+pub(crate) struct ReadCsv {
+    path: TemplateRef,
+    delimiter: u8,
+}
+
+pub(crate) fn plan(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
+    let src: FileSource = cx.spec(raw, kpath)?;
+    let (ppath, dpath) = match &src {
+        FileSource::Path(_) => (kpath.to_string(), kpath.to_string()),
+        _ => (format!("{kpath}.path"), format!("{kpath}.delimiter")),
+    };
+    let delimiter = match src.delimiter() {
+        None => Some(b','),
+        Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
+        Some(d) => {
+            cx.error(&dpath, format!("delimiter `{d}` must be one character"), Some("for tabs write `\"\\t\"`".into()));
+            None
+        }
+    };
+    cx.check_input_file(&ppath, src.path());
+    if let (Some(d), false) = (delimiter, src.path().contains("{{")) {
+        if let Some(header) = header(&cx.resolve(src.path()), d) {
+            cx.known_fields(src.path(), header);
+        }
+    }
+    let path = cx.template(&ppath, src.path())?;
+    Some(Box::new(ReadCsv { path, delimiter: delimiter.unwrap_or(b',') }))
+}
+
+/// The header of a CSV file that is there: templates over its records can then be checked
+/// before the run, not at the first record.
+fn header(path: &Path, delimiter: u8) -> Option<Vec<String>> {
+    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_path(path).ok()?;
+    Some(rdr.headers().ok()?.iter().map(str::to_string).collect())
+}
+
+#[async_trait]
+impl BatchStep for ReadCsv {
+    async fn run(&self, _input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome> {
+        let p = cx.run.templates.render(&self.path, cx.ctx).context("cannot render the path")?;
+        let path = cx.run.resolve(&p);
+        open_file(&path)?;
+        let out = json!({"path": path.display().to_string()});
+        Ok(BatchOutcome::source(RecordSource::Source(Arc::new(CsvFile { path, delimiter: self.delimiter })), out))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct CsvFile {
+    path: PathBuf,
+    delimiter: u8,
+}
+
+impl Source for CsvFile {
+    fn open(&self) -> Records {
+        let (path, delimiter) = (self.path.clone(), self.delimiter);
+        blocking(move |tx| read_csv(&path, delimiter, tx))
+    }
+
+    fn count_hint(&self) -> Option<u64> {
+        csv_lines(&self.path).map(|n| n.saturating_sub(1))
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn csv_file(&self) -> Option<(&Path, u8)> {
+        Some((&self.path, self.delimiter))
+    }
+}
+
+/// A CSV field as JSON: integers and booleans that print back exactly as written become numbers
+/// and booleans (so `{{gt item.rating 3}}` compares numbers); everything else, including `007`
+/// and `4.50`, stays a string so nothing is lost.
+pub fn csv_value(s: &str) -> Value {
+    if let Ok(i) = s.parse::<i64>() {
+        if i.to_string() == s {
+            return Value::Number(i.into());
+        }
+    }
+    if let Ok(f) = s.parse::<f64>() {
+        if f.is_finite() && f.to_string() == s {
+            if let Some(n) = Number::from_f64(f) {
+                return Value::Number(n);
+            }
+        }
+    }
+    match s {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(s.to_string()),
+    }
+}
+
+fn read_csv(path: &Path, delimiter: u8, tx: Tx) -> anyhow::Result<()> {
+    let file = open_file(path)?;
+    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(file);
+    let headers = rdr.headers().with_context(|| format!("cannot read the header row of `{}`", path.display()))?.clone();
+    let mut rec = csv::StringRecord::new();
+    loop {
+        let msg = match rdr.read_record(&mut rec) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {
+                let m: Record = headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), csv_value(v))).collect();
+                Ok(m)
+            }
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let bad = anyhow!("`{}` line {line}: {}", path.display(), csv_message(&e));
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    return Err(bad);
+                }
+                Err(bad)
+            }
+        };
+        if tx.blocking_send(msg).is_err() {
+            return Ok(()); // the consumer stopped (on_error: stop, or shutdown)
+        }
+    }
+}
+
+fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("this row has {len} fields but the header has {expected_len}; fix the row or quote fields that contain the delimiter")
+        }
+        csv::ErrorKind::Utf8 { .. } => "this row is not valid UTF-8; save the file as UTF-8".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Lines in a file, counted in fixed-size chunks: the hint must not hold a large input in memory.
+fn csv_lines(path: &std::path::Path) -> Option<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            // A last line without a newline still counts.
+            return Some(lines + u64::from(last != b'\n'));
+        }
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        last = buf[n - 1];
+    }
+}
+
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_hint_counts_records_with_or_without_a_final_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        for (text, want) in [("id\n1\n2\n", 2), ("id\n1\n2", 2), ("id\n", 0), ("", 0)] {
+            std::fs::write(&p, text).unwrap();
+            let src = CsvFile { path: p.clone(), delimiter: b',' };
+            assert_eq!(src.count_hint(), Some(want), "{text:?}");
+        }
+    }
+    #[test]
+    fn csv_values_are_lossless() {
+        assert_eq!(csv_value("42"), Value::from(42));
+        assert_eq!(csv_value("007"), Value::from("007"));
+        assert_eq!(csv_value("4.5"), Value::from(4.5));
+        assert_eq!(csv_value("4.50"), Value::from("4.50"));
+        assert_eq!(csv_value("+1"), Value::from("+1"));
+        assert_eq!(csv_value("true"), Value::from(true));
+        assert_eq!(csv_value(""), Value::from(""));
+    }
+}
