@@ -20,6 +20,7 @@ pub mod config;
 pub mod demo_portal;
 pub mod engine;
 pub mod plan;
+pub mod schedule;
 pub mod scheduler;
 pub mod secrets;
 pub mod spec;

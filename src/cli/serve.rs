@@ -13,12 +13,13 @@ use super::load::workflow_files;
 use super::{exit, signals, CliError, Project, Result};
 use crate::engine::Plan;
 use crate::scheduler::calendar::skip_reason;
+use crate::scheduler::catalog::{self, Catalog};
 use crate::scheduler::clock::SystemClock;
 use crate::scheduler::cron_expr::CronSchedule;
 use crate::scheduler::launch::{EngineLauncher, Plans, PruneFn};
 use crate::scheduler::lock::{self, LockError};
 use crate::scheduler::policy::Resume;
-use crate::scheduler::runner::{run_loop, Control, RunnerConfig};
+use crate::scheduler::runner::{run_loop, RunnerConfig};
 use crate::scheduler::state::Limits;
 use crate::scheduler::watch::watch_folder;
 use crate::store::{Retention, Store};
@@ -28,15 +29,6 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or("");
     (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
-}
-
-/// One key per workflow file however its path is spelled (the watcher reports absolute paths,
-/// the folder listing relative ones); the folder is resolved, the file may be gone.
-fn file_key(p: &Path) -> PathBuf {
-    match (p.parent().and_then(|d| d.canonicalize().ok()), p.file_name()) {
-        (Some(dir), Some(name)) => dir.join(name),
-        _ => p.to_path_buf(),
-    }
 }
 
 fn clone_project(p: &Project) -> Project {
@@ -82,16 +74,6 @@ async fn prune_now(project: &Project, store: &Store, plans: &Plans) -> Result<cr
     Ok(store.prune(default, &rules, &arts, db.as_deref()).await?)
 }
 
-/// Records a workflow file that failed validation: logged, and in the run log as a skipped run
-/// of the workflow (named after the file when the name itself could not be read).
-async fn report_invalid(store: &Store, file: &Path, msg: &str, kept: bool) {
-    let name = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-    let what = if kept { "the last good version keeps running" } else { "it is not scheduled" };
-    tracing::error!(file = %file.display(), "workflow file failed validation; {what}:\n{}", msg.trim_end());
-    let reason = format!("workflow file `{}` failed validation; {what}:\n{}", file.display(), msg.trim_end());
-    let _ = store.record_skipped(&name, &file.display().to_string(), None, &reason).await;
-}
-
 /// `cxflow serve`.
 pub async fn serve(project: &Project) -> Result<i32> {
     let url = project.database_url();
@@ -114,22 +96,19 @@ pub async fn serve(project: &Project) -> Result<i32> {
     let last = store.last_fire_times().await?;
     let (good, bad) = load_all(project)?;
     for (f, msg) in &bad {
-        report_invalid(&store, f, msg, false).await;
+        catalog::report_invalid(&store, f, msg, false).await;
     }
-    let plans: Plans = Arc::default();
-    let mut by_file: HashMap<PathBuf, String> = HashMap::new();
-    let mut initial = Vec::new();
-    for (f, plan) in good {
-        let Some(s) = &plan.schedule else { continue };
-        if let Some(other) = by_file.iter().find(|(_, n)| **n == plan.name).map(|(p, _)| p.clone()) {
-            let msg = format!("workflow name `{}` is already used by `{}`; give each workflow its own name", plan.name, other.display());
-            report_invalid(&store, &f, &msg, false).await;
-            continue;
-        }
-        initial.push((s.compiled.clone(), last.get(&plan.name).copied()));
-        by_file.insert(file_key(&f), plan.name.clone());
-        plans.write().unwrap().insert(plan.name.clone(), plan.clone());
-    }
+    let planner: catalog::PlanFile = {
+        let project = clone_project(project);
+        Arc::new(move |f: &Path| match project.plan(f) {
+            Ok(p) => Ok(p),
+            Err(CliError::Invalid(m)) => Err(m),
+            Err(CliError::Other(e)) => Err(format!("{e:#}")),
+        })
+    };
+    let mut catalog = Catalog::new(store.clone(), project.workflows_dir(), planner);
+    let initial = catalog.add_initial(good, &last).await;
+    let plans = catalog.plans();
     let mut resumes = Vec::new();
     for id in &orphans {
         let Ok(row) = store.run(*id).await else { continue };
@@ -151,15 +130,11 @@ pub async fn serve(project: &Project) -> Result<i32> {
     let (watch, mut batches) = watch_folder(&dir).map_err(|e| CliError::Other(anyhow::anyhow!("cannot watch `{}`: {e}", dir.display())))?;
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
     {
-        let project = clone_project(project);
-        let plans = plans.clone();
-        let store = store.clone();
         tokio::spawn(async move {
             let _watch = watch;
-            let mut by_file = by_file;
             while let Some(batch) = batches.recv().await {
                 for path in batch {
-                    let Some(msgs) = reload(&project, &store, &plans, &mut by_file, &path).await else { continue };
+                    let Some(msgs) = catalog.reload(&path).await else { continue };
                     for m in msgs {
                         if ctl_tx.send(m).await.is_err() {
                             return;
@@ -206,69 +181,6 @@ pub async fn serve(project: &Project) -> Result<i32> {
     run_loop(config, initial, resumes, Arc::new(SystemClock), launcher, ctl_rx, shutdown).await;
     tracing::info!("cxflow serve stopped");
     Ok(exit::OK)
-}
-
-/// One changed path: what the loop must do about it (None: nothing).
-async fn reload(
-    project: &Project,
-    store: &Store,
-    plans: &Plans,
-    by_file: &mut HashMap<PathBuf, String>,
-    changed: &Path,
-) -> Option<Vec<Control>> {
-    // Shown as the folder listing spells it, like `cxflow validate` does.
-    let shown = match changed.file_name() {
-        Some(n) => project.workflows_dir().join(n),
-        None => changed.to_path_buf(),
-    };
-    let key = file_key(changed);
-    let path = key.as_path();
-    let known = by_file.get(path).cloned();
-    if !path.exists() {
-        let name = by_file.remove(path)?;
-        plans.write().unwrap().remove(&name);
-        tracing::info!(workflow = %name, file = %shown.display(), "workflow file deleted; unscheduled");
-        return Some(vec![Control::Remove { name }]);
-    }
-    let plan = match project.plan(&shown) {
-        Ok(p) => Arc::new(p),
-        Err(e) => {
-            let msg = match e {
-                CliError::Invalid(m) => m,
-                CliError::Other(e) => format!("{e:#}"),
-            };
-            report_invalid(store, &shown, &msg, known.is_some()).await;
-            return None;
-        }
-    };
-    let mut out = Vec::new();
-    if let Some(old) = known.as_ref().filter(|old| **old != plan.name) {
-        // Renamed inside the file: the old name goes.
-        plans.write().unwrap().remove(old);
-        by_file.remove(path);
-        out.push(Control::Remove { name: old.clone() });
-    }
-    if let Some(other) = by_file.iter().find(|(p, n)| **n == plan.name && p.as_path() != path).map(|(p, _)| p.clone()) {
-        let msg = format!("workflow name `{}` is already used by `{}`; give each workflow its own name", plan.name, other.display());
-        report_invalid(store, &shown, &msg, false).await;
-        return Some(out);
-    }
-    match &plan.schedule {
-        Some(s) => {
-            let last = store.last_fire_times().await.ok().and_then(|m| m.get(&plan.name).copied());
-            tracing::info!(workflow = %plan.name, file = %shown.display(), cron = %s.cron, "workflow (re)loaded");
-            by_file.insert(path.to_path_buf(), plan.name.clone());
-            plans.write().unwrap().insert(plan.name.clone(), plan.clone());
-            out.push(Control::Upsert { schedule: s.compiled.clone(), last_fire: last });
-        }
-        None => {
-            if by_file.remove(path).is_some() {
-                plans.write().unwrap().remove(&plan.name);
-                out.push(Control::Remove { name: plan.name.clone() });
-            }
-        }
-    }
-    Some(out)
 }
 
 /// `cxflow next [--count N]`: upcoming fire times of every scheduled workflow.

@@ -5,8 +5,8 @@
 use chrono_tz::Tz;
 
 use super::PlanCx;
-use crate::scheduler::compile::{compile, CalendarCache};
-use crate::scheduler::policy::WorkflowSchedule;
+use crate::schedule::compile::{compile, CalendarCache};
+use crate::schedule::policy::WorkflowSchedule;
 use crate::spec::schedule::{OnFailureSpec, RetentionSpec, ScheduleSpec};
 
 #[derive(Debug, Clone)]

@@ -1,12 +1,12 @@
-//! `cxflow serve`: runs every workflow on its cron, unattended.
-pub mod cron_expr;
-pub mod calendar;
-pub mod clock;
-pub mod policy;
-pub mod state;
-pub mod runner;
-pub mod lock;
+//! `cxflow serve`: the daemon that runs every workflow on its cron, unattended. The pure
+//! schedule logic it drives lives in `crate::schedule`.
+
 pub mod alerts;
-pub mod watch;
-pub mod compile;
+pub mod catalog;
+pub mod clock;
 pub mod launch;
+pub mod lock;
+pub mod runner;
+pub mod watch;
+
+pub use crate::schedule::{calendar, compile, cron_expr, policy, state};

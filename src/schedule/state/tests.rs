@@ -7,10 +7,10 @@ use chrono::Duration;
 use chrono_tz::Tz;
 
 use super::*;
-use crate::scheduler::calendar::Calendar;
+use crate::schedule::calendar::Calendar;
 use crate::scheduler::clock::{Clock, VirtualClock};
-use crate::scheduler::cron_expr::CronSchedule;
-use crate::scheduler::policy::{CatchUp, Overlap, WorkflowSchedule};
+use crate::schedule::cron_expr::CronSchedule;
+use crate::schedule::policy::{CatchUp, Overlap, WorkflowSchedule};
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
