@@ -74,6 +74,19 @@ async fn prune_now(project: &Project, store: &Store, plans: &Plans) -> Result<cr
     Ok(store.prune(default, &rules, &arts, db.as_deref()).await?)
 }
 
+/// The scheduler's catalog of this project's workflow files.
+fn catalog_of(project: &Project, store: &Store) -> Catalog {
+    let planner: catalog::PlanFile = {
+        let project = clone_project(project);
+        Arc::new(move |f: &Path| match project.plan(f) {
+            Ok(p) => Ok(p),
+            Err(CliError::Invalid(m)) => Err(m),
+            Err(CliError::Other(e)) => Err(format!("{e:#}")),
+        })
+    };
+    Catalog::new(store.clone(), project.workflows_dir(), planner)
+}
+
 /// `cxflow serve`.
 pub async fn serve(project: &Project) -> Result<i32> {
     let url = project.database_url();
@@ -98,15 +111,7 @@ pub async fn serve(project: &Project) -> Result<i32> {
     for (f, msg) in &bad {
         catalog::report_invalid(&store, f, msg, false).await;
     }
-    let planner: catalog::PlanFile = {
-        let project = clone_project(project);
-        Arc::new(move |f: &Path| match project.plan(f) {
-            Ok(p) => Ok(p),
-            Err(CliError::Invalid(m)) => Err(m),
-            Err(CliError::Other(e)) => Err(format!("{e:#}")),
-        })
-    };
-    let mut catalog = Catalog::new(store.clone(), project.workflows_dir(), planner);
+    let mut catalog = catalog_of(project, &store);
     let initial = catalog.add_initial(good, &last).await;
     let plans = catalog.plans();
     let mut resumes = Vec::new();
@@ -246,6 +251,7 @@ pub async fn prune(project: &Project) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduler::runner::Control;
 
     const GOOD: &str = "name: w\nschedule:\n  cron: \"30 2 * * *\"\nsteps:\n  - id: t\n    read_csv: data/t.csv\n";
 
@@ -257,17 +263,17 @@ mod tests {
         std::fs::write(dir.path().join("data/t.csv"), "id\n").unwrap();
         let project = Project::open(dir.path()).unwrap();
         let store = project.store().await.unwrap();
-        let plans: Plans = Arc::default();
-        let mut by_file = HashMap::new();
+        let mut catalog = catalog_of(&project, &store);
+        let plans = catalog.plans();
         let file = dir.path().join("workflows/w.yaml");
 
         std::fs::write(&file, GOOD).unwrap();
-        let msgs = reload(&project, &store, &plans, &mut by_file, &file).await.unwrap();
+        let msgs = catalog.reload(&file).await.unwrap();
         assert!(matches!(&msgs[..], [Control::Upsert { schedule, .. }] if schedule.cron.source() == "30 2 * * *"));
 
         // Broken edit: nothing changes for the loop; the old plan stays; the run log says why.
         std::fs::write(&file, GOOD.replace("30 2 * * *", "30 2 * *")).unwrap();
-        assert!(reload(&project, &store, &plans, &mut by_file, &file).await.is_none());
+        assert!(catalog.reload(&file).await.is_none());
         assert_eq!(plans.read().unwrap()["w"].schedule.as_ref().unwrap().cron, "30 2 * * *");
         let rows = store.runs(&crate::store::RunFilter { workflow: Some("w".into()), ..Default::default() }).await.unwrap();
         let err = rows[0].error.clone().unwrap();
@@ -276,12 +282,12 @@ mod tests {
 
         // Fixed: the new schedule replaces the old one.
         std::fs::write(&file, GOOD.replace("30 2 * * *", "0 4 * * *")).unwrap();
-        let msgs = reload(&project, &store, &plans, &mut by_file, &file).await.unwrap();
+        let msgs = catalog.reload(&file).await.unwrap();
         assert!(matches!(&msgs[..], [Control::Upsert { schedule, .. }] if schedule.cron.source() == "0 4 * * *"));
 
         // Deleted: unscheduled.
         std::fs::remove_file(&file).unwrap();
-        let msgs = reload(&project, &store, &plans, &mut by_file, &file).await.unwrap();
+        let msgs = catalog.reload(&file).await.unwrap();
         assert!(matches!(&msgs[..], [Control::Remove { name }] if name == "w"));
         assert!(plans.read().unwrap().is_empty());
     }
