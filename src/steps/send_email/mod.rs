@@ -2,6 +2,7 @@
 //! `.eml` files in the outbox, delivered exactly once through the store's idempotency ledger.
 //! See docs/email.md for the guarantee in plain words.
 
+pub mod attachments;
 pub mod compiled;
 pub mod deliver;
 pub mod message;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 pub use self::spec::SendEmailSpec;
+use self::attachments::AttachmentFiles;
 use self::compiled::Compiled;
 use self::deliver::{deliver, Failure, ItemInput, Ledger, LedgerClaim, Outcome};
 use self::pool::SmtpPool;
@@ -74,7 +76,7 @@ pub fn plan(spec: &SendEmailSpec, path: &str, cx: &mut PlanCx) -> Option<Planned
         }
     }
     let mut errs = vec![];
-    let compiled = Compiled::compile(spec, &dir, |p, m| errs.push((at(p), m)));
+    let compiled = Compiled::compile_at(spec, &dir, path, |p, m| errs.push((at(p), m)));
     for (p, m) in errs {
         let help = p.ends_with(".template").then(|| {
             format!("templates live in `{}`: `<name>.html.hbs` and/or `<name>.txt.hbs`", dir.display())
@@ -94,6 +96,7 @@ fn idx(base: &str, i: usize, len: usize) -> String {
 
 pub struct Runner {
     compiled: Arc<Compiled>,
+    files: AttachmentFiles,
     transport: Transport,
     rate: RateLimiter,
     default_from: String,
@@ -130,6 +133,7 @@ pub async fn open(p: &Planned, run: &RunEnv) -> anyhow::Result<Runner> {
     }
     Ok(Runner {
         rate: RateLimiter::new(p.compiled.rate_limit.or(cfg.smtp_rate_limit)),
+        files: AttachmentFiles::for_step(&p.compiled),
         compiled: p.compiled.clone(),
         transport,
         default_from: cfg.smtp_from.clone(),
@@ -149,7 +153,7 @@ impl Runner {
             base_dir: &run.project,
             dry_run: run.dry_run,
         };
-        match deliver(&self.compiled, &self.transport, &self.rate, &ledger, input).await {
+        match deliver(&self.compiled, &self.files, &self.transport, &self.rate, &ledger, input).await {
             Ok(Outcome::Sent { delivered, output, .. }) => {
                 let mut out = ItemOutput::new(run.secrets.redact_value(&output));
                 if let Delivered::File(path) = delivered {
