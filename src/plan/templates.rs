@@ -94,8 +94,9 @@ impl Templates {
     }
 
     /// Compile `src` under `name` (the YAML path or file name, shown in render errors) for
-    /// `output`; the error is one line saying what is wrong with the syntax. Names are unique per
-    /// owner, except that one source may be added under the same name for several outputs.
+    /// `output`; the error is one line saying what is wrong with the syntax. A name is added once
+    /// per owner; the one exception is a source added as both `Markdown` and `Text` (a digest's
+    /// `.txt.hbs`), which live in different registries (`Text` and `Header` share one).
     pub fn add_as(&mut self, name: &str, src: &str, output: Output) -> Result<TemplateRef, String> {
         self.registry_mut(output).register_template_string(name, src).map_err(|e| message::syntax(&e))?;
         Ok(TemplateRef(name.to_string(), output))
