@@ -300,3 +300,19 @@ fn an_uncertain_key_is_skipped_by_default_and_resent_with_uncertain_resend() {
     assert_eq!(sink.count(), 3, "T0 was not resent");
     assert_eq!(p.query("SELECT state FROM ledger WHERE key = 'follow-up/T1'"), ["sent"]);
 }
+
+#[test]
+fn a_secret_given_to_a_helper_never_reaches_the_debug_log() {
+    // Handlebars' own debug log prints a helper's parameters with their values; with
+    // CXFLOW_LOG=debug that would put the secret in the journal.
+    let sink = SmtpSink::start();
+    let p = project(&rows(1), "", "      headers: {X-Ref: \"{{upper secrets.REF_TOKEN}}\"}\n");
+    let wf = p.read("workflows/x.yaml").replacen("steps:", "secrets: [REF_TOKEN]\nsteps:", 1);
+    p.write("workflows/x.yaml", &wf);
+    let out = p.cxflow().env("CXFLOW_SMTP_URL", sink.url()).env("CXFLOW_LOG", "debug").env("REF_TOKEN", "hunter2-ref").args(["run", "workflows/x.yaml"]).output().unwrap();
+    let r = support::Run::from(out);
+    r.expect_code(0);
+    assert_eq!(sink.messages()[0].header("X-Ref").unwrap(), "HUNTER2-REF");
+    assert!(r.stderr.contains("DEBUG"), "debug logging is on: {}", r.stderr);
+    assert!(!r.stderr.to_lowercase().contains("hunter2-ref"), "{}", r.stderr);
+}

@@ -1,6 +1,8 @@
-//! Handlebars helpers people expect in customer emails: `date`, `default`, `pluralize`, `upper`,
-//! `lower`. They return values (call_inner) instead of writing to the output, so the registry's
-//! escape fn still applies: `{{upper item.name}}` in an HTML part is escaped like `{{item.name}}`.
+//! The one helper set of every template (see `templates`): the ones people expect in customer
+//! emails (`date`, `default`, `pluralize`, `upper`, `lower`, `trim`, `json`) and the digests' own
+//! (`change`, `inc`). They return values (call_inner) instead of writing to the output, so the
+//! output's escaping still applies: `{{upper item.name}}` in an HTML part is escaped like
+//! `{{item.name}}`.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use handlebars::{
@@ -10,17 +12,22 @@ use handlebars::{
 use serde_json::Value;
 
 /// Helper names, for the planner's variable check (they are not variables). Every template,
-/// inline or in a file, email body or not, gets the same helpers.
+/// inline or in a file, email body or digest, gets the same helpers.
 pub const NAMES: &[&str] = &[
-    "date", "default", "pluralize", "pluralise", "upper", "uppercase", "lower", "lowercase", "trim", "json",
+    "date", "default", "pluralize", "pluralise", "upper", "uppercase", "lower", "lowercase", "trim", "json", "change",
+    "inc",
 ];
 
 pub fn register(reg: &mut Handlebars<'static>) {
-    // Same as in inline step templates, so a template moved into a file keeps working.
     handlebars::handlebars_helper!(trim: |s: str| s.trim().to_string());
     handlebars::handlebars_helper!(json: |v: Json| v.to_string());
+    // `{{change item.change.csat " pts"}}` and `{{inc @index}}` (a 1-based list number).
+    handlebars::handlebars_helper!(change: |x: Json, unit: str| change_phrase(x.as_f64(), unit));
+    handlebars::handlebars_helper!(inc: |x: u64| x + 1);
     reg.register_helper("trim", Box::new(trim));
     reg.register_helper("json", Box::new(json));
+    reg.register_helper("change", Box::new(change));
+    reg.register_helper("inc", Box::new(inc));
     reg.register_helper("date", Box::new(DateHelper));
     reg.register_helper("default", Box::new(DefaultHelper));
     reg.register_helper("pluralize", Box::new(PluralizeHelper));
@@ -148,6 +155,23 @@ impl HelperDef for PluralizeHelper {
     }
 }
 
+/// ` (+0.3 since the previous digest)`; empty when there is nothing to compare with.
+fn change_phrase(x: Option<f64>, unit: &str) -> String {
+    match x {
+        None => String::new(),
+        Some(0.0) => " (no change since the previous digest)".into(),
+        Some(x) => {
+            let sign = if x > 0.0 { "+" } else { "" };
+            format!(" ({sign}{}{unit} since the previous digest)", trim_float(x))
+        }
+    }
+}
+
+fn trim_float(x: f64) -> String {
+    let s = format!("{:.2}", x);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 struct CaseHelper(bool);
 impl HelperDef for CaseHelper {
     fn call_inner<'reg: 'rc, 'rc>(
@@ -159,5 +183,25 @@ impl HelperDef for CaseHelper {
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let s = present(h, 0)?.value().render();
         derived(if self.0 { s.to_uppercase() } else { s.to_lowercase() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_phrases() {
+        assert_eq!(change_phrase(Some(0.25), ""), " (+0.25 since the previous digest)");
+        assert_eq!(change_phrase(Some(-5.0), " pts"), " (-5 pts since the previous digest)");
+        assert_eq!(change_phrase(Some(0.0), ""), " (no change since the previous digest)");
+        assert_eq!(change_phrase(None, ""), "");
+    }
+
+    #[test]
+    fn signed_numbers() {
+        assert_eq!(trim_float(0.5), "0.5");
+        assert_eq!(trim_float(-1.25), "-1.25");
+        assert_eq!(trim_float(3.0), "3");
     }
 }

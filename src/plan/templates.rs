@@ -1,19 +1,52 @@
-//! The Handlebars registry of one plan: every inline template string of the workflow, compiled once.
-//! Strict mode: a reference to a missing field is an error, never an empty string.
+//! The one template service: every Handlebars template of cxflow (inline strings of the workflow,
+//! email bodies and partials, digests) is compiled and rendered here, so they all get the same
+//! helpers, the same strict mode and the same message for a missing field.
+//!
+//! What differs is only how a value is escaped, and that follows from what the output is
+//! (`Output`), chosen when the template is added: a template cannot be rendered as HTML in one
+//! place and as a header in another by mistake. One instance per owner (the plan's inline
+//! strings, each send_email step, each route step); they all behave the same.
+//!
+//! Rendered values never reach handlebars' own logging: its debug log prints helper parameters
+//! (a secret given to `{{upper secrets.X}}`) and its `{{log}}` helper prints values, so the crate
+//! is built with its `no_logging` feature (Cargo.toml).
 
-use handlebars::Handlebars;
+mod escape;
+mod message;
+#[cfg(test)]
+mod tests;
+
+use handlebars::{Context, Handlebars};
 use serde_json::Value;
 
-/// A compiled template, by its registered name (the YAML path it came from).
+pub use escape::{escape_html, escape_markdown};
+
+/// What a rendered template becomes; decides how the values in it are escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Output {
+    /// Paths, keys, argv, conditions, plain-text bodies: values as they are (`&` stays `&`).
+    Text,
+    /// HTML bodies: only `& < > " '` are escaped, so a URL in an `href` keeps its query string.
+    Html,
+    /// Markdown documents: what Markdown would interpret in a value is backslash-escaped.
+    Markdown,
+    /// One email header value (to, subject, ...): not escaped, but a line break is refused.
+    Header,
+}
+
+/// A compiled template: its registered name (the YAML path or file it came from) and its output.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TemplateRef(pub String);
+pub struct TemplateRef(pub String, pub Output);
 
 #[derive(Debug)]
 pub struct Templates {
-    hb: Handlebars<'static>,
+    /// `Text` and `Header` templates: neither escapes.
+    text: Handlebars<'static>,
+    html: Handlebars<'static>,
+    markdown: Handlebars<'static>,
 }
 
-/// A template failed to render for one item: a missing field, a helper error.
+/// A template failed to render for one item: a missing field, a helper error, a refused header.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct RenderError(pub String);
@@ -26,22 +59,75 @@ impl Default for Templates {
 
 impl Templates {
     pub fn new() -> Templates {
-        let mut hb = Handlebars::new();
-        hb.set_strict_mode(true);
-        // Inline strings are subjects, addresses, paths and keys: never HTML.
-        hb.register_escape_fn(handlebars::no_escape);
-        super::helpers::register(&mut hb);
-        Templates { hb }
+        // Strict mode and the helpers are set once; each output gets a copy of that registry
+        // that differs only in its escape function.
+        let mut base = Handlebars::new();
+        base.set_strict_mode(true);
+        super::helpers::register(&mut base);
+        let with = |escape: fn(&str) -> String| {
+            let mut hb = base.clone();
+            hb.register_escape_fn(escape);
+            hb
+        };
+        Templates { text: with(handlebars::no_escape), html: with(escape_html), markdown: with(escape_markdown) }
     }
 
-    /// Compile `src` under `name`; the error text is handlebars' own description of the syntax error.
+    fn registry(&self, output: Output) -> &Handlebars<'static> {
+        match output {
+            Output::Text | Output::Header => &self.text,
+            Output::Html => &self.html,
+            Output::Markdown => &self.markdown,
+        }
+    }
+
+    fn registry_mut(&mut self, output: Output) -> &mut Handlebars<'static> {
+        match output {
+            Output::Text | Output::Header => &mut self.text,
+            Output::Html => &mut self.html,
+            Output::Markdown => &mut self.markdown,
+        }
+    }
+
+    /// Compile `src` under `name` as plain text; see `add_as`.
     pub fn add(&mut self, name: &str, src: &str) -> Result<TemplateRef, String> {
-        self.hb.register_template_string(name, src).map_err(|e| syntax_message(&e))?;
-        Ok(TemplateRef(name.to_string()))
+        self.add_as(name, src, Output::Text)
+    }
+
+    /// Compile `src` under `name` (the YAML path or file name, shown in render errors) for
+    /// `output`; the error is one line saying what is wrong with the syntax. A name is added once
+    /// per owner; the one exception is a source added as both `Markdown` and `Text` (a digest's
+    /// `.txt.hbs`), which live in different registries (`Text` and `Header` share one).
+    pub fn add_as(&mut self, name: &str, src: &str, output: Output) -> Result<TemplateRef, String> {
+        self.registry_mut(output).register_template_string(name, src).map_err(|e| message::syntax(&e))?;
+        Ok(TemplateRef(name.to_string(), output))
+    }
+
+    /// Register a partial (`{{> name}}`) for the templates of each of `outputs`; a later one under
+    /// the same name replaces it for those outputs.
+    pub fn add_partial(&mut self, name: &str, src: &str, outputs: &[Output]) -> Result<(), String> {
+        for &o in outputs {
+            // Text and Header share a registry: register there once.
+            if o == Output::Header && outputs.contains(&Output::Text) {
+                continue;
+            }
+            self.registry_mut(o).register_partial(name, src).map_err(|e| message::syntax(&e))?;
+        }
+        Ok(())
     }
 
     pub fn render(&self, t: &TemplateRef, ctx: &Value) -> Result<String, RenderError> {
-        self.hb.render(&t.0, ctx).map_err(|e| RenderError(render_message(&e)))
+        let ctx = Context::wraps(ctx).map_err(|e| RenderError(message::render(&t.0, &e)))?;
+        self.render_in(t, &ctx)
+    }
+
+    /// Like `render`, for a context built once (`Context::from(value)`) and used by several
+    /// templates of the same item: handlebars would otherwise copy the whole value for each.
+    pub fn render_in(&self, t: &TemplateRef, ctx: &Context) -> Result<String, RenderError> {
+        let out = self.registry(t.1).render_with_context(&t.0, ctx).map_err(|e| RenderError(message::render(&t.0, &e)))?;
+        if t.1 == Output::Header {
+            escape::one_line(&t.0, &out).map_err(RenderError)?;
+        }
+        Ok(out)
     }
 
     /// Render and read the result as a condition.
@@ -53,58 +139,4 @@ impl Templates {
 /// `""`, `false`, `0` and `no` (any case, surrounding space ignored) are false; anything else true.
 pub fn is_truthy(s: &str) -> bool {
     !matches!(s.trim().to_ascii_lowercase().as_str(), "" | "false" | "0" | "no")
-}
-
-fn syntax_message(e: &handlebars::TemplateError) -> String {
-    use handlebars::TemplateErrorReason as R;
-    match e.reason() {
-        R::InvalidSyntax(_) => return "a `{{` is not closed by `}}`, or the expression inside is malformed".into(),
-        R::MismatchingClosedHelper(open, close) => return format!("`{{{{#{open}}}}}` is closed by `{{{{/{close}}}}}`"),
-        _ => {}
-    }
-    let s = e.reason().to_string();
-    // Handlebars appends a multi-line excerpt; the first line says what is wrong.
-    s.lines().next().unwrap_or(&s).trim().to_string()
-}
-
-fn render_message(e: &handlebars::RenderError) -> String {
-    use handlebars::RenderErrorReason as R;
-    match e.reason() {
-        R::MissingVariable(Some(path)) => {
-            format!("`{path}` is missing: this record or context has no such field")
-        }
-        R::MissingVariable(None) => "a variable is missing".to_string(),
-        _ => e.reason().to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn strict_mode_names_the_missing_field() {
-        let mut t = Templates::new();
-        let r = t.add("s", "Hi {{item.name}}").unwrap();
-        assert_eq!(t.render(&r, &json!({"item": {"name": "Ann & Bo"}})).unwrap(), "Hi Ann & Bo");
-        let e = t.render(&r, &json!({"item": {}})).unwrap_err();
-        assert!(e.0.contains("`item.name` is missing"), "{}", e.0);
-    }
-
-    #[test]
-    fn conditions() {
-        let mut t = Templates::new();
-        let r = t.add("c", "{{eq item.status 'spam'}}").unwrap();
-        assert!(t.truthy(&r, &json!({"item": {"status": "spam"}})).unwrap());
-        assert!(!t.truthy(&r, &json!({"item": {"status": "ok"}})).unwrap());
-        assert!(!is_truthy(" No "));
-    }
-
-    #[test]
-    fn syntax_error_is_one_line() {
-        let mut t = Templates::new();
-        let e = t.add("s", "Hi {{item.name").unwrap_err();
-        assert!(!e.contains('\n'), "{e}");
-    }
 }

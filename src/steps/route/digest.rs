@@ -1,13 +1,14 @@
-//! Digest rendering: one HTML and one Markdown document per team from Handlebars templates.
+//! Digest rendering: one HTML and one Markdown document per team from Handlebars templates, on
+//! the one template service (`plan::templates`).
 //!
-//! The plan's shared registry never escapes (its templates are subjects, paths, keys), but
-//! feedback text is untrusted, so digests get registries of their own: HTML-escaping for the
-//! `.html.hbs` template and Markdown-escaping for the `.md` file rendered from `.txt.hbs`.
-//! A raw (unescaped) text rendering is also produced for plain-text email bodies.
+//! Feedback text is untrusted, so the `.html.hbs` template renders as HTML (escaped) and the
+//! `.md` file is rendered from `.txt.hbs` as Markdown (escaped); the same `.txt.hbs` also renders
+//! as plain text (unescaped) for plain-text email bodies.
 
-use handlebars::{handlebars_helper, Handlebars};
+use handlebars::Context;
 use serde_json::Value;
 
+use crate::plan::templates::{Output, TemplateRef, Templates};
 use crate::plan::PlanCx;
 
 /// Shipped templates, used when the project's templates folder has none of its own.
@@ -18,9 +19,10 @@ const DEFAULT_NAME: &str = "feedback_digest";
 const ROOTS: &[&str] = &["item", "run"];
 
 pub struct DigestTemplates {
-    html: Handlebars<'static>,
-    markdown: Handlebars<'static>,
-    text: Handlebars<'static>,
+    t: Templates,
+    html: TemplateRef,
+    markdown: TemplateRef,
+    text: TemplateRef,
 }
 
 impl std::fmt::Debug for DigestTemplates {
@@ -57,83 +59,31 @@ impl DigestTemplates {
         let mut ok = true;
         for (file, src) in [(&html_name, &html), (&text_name, &text)] {
             for r in crate::plan::refs::var_refs(src, &[]) {
-                if !ROOTS.contains(&r.root()) && !HELPERS.contains(&r.root()) {
+                if !ROOTS.contains(&r.root()) {
                     ok = false;
                     cx.error(path, format!("unknown variable `{}` in template `{file}`", r.path), Some("digest templates see `item` (the team's bucket) and `run` (id, workflow, step, as_of)".into()));
                 }
             }
         }
-        let t = DigestTemplates {
-            html: registry(handlebars::html_escape),
-            markdown: registry(markdown_escape),
-            text: registry(handlebars::no_escape),
+        // Registered under their file names, so a render error names the file.
+        let mut t = Templates::new();
+        let mut add = |file: &str, src: &str, outputs: &[Output]| -> Option<Vec<TemplateRef>> {
+            let added = outputs.iter().map(|&o| t.add_as(file, src, o)).collect::<Result<Vec<_>, _>>();
+            added.map_err(|e| cx.error(path, format!("template `{file}` does not compile: {e}"), None)).ok()
         };
-        let mut t = t;
-        for (reg, file, src) in [(&mut t.html, &html_name, &html), (&mut t.markdown, &text_name, &text), (&mut t.text, &text_name, &text)] {
-            if let Err(e) = reg.register_template_string("digest", src) {
-                ok = false;
-                let reason = e.reason().to_string();
-                cx.error(path, format!("template `{file}` does not compile: {}", reason.lines().next().unwrap_or("")), None);
-            }
-        }
-        ok.then_some(t)
+        let html = add(&html_name, &html, &[Output::Html]);
+        let text = add(&text_name, &text, &[Output::Markdown, Output::Text]);
+        let (mut html, mut text) = (html?, text?);
+        let (text, markdown) = (text.pop()?, text.pop()?);
+        ok.then_some(DigestTemplates { t, html: html.pop()?, markdown, text })
     }
 
     /// `ctx` is `{item, run}`.
     pub fn render(&self, ctx: &Value) -> Result<Rendered, String> {
-        let r = |h: &Handlebars<'static>| h.render("digest", ctx).map_err(|e| e.reason().to_string());
+        let c = Context::from(ctx.clone());
+        let r = |t: &TemplateRef| self.t.render_in(t, &c).map_err(|e| e.0);
         Ok(Rendered { html: r(&self.html)?, markdown: r(&self.markdown)?, text: r(&self.text)? })
     }
-}
-
-const HELPERS: &[&str] = &["change", "inc"];
-
-fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_escape_fn(escape);
-    handlebars_helper!(change: |x: Json, unit: str| change_phrase(x.as_f64(), unit));
-    handlebars_helper!(inc: |x: u64| x + 1);
-    hb.register_helper("change", Box::new(change));
-    hb.register_helper("inc", Box::new(inc));
-    hb
-}
-
-/// ` (+0.3 since the previous digest)`; empty when there is nothing to compare with.
-fn change_phrase(x: Option<f64>, unit: &str) -> String {
-    match x {
-        None => String::new(),
-        Some(0.0) => " (no change since the previous digest)".into(),
-        Some(x) => {
-            let sign = if x > 0.0 { "+" } else { "" };
-            format!(" ({sign}{}{unit} since the previous digest)", trim_float(x))
-        }
-    }
-}
-
-fn trim_float(x: f64) -> String {
-    let s = format!("{:.2}", x);
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// Backslash-escapes what Markdown (and HTML inside Markdown) would interpret, so feedback
-/// shows as the literal text the customer wrote.
-pub fn markdown_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            // Emphasis, code, links, tables and inline HTML; the rest only matters at a line
-            // start, and newlines are folded below.
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '<' | '>' => {
-                o.push('\\');
-                o.push(c);
-            }
-            // A newline inside a value would break out of the list item it is rendered in.
-            '\n' | '\r' => o.push(' '),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 /// File name for a team: lowercase letters, digits and `-`.
@@ -159,30 +109,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn markdown_escaping_neutralizes_markup() {
-        assert_eq!(markdown_escape("<script>*x*</script>"), "\\<script\\>\\*x\\*\\</script\\>");
-        assert_eq!(markdown_escape("[a](http://x)\nnext & more"), "\\[a\\](http://x) next & more");
-    }
-
-    #[test]
     fn slugs() {
         assert_eq!(slug("Support quality"), "support-quality");
         assert_eq!(slug("  R&D / Ideas "), "r-d-ideas");
         assert_eq!(slug("!!!"), "team");
-    }
-
-    #[test]
-    fn change_phrases() {
-        assert_eq!(change_phrase(Some(0.25), ""), " (+0.25 since the previous digest)");
-        assert_eq!(change_phrase(Some(-5.0), " pts"), " (-5 pts since the previous digest)");
-        assert_eq!(change_phrase(Some(0.0), ""), " (no change since the previous digest)");
-        assert_eq!(change_phrase(None, ""), "");
-    }
-
-    #[test]
-    fn signed_numbers() {
-        assert_eq!(trim_float(0.5), "0.5");
-        assert_eq!(trim_float(-1.25), "-1.25");
-        assert_eq!(trim_float(3.0), "3");
     }
 }

@@ -9,31 +9,42 @@ use serde_json::Value;
 use super::message::Rendered;
 use super::spec::{SendEmailSpec, Uncertain};
 use super::templates::{Body, EmailTemplates};
+use crate::plan::templates::{Output, TemplateRef};
 
 pub struct Compiled {
     templates: EmailTemplates,
     body: Body,
-    to: Vec<String>,
-    cc: Vec<String>,
-    bcc: Vec<String>,
-    reply_to: Option<String>,
-    from: Option<String>,
-    subject: String,
-    key: Option<String>,
-    attachments: Vec<String>,
-    headers: Vec<(String, String)>,
+    to: Vec<TemplateRef>,
+    cc: Vec<TemplateRef>,
+    bcc: Vec<TemplateRef>,
+    reply_to: Option<TemplateRef>,
+    from: Option<TemplateRef>,
+    subject: TemplateRef,
+    key: Option<TemplateRef>,
+    attachments: Vec<TemplateRef>,
+    /// Per attachment: its path has no `{{`, so it is the same file for every item.
+    literal_attachments: Vec<bool>,
+    headers: Vec<(String, TemplateRef)>,
     pub uncertain: Uncertain,
     pub rate_limit: Option<f64>,
     pub template_name: String,
 }
 
 impl Compiled {
+    /// `compile_at` for a step at no particular place: templates are named `send_email.subject`.
+    pub fn compile(spec: &SendEmailSpec, templates_dir: &Path, err: impl FnMut(&str, String)) -> Option<Compiled> {
+        Self::compile_at(spec, templates_dir, "", err)
+    }
+
     /// Compiles everything; each problem is reported through `err(field_path, message)` with a
     /// path relative to the step (`send_email.subject`, `send_email.to[1]`) and all are reported,
-    /// not just the first. Returns None if anything failed.
-    pub fn compile(
+    /// not just the first. Returns None if anything failed. `step_path` (`steps[2]`) prefixes
+    /// the names the inline templates are registered under, so a render error names the YAML
+    /// path of the template.
+    pub fn compile_at(
         spec: &SendEmailSpec,
         templates_dir: &Path,
+        step_path: &str,
         mut err: impl FnMut(&str, String),
     ) -> Option<Compiled> {
         let mut t = EmailTemplates::new();
@@ -53,14 +64,18 @@ impl Compiled {
                 None
             }
         };
-        let mut inline = |path: String, src: &str, ok: &mut bool| -> String {
-            if let Err(e) = t.add_inline(&path, src) {
-                err(&path, format!("bad template `{src}`: {e}"));
-                *ok = false;
+        let prefix = if step_path.is_empty() { String::new() } else { format!("{step_path}.") };
+        let mut inline = |path: String, src: &str, output: Output, ok: &mut bool| -> TemplateRef {
+            match t.add(&format!("{prefix}{path}"), src, output) {
+                Ok(r) => r,
+                Err(e) => {
+                    err(&path, format!("bad template `{src}`: {e}"));
+                    *ok = false;
+                    TemplateRef(path, output)
+                }
             }
-            path
         };
-        let list = |name: &str, v: Option<&super::spec::OneOrMany>, inline: &mut dyn FnMut(String, &str) -> String| {
+        let list = |name: &str, v: Option<&super::spec::OneOrMany>, inline: &mut dyn FnMut(String, &str) -> TemplateRef| {
             let items = v.map(|v| v.as_slice()).unwrap_or(&[]);
             let many = items.len() > 1 || matches!(v, Some(super::spec::OneOrMany::Many(_)));
             items
@@ -73,13 +88,20 @@ impl Compiled {
                 .collect::<Vec<_>>()
         };
         let mut ok2 = true;
-        let mut f = |p: String, s: &str| inline(p, s, &mut ok2);
-        let to = list("to", Some(&spec.to), &mut f);
-        let cc = list("cc", spec.cc.as_ref(), &mut f);
-        let bcc = list("bcc", spec.bcc.as_ref(), &mut f);
-        let reply_to = spec.reply_to.as_deref().map(|s| f("send_email.reply_to".into(), s));
-        let from = spec.from.as_deref().map(|s| f("send_email.from".into(), s));
-        let subject = f("send_email.subject".into(), &spec.subject);
+        // Everything that becomes a header refuses a line break; the key and paths are text.
+        let mut h = |p: String, s: &str| inline(p, s, Output::Header, &mut ok2);
+        let to = list("to", Some(&spec.to), &mut h);
+        let cc = list("cc", spec.cc.as_ref(), &mut h);
+        let bcc = list("bcc", spec.bcc.as_ref(), &mut h);
+        let reply_to = spec.reply_to.as_deref().map(|s| h("send_email.reply_to".into(), s));
+        let from = spec.from.as_deref().map(|s| h("send_email.from".into(), s));
+        let subject = h("send_email.subject".into(), &spec.subject);
+        let headers = spec
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), h(format!("send_email.headers.{k}"), v)))
+            .collect();
+        let mut f = |p: String, s: &str| inline(p, s, Output::Text, &mut ok2);
         let key = spec.idempotency_key.as_deref().map(|s| f("send_email.idempotency_key".into(), s));
         let attachments = spec
             .attachments
@@ -87,11 +109,7 @@ impl Compiled {
             .enumerate()
             .map(|(i, s)| f(format!("send_email.attachments[{i}]"), s))
             .collect();
-        let headers = spec
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), f(format!("send_email.headers.{k}"), v)))
-            .collect();
+        let literal_attachments = spec.attachments.iter().map(|s| !s.contains("{{")).collect();
         if !ok || !ok2 || spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
             if spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
                 err("send_email.rate_limit", "`rate_limit` must be a positive number of messages per second".into());
@@ -109,6 +127,7 @@ impl Compiled {
             subject,
             key,
             attachments,
+            literal_attachments,
             headers,
             uncertain: spec.uncertain,
             rate_limit: spec.rate_limit,
@@ -120,6 +139,11 @@ impl Compiled {
         self.from.is_some()
     }
 
+    /// Per attachment, in order: true when its path is literal (the same file for every item).
+    pub fn literal_attachments(&self) -> &[bool] {
+        &self.literal_attachments
+    }
+
     /// Renders one item. `default_key` is `<workflow>/<item key>`, used without
     /// `idempotency_key`; relative attachment paths resolve against `base_dir`.
     pub fn render(
@@ -129,18 +153,19 @@ impl Compiled {
         default_key: &str,
         base_dir: &Path,
     ) -> Result<Rendered, String> {
+        // One context for every template of the item: handlebars would copy `ctx` for each.
         let c = Context::from(ctx.clone());
-        let text = |id: &String| self.templates.render_text(id, &c);
-        let all = |ids: &[String]| ids.iter().map(text).collect::<Result<Vec<_>, _>>();
+        let one = |t: &TemplateRef| self.templates.render(t, &c);
+        let all = |ts: &[TemplateRef]| ts.iter().map(one).collect::<Result<Vec<_>, _>>();
         let from = match (&self.from, default_from) {
-            (Some(id), _) => text(id)?,
+            (Some(t), _) => one(t)?,
             (None, Some(f)) => f.to_string(),
             (None, None) => {
                 return Err("no sender: set `from` in the step or `smtp_from` in cxflow.yaml".into())
             }
         };
         let key = match &self.key {
-            Some(id) => text(id)?,
+            Some(t) => one(t)?,
             None => default_key.to_string(),
         };
         if key.trim().is_empty() {
@@ -149,8 +174,8 @@ impl Compiled {
         let attachments = self
             .attachments
             .iter()
-            .map(|id| {
-                let p = PathBuf::from(text(id)?);
+            .map(|t| {
+                let p = PathBuf::from(one(t)?);
                 Ok(if p.is_absolute() { p } else { base_dir.join(p) })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -159,12 +184,12 @@ impl Compiled {
             to: all(&self.to)?,
             cc: all(&self.cc)?,
             bcc: all(&self.bcc)?,
-            reply_to: self.reply_to.as_ref().map(text).transpose()?,
-            subject: text(&self.subject)?,
+            reply_to: self.reply_to.as_ref().map(one).transpose()?,
+            subject: one(&self.subject)?,
             headers: self
                 .headers
                 .iter()
-                .map(|(k, id)| Ok((k.clone(), text(id)?)))
+                .map(|(k, t)| Ok((k.clone(), one(t)?)))
                 .collect::<Result<_, String>>()?,
             html: self.body.html.as_ref().map(|id| self.templates.render_html(id, &c)).transpose()?,
             text: self.body.text.as_ref().map(|id| self.templates.render_text(id, &c)).transpose()?,

@@ -1,7 +1,7 @@
 //! The exactly-once protocol for one email, written against a small `Ledger` trait so the state
 //! machine is testable without a database (the step implements it over `Store`).
 //!
-//!   render + build (any error: Fatal, nothing claimed, nothing sent)
+//!   render + read attachments + build (any error: Fatal, nothing claimed, nothing sent)
 //!   claim key ── already sent ──────────────▶ skip
 //!            ├─ uncertain + `skip` ─────────▶ skip, reported as uncertain
 //!            └─ fresh / uncertain + `resend` ▶ send ─ accepted ─▶ mark_sent
@@ -14,8 +14,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use super::attachments::AttachmentFiles;
 use super::compiled::Compiled;
-use super::message::build;
+use super::message::build_with;
 use super::pool::SendError;
 use super::rate::RateLimiter;
 use super::spec::Uncertain;
@@ -61,8 +62,10 @@ pub struct ItemInput<'a> {
     pub dry_run: bool,
 }
 
+/// `files` is the step run's attachment cache (`AttachmentFiles::for_step(c)`).
 pub async fn deliver<L: Ledger>(
     c: &Compiled,
+    files: &AttachmentFiles,
     transport: &Transport,
     rate: &RateLimiter,
     ledger: &L,
@@ -71,7 +74,8 @@ pub async fn deliver<L: Ledger>(
     let r = c
         .render(input.ctx, input.default_from, input.default_key, input.base_dir)
         .map_err(Failure::Fatal)?;
-    let msg = build(&r).map_err(|e| Failure::Fatal(e.to_string()))?;
+    let bytes = files.load(&r.attachments).await.map_err(|e| Failure::Fatal(e.to_string()))?;
+    let msg = build_with(&r, &bytes).map_err(|e| Failure::Fatal(e.to_string()))?;
     let to = r.to.join(", ");
     if input.dry_run {
         return Ok(Outcome::DryRun {
@@ -177,16 +181,16 @@ mod tests {
         let t = Transport::outbox(&d.path().join("outbox")).unwrap();
         let (rate, ledger) = (RateLimiter::new(None), MemLedger::default());
         let ctx = json!({"item": {"name": "A", "email": "a@x.org"}});
-        let o = deliver(&c, &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
+        let o = deliver(&c, &AttachmentFiles::for_step(&c), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
         assert!(matches!(o, Outcome::Sent { ref key, .. } if key == "wf/1"));
-        let o = deliver(&c, &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
+        let o = deliver(&c, &AttachmentFiles::for_step(&c), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
         assert!(matches!(o, Outcome::Skipped { ref output, .. } if output["skipped"] == "already sent"));
         assert_eq!(std::fs::read_dir(d.path().join("outbox")).unwrap().count(), 1);
 
         let bad = json!({"item": {"name": "A\r\nBcc: x@y.z", "email": "b@x.org"}});
         let mut i = input(&bad, d.path());
         i.default_key = "wf/2";
-        let e = deliver(&c, &t, &rate, &ledger, i).await.unwrap_err();
+        let e = deliver(&c, &AttachmentFiles::for_step(&c), &t, &rate, &ledger, i).await.unwrap_err();
         assert!(matches!(e, Failure::Fatal(ref m) if m.contains("line break")), "{e:?}");
         assert!(!ledger.0.lock().unwrap().contains_key("wf/2"));
     }
@@ -198,9 +202,11 @@ mod tests {
         let (rate, ledger) = (RateLimiter::new(None), MemLedger::default());
         ledger.0.lock().unwrap().insert("wf/1".into(), "sending");
         let ctx = json!({"item": {"name": "A", "email": "a@x.org"}});
-        let o = deliver(&compiled(d.path(), ""), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
+        let c = compiled(d.path(), "");
+        let o = deliver(&c, &AttachmentFiles::for_step(&c), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
         assert!(matches!(o, Outcome::Skipped { ref output, .. } if output["skipped"] == "uncertain"));
-        let o = deliver(&compiled(d.path(), "uncertain: resend\n"), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
+        let c = compiled(d.path(), "uncertain: resend\n");
+        let o = deliver(&c, &AttachmentFiles::for_step(&c), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
         assert!(matches!(o, Outcome::Sent { .. }));
         assert_eq!(ledger.0.lock().unwrap()["wf/1"], "sent");
     }

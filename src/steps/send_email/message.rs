@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
@@ -127,7 +128,27 @@ fn content_type_for(path: &Path) -> ContentType {
     ContentType::parse(mime).unwrap_or(ContentType::TEXT_PLAIN)
 }
 
+/// Builds the message, reading the attachment files here (blocking): for tests and tools. The
+/// step reads them beforehand without blocking the runtime (`attachments.rs`) and calls
+/// `build_with`.
 pub fn build(r: &Rendered) -> Result<Message, MessageError> {
+    let files = r
+        .attachments
+        .iter()
+        .map(|path| std::fs::read(path).map(Arc::new).map_err(|e| attachment_error(path, &e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    build_with(r, &files)
+}
+
+pub fn attachment_error(path: &Path, e: &std::io::Error) -> MessageError {
+    MessageError::Attachment { path: path.to_path_buf(), err: e.to_string() }
+}
+
+/// Builds the message with `files`, the contents of `r.attachments` in the same order.
+pub fn build_with(r: &Rendered, files: &[Arc<Vec<u8>>]) -> Result<Message, MessageError> {
+    if files.len() != r.attachments.len() {
+        return Err(MessageError::Build(format!("{} attachment(s) but {} file(s) read", r.attachments.len(), files.len())));
+    }
     no_line_break("subject", &r.subject)?;
     let from = parse_mailbox("from", &r.from)?;
     let to = mailboxes("to", &r.to)?;
@@ -176,11 +197,10 @@ pub fn build(r: &Rendered) -> Result<Message, MessageError> {
             Part::Multi(m) => MultiPart::mixed().multipart(m),
             Part::Single(s) => MultiPart::mixed().singlepart(s),
         };
-        for path in &r.attachments {
-            let bytes = std::fs::read(path)
-                .map_err(|e| MessageError::Attachment { path: path.clone(), err: e.to_string() })?;
+        for (path, bytes) in r.attachments.iter().zip(files) {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            mixed = mixed.singlepart(Attachment::new(name).body(bytes, content_type_for(path)));
+            // The message owns its copy; the file itself is read once per step when its path is literal.
+            mixed = mixed.singlepart(Attachment::new(name).body(bytes.to_vec(), content_type_for(path)));
         }
         b.multipart(mixed)
     };

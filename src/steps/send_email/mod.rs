@@ -2,6 +2,7 @@
 //! `.eml` files in the outbox, delivered exactly once through the store's idempotency ledger.
 //! See docs/email.md for the guarantee in plain words.
 
+pub mod attachments;
 pub mod compiled;
 pub mod deliver;
 pub mod message;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 
 pub use crate::spec::kinds::send_email as spec;
 pub use crate::spec::kinds::send_email::SendEmailSpec;
+use self::attachments::AttachmentFiles;
 use self::compiled::Compiled;
 use self::deliver::{deliver, Failure, ItemInput, Ledger, LedgerClaim, Outcome};
 use self::pool::SmtpPool;
@@ -77,7 +79,7 @@ pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Opti
         }
     }
     let mut errs = vec![];
-    let compiled = Compiled::compile(spec, &dir, |p, m| errs.push((at(p), m)));
+    let compiled = Compiled::compile_at(spec, &dir, path, |p, m| errs.push((at(p), m)));
     for (p, m) in errs {
         let help = p.ends_with(".template").then(|| {
             format!("templates live in `{}`: `<name>.html.hbs` and/or `<name>.txt.hbs`", dir.display())
@@ -97,6 +99,7 @@ fn idx(base: &str, i: usize, len: usize) -> String {
 
 struct Runner {
     compiled: Arc<Compiled>,
+    files: AttachmentFiles,
     transport: Transport,
     rate: RateLimiter,
     default_from: String,
@@ -141,6 +144,7 @@ async fn open(p: &Planned, cx: &StepCx<'_>) -> anyhow::Result<Runner> {
     }
     Ok(Runner {
         rate: RateLimiter::new(p.compiled.rate_limit.or(cfg.smtp_rate_limit)),
+        files: AttachmentFiles::for_step(&p.compiled),
         compiled: p.compiled.clone(),
         transport,
         default_from: cfg.smtp_from.clone(),
@@ -161,7 +165,7 @@ impl ItemRunner for Runner {
             base_dir: &run.project,
             dry_run: run.dry_run,
         };
-        match deliver(&self.compiled, &self.transport, &self.rate, &ledger, input).await {
+        match deliver(&self.compiled, &self.files, &self.transport, &self.rate, &ledger, input).await {
             Ok(Outcome::Sent { delivered, output, .. }) => {
                 let mut out = ItemOutput::new(run.secrets.redact_value(&output));
                 if let Delivered::File(path) = delivered {

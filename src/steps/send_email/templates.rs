@@ -1,31 +1,18 @@
-//! The two Handlebars registries of a send_email step.
+//! The templates of a send_email step, on the one template service (`plan::templates`).
 //!
-//! Why two: the HTML part must escape data, the text part must not (`&` has to arrive as `&`, not
-//! `&amp;`), and headers (to, subject, ...) are text too. Both are strict, so a missing field is
-//! an item error naming the field instead of an empty string in a customer's inbox.
+//! Each part is compiled for what it becomes: the HTML part escapes data, the text part must not
+//! (`&` has to arrive as `&`, not `&amp;`), and headers (to, subject, ...) are not escaped but
+//! refuse a line break. All are strict, so a missing field is an item error naming the field
+//! instead of an empty string in a customer's inbox.
 
 use std::path::{Path, PathBuf};
 
-use handlebars::{Context, Handlebars, RenderError, RenderErrorReason};
+use handlebars::Context;
 
-use crate::plan::helpers;
+use crate::plan::templates::{Output, TemplateRef, Templates};
 
-/// Handlebars' own escape also escapes `=` and backticks, which breaks query strings in links
-/// (`?a=1&b=2` → `?a&#x3D;1...`). Escaping exactly these five is enough for text and attributes.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Kept here for callers of the step's module; the rule lives in the template service.
+pub use crate::plan::templates::escape_html;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateLoadError {
@@ -47,8 +34,7 @@ pub struct Body {
 }
 
 pub struct EmailTemplates {
-    html: Handlebars<'static>,
-    text: Handlebars<'static>,
+    t: Templates,
 }
 
 impl Default for EmailTemplates {
@@ -59,15 +45,7 @@ impl Default for EmailTemplates {
 
 impl EmailTemplates {
     pub fn new() -> Self {
-        let mut html = Handlebars::new();
-        html.register_escape_fn(escape_html);
-        let mut text = Handlebars::new();
-        text.register_escape_fn(handlebars::no_escape);
-        for r in [&mut html, &mut text] {
-            r.set_strict_mode(true);
-            helpers::register(r);
-        }
-        EmailTemplates { html, text }
+        EmailTemplates { t: Templates::new() }
     }
 
     /// Registers `partials/*.hbs` under their file stem (`{{> header}}`). A partial may be split
@@ -87,23 +65,15 @@ impl EmailTemplates {
             let fname = path.file_name().unwrap().to_string_lossy().into_owned();
             let Some(stem) = fname.strip_suffix(".hbs") else { continue };
             let src = read(&path)?;
-            let (name, html, text) = if let Some(n) = stem.strip_suffix(".html") {
-                (n, true, false)
+            // Headers render from the text registry, so a text partial is theirs too.
+            let (name, outputs): (&str, &[Output]) = if let Some(n) = stem.strip_suffix(".html") {
+                (n, &[Output::Html])
             } else if let Some(n) = stem.strip_suffix(".txt") {
-                (n, false, true)
+                (n, &[Output::Text])
             } else {
-                (stem, true, true)
+                (stem, &[Output::Html, Output::Text])
             };
-            let syntax = |e: handlebars::TemplateError| TemplateLoadError::Syntax {
-                path: path.clone(),
-                msg: e.to_string(),
-            };
-            if html {
-                self.html.register_partial(name, &src).map_err(syntax)?;
-            }
-            if text {
-                self.text.register_partial(name, &src).map_err(syntax)?;
-            }
+            self.t.add_partial(name, &src, outputs).map_err(|msg| TemplateLoadError::Syntax { path: path.clone(), msg })?;
             count += 1;
         }
         Ok(count)
@@ -124,11 +94,8 @@ impl EmailTemplates {
             }
             let src = read(path)?;
             let id = path.file_name().unwrap().to_string_lossy().into_owned();
-            let reg = if is_html { &mut self.html } else { &mut self.text };
-            reg.register_template_string(&id, src).map_err(|e| TemplateLoadError::Syntax {
-                path: path.clone(),
-                msg: e.to_string(),
-            })?;
+            let output = if is_html { Output::Html } else { Output::Text };
+            self.t.add_as(&id, &src, output).map_err(|msg| TemplateLoadError::Syntax { path: path.clone(), msg })?;
             if is_html { body.html = Some(id) } else { body.text = Some(id) }
         }
         if body.html.is_none() && body.text.is_none() {
@@ -137,38 +104,31 @@ impl EmailTemplates {
         Ok(body)
     }
 
-    /// Registers an inline template (a header value, a path, a key); rendered without escaping.
+    /// Registers an inline template (a path, a key); rendered without escaping.
     pub fn add_inline(&mut self, id: &str, src: &str) -> Result<(), String> {
-        self.text.register_template_string(id, src).map_err(|e| e.to_string())
+        self.add(id, src, Output::Text).map(|_| ())
+    }
+
+    /// Registers an inline template for `output` (`Header` for to, subject, ...).
+    pub fn add(&mut self, id: &str, src: &str, output: Output) -> Result<TemplateRef, String> {
+        self.t.add_as(id, src, output)
+    }
+
+    pub fn render(&self, t: &TemplateRef, ctx: &Context) -> Result<String, String> {
+        self.t.render_in(t, ctx).map_err(|e| e.0)
     }
 
     pub fn render_text(&self, id: &str, ctx: &Context) -> Result<String, String> {
-        self.text.render_with_context(id, ctx).map_err(|e| describe(id, &e))
+        self.render(&TemplateRef(id.to_string(), Output::Text), ctx)
     }
 
     pub fn render_html(&self, id: &str, ctx: &Context) -> Result<String, String> {
-        self.html.render_with_context(id, ctx).map_err(|e| describe(id, &e))
+        self.render(&TemplateRef(id.to_string(), Output::Html), ctx)
     }
 }
 
 fn read(path: &Path) -> Result<String, TemplateLoadError> {
     std::fs::read_to_string(path).map_err(|err| TemplateLoadError::Io { path: path.into(), err })
-}
-
-/// Human message for a render failure; a missing field is named so the operator can fix the data.
-pub fn describe(id: &str, e: &RenderError) -> String {
-    let at = match (e.line_no, e.column_no) {
-        (Some(l), Some(c)) => format!(" (line {l}, col {c})"),
-        _ => String::new(),
-    };
-    let tpl = e.template_name.as_deref().unwrap_or(id);
-    match e.reason() {
-        RenderErrorReason::MissingVariable(Some(path)) => {
-            format!("missing field `{path}` in `{tpl}`{at}; fix the data or use `{{{{default {path} \"...\"}}}}`")
-        }
-        RenderErrorReason::MissingVariable(None) => format!("missing field in `{tpl}`{at}"),
-        other => format!("cannot render `{tpl}`{at}: {other}"),
-    }
 }
 
 #[cfg(test)]

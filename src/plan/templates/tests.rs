@@ -1,0 +1,122 @@
+use super::*;
+use serde_json::json;
+
+fn render(src: &str, output: Output, item: Value) -> Result<String, String> {
+    let mut t = Templates::new();
+    let r = t.add_as("steps[1].send_email.subject", src, output).unwrap();
+    t.render(&r, &json!({ "item": item })).map_err(|e| e.0)
+}
+
+const LINK: &str = r#"<a href="https://x.test/r?a=1&b=2&t={{item.t}}">{{item.label}}</a> {{item.url}}"#;
+
+fn link_item() -> Value {
+    json!({"t": "k=v", "label": "Tom & Jerry", "url": "https://x.test/r?a=1&b=2"})
+}
+
+#[test]
+fn html_keeps_urls_working_and_escapes_only_five_characters() {
+    let h = render(LINK, Output::Html, link_item()).unwrap();
+    // The query string of the template is left alone and `=` in a value is not `&#x3D;`; `&` in
+    // a value is `&amp;`, which a browser reads back as `&` inside an attribute too.
+    assert_eq!(h, r#"<a href="https://x.test/r?a=1&b=2&t=k=v">Tom &amp; Jerry</a> https://x.test/r?a=1&amp;b=2"#);
+    let h = render(r#"<a href="{{item.url}}">x</a>"#, Output::Html, link_item()).unwrap();
+    assert_eq!(h, r#"<a href="https://x.test/r?a=1&amp;b=2">x</a>"#);
+    let h = render("{{item.x}}", Output::Html, json!({"x": "<script>alert('x\"y')</script> `a=b`"})).unwrap();
+    assert_eq!(h, "&lt;script&gt;alert(&#39;x&quot;y&#39;)&lt;/script&gt; `a=b`");
+}
+
+#[test]
+fn text_and_header_leave_values_as_they_are() {
+    for o in [Output::Text, Output::Header] {
+        let s = render(LINK, o, link_item()).unwrap();
+        assert_eq!(s, r#"<a href="https://x.test/r?a=1&b=2&t=k=v">Tom & Jerry</a> https://x.test/r?a=1&b=2"#, "{o:?}");
+        let s = render("{{item.x}}", o, json!({"x": "<script>*x* [a](b) `c`</script>"})).unwrap();
+        assert_eq!(s, "<script>*x* [a](b) `c`</script>", "{o:?}");
+    }
+}
+
+#[test]
+fn markdown_escapes_markup_in_values_and_keeps_urls_readable() {
+    let m = render("[{{item.label}}]({{item.url}})", Output::Markdown, link_item()).unwrap();
+    assert_eq!(m, "[Tom & Jerry](https://x.test/r?a=1&b=2)");
+    let m = render("- {{item.x}}", Output::Markdown, json!({"x": "<script>*bold* [click](http://evil.test) `rm -rf` ~~no~~ a|b_c\\d\nnext"})).unwrap();
+    assert_eq!(m, "- \\<script\\>\\*bold\\* \\[click\\](http://evil.test) \\`rm -rf\\` \\~\\~no\\~\\~ a\\|b\\_c\\\\d next");
+    // At a line start a value must not become a heading, a list or a rule; numbers stay numbers.
+    for (v, want) in [("# big", "\\# big"), ("- x", "\\- x"), ("1. x", "1\\. x"), ("---", "\\---"), ("-5", "-5"), ("4.5", "4.5"), ("2024.", "2024\\.")] {
+        assert_eq!(render("{{item.x}}", Output::Markdown, json!({"x": v})).unwrap(), want, "{v}");
+    }
+}
+
+#[test]
+fn markdown_escaping_neutralizes_markup() {
+    assert_eq!(escape_markdown("<script>*x*</script>"), "\\<script\\>\\*x\\*\\</script\\>");
+    assert_eq!(escape_markdown("[a](http://x)\nnext & more"), "\\[a\\](http://x) next & more");
+}
+
+#[test]
+fn a_line_break_in_a_header_is_refused() {
+    let e = render("{{item.name}} <{{item.email}}>", Output::Header, json!({"name": "Eve\r\nBcc: all@x.test", "email": "eve@x.test"})).unwrap_err();
+    assert_eq!(
+        e,
+        r#"`steps[1].send_email.subject` contains a line break ("Eve\r\nBcc: all@x.test <eve@x.test>"); refusing to send (header injection): a header must be one line, remove the line break from the data"#
+    );
+    assert!(render("{{item.x}}", Output::Header, json!({"x": "a\u{0}b"})).is_err());
+    assert_eq!(render("{{item.x}}", Output::Header, json!({"x": "a\tb"})).unwrap(), "a\tb");
+    // The same value is fine in a body.
+    assert!(render("{{item.x}}", Output::Text, json!({"x": "a\r\nb"})).is_ok());
+}
+
+#[test]
+fn a_missing_field_has_one_message_everywhere() {
+    let want = "`item.email` is missing in `steps[1].send_email.subject` (line 1, col 4): this record or context has no such field; fix the data, or, where a missing field `item.email` is normal, write `{{default item.email \"...\"}}`";
+    for o in [Output::Text, Output::Html, Output::Markdown, Output::Header] {
+        assert_eq!(render("Hi {{item.email}}", o, json!({})).unwrap_err(), want, "{o:?}");
+        // Through a helper, too; `default` is the way to allow it.
+        let e = render("Hi {{upper item.email}}", o, json!({})).unwrap_err();
+        assert!(e.starts_with("`item.email` is missing in `steps[1].send_email.subject`"), "{o:?}: {e}");
+        assert_eq!(render("Hi {{default item.email \"there\"}}", o, json!({})).unwrap(), "Hi there");
+    }
+}
+
+#[test]
+fn a_missing_field_in_a_partial_names_the_partial() {
+    let mut t = Templates::new();
+    t.add_partial("footer", "--\n{{item.company}}", &[Output::Text, Output::Html]).unwrap();
+    let r = t.add_as("follow_up.txt.hbs", "Hi\n{{> footer}}", Output::Text).unwrap();
+    let e = t.render(&r, &json!({"item": {}})).unwrap_err().0;
+    assert!(e.starts_with("`item.company` is missing in `footer` (line 2, col 1)"), "{e}");
+}
+
+#[test]
+fn every_output_has_the_same_helpers() {
+    let item = json!({"n": "a&b", "d": "2024-03-05", "c": 2, "x": 0.5});
+    let src = "{{upper item.n}} {{date item.d \"%d %B\"}} {{pluralize item.c \"ticket\"}} {{inc 1}}{{change item.x \"\"}}";
+    assert_eq!(render(src, Output::Text, item.clone()).unwrap(), "A&B 05 March tickets 2 (+0.5 since the previous digest)");
+    assert_eq!(render(src, Output::Html, item.clone()).unwrap(), "A&amp;B 05 March tickets 2 (+0.5 since the previous digest)");
+    assert_eq!(render(src, Output::Markdown, item).unwrap(), "A&B 05 March tickets 2 (+0.5 since the previous digest)");
+}
+
+#[test]
+fn strict_mode_names_the_missing_field() {
+    let mut t = Templates::new();
+    let r = t.add("s", "Hi {{item.name}}").unwrap();
+    assert_eq!(t.render(&r, &json!({"item": {"name": "Ann & Bo"}})).unwrap(), "Hi Ann & Bo");
+    let e = t.render(&r, &json!({"item": {}})).unwrap_err();
+    assert!(e.0.contains("`item.name` is missing"), "{}", e.0);
+}
+
+#[test]
+fn conditions() {
+    let mut t = Templates::new();
+    let r = t.add("c", "{{eq item.status 'spam'}}").unwrap();
+    assert!(t.truthy(&r, &json!({"item": {"status": "spam"}})).unwrap());
+    assert!(!t.truthy(&r, &json!({"item": {"status": "ok"}})).unwrap());
+    assert!(!is_truthy(" No "));
+}
+
+#[test]
+fn syntax_error_is_one_line() {
+    let mut t = Templates::new();
+    let e = t.add("s", "Hi {{item.name").unwrap_err();
+    assert!(!e.contains('\n'), "{e}");
+}
