@@ -63,16 +63,16 @@ pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
 pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Result<i32> {
     let store = project.store().await?;
     let row = store.run(run_id).await?;
-    if row.status == "running" {
+    if row.status == RunStatus::Running {
         store.interrupt_orphans().await?;
-        if store.run(run_id).await?.status == "running" {
+        if store.run(run_id).await?.status == RunStatus::Running {
             return Err(CliError::Invalid(format!("run {run_id} is still running in another process; wait for it or stop it first")));
         }
     }
-    if row.trigger == "dry-run" {
+    if row.trigger == crate::store::TriggerKind::DryRun {
         return Err(CliError::Invalid(format!("run {run_id} was a dry run; start a real one with `cxflow run {}`", row.workflow)));
     }
-    if row.status == "succeeded" && from.is_none() {
+    if row.status == RunStatus::Succeeded && from.is_none() {
         println!("run {run_id} already succeeded; nothing to resume (use --from STEP to redo steps)");
         return Ok(exit::OK);
     }
@@ -83,7 +83,14 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
             return Err(CliError::Invalid(format!("workflow `{}` has no step `{f}`; its steps are: {}", plan.name, ids.join(", "))));
         }
     }
-    let mut params: Map<String, Value> = serde_json::from_str(&row.params).unwrap_or_default();
+    // Parameters that do not read back would resume on the defaults, a different run than the one
+    // that stopped: refuse instead.
+    let mut params: Map<String, Value> = serde_json::from_str(&row.params).map_err(|e| {
+        CliError::Other(anyhow::anyhow!(
+            "run {run_id} cannot resume: its parameters in the run log are not a JSON object ({e}); start a new run with `cxflow run {}`",
+            row.workflow
+        ))
+    })?;
     // The workflow may have changed since the run started: a parameter added since would be
     // missing from every item's templates. One with a default takes it; a required one stops here.
     for (k, default) in &plan.params {

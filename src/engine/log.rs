@@ -48,7 +48,21 @@ macro_rules! status_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`, so `{:<12}` lines up tables.
+                f.pad(self.as_str())
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = UnknownStatus;
+            fn try_from(s: String) -> Result<Self, UnknownStatus> {
+                s.parse()
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
             }
         }
     };
@@ -64,6 +78,8 @@ status_enum!(
         Failed => "failed",
         /// Stopped by Ctrl-C, SIGTERM or a crash; `cxflow resume` continues it.
         Interrupted => "interrupted",
+        /// A scheduled fire the scheduler did not start (overlap, calendar, invalid file).
+        Skipped => "skipped",
     }
 );
 

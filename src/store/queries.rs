@@ -5,19 +5,41 @@ use futures::StreamExt;
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Result, Store, StoreError};
+use super::{ItemStatus, Result, RunStatus, StepStatus, Store, StoreError, TriggerKind};
+
+/// Statuses are stored as their words; a word this version does not know is a decode error
+/// naming it, never a default.
+macro_rules! status_column {
+    ($($t:ty),+) => {$(
+        impl sqlx::Type<sqlx::Sqlite> for $t {
+            fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+                <str as sqlx::Type<sqlx::Sqlite>>::type_info()
+            }
+            fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+                <str as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
+            }
+        }
+        impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for $t {
+            fn decode(v: sqlx::sqlite::SqliteValueRef<'r>) -> std::result::Result<Self, sqlx::error::BoxDynError> {
+                let s = <&str as sqlx::Decode<sqlx::Sqlite>>::decode(v)?;
+                Ok(s.parse::<$t>()?)
+            }
+        }
+    )+};
+}
+status_column!(RunStatus, StepStatus, ItemStatus, TriggerKind);
 
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct RunRow {
     pub id: i64,
     pub workflow: String,
     pub file: String,
-    pub trigger: String,
+    pub trigger: TriggerKind,
     pub params: String,
     pub scheduled_for: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub resumes: i64,
 }
@@ -27,7 +49,7 @@ pub struct StepRow {
     pub step_id: String,
     pub position: i64,
     pub kind: String,
-    pub status: String,
+    pub status: StepStatus,
     pub ok: i64,
     pub failed: i64,
     pub skipped: i64,
@@ -42,7 +64,7 @@ pub struct StepRow {
 pub struct ItemRow {
     pub step_id: String,
     pub item_key: String,
-    pub status: String,
+    pub status: ItemStatus,
     pub attempts: i64,
     pub error: Option<String>,
     pub output: Option<String>,
@@ -158,4 +180,34 @@ impl Store {
 
 fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> BoxStream<'static, T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewRun;
+
+    #[tokio::test]
+    async fn statuses_are_constrained_and_an_unknown_one_reads_back_as_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
+        let p = serde_json::json!({});
+        let id = store
+            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
+            .await
+            .unwrap();
+        assert_eq!(store.run(id).await.unwrap().status, RunStatus::Running);
+        let bad = sqlx::query("UPDATE runs SET status = 'done' WHERE id = ?").bind(id).execute(store.pool()).await;
+        assert!(bad.unwrap_err().to_string().contains("runs: unknown status or trigger"));
+        let bad = sqlx::query("INSERT INTO items (run_id, step_id, item_key, seq, status, attempts, finished_at) VALUES (?, 's', 'k', 1, 'maybe', 1, 'now')")
+            .bind(id)
+            .execute(store.pool())
+            .await;
+        assert!(bad.unwrap_err().to_string().contains("items: unknown status"));
+        // A run log written by something that knows more statuses: reading it is an error, not a default.
+        sqlx::query("DROP TRIGGER runs_status_update_check").execute(store.pool()).await.unwrap();
+        sqlx::query("UPDATE runs SET status = 'done' WHERE id = ?").bind(id).execute(store.pool()).await.unwrap();
+        let e = store.run(id).await.unwrap_err().to_string();
+        assert!(e.contains("the run log holds run status `done`, which this version of cxflow does not know"), "{e}");
+    }
 }

@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(m.get("b"), None);
         let ids = s.interrupt_own_runs("a", "deadline").await.unwrap();
         assert_eq!(ids.len(), 1);
-        assert_eq!(s.run(ids[0]).await.unwrap().status, "interrupted");
+        assert_eq!(s.run(ids[0]).await.unwrap().status.as_str(), "interrupted");
     }
 
     #[tokio::test]
@@ -230,7 +230,7 @@ mod tests {
         assert!(r.bytes_after < r.bytes_before / 2, "{r:?}");
         assert!(!arts.join(format!("run-{}", ids[0])).exists());
         assert!(arts.join(format!("run-{}", ids[39])).exists());
-        assert_eq!(s.run(running).await.unwrap().status, "running");
+        assert_eq!(s.run(running).await.unwrap().status.as_str(), "running");
         let left = s.runs(&crate::store::RunFilter { workflow: Some("a".into()), ..Default::default() }).await.unwrap();
         assert_eq!(left.len(), 5);
         // Days-based: the runs left all started today, so a 1-day rule keeps them.
