@@ -7,7 +7,8 @@ pub mod deliver;
 pub mod message;
 pub mod pool;
 pub mod rate;
-pub mod smtp_url;
+// Moved to the settings, which parse `smtp_url` when a project opens; kept at this path for callers.
+pub use crate::config::smtp_url;
 pub mod spec;
 pub mod templates;
 pub mod transport;
@@ -21,7 +22,6 @@ use self::compiled::Compiled;
 use self::deliver::{deliver, Failure, ItemInput, Ledger, LedgerClaim, Outcome};
 use self::pool::SmtpPool;
 use self::rate::RateLimiter;
-use self::smtp_url::SmtpSettings;
 use self::transport::{Delivered, Transport};
 use super::{Artifact, ItemEnv, ItemOutput, RunEnv, StepError};
 use crate::plan::PlanCx;
@@ -81,10 +81,6 @@ pub fn plan(spec: &SendEmailSpec, path: &str, cx: &mut PlanCx) -> Option<Planned
         });
         cx.error(&p, m, help);
     }
-    if spec.from.is_none() && cx.config().smtp_from.trim().is_empty() {
-        cx.error_at_key(path, "no sender: the step has no `from` and `smtp_from` is empty", Some("set `smtp_from` in cxflow.yaml or `from:` in the step".into()));
-        return None;
-    }
     Some(Planned { compiled: Arc::new(compiled?) })
 }
 
@@ -103,9 +99,9 @@ pub struct Runner {
 /// SMTP, opens one connection now so a wrong host or password stops the run before any item.
 pub async fn open(p: &Planned, run: &RunEnv) -> anyhow::Result<Runner> {
     let cfg = &run.config;
-    let transport = match cfg.smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
-        Some(url) => {
-            let mut settings = SmtpSettings::parse(url).map_err(|e| anyhow::anyhow!(run.secrets.redact(&e)))?;
+    let transport = match &cfg.smtp_url {
+        Some(settings) => {
+            let mut settings = settings.clone();
             let env = |name: &String| {
                 std::env::var(name).with_context(|| format!("secret `{name}` (named by smtp_*_secret) is not set in the environment"))
             };
@@ -132,7 +128,7 @@ pub async fn open(p: &Planned, run: &RunEnv) -> anyhow::Result<Runner> {
         rate: RateLimiter::new(p.compiled.rate_limit.or(cfg.smtp_rate_limit)),
         compiled: p.compiled.clone(),
         transport,
-        default_from: cfg.smtp_from.clone(),
+        default_from: cfg.smtp_from.to_string(),
     })
 }
 
