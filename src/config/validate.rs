@@ -131,16 +131,15 @@ fn secret_name(s: &str) -> Result<String, Problem> {
         return Ok(s.to_string());
     }
     Err(Problem {
-        message: "is not the name of an environment variable".into(),
+        message: "the value is not the name of an environment variable".into(),
         help: Some("give the name of the variable that holds the value (like `SMTP_PASSWORD`), not the value itself".into()),
         hide_value: true,
     })
 }
 
 fn mailbox(s: &str) -> Result<Mailbox, Problem> {
-    s.trim().parse().map_err(|e| {
-        problem(format!("`{s}` is not a mailbox ({e})"), "write it like `Customer Care <care@example.com>` or `care@example.com`")
-    })
+    // lettre's reason ("Invalid input") adds nothing to the example in the help.
+    s.trim().parse().map_err(|_| problem(format!("`{s}` is not a mailbox"), "write it like `Customer Care <care@example.com>` or `care@example.com`"))
 }
 
 fn rate(r: &f64) -> Result<f64, Problem> {

@@ -194,7 +194,7 @@ mod tests {
         let mut f = ConfigFile { smtp_pool_size: Some(2), ..Default::default() };
         apply_override(&mut f, "workflows_dir", "2024").unwrap();
         apply_override(&mut f, "smtp_rate_limit", "0.5").unwrap();
-        assert_eq!((f.workflows_dir, f.smtp_rate_limit, f.smtp_pool_size), (Some(PathBuf::from("2024")), Some(0.5), Some(2)));
+        assert_eq!((f.workflows_dir.clone(), f.smtp_rate_limit, f.smtp_pool_size), (Some(PathBuf::from("2024")), Some(0.5), Some(2)));
         apply_override(&mut f, "smtp_pool_size", "").unwrap();
         assert_eq!(f.smtp_pool_size, None);
         assert_eq!(apply_override(&mut f, "smtp_pool_size", "abc").unwrap_err(), "invalid type: string \"abc\", expected usize");
