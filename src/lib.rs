@@ -10,6 +10,7 @@
 //!                                                             store (sqlx): runs, steps,
 //!                                                             items, artifacts, ledger
 //! cli: validate = spec + plan; run / resume = spec + plan + engine; runs / show read the store
+//! config: cxflow.yaml (spec::config_file) + CXFLOW_* → typed settings, built once per project
 //! ```
 //!
 //! Arrows only go right: `spec` knows YAML only, `plan` is pure, `engine` never sees YAML or SQL,

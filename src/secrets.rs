@@ -27,12 +27,15 @@ impl Secrets {
     }
 
     /// Also mask the values of the environment variables named by the configuration's
-    /// `*_secret` keys, which steps read themselves.
+    /// `*_secret` keys, which steps read themselves, and a password written into `smtp_url`.
     pub fn mask_config_secrets(&mut self, config: &crate::config::Config, env: impl Fn(&str) -> Option<String>) {
         for name in [&config.smtp_user_secret, &config.smtp_password_secret].into_iter().flatten() {
             if let Some(v) = env(name) {
                 self.masked_only.push(v);
             }
+        }
+        if let Some(pw) = config.smtp_url.as_ref().and_then(|s| s.password.clone()) {
+            self.masked_only.push(pw);
         }
     }
 
@@ -92,6 +95,10 @@ mod tests {
         s.mask_config_secrets(&config, |k| (k == "SMTP_PW").then(|| "mail-pass-1".into()));
         assert_eq!(s.redact("535 auth failed for mail-pass-1"), "535 auth failed for ***");
         assert_eq!(s.as_value(), serde_json::json!({}));
+        let smtp_url = crate::config::SmtpSettings::parse("smtp://bot:url-pass-2@mail.x.com").ok();
+        let config = crate::config::Config { smtp_url, ..Default::default() };
+        s.mask_config_secrets(&config, |_| None);
+        assert_eq!(s.redact("login url-pass-2 refused"), "login *** refused");
     }
 
     #[test]

@@ -26,18 +26,15 @@ fn parse_vars(vars: &[String]) -> Result<Map<String, Value>> {
     Ok(m)
 }
 
-fn options(project: &Project, trigger: Trigger, params: Map<String, Value>, dry_run: bool) -> Result<RunOptions> {
-    let grace = humantime::parse_duration(&project.config.shutdown_grace).map_err(|_| {
-        CliError::Invalid(format!("`shutdown_grace: {}` is not a duration; write it like `30s`", project.config.shutdown_grace))
-    })?;
-    Ok(RunOptions {
+fn options(project: &Project, trigger: Trigger, params: Map<String, Value>, dry_run: bool) -> RunOptions {
+    RunOptions {
         trigger,
         params,
         dry_run,
         shutdown: signals::on_shutdown(),
-        grace,
+        grace: project.config.shutdown_grace,
         progress_bars: std::io::stderr().is_terminal(),
-    })
+    }
 }
 
 fn secrets(plan: &crate::engine::Plan, dry_run: bool) -> Result<Secrets> {
@@ -55,7 +52,7 @@ pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
     let params = engine::resolve_params(&plan, &given).map_err(CliError::Invalid)?;
     let secrets = secrets(&plan, args.dry_run)?;
     let store = project.store().await?;
-    let opts = options(project, Trigger::Manual, params, args.dry_run)?;
+    let opts = options(project, Trigger::Manual, params, args.dry_run);
     let summary = engine::run(&plan, std::sync::Arc::new(store.clone()), project.config.clone(), secrets, opts).await?;
     Ok(report(&plan.name, &summary, args.dry_run))
 }
@@ -105,7 +102,7 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
         }
     }
     let secrets = secrets(&plan, false)?;
-    let opts = options(project, Trigger::Resume { run_id, from }, params, false)?;
+    let opts = options(project, Trigger::Resume { run_id, from }, params, false);
     let summary = engine::run(&plan, std::sync::Arc::new(store.clone()), project.config.clone(), secrets, opts).await?;
     Ok(report(&plan.name, &summary, false))
 }

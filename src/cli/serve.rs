@@ -15,7 +15,6 @@ use crate::engine::Plan;
 use crate::scheduler::calendar::skip_reason;
 use crate::scheduler::catalog::{self, Catalog};
 use crate::scheduler::clock::SystemClock;
-use crate::scheduler::cron_expr::CronSchedule;
 use crate::scheduler::launch::{EngineLauncher, Plans, PruneFn};
 use crate::scheduler::lock::{self, LockError};
 use crate::scheduler::policy::Resume;
@@ -98,11 +97,9 @@ pub async fn serve(project: &Project) -> Result<i32> {
         None => None,
     };
     let store = project.store().await?;
-    let grace = humantime::parse_duration(&project.config.shutdown_grace).map_err(|_| {
-        CliError::Invalid(format!("`shutdown_grace: {}` is not a duration; write it like `30s`", project.config.shutdown_grace))
-    })?;
-    let prune_schedule = CronSchedule::parse(&project.config.prune_cron)
-        .map_err(|e| CliError::Invalid(format!("`prune_cron: {}` in cxflow.yaml: {}", project.config.prune_cron, e.message)))?;
+    // Checked when the project opened (`cxflow validate` reports them too).
+    let grace = project.config.shutdown_grace;
+    let prune_schedule = project.config.prune_cron.clone();
 
     // Runs a crash left `running` are interrupted first; some are resumed below.
     let orphans = store.interrupt_orphans().await?;

@@ -71,10 +71,10 @@ pub async fn post_webhook(client: &reqwest::Client, url: &str, notice: &FailureN
 /// file in the outbox folder. Returns where it went.
 pub async fn send_email(config: &crate::config::Config, project: &std::path::Path, to: &[String], notice: &FailureNotice) -> anyhow::Result<String> {
     use anyhow::Context as _;
-    use crate::steps::send_email::{pool::SmtpPool, rate::RateLimiter, smtp_url::SmtpSettings, transport::Transport};
-    let transport = match config.smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
-        Some(url) => {
-            let mut settings = SmtpSettings::parse(url).map_err(|e| anyhow::anyhow!(e))?;
+    use crate::steps::send_email::{pool::SmtpPool, rate::RateLimiter, transport::Transport};
+    let transport = match &config.smtp_url {
+        Some(settings) => {
+            let mut settings = settings.clone();
             let secret = |name: &String| std::env::var(name).with_context(|| format!("secret `{name}` (named by smtp_*_secret) is not set"));
             if let Some(n) = &config.smtp_user_secret {
                 settings.user = Some(secret(n)?);
@@ -87,7 +87,7 @@ pub async fn send_email(config: &crate::config::Config, project: &std::path::Pat
         None => Transport::outbox(&config.path(project, &config.outbox_dir)).context("cannot create the outbox folder")?,
     };
     let mut builder = lettre::Message::builder()
-        .from(config.smtp_from.parse().with_context(|| format!("`smtp_from: {}` is not an address", config.smtp_from))?)
+        .from(config.smtp_from.clone())
         .subject(notice.subject());
     for addr in to {
         builder = builder.to(addr.parse().with_context(|| format!("`{addr}` is not an address"))?);

@@ -1,8 +1,11 @@
 //! The workflow file: YAML in, plain structs out, with positions kept for error messages.
-//! This module knows YAML and nothing else: no clock, no network, no database.
+//! This module knows YAML and nothing else: no clock, no network, no database. `config_file`
+//! is `cxflow.yaml` read the same way.
 
+pub mod config_file;
 pub mod diagnostic;
 pub mod kinds;
+pub mod mask;
 pub mod model;
 pub mod positions;
 pub mod schedule;
@@ -51,19 +54,25 @@ pub fn parse(path: &Path, source: String) -> Result<SpecFile, Diagnostics> {
     }
     let positions = Positions::index(&source);
     if !positions.duplicates.is_empty() {
-        let ds = positions.duplicates.iter().map(|(key, (line, col), (first, _))| {
-            let (within, name) = match key.rsplit_once('.') {
-                Some((parent, name)) => (format!(" in `{parent}`"), name),
-                None => (String::new(), key.as_str()),
-            };
-            Diagnostic::new(path, *line, *col, format!("duplicate key `{name}`{within} (first on line {first})"))
-                .with_help(Some("keep one of them: a key can appear only once in a mapping".into()))
-                .with_source(&source)
-        });
-        return Err(Diagnostics(ds.collect()));
+        return Err(duplicate_keys(path, &source, &positions));
     }
     match serde_yaml::from_str::<WorkflowSpec>(&source) {
         Ok(spec) => Ok(SpecFile { path: path.to_path_buf(), source, spec, positions }),
         Err(e) => Err(Diagnostics(vec![serde_error::to_diagnostic(path, &source, &e)])),
     }
+}
+
+/// One diagnostic per key given twice in a mapping (serde would report only the first, and
+/// keeps the last entry of a map without a word).
+pub(crate) fn duplicate_keys(path: &Path, source: &str, positions: &Positions) -> Diagnostics {
+    let ds = positions.duplicates.iter().map(|(key, (line, col), (first, _))| {
+        let (within, name) = match key.rsplit_once('.') {
+            Some((parent, name)) => (format!(" in `{parent}`"), name),
+            None => (String::new(), key.as_str()),
+        };
+        Diagnostic::new(path, *line, *col, format!("duplicate key `{name}`{within} (first on line {first})"))
+            .with_help(Some("keep one of them: a key can appear only once in a mapping".into()))
+            .with_source(source)
+    });
+    Diagnostics(ds.collect())
 }

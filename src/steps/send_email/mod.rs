@@ -8,7 +8,8 @@ pub mod deliver;
 pub mod message;
 pub mod pool;
 pub mod rate;
-pub mod smtp_url;
+// Moved to the settings, which parse `smtp_url` when a project opens; kept at this path for callers.
+pub use crate::config::smtp_url;
 pub mod templates;
 pub mod transport;
 
@@ -24,7 +25,6 @@ use self::compiled::Compiled;
 use self::deliver::{deliver, Failure, ItemInput, Ledger, LedgerClaim, Outcome};
 use self::pool::SmtpPool;
 use self::rate::RateLimiter;
-use self::smtp_url::SmtpSettings;
 use self::transport::{Delivered, Transport};
 use super::{Artifact, Failed, ItemCx, ItemOutput, StepCx, StepError};
 use crate::engine::{Claim, Delivery, ItemRunner, ItemStep};
@@ -86,10 +86,6 @@ pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Opti
         });
         cx.error(&p, m, help);
     }
-    if spec.from.is_none() && cx.config().smtp_from.trim().is_empty() {
-        cx.error_at_key(path, "no sender: the step has no `from` and `smtp_from` is empty", Some("set `smtp_from` in cxflow.yaml or `from:` in the step".into()));
-        return None;
-    }
     Some(Box::new(Planned { compiled: Arc::new(compiled?) }))
 }
 
@@ -117,9 +113,9 @@ impl ItemStep for Planned {
 async fn open(p: &Planned, cx: &StepCx<'_>) -> anyhow::Result<Runner> {
     let run = cx.run;
     let cfg = &run.config;
-    let transport = match cfg.smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
-        Some(url) => {
-            let mut settings = SmtpSettings::parse(url).map_err(|e| anyhow::anyhow!(run.secrets.redact(&e)))?;
+    let transport = match &cfg.smtp_url {
+        Some(settings) => {
+            let mut settings = settings.clone();
             let env = |name: &String| {
                 std::env::var(name).with_context(|| format!("secret `{name}` (named by smtp_*_secret) is not set in the environment"))
             };
@@ -147,7 +143,7 @@ async fn open(p: &Planned, cx: &StepCx<'_>) -> anyhow::Result<Runner> {
         files: AttachmentFiles::for_step(&p.compiled),
         compiled: p.compiled.clone(),
         transport,
-        default_from: cfg.smtp_from.clone(),
+        default_from: cfg.smtp_from.to_string(),
     })
 }
 

@@ -2,7 +2,8 @@
 //!   smtp://host[:port][?tls=opportunistic|required|none]   (default port 25, STARTTLS if offered)
 //!   smtps://host[:port]                                    (implicit TLS, default port 465)
 //!   smtp://user:password@host:587?tls=required
-//! The password may instead come from a secret (the step passes it in), so it never sits in YAML.
+//! The password may instead come from a secret (filled in when a step opens), so it never sits
+//! in YAML. Parsed once, when the project's settings are built, so `cxflow validate` sees a bad URL.
 
 use std::time::Duration;
 
@@ -42,14 +43,16 @@ impl std::fmt::Debug for SmtpSettings {
 }
 
 impl SmtpSettings {
+    /// The settings of one `smtp_url`. The error says what is wrong without quoting the URL (it
+    /// may hold a password); the caller names the key.
     pub fn parse(s: &str) -> Result<SmtpSettings, String> {
-        let url = url::Url::parse(s.trim()).map_err(|e| format!("`smtp_url` is not a URL: {e}"))?;
+        let url = url::Url::parse(s.trim()).map_err(|e| format!("not a URL ({e})"))?;
         let implicit = match url.scheme() {
             "smtp" => false,
             "smtps" => true,
-            other => return Err(format!("`smtp_url` scheme `{other}` is not supported; use smtp:// or smtps://")),
+            other => return Err(format!("scheme `{other}` is not supported; use smtp:// or smtps://")),
         };
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("`smtp_url` has no host")?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("the URL has no host")?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let mut tls = if implicit { Tls::Implicit } else { Tls::Opportunistic };
         let mut timeout = Duration::from_secs(60);
@@ -58,11 +61,12 @@ impl SmtpSettings {
                 ("tls", "required" | "starttls") if !implicit => tls = Tls::Required,
                 ("tls", "opportunistic") if !implicit => tls = Tls::Opportunistic,
                 ("tls", "none") if !implicit => tls = Tls::None,
-                ("tls", _) => return Err(format!("`smtp_url` has `tls={v}`; use required, opportunistic or none (smtp:// only)")),
+                ("tls", _) if implicit => return Err("`tls=` is for smtp:// only; smtps:// is always encrypted".to_string()),
+                ("tls", _) => return Err(format!("`tls={v}` is not a TLS mode; use required, opportunistic or none")),
                 ("timeout", t) => {
-                    timeout = humantime::parse_duration(t).map_err(|e| format!("`smtp_url` timeout `{t}`: {e}"))?
+                    timeout = humantime::parse_duration(t).map_err(|e| format!("`timeout={t}` is not a duration ({e}); write it like `30s`"))?
                 }
-                _ => return Err(format!("`smtp_url` has unknown option `{k}`; known: tls, timeout")),
+                _ => return Err(format!("unknown option `{k}`; known: tls, timeout")),
             }
         }
         let decode = |s: &str| {
@@ -90,8 +94,17 @@ mod tests {
         assert_eq!(s.password.as_deref(), Some("p@ss"));
         assert_eq!(s.tls, Tls::Required);
         assert!(!format!("{s:?}").contains("p@ss"));
-        assert!(SmtpSettings::parse("http://x").is_err());
-        assert!(SmtpSettings::parse("smtp://x?tls=maybe").is_err());
-        assert!(SmtpSettings::parse("smtp://x?pool=3").is_err());
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong_without_quoting_the_url() {
+        let err = |s: &str| SmtpSettings::parse(s).unwrap_err();
+        assert_eq!(err("mail.x.com"), "not a URL (relative URL without a base)");
+        assert_eq!(err("http://u:pa55@x"), "scheme `http` is not supported; use smtp:// or smtps://");
+        assert_eq!(err("smtp:x"), "the URL has no host");
+        assert_eq!(err("smtp://x?tls=maybe"), "`tls=maybe` is not a TLS mode; use required, opportunistic or none");
+        assert_eq!(err("smtps://x?tls=none"), "`tls=` is for smtp:// only; smtps:// is always encrypted");
+        assert_eq!(err("smtp://x?timeout=soon"), "`timeout=soon` is not a duration (expected number at 0); write it like `30s`");
+        assert_eq!(err("smtp://x?pool=3"), "unknown option `pool`; known: tls, timeout");
     }
 }

@@ -1,0 +1,225 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+/// Settings from `yaml` as `cxflow.yaml` and `vars` as the environment, or every error rendered.
+fn build(yaml: &str, vars: &[(&str, &str)]) -> Result<Config, String> {
+    let src = config_file::parse(Path::new("cxflow.yaml"), yaml.to_string()).map_err(|d| d.to_string())?;
+    let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+    Config::build(&src, env).map_err(|d| d.to_string())
+}
+
+fn error(yaml: &str, vars: &[(&str, &str)]) -> String {
+    build(yaml, vars).unwrap_err()
+}
+
+#[test]
+fn defaults_without_file_and_env_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Config::load(dir.path(), |_| None).unwrap();
+    assert_eq!(c.database_url, "sqlite://cxflow.sqlite");
+    assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(c.smtp_from.to_string(), "cxflow <cxflow@localhost>");
+    assert_eq!(c.prune_cron.source(), "17 3 * * *");
+    let c = Config::load(dir.path(), |k| (k == "CXFLOW_SMTP_POOL_SIZE").then(|| "9".into())).unwrap();
+    assert_eq!(c.smtp_pool_size, 9);
+}
+
+#[test]
+fn typed_values_from_the_file() {
+    let c = build(
+        "smtp_url: smtps://bot:pw@mail.x.com?timeout=10s\nsmtp_from: Care <care@x.com>\nshutdown_grace: 1m 30s\nprune_cron: '@daily'\ndatabase_url: postgres://cx@db/runs\n",
+        &[],
+    )
+    .unwrap();
+    let smtp = c.smtp_url.unwrap();
+    assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls, smtp.timeout), ("mail.x.com", 465, Tls::Implicit, Duration::from_secs(10)));
+    assert_eq!(smtp.password.as_deref(), Some("pw"));
+    assert_eq!(c.smtp_from.email.to_string(), "care@x.com");
+    assert_eq!(c.shutdown_grace, Duration::from_secs(90));
+    assert_eq!(c.prune_cron.source(), "@daily");
+    // Accepted here; the run log refuses it with its own message when it opens.
+    assert_eq!(c.database_url, "postgres://cx@db/runs");
+    assert!(build("smtp_url: ''\n", &[]).unwrap().smtp_url.is_none());
+}
+
+#[test]
+fn wrong_type_in_file_points_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(FILE_NAME), "database_url: sqlite://x.db\nsmtp_pool_size: lots\n").unwrap();
+    let e = Config::load(dir.path(), |_| None).unwrap_err().0.remove(0);
+    assert_eq!((e.line, e.col), (2, 17), "{e}");
+    assert_eq!(e.message, "invalid type: string \"lots\", expected usize in `smtp_pool_size`");
+}
+
+#[test]
+fn env_values_of_text_keys_stay_text_and_bad_ones_name_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = |k: &str| match k {
+        "CXFLOW_WORKFLOWS_DIR" => Some("2024".to_string()),
+        "CXFLOW_CHROMIUM" => Some("true".to_string()),
+        _ => None,
+    };
+    let c = Config::load(dir.path(), env).unwrap();
+    assert_eq!(c.workflows_dir, PathBuf::from("2024"));
+    assert_eq!(c.chromium, Some(PathBuf::from("true")));
+    let e = Config::load(dir.path(), |k| (k == "CXFLOW_SMTP_POOL_SIZE").then(|| "abc".into())).unwrap_err().to_string();
+    assert!(e.contains("CXFLOW_SMTP_POOL_SIZE"), "{e}");
+    assert!(!e.contains(FILE_NAME), "{e}");
+}
+
+#[test]
+fn unknown_key_in_file_is_positioned() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(FILE_NAME), "database_url: sqlite://x.db\nsmtp_ulr: smtp://a\n").unwrap();
+    let e = Config::load(dir.path(), |_| None).unwrap_err().0.remove(0);
+    assert_eq!((e.line, e.col, e.message.as_str()), (2, 1, "unknown field `smtp_ulr`"));
+}
+
+#[test]
+fn an_empty_variable_unsets_the_key() {
+    let c = build("smtp_pool_size: 2\nshutdown_grace: 5s\n", &[("CXFLOW_SMTP_POOL_SIZE", ""), ("CXFLOW_SHUTDOWN_GRACE", "2m")]).unwrap();
+    assert_eq!((c.smtp_pool_size, c.shutdown_grace), (4, Duration::from_secs(120)));
+}
+
+#[test]
+fn bad_database_url() {
+    assert_eq!(
+        error("database_url: mysql://cx:pa55@db/runs\n", &[]),
+        "error: `database_url`: `mysql://cx:***@db/runs` is not a SQLite or PostgreSQL URL\n  --> cxflow.yaml:1:15\n  |\n1 | database_url: mysql://cx:***@db/runs\n  |               ^\n  = help: write it like `sqlite://cxflow.sqlite` (a file in the project folder)\n"
+    );
+}
+
+#[test]
+fn empty_folder() {
+    assert_eq!(
+        error("workflows_dir: ''\n", &[]),
+        "error: `workflows_dir`: the folder is empty\n  --> cxflow.yaml:1:16\n  |\n1 | workflows_dir: ''\n  |                ^\n  = help: give a folder (relative to the project folder), or remove the key for the default\n"
+    );
+}
+
+#[test]
+fn empty_program_path() {
+    assert_eq!(
+        error("chromium: ''\n", &[]),
+        "error: `chromium`: the path is empty\n  --> cxflow.yaml:1:11\n  |\n1 | chromium: ''\n  |           ^\n  = help: give the program's path, or remove the key to find it on PATH\n"
+    );
+}
+
+#[test]
+fn bad_smtp_url_never_shows_its_password() {
+    assert_eq!(
+        error("smtp_url: smtp://bot:pa55word@mail.x.com?tls=maybe\n", &[]),
+        "error: `smtp_url`: `tls=maybe` is not a TLS mode; use required, opportunistic or none\n  --> cxflow.yaml:1:11\n  |\n1 | smtp_url: smtp://bot:***@mail.x.com?tls=maybe\n  |           ^\n  = help: write it like `smtp://mail.example.com:587?tls=required` or `smtps://mail.example.com` (docs/email.md)\n"
+    );
+    assert_eq!(
+        error("smtp_url: bot:pa55word@mail.x.com\n", &[]),
+        "error: `smtp_url`: scheme `bot` is not supported; use smtp:// or smtps://\n  --> cxflow.yaml:1:11\n  |\n1 | smtp_url: bot:***@mail.x.com\n  |           ^\n  = help: write it like `smtp://mail.example.com:587?tls=required` or `smtps://mail.example.com` (docs/email.md)\n"
+    );
+}
+
+#[test]
+fn a_secret_pasted_for_its_name_is_not_quoted() {
+    assert_eq!(
+        error("smtp_password_secret: hunter2!\n", &[]),
+        "error: `smtp_password_secret`: the value is not the name of an environment variable\n  --> cxflow.yaml:1:23\n  |\n1 | smtp_password_secret: ***\n  |                       ^\n  = help: give the name of the variable that holds the value (like `SMTP_PASSWORD`), not the value itself\n"
+    );
+    let e = error("", &[("CXFLOW_SMTP_USER_SECRET", "bot@x.com")]);
+    assert!(!e.contains("bot@x.com"), "{e}");
+}
+
+#[test]
+fn bad_smtp_from() {
+    assert_eq!(
+        error("smtp_from: care\n", &[]),
+        "error: `smtp_from`: `care` is not a mailbox\n  --> cxflow.yaml:1:12\n  |\n1 | smtp_from: care\n  |            ^\n  = help: write it like `Customer Care <care@example.com>` or `care@example.com`\n"
+    );
+}
+
+#[test]
+fn rate_limit_must_be_positive() {
+    assert_eq!(
+        error("smtp_rate_limit: 0\n", &[]),
+        "error: `smtp_rate_limit`: must be more than 0 messages per second, not `0`\n  --> cxflow.yaml:1:18\n  |\n1 | smtp_rate_limit: 0\n  |                  ^\n  = help: remove it for no limit, or give a rate like `5` or `0.5`\n"
+    );
+}
+
+#[test]
+fn pool_needs_a_connection() {
+    assert_eq!(
+        error("smtp_pool_size: 0\n", &[]),
+        "error: `smtp_pool_size`: must be at least 1 connection, not `0`\n  --> cxflow.yaml:1:17\n  |\n1 | smtp_pool_size: 0\n  |                 ^\n  = help: remove it for the default of 4 connections\n"
+    );
+}
+
+#[test]
+fn bad_webdriver_url() {
+    assert_eq!(
+        error("webdriver_url: localhost:4444\n", &[]),
+        "error: `webdriver_url`: `localhost:4444` is not an http:// or https:// URL\n  --> cxflow.yaml:1:16\n  |\n1 | webdriver_url: localhost:4444\n  |                ^\n  = help: write it like `http://127.0.0.1:4444`\n"
+    );
+}
+
+#[test]
+fn bad_shutdown_grace() {
+    assert_eq!(
+        error("shutdown_grace: soon\n", &[]),
+        "error: `shutdown_grace`: `soon` is not a duration (expected number at 0)\n  --> cxflow.yaml:1:17\n  |\n1 | shutdown_grace: soon\n  |                 ^\n  = help: write it like `30s`, `5m` or `1h 30m`\n"
+    );
+}
+
+#[test]
+fn max_concurrent_runs_must_allow_a_run() {
+    assert_eq!(
+        error("max_concurrent_runs: 0\n", &[]),
+        "error: `max_concurrent_runs`: must be at least 1, not `0`\n  --> cxflow.yaml:1:22\n  |\n1 | max_concurrent_runs: 0\n  |                      ^\n  = help: remove it for no limit\n"
+    );
+}
+
+#[test]
+fn bad_prune_cron() {
+    assert_eq!(
+        error("prune_cron: 17 3 * *\n", &[]),
+        "error: `prune_cron`: cron expression `17 3 * *` has 4 fields\n  --> cxflow.yaml:1:13\n  |\n1 | prune_cron: 17 3 * *\n  |             ^\n  = help: use 5 fields `minute hour day-of-month month day-of-week` (e.g. `30 2 * * *`), 6 fields with seconds first, 7 fields with a year last, or one of @hourly @daily @weekly @monthly @yearly\n"
+    );
+}
+
+#[test]
+fn all_errors_at_once_in_file_order_then_the_environment() {
+    let e = error("smtp_pool_size: 0\nshutdown_grace: soon\n", &[("CXFLOW_MAX_CONCURRENT_RUNS", "0"), ("CXFLOW_SMTP_FROM", "nobody")]);
+    let heads: Vec<&str> = e.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(
+        heads,
+        [
+            "error: `smtp_pool_size`: must be at least 1 connection, not `0`",
+            "error: `shutdown_grace`: `soon` is not a duration (expected number at 0)",
+            "error: `CXFLOW_SMTP_FROM`: `nobody` is not a mailbox",
+            "error: `CXFLOW_MAX_CONCURRENT_RUNS`: must be at least 1, not `0`",
+        ]
+    );
+}
+
+#[test]
+fn bad_variable_names_itself() {
+    assert_eq!(
+        error("shutdown_grace: 5s\n", &[("CXFLOW_SHUTDOWN_GRACE", "soon")]),
+        "error: `CXFLOW_SHUTDOWN_GRACE`: `soon` is not a duration (expected number at 0)\n  --> (environment):1:23\n  |\n1 | CXFLOW_SHUTDOWN_GRACE=soon\n  |                       ^\n  = help: write it like `30s`, `5m` or `1h 30m`, or unset CXFLOW_SHUTDOWN_GRACE\n"
+    );
+}
+
+#[test]
+fn variable_of_the_wrong_type_names_itself() {
+    assert_eq!(
+        error("", &[("CXFLOW_SMTP_POOL_SIZE", "abc")]),
+        "error: invalid type: string \"abc\", expected usize in `CXFLOW_SMTP_POOL_SIZE`\n  --> (environment):1:23\n  |\n1 | CXFLOW_SMTP_POOL_SIZE=abc\n  |                       ^\n  = help: fix or unset the environment variable CXFLOW_SMTP_POOL_SIZE\n"
+    );
+}
+
+#[test]
+fn variable_smtp_url_never_shows_its_password() {
+    assert_eq!(
+        error("", &[("CXFLOW_SMTP_URL", "smtp://bot:pa55word@mail.x.com?pool=2")]),
+        "error: `CXFLOW_SMTP_URL`: unknown option `pool`; known: tls, timeout\n  --> (environment):1:17\n  |\n1 | CXFLOW_SMTP_URL=smtp://bot:***@mail.x.com?pool=2\n  |                 ^\n  = help: write it like `smtp://mail.example.com:587?tls=required` or `smtps://mail.example.com` (docs/email.md), or unset CXFLOW_SMTP_URL\n"
+    );
+}
