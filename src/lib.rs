@@ -1,20 +1,42 @@
-//! cxflow runs customer-experience back-office workflows written in YAML.
+//! cxflow runs customer-experience back-office workflows written in YAML: by hand (`cxflow run`),
+//! on a cron (`cxflow serve`), and resumable after a crash or Ctrl-C (`cxflow resume`).
 //!
 //! ```text
-//! workflows/x.yaml ─spec::load──▶ SpecFile ─plan::build──▶ Plan ─engine::run──▶ steps::<kind> ──▶ item outcomes
-//!                  (strict serde,            (validated: cron,    (order, items,     (email, route,
-//!                   positions kept)           templates, refs)     retry, timeout,    browser, write)
-//!                                                                  cancel, resume)
-//!                                                                        │
-//!                                                                        ▼
-//!                                                             store (sqlx): runs, steps,
-//!                                                             items, artifacts, ledger
-//! cli: validate = spec + plan; run / resume = spec + plan + engine; runs / show read the store
-//! config: cxflow.yaml (spec::config_file) + CXFLOW_* → typed settings, built once per project
+//! workflows/x.yaml ─spec::load─▶ SpecFile ─plan::build─▶ Plan ─engine::run─▶ steps::<kind> ─▶ outcomes
+//!                  (strict serde,           (validated:      (order, items,   (ItemStep or BatchStep:
+//!                   positions kept)          cron, templates, retry, timeout,  email, browser, route,
+//!                                            refs)            cancel, resume)  read, write, command)
+//!                                               ▲                   │                 │
+//!                steps::REGISTRY (KINDS) ───────┘                   │ Arc<dyn RunLog> │ Delivery, RouteLog
+//!                one line per kind: name, plan fn, schema           ▼                 ▼ (engine, over RunLog)
+//!                                                    store::Store (SQLite): runs, steps, items, artifacts,
+//!                                                    delivery ledger, routed ids, digests
+//!
+//! cxflow.yaml + CXFLOW_* ─spec::config_file, config─▶ Config      (read once per project)
+//! cli:       validate = spec + plan; run / resume = spec + plan + engine; runs / show read the store
+//! scheduler: cron + Clock ─▶ engine::run, for each workflow with a `schedule:`
 //! ```
 //!
-//! Arrows only go right: `spec` knows YAML only, `plan` is pure, `engine` never sees YAML or SQL,
-//! steps never write the run log, and `store` owns every SQL string.
+//! Knowledge flows one way: a module names its own layer or an earlier one (spec → plan → engine
+//! → steps → store; the app layer wires them), and `tests/layers.rs` fails on any other `crate::`
+//! path. The modules, by layer:
+//!
+//! - [`spec`]: workflow files and `cxflow.yaml` as written: plain serde types with positions for
+//!   errors. Knows YAML and nothing else; step kinds stay raw YAML until planned.
+//! - [`plan`]: spec → `Plan`, the one place strings become typed things (durations, templates,
+//!   step references, cron). `cxflow validate` is exactly spec + plan.
+//! - [`config`]: project settings: `cxflow.yaml` with `CXFLOW_*` over it → `Config`, one pass.
+//! - [`secrets`]: secret values from the environment, and their redaction from all output.
+//! - [`schedule`]: schedule logic with no clock: cron, calendars, policies, the fire state machine.
+//! - [`engine`]: runs a `Plan` (items, retries, timeouts, cancellation, resume); defines the step
+//!   contract, the kind table type, `RunLog` and the `Delivery` capability. Never sees YAML or SQL.
+//! - [`steps`]: one module per step kind, listed once in `steps::registry::KINDS`.
+//! - [`store`]: the SQLite run log: every SQL string and the migrations; implements `RunLog`.
+//! - [`cli`]: the commands behind `cxflow <command>`; `main.rs` prints errors and picks exit codes.
+//! - [`scheduler`]: `cxflow serve`, the daemon: catalog with hot reload, launcher, lock, alerts.
+//! - [`demo_portal`]: a small returns portal on loopback that the `browser` step is tested against.
+//!
+//! `docs/architecture.md` explains each seam and walks through adding a step kind.
 
 pub mod cli;
 pub mod config;

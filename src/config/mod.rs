@@ -20,7 +20,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 
 pub use self::smtp_url::{SmtpSettings, Tls};
-use crate::scheduler::cron_expr::CronSchedule;
+use crate::schedule::cron_expr::CronSchedule;
 use crate::spec::config_file::{self, ConfigSource};
 use crate::spec::{mask, Diagnostic, Diagnostics};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 
 use super::{env_diagnostic, Config, EnvOrigins, SmtpSettings};
-use crate::scheduler::cron_expr::CronSchedule;
+use crate::schedule::cron_expr::CronSchedule;
 use crate::spec::config_file::{ConfigFile, ConfigSource};
 use crate::spec::{mask, Diagnostic, Diagnostics};
 
