@@ -39,10 +39,21 @@ fn non_test(src: &str, path: &Path) -> String {
     if path.file_name().is_some_and(|n| n == "tests.rs") {
         return String::new();
     }
-    match src.find("#[cfg(test)]") {
-        Some(i) => src[..i].to_string(),
-        None => src.to_string(),
+    // `#[cfg(test)] mod tests;` only declares a test file (checked on its own, as `tests.rs`);
+    // any other `#[cfg(test)]` starts the test code, which runs to the end of the file.
+    let mut out = String::new();
+    let mut rest = src;
+    while let Some(i) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..i]);
+        let after = rest[i + "#[cfg(test)]".len()..].trim_start();
+        let decl = after.starts_with("mod ") && after.find(';').is_some_and(|semi| after.find('{').is_none_or(|brace| semi < brace));
+        if !decl {
+            return out;
+        }
+        rest = &after[after.find(';').unwrap_or(0) + 1..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// Every `crate::<module>` named in `src`, with its line number; comments are skipped, and a
@@ -156,4 +167,6 @@ fn a_backward_import_is_caught() {
     assert!(check_file(step, "use crate::engine::Delivery;\nuse crate::plan::PlanCx;\n// crate::store is not named\n").is_empty());
     assert!(check_file(Path::new("engine/mod.rs"), "use crate::plan::Plan;\n#[cfg(test)]\nmod tests { use crate::steps::REGISTRY; }\n").is_empty());
     assert_eq!(check_file(Path::new("newthing.rs"), "").len(), 1, "a module in no layer is reported");
+    // A test file declared at the top does not hide the code below it.
+    assert_eq!(check_file(spec, "#[cfg(test)]\nmod tests;\nuse crate::store::Store;\n").len(), 1);
 }

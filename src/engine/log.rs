@@ -20,8 +20,8 @@ pub struct UnknownStatus {
     pub value: String,
 }
 
-/// One enum per kind of status, spelled in the run log as in `as_str`; the schema's CHECK
-/// constraints list the same words.
+/// One enum per kind of status, spelled in the run log as in `as_str`; the schema's triggers
+/// (migrations/0007_status_checks.sql) allow the same words and no others.
 macro_rules! status_enum {
     ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $v:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*

@@ -1,7 +1,7 @@
 //! One module per step kind, each implementing the step contract (`engine::contract`) and listed
-//! once, in `registry.rs`. A kind gets its inputs planned and its clients handed in, does one
-//! item (or one batch) and returns a typed outcome; none of them reaches the run log: what must
-//! happen once goes through the engine's `Delivery`.
+//! once, in `registry.rs`. A kind gets its inputs planned, opens its own clients once per step
+//! run (`ItemStep::open`), does one item (or one batch) and returns a typed outcome; none of them
+//! reaches the run log: what must happen once goes through the engine's `Delivery`.
 
 pub mod browser;
 pub mod command;

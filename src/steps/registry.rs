@@ -1,5 +1,6 @@
-//! The step registry: every step kind, one line each. Adding a kind is a module in `steps/`
-//! and a line here; nothing else in cxflow lists the kinds.
+//! The step registry: every step kind, one line each. Adding a kind is its spec type in
+//! `spec/kinds/`, its module in `steps/` and a line here (docs/architecture.md walks through
+//! it); nothing else in cxflow lists the kinds.
 
 use crate::engine::registry::schema_of;
 use crate::engine::{KindDef, Planner, Registry};

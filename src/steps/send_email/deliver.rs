@@ -1,5 +1,5 @@
-//! The exactly-once protocol for one email, written against a small `Ledger` trait so the state
-//! machine is testable without a database (the step implements it over `Store`).
+//! The email's side of the exactly-once protocol, written against a small `Ledger` trait so the state
+//! machine is testable without a database (the step implements it over the engine's `Delivery`).
 //!
 //!   render + read attachments + build (any error: Fatal, nothing claimed, nothing sent)
 //!   claim key ── already sent ──────────────▶ skip
