@@ -59,7 +59,7 @@ impl RecordSource {
     /// A cheap estimate of the number of records, for progress bars.
     pub fn count_hint(&self) -> Option<u64> {
         match self {
-            RecordSource::Csv { path, .. } => csv_lines(path).map(|n| n.saturating_sub(1)),
+            RecordSource::Csv { path, .. } => off_the_runtime(|| csv_lines(path)).map(|n| n.saturating_sub(1)),
             RecordSource::Values(v) => Some(v.len() as u64),
             RecordSource::Empty => Some(0),
             _ => None,
@@ -75,6 +75,17 @@ impl RecordSource {
             RecordSource::Values(_) => "computed records".into(),
             RecordSource::Empty => "a skipped step".into(),
         }
+    }
+}
+
+/// Runs blocking file work (reading a whole CSV) without stalling the runtime: on a worker of
+/// the multi-threaded runtime, `block_in_place` hands that worker's other tasks to another thread
+/// first. A current-thread runtime has no other thread to hand them to, and outside a runtime
+/// there is nothing to stall: there it simply runs.
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -136,6 +147,27 @@ pub(crate) fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn count_hint_on_the_runtime_leaves_its_worker_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(&p, "id\n1\n2\n3\n").unwrap();
+        let src = RecordSource::Csv { path: p, delimiter: b',' };
+        // On the only worker, inside a task: counted off the runtime, same answer.
+        let n = tokio::spawn(async move { src.count_hint() }).await.unwrap();
+        assert_eq!(n, Some(3));
+        let src = RecordSource::Csv { path: dir.path().join("missing.csv"), delimiter: b',' };
+        assert_eq!(tokio::spawn(async move { src.count_hint() }).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn count_hint_on_a_current_thread_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(&p, "id\n1\n").unwrap();
+        assert_eq!(RecordSource::Csv { path: p, delimiter: b',' }.count_hint(), Some(1));
+    }
 
     #[test]
     fn count_hint_counts_records_with_or_without_a_final_newline() {
