@@ -56,7 +56,7 @@ impl Logs {
 }
 
 /// `cxflow serve` in the project, its stderr collected.
-fn serve(p: &TestProject) -> (Serve, Logs) {
+fn start_serve(p: &TestProject) -> (Serve, Logs) {
     let mut child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let logs = Logs::collect(&mut child);
     (Serve(child), logs)
@@ -93,7 +93,7 @@ fn serve_runs_on_schedule_refuses_a_second_reloads_and_stops_on_sigterm() {
 
     // The first fire can be no earlier than the whole second serve was started in.
     let spawned = Utc::now().trunc_subsecs(0);
-    let (mut serve, logs) = serve(&p);
+    let (mut serve, logs) = start_serve(&p);
 
     // A scheduled run appears in the run log and is running (30 items × 0.3 s).
     let run_id = p.wait_for_rows(
@@ -208,7 +208,7 @@ steps:
         ),
     );
     p.write("cxflow.yaml", "shutdown_grace: 2s\n");
-    let (mut serve, logs) = serve(&p);
+    let (mut serve, logs) = start_serve(&p);
     let body = bodies.recv_timeout(Duration::from_secs(40)).expect("on_failure webhook");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["workflow"], "slow");
@@ -238,7 +238,7 @@ steps:
 fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
     let p = support::script_project("id", (1..=12).map(|i| format!("r{i:02}")));
     p.write("workflows/tick.yaml", &TICK.replace("  overlap: skip\n", "  overlap: skip\n  resume: auto\n"));
-    let (mut serve, _logs) = serve(&p);
+    let (mut serve, _logs) = start_serve(&p);
     let run_id = p.wait_for_rows(
         Duration::from_secs(30),
         "a running scheduled run with some items done",
@@ -251,7 +251,7 @@ fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
     serve.0.wait().unwrap();
     assert_eq!(p.query(&format!("SELECT status FROM runs WHERE id = {run_id}")), vec!["running"]);
 
-    let (mut serve, logs) = serve(&p);
+    let (mut serve, logs) = start_serve(&p);
     wait_until(Duration::from_secs(40), "the crashed run resumed and finished", || {
         p.query(&format!("SELECT status, resumes FROM runs WHERE id = {run_id}")) == vec!["succeeded|1"]
     });
@@ -268,7 +268,7 @@ fn workflows_added_and_deleted_while_serving_take_effect_without_restart() {
     // A second every-second workflow: the scheduler's clock seen from outside, so "no fires
     // since" can be checked over fires that happened instead of over a fixed time.
     p.write("workflows/witness.yaml", "name: witness\nschedule:\n  cron: \"* * * * * *\"\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n");
-    let (mut serve, logs) = serve(&p);
+    let (mut serve, logs) = start_serve(&p);
     wait_until(Duration::from_secs(20), "the lock file", || p.path().join("cxflow.sqlite.serve.lock").exists());
     // Logged once the folder is watched: a file written before that would not be seen.
     wait_until(Duration::from_secs(20), "serve to log that it started", || logs.count(&["cxflow serve started"]) > 0);

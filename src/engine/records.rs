@@ -148,17 +148,34 @@ pub(crate) fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File>
 mod tests {
     use super::*;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn count_hint_on_the_runtime_leaves_its_worker_free() {
+    #[test]
+    fn count_hint_on_the_runtime_leaves_its_worker_free() {
+        // The CSV is a FIFO fed by another task of the same one-worker runtime, which only gets
+        // to run if counting handed the worker on instead of blocking it.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.csv");
-        std::fs::write(&p, "id\n1\n2\n3\n").unwrap();
-        let src = RecordSource::Csv { path: p, delimiter: b',' };
-        // On the only worker, inside a task: counted off the runtime, same answer.
-        let n = tokio::spawn(async move { src.count_hint() }).await.unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(&p).status().unwrap().success());
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let n = rt.block_on(async move {
+                let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+                let src = RecordSource::Csv { path: p.clone(), delimiter: b',' };
+                let count = tokio::spawn(async move {
+                    started_tx.send(()).unwrap();
+                    src.count_hint()
+                });
+                let feed = tokio::spawn(async move {
+                    started_rx.await.unwrap();
+                    tokio::fs::write(&p, "id\n1\n2\n3\n").await.unwrap();
+                });
+                feed.await.unwrap();
+                count.await.unwrap()
+            });
+            let _ = done_tx.send(n);
+        });
+        let n = done_rx.recv_timeout(std::time::Duration::from_secs(60)).expect("count_hint blocked the runtime's only worker");
         assert_eq!(n, Some(3));
-        let src = RecordSource::Csv { path: dir.path().join("missing.csv"), delimiter: b',' };
-        assert_eq!(tokio::spawn(async move { src.count_hint() }).await.unwrap(), None);
     }
 
     #[tokio::test]
