@@ -1,6 +1,8 @@
 //! The chromedriver wrapper: sessions open, the process group dies with `shutdown`, and a
 //! killed chromedriver is restarted.
 
+mod support;
+
 use std::time::Duration;
 
 use cxflow::demo_portal::{self, PortalOptions};
@@ -29,7 +31,8 @@ async fn session_opens_and_group_dies_on_shutdown() {
     assert!(n >= 3, "expected chromedriver and chromium in group {pgid}, found {n}");
     client.close().await.unwrap();
     driver.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGKILL is sent to the group; the processes are gone a moment later.
+    wait_gone(pgid, format!("process group {pgid} to die after shutdown")).await;
     assert!(!group_alive(pgid), "process group {pgid} survived shutdown");
     portal.stop().await.unwrap();
 }
@@ -40,15 +43,19 @@ async fn killed_chromedriver_is_restarted() {
     let pgid = driver.pgid().await.unwrap();
     let gen = driver.generation().await;
     // Kill only chromedriver (not the wrapper), as a crash would.
-    for pid in group_members(pgid) {
-        if comm(pid).contains("chromedriver") {
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+    let killed: Vec<i32> = group_members(pgid).into_iter().filter(|pid| comm(*pid).contains("chromedriver")).collect();
+    assert!(!killed.is_empty(), "no chromedriver in group {pgid}");
+    for pid in &killed {
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(*pid, libc::SIGKILL);
         }
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Dead (a zombie at most): its port is closed, so it no longer answers.
+    let what = format!("the killed chromedriver {killed:?} to die");
+    tokio::task::spawn_blocking(move || support::wait_until(Duration::from_secs(10), &what, || killed.iter().all(|p| !group_members(pgid).contains(p))))
+        .await
+        .unwrap();
     assert!(driver.restart_if_dead(gen).await.unwrap());
     assert_eq!(driver.generation().await, gen + 1);
     let dir = tempfile::tempdir().unwrap();
@@ -56,7 +63,13 @@ async fn killed_chromedriver_is_restarted() {
     client.goto("about:blank").await.unwrap();
     client.close().await.unwrap();
     driver.shutdown().await;
+    wait_gone(pgid, format!("the first process group {pgid} to die")).await;
     assert!(!group_alive(pgid));
+}
+
+/// Waits (off the runtime: it polls /proc with sleeps) until no live process is left in `pgid`.
+async fn wait_gone(pgid: i32, what: String) {
+    tokio::task::spawn_blocking(move || support::wait_until(Duration::from_secs(10), &what, || !group_alive(pgid))).await.unwrap();
 }
 
 fn comm(pid: i32) -> String {

@@ -335,3 +335,54 @@ fn resume_after_the_workflow_gained_a_parameter() {
     assert!(r.stderr.contains("now requires parameter `who`"), "{}", r.stderr);
     assert!(marks(&p).is_empty(), "nothing ran");
 }
+
+/// Every `*.cxflow-tmp` file under `dir`: a write that failed must not leave one behind.
+fn temp_files(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "cxflow-tmp") {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_write_whose_records_fail_partway_leaves_no_temp_file() {
+    let p = TestProject::new();
+    // Enough good lines that the file is being written when the bad one is read.
+    let mut jsonl: String = (1..=600).map(|i| format!("{{\"id\": {i}}}\n")).collect();
+    jsonl.push_str("{\"id\": oops\n");
+    p.write("data/r.jsonl", &jsonl);
+    p.write(
+        "workflows/w.yaml",
+        "name: w\nsteps:\n  - id: r\n    read_json: data/r.jsonl\n  - id: out\n    write_json: { from: r, path: out/r.json }\n  - id: out_csv\n    write_csv: { from: r, path: out/r.csv }\n",
+    );
+    let r = p.run(&["run", "w"]);
+    r.expect_code(1);
+    let show = p.run(&["show", "1"]);
+    assert!(show.stdout.contains("cannot read the records of step `r`"), "{}", show.stdout);
+    assert_eq!(temp_files(p.path()), Vec::<String>::new());
+    assert!(!p.path().join("out/r.json").exists(), "half a report was put in place");
+}
+
+#[test]
+fn a_write_that_cannot_be_moved_into_place_leaves_no_temp_file() {
+    let p = TestProject::new();
+    p.write("data/r.csv", "id\n1\n2\n");
+    // The report's path is taken by a folder: writing works, the final rename does not.
+    std::fs::create_dir_all(p.path().join("out/r.csv/taken")).unwrap();
+    p.write("workflows/w.yaml", "name: w\nsteps:\n  - id: r\n    read_csv: data/r.csv\n  - id: out\n    write_csv: { from: r, path: out/r.csv }\n");
+    let r = p.run(&["run", "w"]);
+    r.expect_code(1);
+    let show = p.run(&["show", "1"]);
+    assert!(show.stdout.contains("cannot move the finished file to"), "{}", show.stdout);
+    assert_eq!(temp_files(p.path()), Vec::<String>::new());
+    assert!(p.path().join("out/r.csv/taken").is_dir());
+}

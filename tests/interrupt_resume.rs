@@ -3,7 +3,7 @@
 mod support;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::TestProject;
 
@@ -30,25 +30,20 @@ steps:
 /// Start a run and wait until at least `n` items are logged as done.
 fn start_and_wait(p: &TestProject, n: usize) -> std::process::Child {
     let child = p.cxflow().args(["run", "w"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        if p.db().exists() {
-            let done = p.query("SELECT count(*) FROM items WHERE status = 'ok'");
-            if done.first().and_then(|d| d.parse::<usize>().ok()).unwrap_or(0) >= n {
-                return child;
-            }
-        }
-        assert!(Instant::now() < deadline, "the run did not make progress");
-    }
+    wait_for_done(p, n);
+    child
+}
+
+/// Waits until at least `n` items are logged as done. The run log is created by the run itself,
+/// so until its tables exist there is nothing done yet (not an error).
+fn wait_for_done(p: &TestProject, n: usize) {
+    support::wait_until(Duration::from_secs(60), &format!("{n} items done in the run log (the run did not make progress)"), || {
+        ok_count(p) >= n
+    });
 }
 
 fn ok_count(p: &TestProject) -> usize {
-    if !p.db().exists() {
-        return 0;
-    }
-    let done = p.query("SELECT count(*) FROM items WHERE status = 'ok'");
-    done.first().and_then(|d| d.parse::<usize>().ok()).unwrap_or(0)
+    p.count("SELECT count(*) FROM items WHERE status = 'ok'")
 }
 
 fn marks(p: &TestProject) -> Vec<String> {
@@ -61,6 +56,8 @@ fn sigkill_mid_run_then_resume_completes_every_item_once_in_the_log() {
     let mut child = start_and_wait(&p, 6);
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
+    // The programs in flight outlive cxflow and may still append to marks.txt.
+    p.wait_for_no_processes_inside(Duration::from_secs(30));
     let before: usize = p.query("SELECT count(*) FROM items WHERE status = 'ok'")[0].parse().unwrap();
     assert!(before < N, "the run finished before it was killed");
     assert_eq!(p.query("SELECT status FROM runs"), ["running"]);
@@ -108,11 +105,7 @@ fn ctrl_c_to_the_process_group_lets_items_in_flight_finish() {
     let p = project();
     // A terminal's Ctrl-C goes to the whole foreground process group, the step's programs included.
     let child = p.cxflow().args(["run", "w"]).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ok_count(&p) < 4 {
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(Instant::now() < deadline, "the run did not make progress");
-    }
+    wait_for_done(&p, 4);
     #[allow(unsafe_code)]
     unsafe {
         libc::kill(-(child.id() as i32), libc::SIGINT);

@@ -3,22 +3,13 @@
 
 mod support;
 
+use std::io::BufRead;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use support::TestProject;
-
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
+use chrono::{DateTime, SubsecRound, Utc};
+use support::{wait_until, TestProject};
 
 struct Serve(Child);
 
@@ -27,6 +18,58 @@ impl Drop for Serve {
         // Only if the test failed before stopping it.
         let _ = self.0.kill();
     }
+}
+
+/// The lines `cxflow serve` logs to stderr, read by a thread as they come (which also keeps the
+/// pipe from filling up). What serve says it did is what the tests wait for.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<String>>>);
+
+impl Logs {
+    fn collect(child: &mut Child) -> Logs {
+        let logs = Logs::default();
+        let stderr = child.stderr.take().expect("stderr piped");
+        let lines = logs.0.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        });
+        logs
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+
+    /// How many lines contain every one of `words`.
+    fn count(&self, words: &[&str]) -> usize {
+        self.0.lock().unwrap().iter().filter(|l| words.iter().all(|w| l.contains(w))).count()
+    }
+
+    /// Fires of `workflow` the scheduler handled so far (started or skipped).
+    fn fires(&self, workflow: &str) -> usize {
+        let w = format!("workflow={workflow} ");
+        self.count(&["starting scheduled run", &w]) + self.count(&["skipped scheduled run", &w])
+    }
+}
+
+/// `cxflow serve` in the project, its stderr collected.
+fn start_serve(p: &TestProject) -> (Serve, Logs) {
+    let mut child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let logs = Logs::collect(&mut child);
+    (Serve(child), logs)
+}
+
+fn sigterm(serve: &Serve) {
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(r, 0);
+}
+
+fn time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("`{s}` is not RFC 3339: {e}")).with_timezone(&Utc)
 }
 
 const TICK: &str = r#"name: tick
@@ -48,21 +91,39 @@ fn serve_runs_on_schedule_refuses_a_second_reloads_and_stops_on_sigterm() {
     p.write("workflows/tick.yaml", TICK);
     p.write("cxflow.yaml", "shutdown_grace: 2s\n");
 
-    let child = p.cxflow().arg("serve").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut serve = Serve(child);
+    // The first fire can be no earlier than the whole second serve was started in.
+    let spawned = Utc::now().trunc_subsecs(0);
+    let (mut serve, logs) = start_serve(&p);
 
     // A scheduled run appears in the run log and is running (30 items × 0.3 s).
-    wait_for("a running scheduled run", Duration::from_secs(30), || {
-        p.db().exists() && !p.query("SELECT id FROM runs WHERE status = 'running' AND trigger = 'schedule'").is_empty()
-    });
-    let run_id = p.query("SELECT id FROM runs WHERE status = 'running'")[0].clone();
-    let fire = p.query(&format!("SELECT scheduled_for FROM runs WHERE id = {run_id}"))[0].clone();
+    let run_id = p.wait_for_rows(
+        Duration::from_secs(30),
+        "a running scheduled run",
+        "SELECT id FROM runs WHERE status = 'running' AND trigger = 'schedule'",
+    )[0]
+    .clone();
+    let seen = Utc::now();
+    let row = p.query(&format!("SELECT scheduled_for, started_at FROM runs WHERE id = {run_id}"));
+    let (fire, started) = row[0].split_once('|').unwrap();
     assert!(fire.ends_with(":00+00:00") || fire.contains('T'), "{fire}");
+    // `* * * * * *` fires on whole seconds, and this one came after serve started and before
+    // the run was seen; the run starts at (or after) its fire time.
+    let (fire, started) = (time(fire), time(started));
+    assert_eq!(fire, fire.trunc_subsecs(0), "{fire} is not on a whole second");
+    assert!(spawned <= fire && fire <= seen, "fire {fire} outside [{spawned}, {seen}]");
+    assert!(fire <= started, "run started at {started}, before its fire time {fire}");
 
     // Every-second fires while it runs are skipped, with the reason (overlap: skip).
-    wait_for("skipped overlapping fires", Duration::from_secs(10), || {
-        !p.query("SELECT id FROM runs WHERE status = 'skipped' AND error LIKE '%overlap: skip%'").is_empty()
-    });
+    let skipped = p.wait_for_rows(
+        Duration::from_secs(10),
+        "skipped overlapping fires",
+        "SELECT scheduled_for FROM runs WHERE status = 'skipped' AND error LIKE '%overlap: skip%'",
+    );
+    // ... and each of them is a later whole second of the same schedule.
+    for s in &skipped {
+        let later = time(s) - fire;
+        assert!(later.num_milliseconds() > 0 && later.num_milliseconds() % 1000 == 0, "skipped fire {s} vs {fire}");
+    }
 
     // One scheduler per run log.
     let second = p.run(&["serve"]);
@@ -71,50 +132,26 @@ fn serve_runs_on_schedule_refuses_a_second_reloads_and_stops_on_sigterm() {
 
     // A broken edit is reported; the last good version keeps running.
     p.write("workflows/tick.yaml", "name: tick\nschedule:\n  cron: \"61 * * * *\"\nsteps: []\n");
-    wait_for("the invalid file in the run log", Duration::from_secs(10), || {
+    wait_until(Duration::from_secs(10), "the invalid file in the run log", || {
         !p.query("SELECT id FROM runs WHERE error LIKE '%failed validation; the last good version keeps running%'").is_empty()
     });
     let skipped_before: usize = p.query("SELECT count(*) FROM runs WHERE status = 'skipped'")[0].parse().unwrap();
-    wait_for("fires still handled after the broken edit", Duration::from_secs(10), || {
+    wait_until(Duration::from_secs(10), "fires still handled after the broken edit", || {
         let n: usize = p.query("SELECT count(*) FROM runs WHERE status = 'skipped'")[0].parse().unwrap();
         n > skipped_before + 1
     });
 
     // SIGTERM mid-run: no new runs, the run is marked interrupted, the process exits 0.
     assert_eq!(p.query(&format!("SELECT status FROM runs WHERE id = {run_id}")), vec!["running"]);
-    #[allow(unsafe_code)]
-    let r = unsafe { libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(r, 0);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = serve.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "serve did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = serve.0.wait_with_output_now();
+    sigterm(&serve);
+    let status = support::wait_for_some(Duration::from_secs(30), "serve to stop after SIGTERM", || serve.0.try_wait().unwrap());
+    let out = logs.text();
     assert_eq!(status.code(), Some(0), "{out}");
     assert_eq!(p.query(&format!("SELECT status FROM runs WHERE id = {run_id}")), vec!["interrupted"], "{out}");
     assert!(p.query("SELECT id FROM runs WHERE status = 'running'").is_empty());
     // Not every item ran: the rest were left for a resume.
     let done: usize = p.query(&format!("SELECT count(*) FROM items WHERE run_id = {run_id}"))[0].parse().unwrap();
     assert!(done < 30, "{done} items done");
-}
-
-trait OutputNow {
-    fn wait_with_output_now(&mut self) -> String;
-}
-
-impl OutputNow for Child {
-    fn wait_with_output_now(&mut self) -> String {
-        use std::io::Read;
-        let mut s = String::new();
-        if let Some(e) = self.stderr.as_mut() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    }
 }
 
 /// A one-shot HTTP receiver on 127.0.0.1: answers 200 to each POST and hands over the bodies.
@@ -171,8 +208,7 @@ steps:
         ),
     );
     p.write("cxflow.yaml", "shutdown_grace: 2s\n");
-    let child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let mut serve = Serve(child);
+    let (mut serve, logs) = start_serve(&p);
     let body = bodies.recv_timeout(Duration::from_secs(40)).expect("on_failure webhook");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["workflow"], "slow");
@@ -182,73 +218,84 @@ steps:
     let row = p.query(&format!("SELECT status, error FROM runs WHERE id = {run_id}"));
     assert!(row[0].starts_with("failed|run exceeded max_runtime of 1s"), "{row:?}");
     // No smtp_url: the notification email lands in the outbox folder.
-    wait_for("the on_failure email in the outbox", Duration::from_secs(10), || {
+    wait_until(Duration::from_secs(10), "the on_failure email in the outbox", || {
         std::fs::read_dir(p.path().join("outbox")).map(|d| d.count() > 0).unwrap_or(false)
     });
+    // The file is there as soon as writing starts; serve says when it is written.
+    wait_until(Duration::from_secs(10), "serve to log the on_failure email as sent", || {
+        logs.count(&["on_failure email sent", "workflow=slow"]) > 0
+    });
+    sigterm(&serve);
+    let status = serve.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    // Read once serve is gone: later fires failed too, and their emails were still being written.
     let eml = std::fs::read_dir(p.path().join("outbox")).unwrap().next().unwrap().unwrap().path();
     let eml = std::fs::read_to_string(eml).unwrap();
     assert!(eml.contains("To: ops@example.com") && eml.contains("workflow `slow` failed"), "{eml}");
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let status = serve.0.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
 }
 
 #[test]
 fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
     let p = support::script_project("id", (1..=12).map(|i| format!("r{i:02}")));
     p.write("workflows/tick.yaml", &TICK.replace("  overlap: skip\n", "  overlap: skip\n  resume: auto\n"));
-    let child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let mut serve = Serve(child);
-    wait_for("a running scheduled run with some items done", Duration::from_secs(30), || {
-        p.db().exists() && !p.query("SELECT run_id FROM items i JOIN runs r ON r.id = i.run_id WHERE r.status = 'running'").is_empty()
-    });
-    let run_id = p.query("SELECT id FROM runs WHERE status = 'running'")[0].clone();
+    let (mut serve, _logs) = start_serve(&p);
+    let run_id = p.wait_for_rows(
+        Duration::from_secs(30),
+        "a running scheduled run with some items done",
+        "SELECT run_id FROM items i JOIN runs r ON r.id = i.run_id WHERE r.status = 'running'",
+    )[0]
+    .clone();
+    assert_eq!(p.query("SELECT id FROM runs WHERE status = 'running'"), [run_id.clone()]);
     // Crash: SIGKILL, nothing gets to clean up.
     serve.0.kill().unwrap();
     serve.0.wait().unwrap();
     assert_eq!(p.query(&format!("SELECT status FROM runs WHERE id = {run_id}")), vec!["running"]);
 
-    let child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut serve = Serve(child);
-    wait_for("the crashed run resumed and finished", Duration::from_secs(40), || {
+    let (mut serve, logs) = start_serve(&p);
+    wait_until(Duration::from_secs(40), "the crashed run resumed and finished", || {
         p.query(&format!("SELECT status, resumes FROM runs WHERE id = {run_id}")) == vec!["succeeded|1"]
     });
     let items: usize = p.query(&format!("SELECT count(*) FROM items WHERE run_id = {run_id} AND status = 'ok'"))[0].parse().unwrap();
     assert_eq!(items, 12);
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM);
-    }
-    assert_eq!(serve.0.wait().unwrap().code(), Some(0));
+    sigterm(&serve);
+    assert_eq!(serve.0.wait().unwrap().code(), Some(0), "{}", logs.text());
 }
 
 #[test]
 fn workflows_added_and_deleted_while_serving_take_effect_without_restart() {
     let p = TestProject::new();
     p.write("data/tickets.csv", "id\n1\n");
-    std::fs::create_dir_all(p.path().join("workflows")).unwrap();
-    let child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let mut serve = Serve(child);
-    wait_for("the lock file", Duration::from_secs(20), || p.path().join("cxflow.sqlite.serve.lock").exists());
-    std::thread::sleep(Duration::from_millis(500));
+    // A second every-second workflow: the scheduler's clock seen from outside, so "no fires
+    // since" can be checked over fires that happened instead of over a fixed time.
+    p.write("workflows/witness.yaml", "name: witness\nschedule:\n  cron: \"* * * * * *\"\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n");
+    let (mut serve, logs) = start_serve(&p);
+    wait_until(Duration::from_secs(20), "the lock file", || p.path().join("cxflow.sqlite.serve.lock").exists());
+    // Logged once the folder is watched: a file written before that would not be seen.
+    wait_until(Duration::from_secs(20), "serve to log that it started", || logs.count(&["cxflow serve started"]) > 0);
     p.write(
         "workflows/new.yaml",
         "name: new\nschedule:\n  cron: \"* * * * * *\"\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n",
     );
-    wait_for("runs of the new workflow", Duration::from_secs(15), || {
+    wait_until(Duration::from_secs(15), "runs of the new workflow", || {
         p.query("SELECT count(*) FROM runs WHERE workflow = 'new' AND status = 'succeeded'")[0].parse::<usize>().unwrap() >= 2
     });
     std::fs::remove_file(p.path().join("workflows/new.yaml")).unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    wait_until(Duration::from_secs(15), "serve to unschedule the deleted file", || {
+        logs.count(&["workflow file deleted; unscheduled", "workflow=new "]) > 0
+    });
+    // Two more fires of the witness: the removal has reached the scheduler loop.
+    let witnessed = logs.fires("witness");
+    wait_until(Duration::from_secs(15), "two witness fires after the deletion", || logs.fires("witness") >= witnessed + 2);
+    // Every fire of `new` the scheduler handled has its row.
+    let fires = logs.fires("new");
+    wait_until(Duration::from_secs(15), "a row for every fire of the deleted workflow", || {
+        p.query("SELECT count(*) FROM runs WHERE workflow = 'new' AND status != 'running'") == [fires.to_string()]
+    });
     let before = p.query("SELECT count(*) FROM runs WHERE workflow = 'new'");
-    std::thread::sleep(Duration::from_secs(2));
+    let witnessed = logs.fires("witness");
+    wait_until(Duration::from_secs(15), "two more witness fires", || logs.fires("witness") >= witnessed + 2);
     assert_eq!(p.query("SELECT count(*) FROM runs WHERE workflow = 'new'"), before, "no fires after the file was deleted");
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM);
-    }
+    assert_eq!(logs.fires("new"), fires, "no fires after the file was deleted:\n{}", logs.text());
+    sigterm(&serve);
     assert_eq!(serve.0.wait().unwrap().code(), Some(0));
 }

@@ -78,7 +78,7 @@ impl Source for CsvFile {
     }
 
     fn count_hint(&self) -> Option<u64> {
-        csv_lines(&self.path).map(|n| n.saturating_sub(1))
+        off_the_runtime(|| csv_lines(&self.path)).map(|n| n.saturating_sub(1))
     }
 
     fn describe(&self) -> String {
@@ -150,6 +150,17 @@ fn csv_message(e: &csv::Error) -> String {
     }
 }
 
+/// Runs blocking file work (reading a whole CSV) without stalling the runtime: on a worker of
+/// the multi-threaded runtime, `block_in_place` hands that worker's other tasks to another thread
+/// first. A current-thread runtime has no other thread to hand them to, and outside a runtime
+/// there is nothing to stall: there it simply runs.
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Lines in a file, counted in fixed-size chunks: the hint must not hold a large input in memory.
 fn csv_lines(path: &std::path::Path) -> Option<u64> {
     use std::io::Read;
@@ -172,6 +183,44 @@ fn csv_lines(path: &std::path::Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_hint_on_the_runtime_leaves_its_worker_free() {
+        // The CSV is a FIFO fed by another task of the same one-worker runtime, which only gets
+        // to run if counting handed the worker on instead of blocking it.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        assert!(std::process::Command::new("mkfifo").arg(&p).status().unwrap().success());
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let n = rt.block_on(async move {
+                let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+                let src = CsvFile { path: p.clone(), delimiter: b',' };
+                let count = tokio::spawn(async move {
+                    started_tx.send(()).unwrap();
+                    src.count_hint()
+                });
+                let feed = tokio::spawn(async move {
+                    started_rx.await.unwrap();
+                    tokio::fs::write(&p, "id\n1\n2\n3\n").await.unwrap();
+                });
+                feed.await.unwrap();
+                count.await.unwrap()
+            });
+            let _ = done_tx.send(n);
+        });
+        let n = done_rx.recv_timeout(std::time::Duration::from_secs(60)).expect("count_hint blocked the runtime's only worker");
+        assert_eq!(n, Some(3));
+    }
+
+    #[tokio::test]
+    async fn count_hint_on_a_current_thread_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(&p, "id\n1\n").unwrap();
+        assert_eq!(CsvFile { path: p, delimiter: b',' }.count_hint(), Some(1));
+    }
 
     #[test]
     fn count_hint_counts_records_with_or_without_a_final_newline() {

@@ -1,12 +1,15 @@
 //! `write_csv` and `write_json`: the records of an earlier step (e.g. confirmation ids) to a file.
 //! Written to a temporary file first and renamed, so a crash never leaves half a report.
+//! The file work runs on a blocking thread fed through a bounded channel, so a slow disk never
+//! stalls the runtime's workers; a write that fails or is abandoned removes its temporary file.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use futures::StreamExt;
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -66,45 +69,124 @@ impl BatchStep for WritePlan {
     }
 }
 
+/// How many records may wait for the writer thread.
+const BUFFER: usize = 256;
+
 /// Write all records of `input` to `path`; returns how many. In a dry run nothing is written.
 pub async fn write(input: &RecordSource, path: &Path, csv: bool, w: &WritePlan, env: &RunEnv) -> anyhow::Result<u64> {
     let mut records = input.open(env);
-    let tmp = path.with_extension("cxflow-tmp");
-    let mut sink: Option<Sink> = None;
     let mut n = 0u64;
-    while let Some(rec) = records.next().await {
-        let rec = rec.with_context(|| format!("cannot read the records of step `{}`", w.from))?;
-        let rec = env.secrets.redact_value(&Value::Object(rec));
-        n += 1;
-        if env.dry_run {
-            continue;
-        }
-        if sink.is_none() {
-            sink = Some(Sink::new(create(path, &tmp)?, csv, w, &rec)?);
-        }
-        if let Some(s) = sink.as_mut() {
-            s.write(&rec)?;
-        }
-    }
     if env.dry_run {
+        while let Some(rec) = records.next().await {
+            rec.with_context(|| format!("cannot read the records of step `{}`", w.from))?;
+            n += 1;
+        }
         return Ok(n);
     }
-    let sink = match sink {
-        Some(s) => s,
-        // No records: still an (empty) file, so the next step or person finds the report.
-        None => Sink::new(create(path, &tmp)?, csv, w, &Value::Null)?,
+    let (tx, rx) = mpsc::channel::<Msg>(BUFFER);
+    let writer = {
+        let (path, format) = (path.to_path_buf(), Format { csv, columns: w.columns.clone(), lines: w.lines });
+        tokio::task::spawn_blocking(move || write_file(rx, &path, &format))
     };
-    sink.finish()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move the finished file to `{}`", path.display()))?;
+    let mut read_error = None;
+    while let Some(rec) = records.next().await {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                read_error = Some(e.context(format!("cannot read the records of step `{}`", w.from)));
+                break;
+            }
+        };
+        let rec = env.secrets.redact_value(&Value::Object(rec));
+        n += 1;
+        if tx.send(Msg::Record(rec)).await.is_err() {
+            break; // the writer stopped on an error, reported below
+        }
+    }
+    // Without `End` (reading failed) the writer drops the temporary file instead of renaming it.
+    if read_error.is_none() {
+        let _ = tx.send(Msg::End).await;
+    }
+    drop(tx);
+    // Awaited also after a read error, so the temporary file is gone when this returns.
+    let written = writer.await.context("the file writer stopped unexpectedly");
+    if let Some(e) = read_error {
+        return Err(e);
+    }
+    written??;
     Ok(n)
 }
 
+enum Msg {
+    Record(Value),
+    /// Every record was sent: finish the file and move it into place.
+    End,
+}
+
+/// How records are laid out in the file.
+struct Format {
+    csv: bool,
+    columns: Option<Vec<String>>,
+    lines: bool,
+}
+
+/// The temporary file, removed when dropped unless it was renamed into place: whatever stops a
+/// write (an error, reading failing partway, the run cancelled) leaves no `*.cxflow-tmp` behind.
+struct TmpFile {
+    path: PathBuf,
+    renamed: bool,
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The writer thread: creates the file at the first record (or at the end when there is none),
+/// writes each record as it arrives, and at `End` flushes it and renames it to `path`. If the
+/// channel closes before `End`, the temporary file is removed.
+fn write_file(mut rx: mpsc::Receiver<Msg>, path: &Path, format: &Format) -> anyhow::Result<()> {
+    let tmp = path.with_extension("cxflow-tmp");
+    let mut sink: Option<(Sink, TmpFile)> = None;
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Record(rec)) => {
+                if sink.is_none() {
+                    let (file, guard) = create(path, &tmp)?;
+                    sink = Some((Sink::new(file, format, &rec)?, guard));
+                }
+                if let Some((s, _)) = sink.as_mut() {
+                    s.write(&rec)?;
+                }
+            }
+            Some(Msg::End) => break,
+            None => return Ok(()), // abandoned: `sink`'s temporary file is removed on drop
+        }
+    }
+    let (sink, mut guard) = match sink {
+        Some(s) => s,
+        // No records: still an (empty) file, so the next step or person finds the report.
+        None => {
+            let (file, guard) = create(path, &tmp)?;
+            (Sink::new(file, format, &Value::Null)?, guard)
+        }
+    };
+    sink.finish()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move the finished file to `{}`", path.display()))?;
+    guard.renamed = true;
+    Ok(())
+}
+
 /// The temporary file `tmp` for `path`, with `path`'s folder created if missing.
-fn create(path: &Path, tmp: &Path) -> anyhow::Result<std::fs::File> {
+fn create(path: &Path, tmp: &Path) -> anyhow::Result<(std::fs::File, TmpFile)> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder `{}`", dir.display()))?;
     }
-    std::fs::File::create(tmp).with_context(|| format!("cannot create `{}`", tmp.display()))
+    let file = std::fs::File::create(tmp).with_context(|| format!("cannot create `{}`", tmp.display()))?;
+    Ok((file, TmpFile { path: tmp.to_path_buf(), renamed: false }))
 }
 
 enum Sink {
@@ -113,8 +195,8 @@ enum Sink {
 }
 
 impl Sink {
-    fn new(file: std::fs::File, csv: bool, w: &WritePlan, first: &Value) -> anyhow::Result<Sink> {
-        if csv {
+    fn new(file: std::fs::File, w: &Format, first: &Value) -> anyhow::Result<Sink> {
+        if w.csv {
             let columns = w.columns.clone().unwrap_or_else(|| first.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default());
             let mut out = csv::Writer::from_writer(file);
             // No columns (no records and none named): an empty file, not a line holding `""`.
@@ -173,5 +255,52 @@ fn cell(v: Option<&Value>) -> String {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_all(msgs: Vec<Msg>) -> mpsc::Receiver<Msg> {
+        let (tx, rx) = mpsc::channel(BUFFER);
+        for m in msgs {
+            tx.try_send(m).ok().unwrap();
+        }
+        rx
+    }
+
+    const CSV: Format = Format { csv: true, columns: None, lines: false };
+
+    #[test]
+    fn end_renames_the_finished_file_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out/r.csv");
+        let rx = send_all(vec![Msg::Record(serde_json::json!({"id": 1, "n": "a"})), Msg::Record(serde_json::json!({"id": 2})), Msg::End]);
+        write_file(rx, &path, &CSV).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "id,n\n1,a\n2,\n");
+        assert!(!path.with_extension("cxflow-tmp").exists());
+    }
+
+    #[test]
+    fn records_that_stop_before_the_end_leave_no_file_and_no_temp_file() {
+        // The sender went away without `End`: reading failed partway, or the run was cancelled.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        let rx = send_all(vec![Msg::Record(serde_json::json!({"id": 1}))]);
+        write_file(rx, &path, &Format { csv: false, columns: None, lines: true }).unwrap();
+        assert!(!path.exists());
+        assert!(!path.with_extension("cxflow-tmp").exists());
+    }
+
+    #[test]
+    fn a_failed_rename_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        std::fs::create_dir_all(path.join("taken")).unwrap();
+        let rx = send_all(vec![Msg::Record(serde_json::json!({"id": 1})), Msg::End]);
+        let e = write_file(rx, &path, &CSV).unwrap_err();
+        assert!(format!("{e:#}").starts_with("cannot move the finished file to"), "{e:#}");
+        assert!(!path.with_extension("cxflow-tmp").exists());
     }
 }

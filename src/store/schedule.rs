@@ -123,20 +123,27 @@ impl Store {
             let paths: Vec<String> = sqlx::query_scalar(&format!("SELECT path FROM artifacts WHERE run_id IN ({list})"))
                 .fetch_all(&self.pool)
                 .await?;
-            // Only files cxflow keeps for itself go: outputs written elsewhere belong to the user.
-            for p in paths {
-                let p = PathBuf::from(p);
-                if p.starts_with(artifacts_root) && std::fs::remove_file(&p).is_ok() {
-                    report.files_deleted += 1;
+            // File deletion is blocking work (thousands of files on a slow disk): off the runtime.
+            let (root, ids) = (artifacts_root.to_path_buf(), chunk.to_vec());
+            report.files_deleted += off_runtime(move || {
+                let mut deleted = 0;
+                // Only files cxflow keeps for itself go: outputs written elsewhere belong to the user.
+                for p in paths {
+                    let p = PathBuf::from(p);
+                    if p.starts_with(&root) && std::fs::remove_file(&p).is_ok() {
+                        deleted += 1;
+                    }
                 }
-            }
-            for id in chunk {
-                let dir = artifacts_root.join(format!("run-{id}"));
-                if dir.is_dir() {
-                    report.files_deleted += count_files(&dir);
-                    let _ = std::fs::remove_dir_all(&dir);
+                for id in ids {
+                    let dir = root.join(format!("run-{id}"));
+                    if dir.is_dir() {
+                        deleted += count_files(&dir);
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
                 }
-            }
+                deleted
+            })
+            .await;
             let r = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({list})")).execute(&self.pool).await?;
             report.runs_deleted += r.rows_affected();
         }
@@ -157,6 +164,15 @@ impl Store {
         sqlx::query("PRAGMA incremental_vacuum").execute(&mut *conn).await?;
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await?;
         Ok(())
+    }
+}
+
+/// Runs blocking file work on tokio's blocking pool; a panic in it is a panic here, as if it had
+/// run inline.
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

@@ -3,6 +3,40 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Polls `condition` until it holds; panics naming `what` once `deadline` has passed. Tests wait
+/// for the state they need (a row, a file, a process gone), never for a fixed time: a loaded
+/// machine only makes them slower, not wrong.
+#[track_caller]
+pub fn wait_until(deadline: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    wait_for_some(deadline, what, || condition().then_some(()))
+}
+
+/// Polls `probe` until it gives a value and returns it; panics naming `what` after `deadline`.
+#[track_caller]
+pub fn wait_for_some<T>(deadline: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    wait_for_ok(deadline, what, || probe().ok_or_else(|| "not yet".to_string()))
+}
+
+/// Polls `probe` until it succeeds and returns its value; panics naming `what` after `deadline`,
+/// with the last thing that was not yet right.
+#[track_caller]
+pub fn wait_for_ok<T>(deadline: Duration, what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let end = Instant::now() + deadline;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let last = match probe() {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        if Instant::now() >= end {
+            panic!("timed out after {deadline:?} waiting for {what} (last: {last})");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
 
 pub struct TestProject {
     pub dir: tempfile::TempDir,
@@ -17,13 +51,16 @@ impl TestProject {
         self.dir.path()
     }
 
-    /// Write `content` to `rel` inside the project, creating folders.
+    /// Write `content` to `rel` inside the project, creating folders. The file is written next
+    /// to it and renamed into place, so a watching `cxflow serve` never reads half of it.
     pub fn write(&self, rel: &str, content: &str) -> PathBuf {
         let p = self.dir.path().join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).expect("create dir");
-        }
-        std::fs::write(&p, content).expect("write file");
+        let parent = p.parent().expect("a file inside the project");
+        std::fs::create_dir_all(parent).expect("create dir");
+        let name = p.file_name().expect("a file name").to_string_lossy();
+        let tmp = parent.join(format!(".{name}.test-tmp"));
+        std::fs::write(&tmp, content).expect("write file");
+        std::fs::rename(&tmp, &p).expect("rename file into place");
         p
     }
 
@@ -56,17 +93,82 @@ impl TestProject {
     pub fn query(&self, sql: &str) -> Vec<String> {
         query(&self.db(), sql)
     }
+
+    /// Like `query`, for a run log another process may still be creating: an error (no file
+    /// yet, `no such table` while migrations run) is returned instead of panicking.
+    pub fn try_query(&self, sql: &str) -> Result<Vec<String>, String> {
+        try_query(&self.db(), sql)
+    }
+
+    /// Waits until `sql` returns at least one row (polling a run log that may not exist yet)
+    /// and returns the rows; panics naming `what` after `deadline`, with the last error.
+    #[track_caller]
+    pub fn wait_for_rows(&self, deadline: Duration, what: &str, sql: &str) -> Vec<String> {
+        wait_for_ok(deadline, what, || match self.try_query(sql) {
+            Ok(rows) if rows.is_empty() => Err(format!("`{sql}` gave no rows")),
+            other => other,
+        })
+    }
+
+    /// The first column of the first row of `sql` as a number, 0 while the run log (or its
+    /// tables) does not exist yet.
+    pub fn count(&self, sql: &str) -> usize {
+        self.try_query(sql).ok().and_then(|r| r.first().and_then(|n| n.parse().ok())).unwrap_or(0)
+    }
+
+    /// Pids of live processes (zombies aside) whose working folder is this project: the step
+    /// programs a killed cxflow left running.
+    pub fn processes_inside(&self) -> Vec<i32> {
+        let root = std::fs::canonicalize(self.path()).unwrap_or_else(|_| self.path().to_path_buf());
+        let me = std::process::id() as i32;
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            if pid == me {
+                continue;
+            }
+            let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) else { continue };
+            if !cwd.starts_with(&root) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next().map(String::from));
+            if state.as_deref().is_some_and(|s| s != "Z" && s != "X") {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    /// Waits until no process works inside the project any more (after a SIGKILL its step
+    /// programs keep running and may still append to files the test is about to read).
+    #[track_caller]
+    pub fn wait_for_no_processes_inside(&self, deadline: Duration) {
+        wait_until(deadline, "the step programs of the killed run to exit", || self.processes_inside().is_empty());
+    }
 }
 
 /// Rows of `sql` against the SQLite file at `db`, columns joined with `|`.
+#[track_caller]
 pub fn query(db: &Path, sql: &str) -> Vec<String> {
+    try_query(db, sql).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Rows of `sql` against the SQLite file at `db`, or what went wrong (the file or a table
+/// missing while another process creates the run log).
+pub fn try_query(db: &Path, sql: &str) -> Result<Vec<String>, String> {
     use sqlx::{Row, ValueRef};
+    if !db.exists() {
+        return Err(format!("open run log: `{}` does not exist yet", db.display()));
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let url = format!("sqlite://{}?mode=ro", db.display());
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("open run log");
-        let rows = sqlx::query(sql).fetch_all(&pool).await.expect("query");
-        rows.iter()
+        let pool = sqlx::SqlitePool::connect(&url).await.map_err(|e| format!("open run log: {e}"))?;
+        let rows = sqlx::query(sql).fetch_all(&pool).await.map_err(|e| format!("query: {e}"));
+        pool.close().await;
+        let rows = rows?;
+        Ok(rows.iter()
             .map(|r| {
                 (0..r.columns().len())
                     .map(|i| {
@@ -81,7 +183,7 @@ pub fn query(db: &Path, sql: &str) -> Vec<String> {
                     .collect::<Vec<_>>()
                     .join("|")
             })
-            .collect()
+            .collect())
     })
 }
 
