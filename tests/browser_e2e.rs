@@ -98,7 +98,7 @@ fn killed_chromedriver_is_restarted_and_nothing_is_submitted_twice() {
     let p = project(&portal, n, "      sessions: 1", |_| "email".into());
     let child = cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id() as i32;
-    assert!(wait_until(Duration::from_secs(60), || portal.records().len() >= 4), "no progress");
+    support::wait_until(Duration::from_secs(60), "4 records on the portal (no progress)", || portal.records().len() >= 4);
     let groups = driver_groups(pid);
     assert_eq!(groups.len(), 1);
     let driver: Vec<i32> = procs().into_iter().filter(|x| x.pgid == groups[0] && x.comm == "chromedriver").map(|x| x.pid).collect();
@@ -116,6 +116,9 @@ fn killed_chromedriver_is_restarted_and_nothing_is_submitted_twice() {
     assert_eq!(ok + uncertain, n, "stderr:\n{stderr}");
     assert!(recs.len() >= ok && recs.len() <= n);
     for g in groups {
+        // Killed by cxflow when it restarted chromedriver; dying processes take a moment to go.
+        assert!(unkilled_in_group(g).is_empty(), "left behind: {:?}", unkilled_in_group(g));
+        wait_group_gone(g, Duration::from_secs(10));
         assert!(live_in_group(g).is_empty(), "left behind: {:?}", live_in_group(g));
     }
 }
@@ -127,13 +130,13 @@ fn resume_after_sigkill_never_submits_a_record_twice() {
     let p = project(&portal, n, "      sessions: 2", |_| "email".into());
     let mut child = cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let pid = child.id() as i32;
-    assert!(wait_until(Duration::from_secs(60), || portal.records().len() >= 4), "no progress");
+    support::wait_until(Duration::from_secs(60), "4 records on the portal (no progress)", || portal.records().len() >= 4);
     let groups = driver_groups(pid);
     kill(pid, libc::SIGKILL);
     child.wait().unwrap();
     // The wrapper notices its parent is gone and takes chromedriver and Chromium with it.
     for g in &groups {
-        assert!(wait_until(Duration::from_secs(5), || live_in_group(*g).is_empty()), "left behind: {:?}", live_in_group(*g));
+        wait_group_gone(*g, Duration::from_secs(5));
     }
     let before = portal.records().len();
     let run = support::Run::from(cxflow(&p).args(["resume", "1"]).output().unwrap());
@@ -165,7 +168,7 @@ fn sigterm_closes_every_browser_process_and_resume_finishes_the_rest() {
     let p = project(&portal, n, "      sessions: 2", |_| "email".into());
     let child = cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let pid = child.id() as i32;
-    assert!(wait_until(Duration::from_secs(60), || portal.records().len() >= 3), "no progress");
+    support::wait_until(Duration::from_secs(60), "3 records on the portal (no progress)", || portal.records().len() >= 3);
     let groups = driver_groups(pid);
     assert!(!groups.is_empty());
     kill(pid, libc::SIGTERM);
@@ -173,6 +176,10 @@ fn sigterm_closes_every_browser_process_and_resume_finishes_the_rest() {
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stdout));
     // Closed by cxflow itself on the way out, not by the watchdog after it died.
     for g in &groups {
+        // Every process was already killed when cxflow exited (a group left to the watchdog
+        // would still be running); they are gone a moment later.
+        assert!(unkilled_in_group(*g).is_empty(), "left behind after SIGTERM: {:?}", unkilled_in_group(*g));
+        wait_group_gone(*g, Duration::from_secs(10));
         assert!(live_in_group(*g).is_empty(), "left behind after SIGTERM: {:?}", live_in_group(*g));
     }
     assert_eq!(p.query("SELECT status FROM runs"), ["interrupted"]);

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cxflow::demo_portal::{self, Portal, PortalOptions, Record};
 
@@ -145,15 +145,38 @@ pub fn kill(pid: i32, sig: i32) {
     }
 }
 
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
+/// Live members of `pgid` that nobody has killed yet: neither exiting nor with a SIGKILL
+/// pending. A group cxflow closed has none the moment cxflow exits; its members may still take a
+/// moment to die, which `wait_group_gone` waits for.
+pub fn unkilled_in_group(pgid: i32) -> Vec<String> {
+    const PF_EXITING: u64 = 0x4;
+    const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
+    procs()
+        .into_iter()
+        .filter(|p| p.pgid == pgid && p.state != 'Z' && p.state != 'X')
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).unwrap_or_default();
+            let flags = stat.rfind(')').and_then(|r| stat[r + 2..].split(' ').nth(6)?.parse::<u64>().ok());
+            let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid)).unwrap_or_default();
+            let pending = status
+                .lines()
+                .filter(|l| l.starts_with("SigPnd:") || l.starts_with("ShdPnd:"))
+                .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+                .fold(0, |a, b| a | b);
+            // Gone while looking (no flags) counts as killed.
+            flags.is_some_and(|f| f & PF_EXITING == 0) && pending & SIGKILL_BIT == 0
+        })
+        .map(|p| format!("{} {}", p.pid, p.comm))
+        .collect()
+}
+
+/// Waits until no live process is left in `pgid`; panics with what is left after `deadline`.
+#[track_caller]
+pub fn wait_group_gone(pgid: i32, deadline: Duration) {
+    crate::support::wait_for_ok(deadline, &format!("process group {pgid} to be gone"), || match live_in_group(pgid) {
+        left if left.is_empty() => Ok(()),
+        left => Err(format!("left behind: {left:?}")),
+    })
 }
 
 /// Every file under `dir` that contains `needle` (secrets must appear nowhere).

@@ -90,6 +90,7 @@ impl TestProject {
     }
 
     /// Rows of a SQL query against the run log, each row's columns joined with `|`.
+    #[track_caller]
     pub fn query(&self, sql: &str) -> Vec<String> {
         query(&self.db(), sql)
     }
@@ -151,7 +152,10 @@ impl TestProject {
 /// Rows of `sql` against the SQLite file at `db`, columns joined with `|`.
 #[track_caller]
 pub fn query(db: &Path, sql: &str) -> Vec<String> {
-    try_query(db, sql).unwrap_or_else(|e| panic!("{e}"))
+    match try_query(db, sql) {
+        Ok(rows) => rows,
+        Err(e) => panic!("`{sql}`: {e}"),
+    }
 }
 
 /// Rows of `sql` against the SQLite file at `db`, or what went wrong (the file or a table
