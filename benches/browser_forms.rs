@@ -35,6 +35,8 @@ fn main() {
     std::fs::write(dir.path().join("workflows/portal-returns.yaml"), wf).unwrap();
 
     let start = Instant::now();
+    // Reaped below by wait4, which also reads its CPU time.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_cxflow"))
         .current_dir(dir.path())
         .args(["run", "portal-returns", "--var", &format!("portal_url={}", portal.url())])
@@ -72,7 +74,11 @@ fn main() {
     let browser_cpu = browser_ticks.values().sum::<u64>() as f64 / tck;
     let cx_cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
     println!("browser_forms: {n} records, {sessions} sessions, input {input}, exit status {status}");
-    println!("  submitted        {} (unique orders {})", recs.len(), recs.iter().map(|r| &r.order).collect::<std::collections::HashSet<_>>().len());
+    println!(
+        "  submitted        {} (unique orders {})",
+        recs.len(),
+        recs.iter().map(|r| &r.order).collect::<std::collections::HashSet<_>>().len()
+    );
     println!("  wall             {:.2} s (including Chromium start and login)", wall.as_secs_f64());
     println!("  throughput       {:.2} forms/s", recs.len() as f64 / wall.as_secs_f64());
     println!("  latency          median {} ms, p95 {} ms (form served → submission received)", pct(0.5), pct(0.95));

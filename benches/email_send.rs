@@ -39,7 +39,8 @@ fn arg(args: &[String], name: &str) -> Option<usize> {
 
 fn setup_templates(dir: &std::path::Path) {
     std::fs::create_dir_all(dir.join("partials")).unwrap();
-    std::fs::write(dir.join("partials/header.html.hbs"), "<div class=\"hdr\"><img src=\"https://cdn.example.com/logo.png?v=2&s=1\"></div>").unwrap();
+    std::fs::write(dir.join("partials/header.html.hbs"), "<div class=\"hdr\"><img src=\"https://cdn.example.com/logo.png?v=2&s=1\"></div>")
+        .unwrap();
     std::fs::write(dir.join("partials/footer.hbs"), "-- \nAcme Support · {{date \"now\" \"%Y\"}}").unwrap();
     std::fs::write(
         dir.join("follow_up.html.hbs"),

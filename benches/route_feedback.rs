@@ -15,11 +15,11 @@ use std::sync::Arc;
 use cxflow::config::Config;
 use cxflow::secrets::Secrets;
 use cxflow::steps::route::bucket::Limits;
-use cxflow::store::Store;
 use cxflow::steps::route::compile::{compile, CompileInput};
 use cxflow::steps::route::parallel::{route_csv_parallel, Setup};
 use cxflow::steps::route::rules::{FieldsSpec, Mode, RulesFile};
 use cxflow::steps::route::seen::{IdBatch, IdSink};
+use cxflow::store::Store;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -102,7 +102,8 @@ async fn whole_step(csv: &Path) {
         let cpu0 = cpu_secs();
         // The whole run through the engine: a `read_csv` step (lazy: it only checks the file)
         // and the route step, with the run log on.
-        let summary = cxflow::engine::run(&plan, Arc::new(store.clone()), Arc::new(config.clone()), Secrets::placeholders(&[]), opts).await.unwrap();
+        let summary =
+            cxflow::engine::run(&plan, Arc::new(store.clone()), Arc::new(config.clone()), Secrets::placeholders(&[]), opts).await.unwrap();
         let row = store.steps(summary.run_id).await.unwrap().into_iter().find(|s| s.step_id == "routed").unwrap();
         let out: serde_json::Value = serde_json::from_str(row.output.as_deref().unwrap()).unwrap();
         println!(

@@ -26,7 +26,13 @@ fn main() {
         let store = Store::open(&format!("sqlite://{}", dir.path().join("bench.sqlite").display())).await.unwrap();
         let params = serde_json::json!({});
         let run_id = store
-            .start_run(NewRun { workflow: "bench", file: "bench.yaml", trigger: cxflow::store::TriggerKind::Manual, params: &params, scheduled_for: None })
+            .start_run(NewRun {
+                workflow: "bench",
+                file: "bench.yaml",
+                trigger: cxflow::store::TriggerKind::Manual,
+                params: &params,
+                scheduled_for: None,
+            })
             .await
             .unwrap();
         let writer = store.item_writer();

@@ -41,11 +41,7 @@ fn load_folder(root: &std::path::Path) -> Vec<cxflow::scheduler::policy::Workflo
     let project = cxflow::cli::Project::open(root).unwrap();
     let mut files: Vec<_> = std::fs::read_dir(root.join("workflows")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    files
-        .iter()
-        .map(|f| project.plan(f).unwrap_or_else(|e| panic!("{e}")))
-        .filter_map(|p| p.schedule.map(|s| s.compiled))
-        .collect()
+    files.iter().map(|f| project.plan(f).unwrap_or_else(|e| panic!("{e}"))).filter_map(|p| p.schedule.map(|s| s.compiled)).collect()
 }
 
 fn rss_kib() -> u64 {
@@ -61,11 +57,8 @@ fn main() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("workflows")).unwrap();
     std::fs::create_dir_all(root.join("calendars")).unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/calendars/uk-bank-holidays.yaml"),
-        root.join("calendars/uk-bank-holidays.yaml"),
-    )
-    .unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/calendars/uk-bank-holidays.yaml"), root.join("calendars/uk-bank-holidays.yaml"))
+        .unwrap();
     std::fs::create_dir_all(root.join("data")).unwrap();
     std::fs::write(root.join("data/tickets.csv"), "id\n1\n").unwrap();
     let zones = ["Europe/London", "America/New_York", "UTC", "Asia/Tokyo", "Australia/Sydney"];

@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# Hygiene is part of the suite: formatting (rustfmt.toml) and every clippy lint, as errors.
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
 # Benchmarks are run by hand in release mode; here they only have to compile.
 cargo test --locked --benches --no-run
 log=$(mktemp)

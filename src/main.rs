@@ -92,9 +92,7 @@ enum Command {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CXFLOW_LOG").unwrap_or_else(|_| "warn,cxflow=info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CXFLOW_LOG").unwrap_or_else(|_| "warn,cxflow=info".into()))
         .with_writer(std::io::stderr)
         // Colours only on a terminal: the journal and log files would get raw escape codes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -16,9 +16,7 @@ fn group_alive(pgid: i32) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_opens_and_group_dies_on_shutdown() {
-    let portal = demo_portal::serve("127.0.0.1:0".parse().unwrap(), PortalOptions::default())
-        .await
-        .unwrap();
+    let portal = demo_portal::serve("127.0.0.1:0".parse().unwrap(), PortalOptions::default()).await.unwrap();
     let driver = Driver::start(DriverConfig::default()).await.expect("chromedriver must be installed");
     let pgid = driver.pgid().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -53,9 +51,11 @@ async fn killed_chromedriver_is_restarted() {
     }
     // Dead (a zombie at most): its port is closed, so it no longer answers.
     let what = format!("the killed chromedriver {killed:?} to die");
-    tokio::task::spawn_blocking(move || support::wait_until(Duration::from_secs(10), &what, || killed.iter().all(|p| !group_members(pgid).contains(p))))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        support::wait_until(Duration::from_secs(10), &what, || killed.iter().all(|p| !group_members(pgid).contains(p)))
+    })
+    .await
+    .unwrap();
     assert!(driver.restart_if_dead(gen).await.unwrap());
     assert_eq!(driver.generation().await, gen + 1);
     let dir = tempfile::tempdir().unwrap();

@@ -58,10 +58,7 @@ fn missing_selector_saves_artifacts_names_the_action_and_the_run_goes_on() {
     assert!(recs.iter().all(|r| r.order != "SO-5003"));
     let err = p.query("SELECT error FROM items WHERE item_key = 'SO-5003'");
     let err = &err[0];
-    assert!(
-        err.starts_with("action 3 (fill `#order`, `#emial`): no element matches `#emial` after 1s; page `"),
-        "{err}"
-    );
+    assert!(err.starts_with("action 3 (fill `#order`, `#emial`): no element matches `#emial` after 1s; page `"), "{err}");
     assert!(err.contains("/returns/new` (title `New return · Demo Returns Portal`) showed: Register a return Order number"), "{err}");
     let arts = p.query("SELECT kind, path FROM artifacts WHERE item_key = 'SO-5003' ORDER BY kind");
     assert_eq!(arts.len(), 2, "{arts:?}");
@@ -96,7 +93,8 @@ fn killed_chromedriver_is_restarted_and_nothing_is_submitted_twice() {
     let portal = BgPortal::start(PortalOptions { submit_delay_ms: 100, ..Default::default() });
     let n = 14;
     let p = project(&portal, n, "      sessions: 1", |_| "email".into());
-    let child = cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child =
+        cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id() as i32;
     support::wait_until(Duration::from_secs(60), "4 records on the portal (no progress)", || portal.records().len() >= 4);
     let groups = driver_groups(pid);
@@ -128,7 +126,8 @@ fn resume_after_sigkill_never_submits_a_record_twice() {
     let portal = BgPortal::start(PortalOptions { submit_delay_ms: 150, ..Default::default() });
     let n = 12;
     let p = project(&portal, n, "      sessions: 2", |_| "email".into());
-    let mut child = cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child =
+        cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let pid = child.id() as i32;
     support::wait_until(Duration::from_secs(60), "4 records on the portal (no progress)", || portal.records().len() >= 4);
     let groups = driver_groups(pid);
@@ -166,7 +165,8 @@ fn sigterm_closes_every_browser_process_and_resume_finishes_the_rest() {
     let portal = BgPortal::start(PortalOptions { submit_delay_ms: 150, ..Default::default() });
     let n = 10;
     let p = project(&portal, n, "      sessions: 2", |_| "email".into());
-    let child = cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let child =
+        cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let pid = child.id() as i32;
     support::wait_until(Duration::from_secs(60), "3 records on the portal (no progress)", || portal.records().len() >= 3);
     let groups = driver_groups(pid);

@@ -71,7 +71,11 @@ async fn every_action_kind_against_the_portal() {
     assert_eq!(e.to_string(), "no element matches `#nope` after 300ms");
     page.run(&Action::Goto(format!("{url}/returns/new")), &mut out).await.unwrap();
     let e = page.run(&Action::Select(vec![(s("#reason"), "bored".into())]), &mut out).await.unwrap_err();
-    assert!(e.to_string().starts_with("`#reason` has no option with value or text `bored`; options: \"\" (Choose…), damaged (Item arrived damaged)"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("`#reason` has no option with value or text `bored`; options: \"\" (Choose…), damaged (Item arrived damaged)"),
+        "{e}"
+    );
 
     client.close().await.unwrap();
     driver.shutdown().await;

@@ -43,7 +43,11 @@ fn a_bad_override_names_the_variable() {
     let r = Run::from(p.cxflow().env("CXFLOW_PRUNE_CRON", "61 3 * * *").args(["validate"]).output().unwrap());
     r.expect_code(2);
     assert!(r.stderr.starts_with("error: `CXFLOW_PRUNE_CRON`: "), "{}", r.stderr);
-    assert!(r.stderr.contains("  --> (environment):1:19\n  |\n1 | CXFLOW_PRUNE_CRON=61 3 * * *\n  |                   ^\n"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("  --> (environment):1:19\n  |\n1 | CXFLOW_PRUNE_CRON=61 3 * * *\n  |                   ^\n"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains(", or unset CXFLOW_PRUNE_CRON"), "{}", r.stderr);
     assert!(!r.stderr.contains("cxflow.yaml"), "{}", r.stderr);
     let r = Run::from(p.cxflow().env("CXFLOW_SMTP_POOL_SIZE", "lots").args(["run", "good"]).output().unwrap());

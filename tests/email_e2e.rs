@@ -1,9 +1,9 @@
 //! send_email end to end: the real `cxflow` binary, a real SQLite run log, and a real SMTP
 //! server (embedded sink) on 127.0.0.1.
 
-mod support;
 #[path = "support/smtp.rs"]
 mod smtp;
+mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -162,8 +162,7 @@ fn sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain() {
 
     run_with(&p, &sink, &["resume", "1"]).expect_code(0);
     let v = show_json(&p, "1");
-    let uncertain: Vec<String> =
-        v["uncertain"].as_array().unwrap().iter().map(|u| u["key"].as_str().unwrap().to_string()).collect();
+    let uncertain: Vec<String> = v["uncertain"].as_array().unwrap().iter().map(|u| u["key"].as_str().unwrap().to_string()).collect();
     assert!(uncertain.len() <= 8, "at most the in-flight items are uncertain: {uncertain:?}");
     let mut per_key: HashMap<String, usize> = HashMap::new();
     for m in sink.messages() {
@@ -192,10 +191,15 @@ fn sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain() {
 fn sample_workflow_runs_on_defaults_and_fills_the_outbox() {
     let p = TestProject::new();
     let repo = support::repo();
-    for f in ["workflows/ticket-follow-up.yaml", "data/closed_tickets.csv", "templates/follow_up.html.hbs",
-        "templates/follow_up.txt.hbs", "templates/partials/header.html.hbs", "templates/partials/footer.html.hbs",
-        "templates/partials/footer.txt.hbs"]
-    {
+    for f in [
+        "workflows/ticket-follow-up.yaml",
+        "data/closed_tickets.csv",
+        "templates/follow_up.html.hbs",
+        "templates/follow_up.txt.hbs",
+        "templates/partials/header.html.hbs",
+        "templates/partials/footer.html.hbs",
+        "templates/partials/footer.txt.hbs",
+    ] {
         p.write(f, &std::fs::read_to_string(repo.join(f)).unwrap());
     }
     p.run(&["run", "workflows/ticket-follow-up.yaml"]).expect_code(0);
@@ -240,10 +244,10 @@ fn cc_bcc_reply_to_and_templated_attachments() {
 #[test]
 fn validate_reports_template_problems_at_their_position() {
     let p = project(&rows(1), "", "");
-    let wf = p.read("workflows/x.yaml").replace("template: follow_up", "template: nope").replace(
-        "subject: \"How did we do on ticket {{item.ticket_id}}?\"",
-        "subject: \"How did we do on {{vars.ticket}}?\"",
-    );
+    let wf = p
+        .read("workflows/x.yaml")
+        .replace("template: follow_up", "template: nope")
+        .replace("subject: \"How did we do on ticket {{item.ticket_id}}?\"", "subject: \"How did we do on {{vars.ticket}}?\"");
     p.write("workflows/x.yaml", &wf);
     let r = p.run(&["validate", "workflows/x.yaml"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
@@ -307,7 +311,14 @@ fn a_secret_given_to_a_helper_never_reaches_the_debug_log() {
     let p = project(&rows(1), "", "      headers: {X-Ref: \"{{upper secrets.REF_TOKEN}}\"}\n");
     let wf = p.read("workflows/x.yaml").replacen("steps:", "secrets: [REF_TOKEN]\nsteps:", 1);
     p.write("workflows/x.yaml", &wf);
-    let out = p.cxflow().env("CXFLOW_SMTP_URL", sink.url()).env("CXFLOW_LOG", "debug").env("REF_TOKEN", "hunter2-ref").args(["run", "workflows/x.yaml"]).output().unwrap();
+    let out = p
+        .cxflow()
+        .env("CXFLOW_SMTP_URL", sink.url())
+        .env("CXFLOW_LOG", "debug")
+        .env("REF_TOKEN", "hunter2-ref")
+        .args(["run", "workflows/x.yaml"])
+        .output()
+        .unwrap();
     let r = support::Run::from(out);
     r.expect_code(0);
     assert_eq!(sink.messages()[0].header("X-Ref").unwrap(), "HUNTER2-REF");

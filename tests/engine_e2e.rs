@@ -85,7 +85,11 @@ fn failed_items_make_a_partial_run_and_resume_redoes_only_them() {
     assert!(r.stdout.contains("run 1 of w: partial"), "{}", r.stdout);
     assert_eq!(marks(&p), ["r1", "r2", "r4", "r5"]);
     let show = p.run(&["show", "1"]);
-    assert!(show.stdout.contains("act r3 (attempts 1): `python3` exited with status 1: record r3 rejected: no such customer"), "{}", show.stdout);
+    assert!(
+        show.stdout.contains("act r3 (attempts 1): `python3` exited with status 1: record r3 rejected: no such customer"),
+        "{}",
+        show.stdout
+    );
     assert!(show.stdout.contains("resume with: cxflow resume 1"));
     // The data is fixed: the record no longer fails.
     p.write("workflows/w.yaml", &p.read("workflows/w.yaml").replace("(eq item.id 'r3')", "(eq item.id 'none')"));
@@ -132,7 +136,12 @@ fn on_error_stop_ends_the_run_failed() {
 #[test]
 fn skip_if_and_when() {
     let p = project(4, "    skip_if: \"{{eq item.id 'r2'}}\"", "ok");
-    p.write("workflows/w.yaml", &p.read("workflows/w.yaml").replace("  - id: report\n", "  - id: report\n    when: \"{{eq params.report 'yes'}}\"\n").replace("name: w\n", "name: w\nparams:\n  report: \"no\"\n"));
+    p.write(
+        "workflows/w.yaml",
+        &p.read("workflows/w.yaml")
+            .replace("  - id: report\n", "  - id: report\n    when: \"{{eq params.report 'yes'}}\"\n")
+            .replace("name: w\n", "name: w\nparams:\n  report: \"no\"\n"),
+    );
     let r = p.run(&["run", "w"]);
     r.expect_code(0);
     assert_eq!(marks(&p), ["r1", "r3", "r4"]);
@@ -145,7 +154,10 @@ fn skip_if_and_when() {
 #[test]
 fn secrets_are_required_and_never_logged() {
     let p = project(1, "", "echo-secret");
-    let wf = p.read("workflows/w.yaml").replace("name: w\n", "name: w\nsecrets: [API_TOKEN]\n").replace("\"echo-secret\"]", "\"echo-secret\", \"{{secrets.API_TOKEN}}\"]");
+    let wf = p
+        .read("workflows/w.yaml")
+        .replace("name: w\n", "name: w\nsecrets: [API_TOKEN]\n")
+        .replace("\"echo-secret\"]", "\"echo-secret\", \"{{secrets.API_TOKEN}}\"]");
     p.write("workflows/w.yaml", &wf);
     let r = p.run(&["run", "w"]);
     r.expect_code(2);
@@ -309,10 +321,7 @@ fn a_repeated_item_key_fails_the_repeat_and_keeps_the_first_result() {
     r.expect_code(1);
     // Each record ran at most once under its key; the repeat did not run and is logged on its own row.
     assert_eq!(marks(&p), ["r1", "r2"]);
-    assert_eq!(
-        p.query("SELECT item_key, status FROM items WHERE step_id = 'act' ORDER BY seq"),
-        ["r1|ok", "#2|failed", "r2|ok"]
-    );
+    assert_eq!(p.query("SELECT item_key, status FROM items WHERE step_id = 'act' ORDER BY seq"), ["r1|ok", "#2|failed", "r2|ok"]);
     let show = p.run(&["show", "1"]);
     assert!(show.stdout.contains("item_key `r1` repeats the key of an earlier record"), "{}", show.stdout);
 }
@@ -378,7 +387,10 @@ fn a_write_that_cannot_be_moved_into_place_leaves_no_temp_file() {
     p.write("data/r.csv", "id\n1\n2\n");
     // The report's path is taken by a folder: writing works, the final rename does not.
     std::fs::create_dir_all(p.path().join("out/r.csv/taken")).unwrap();
-    p.write("workflows/w.yaml", "name: w\nsteps:\n  - id: r\n    read_csv: data/r.csv\n  - id: out\n    write_csv: { from: r, path: out/r.csv }\n");
+    p.write(
+        "workflows/w.yaml",
+        "name: w\nsteps:\n  - id: r\n    read_csv: data/r.csv\n  - id: out\n    write_csv: { from: r, path: out/r.csv }\n",
+    );
     let r = p.run(&["run", "w"]);
     r.expect_code(1);
     let show = p.run(&["show", "1"]);

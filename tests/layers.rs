@@ -165,7 +165,8 @@ fn a_backward_import_is_caught() {
     assert!(check_file(Path::new("store/mod.rs"), "use crate::steps::REGISTRY;\n").len() == 1, "store and steps never meet");
     // Allowed: a later layer naming an earlier one, comments, and test code.
     assert!(check_file(step, "use crate::engine::Delivery;\nuse crate::plan::PlanCx;\n// crate::store is not named\n").is_empty());
-    assert!(check_file(Path::new("engine/mod.rs"), "use crate::plan::Plan;\n#[cfg(test)]\nmod tests { use crate::steps::REGISTRY; }\n").is_empty());
+    assert!(check_file(Path::new("engine/mod.rs"), "use crate::plan::Plan;\n#[cfg(test)]\nmod tests { use crate::steps::REGISTRY; }\n")
+        .is_empty());
     assert_eq!(check_file(Path::new("newthing.rs"), "").len(), 1, "a module in no layer is reported");
     // A test file declared at the top does not hide the code below it.
     assert_eq!(check_file(spec, "#[cfg(test)]\nmod tests;\nuse crate::store::Store;\n").len(), 1);

@@ -138,7 +138,11 @@ fn feedback_is_routed_once_across_runs_and_digests_show_change() {
     assert!(p.read("out/digests/billing.html").contains("(+2.5 since the previous digest)"));
 
     // `reroute: true` routes everything again.
-    std::fs::write(p.path().join("workflows/fb.yaml"), p.read("workflows/fb.yaml").replace("unmatched: Triage\n", "unmatched: Triage\n      reroute: true\n")).unwrap();
+    std::fs::write(
+        p.path().join("workflows/fb.yaml"),
+        p.read("workflows/fb.yaml").replace("unmatched: Triage\n", "unmatched: Triage\n      reroute: true\n"),
+    )
+    .unwrap();
     p.run(&["run", "fb"]).expect_code(0);
     assert_eq!(routed(&p).iter().map(|r| r["count"].as_u64().unwrap()).sum::<u64>(), 21);
 }

@@ -1,9 +1,9 @@
 //! The feedback-routing sample end to end: digests routed from the sample data arrive at a real
 //! SMTP server on 127.0.0.1, one per team, with hostile feedback text escaped.
 
-mod support;
 #[path = "support/smtp.rs"]
 mod smtp;
+mod support;
 
 use smtp::SmtpSink;
 use support::TestProject;
@@ -39,10 +39,8 @@ fn each_team_receives_its_digest_over_smtp_once() {
     to.sort();
     assert_eq!(to, ["billing@example.com", "finance-ops@example.com"]);
     // Every routed record is in exactly one digest (first_match): the counts add up to the input.
-    let total: usize = subjects
-        .iter()
-        .map(|s| s.split(": ").nth(1).and_then(|n| n.split(' ').next()).unwrap().parse::<usize>().unwrap())
-        .sum();
+    let total: usize =
+        subjects.iter().map(|s| s.split(": ").nth(1).and_then(|n| n.split(' ').next()).unwrap().parse::<usize>().unwrap()).sum();
     let rows = std::fs::read_to_string(p.path().join("data/feedback.csv")).unwrap().lines().count() - 1;
     assert_eq!(total, rows);
     // The hostile review arrives as text in the HTML part, never as markup.

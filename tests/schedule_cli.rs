@@ -22,9 +22,8 @@ fn project() -> TestProject {
 #[test]
 fn next_lists_fire_times_in_zone_and_local_time_across_dst() {
     let p = project();
-    let r = support::Run::from(
-        p.cxflow().env("TZ", "UTC").args(["next", "--count", "3", "--after", "2025-03-07T12:00:00Z"]).output().unwrap(),
-    );
+    let r =
+        support::Run::from(p.cxflow().env("TZ", "UTC").args(["next", "--count", "3", "--after", "2025-03-07T12:00:00Z"]).output().unwrap());
     r.expect_code(0);
     let out = &r.stdout;
     // 02:30 does not exist on 2025-03-09 in New York: it fires at 03:00 EDT (07:00 UTC).
@@ -39,7 +38,10 @@ fn next_lists_fire_times_in_zone_and_local_time_across_dst() {
 #[test]
 fn validate_reports_schedule_errors_at_their_position() {
     let p = project();
-    p.write("workflows/bad.yaml", "name: bad\nschedule:\n  cron: \"0 9 * * 1-8\"\n  timezone: Europe/Londn\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n");
+    p.write(
+        "workflows/bad.yaml",
+        "name: bad\nschedule:\n  cron: \"0 9 * * 1-8\"\n  timezone: Europe/Londn\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n",
+    );
     let r = p.run(&["validate", "workflows/bad.yaml"]);
     r.expect_code(2);
     assert!(r.stderr.contains("error: invalid day-of-week `1-8`: `8` is out of range\n  --> workflows/bad.yaml:3:9"), "{}", r.stderr);

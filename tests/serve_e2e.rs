@@ -245,7 +245,7 @@ fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
         "SELECT run_id FROM items i JOIN runs r ON r.id = i.run_id WHERE r.status = 'running'",
     )[0]
     .clone();
-    assert_eq!(p.query("SELECT id FROM runs WHERE status = 'running'"), [run_id.clone()]);
+    assert_eq!(p.query("SELECT id FROM runs WHERE status = 'running'"), std::slice::from_ref(&run_id));
     // Crash: SIGKILL, nothing gets to clean up.
     serve.0.kill().unwrap();
     serve.0.wait().unwrap();
@@ -267,15 +267,15 @@ fn workflows_added_and_deleted_while_serving_take_effect_without_restart() {
     p.write("data/tickets.csv", "id\n1\n");
     // A second every-second workflow: the scheduler's clock seen from outside, so "no fires
     // since" can be checked over fires that happened instead of over a fixed time.
-    p.write("workflows/witness.yaml", "name: witness\nschedule:\n  cron: \"* * * * * *\"\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n");
+    p.write(
+        "workflows/witness.yaml",
+        "name: witness\nschedule:\n  cron: \"* * * * * *\"\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n",
+    );
     let (mut serve, logs) = start_serve(&p);
     wait_until(Duration::from_secs(20), "the lock file", || p.path().join("cxflow.sqlite.serve.lock").exists());
     // Logged once the folder is watched: a file written before that would not be seen.
     wait_until(Duration::from_secs(20), "serve to log that it started", || logs.count(&["cxflow serve started"]) > 0);
-    p.write(
-        "workflows/new.yaml",
-        "name: new\nschedule:\n  cron: \"* * * * * *\"\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n",
-    );
+    p.write("workflows/new.yaml", "name: new\nschedule:\n  cron: \"* * * * * *\"\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n");
     wait_until(Duration::from_secs(15), "runs of the new workflow", || {
         p.query("SELECT count(*) FROM runs WHERE workflow = 'new' AND status = 'succeeded'")[0].parse::<usize>().unwrap() >= 2
     });

@@ -37,7 +37,10 @@ steps:
     let out = p.read("out/low.jsonl");
     assert_eq!(out.lines().count(), 100);
     let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    assert_eq!(first, serde_json::json!({"id": 1, "customer": "customer 1", "rating": 2, "score": 0.25, "closed": "2026-11-22", "vip": false}));
+    assert_eq!(
+        first,
+        serde_json::json!({"id": 1, "customer": "customer 1", "rating": 2, "score": 0.25, "closed": "2026-11-22", "vip": false})
+    );
     assert_eq!(p.query("SELECT ok FROM steps WHERE step_id = 'out'"), ["100"]);
 }
 

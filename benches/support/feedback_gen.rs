@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-pub const HEADER: &str = "id,created_at,customer,channel,product_area,rating,language,text\n";
+pub(super) const HEADER: &str = "id,created_at,customer,channel,product_area,rating,language,text\n";
 
 const CHANNELS: &[&str] = &["email", "chat", "phone", "app_store", "survey", "social"];
 const AREAS: &[&str] = &["billing", "shipping", "mobile_app", "website", "account", "pricing", "support", "catalog"];
@@ -31,31 +31,51 @@ const OPENERS: &[&str] = &[
     "Coupon code was not accepted",
 ];
 const FILLER: &[&str] = &[
-    "please", "help", "today", "again", "order", "really", "quite", "honestly", "this", "week", "since", "monday",
-    "very", "disappointed", "happy", "customer", "years", "still", "waiting", "answer", "thanks", "regards",
+    "please",
+    "help",
+    "today",
+    "again",
+    "order",
+    "really",
+    "quite",
+    "honestly",
+    "this",
+    "week",
+    "since",
+    "monday",
+    "very",
+    "disappointed",
+    "happy",
+    "customer",
+    "years",
+    "still",
+    "waiting",
+    "answer",
+    "thanks",
+    "regards",
 ];
 
 /// splitmix64, so the data is identical on every machine and Rust version.
-pub struct Rng(u64);
+pub(super) struct Rng(u64);
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(super) fn new(seed: u64) -> Self {
         Rng(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    pub fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+    pub(super) fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
         v[(self.next() % v.len() as u64) as usize]
     }
 }
 
 /// Writes `rows` rows (plus header). Timestamps run backwards from 2024-05-02T12:00:00Z, a few
 /// seconds apart; ratings lean positive like real CSAT data; 1 in 1000 texts is hostile HTML.
-pub fn write_feedback(out: &mut impl Write, rows: u64, seed: u64) -> io::Result<()> {
+pub(super) fn write_feedback(out: &mut impl Write, rows: u64, seed: u64) -> io::Result<()> {
     let mut r = Rng::new(seed);
     out.write_all(HEADER.as_bytes())?;
     let base = 1_714_651_200i64; // 2024-05-02T12:00:00Z
@@ -112,7 +132,7 @@ fn civil(ts: i64) -> (i64, i64, i64, i64, i64, i64) {
 }
 
 /// Twelve teams with regex and keyword rules over the generated data.
-pub const TEAMS_YAML: &str = r#"
+pub(super) const TEAMS_YAML: &str = r#"
 teams:
   - name: Security
     email: security@example.com

@@ -77,7 +77,7 @@ impl Project {
 }
 
 /// Workflow files directly in `dir`, sorted.
-pub fn workflow_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn workflow_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| CliError::Invalid(format!("cannot read folder `{}`: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -18,9 +18,7 @@ pub struct RunArgs {
 fn parse_vars(vars: &[String]) -> Result<Map<String, Value>> {
     let mut m = Map::new();
     for v in vars {
-        let (k, val) = v
-            .split_once('=')
-            .ok_or_else(|| CliError::Invalid(format!("`--var {v}` needs the form `name=value`")))?;
+        let (k, val) = v.split_once('=').ok_or_else(|| CliError::Invalid(format!("`--var {v}` needs the form `name=value`")))?;
         m.insert(k.trim().to_string(), Value::String(val.to_string()));
     }
     Ok(m)
@@ -135,4 +133,3 @@ fn report(name: &str, s: &RunSummary, dry_run: bool) -> i32 {
         }
     }
 }
-

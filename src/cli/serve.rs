@@ -114,12 +114,8 @@ pub async fn serve(project: &Project) -> Result<i32> {
     let mut resumes = Vec::new();
     for id in &orphans {
         let Ok(row) = store.run(*id).await else { continue };
-        let auto = plans
-            .read()
-            .unwrap()
-            .get(&row.workflow)
-            .and_then(|p| p.schedule.as_ref())
-            .is_some_and(|s| s.compiled.resume == Resume::Auto);
+        let auto =
+            plans.read().unwrap().get(&row.workflow).and_then(|p| p.schedule.as_ref()).is_some_and(|s| s.compiled.resume == Resume::Auto);
         tracing::warn!(run_id = id, workflow = %row.workflow, resumed = auto, "run left running by a crash marked interrupted");
         if auto {
             resumes.push((row.workflow, *id));
@@ -155,7 +151,13 @@ pub async fn serve(project: &Project) -> Result<i32> {
             let (project, store, plans) = (project.clone(), store.clone(), plans.clone());
             async move {
                 match prune_now(&project, &store, &plans).await {
-                    Ok(r) => tracing::info!(runs = r.runs_deleted, files = r.files_deleted, bytes_before = r.bytes_before, bytes_after = r.bytes_after, "retention applied"),
+                    Ok(r) => tracing::info!(
+                        runs = r.runs_deleted,
+                        files = r.files_deleted,
+                        bytes_before = r.bytes_before,
+                        bytes_after = r.bytes_after,
+                        "retention applied"
+                    ),
                     Err(e) => tracing::error!("retention failed: {e:?}"),
                 }
             }

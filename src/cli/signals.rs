@@ -2,7 +2,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-pub fn on_shutdown() -> CancellationToken {
+pub(super) fn on_shutdown() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {

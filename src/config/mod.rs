@@ -158,8 +158,7 @@ pub(crate) fn env_diagnostic(var: &str, value: &str, message: String, help: Opti
         Some(h) => format!("{h}, or unset {var}"),
         None => format!("fix or unset the environment variable {var}"),
     };
-    let d = Diagnostic::new(Path::new("(environment)"), 1, var.len() + 2, message)
-        .with_source(&format!("{var}={value}"))
-        .with_help(Some(help));
+    let d =
+        Diagnostic::new(Path::new("(environment)"), 1, var.len() + 2, message).with_source(&format!("{var}={value}")).with_help(Some(help));
     mask::diagnostic(d)
 }

@@ -64,14 +64,13 @@ impl SmtpSettings {
                 ("tls", _) if implicit => return Err("`tls=` is for smtp:// only; smtps:// is always encrypted".to_string()),
                 ("tls", _) => return Err(format!("`tls={v}` is not a TLS mode; use required, opportunistic or none")),
                 ("timeout", t) => {
-                    timeout = humantime::parse_duration(t).map_err(|e| format!("`timeout={t}` is not a duration ({e}); write it like `30s`"))?
+                    timeout =
+                        humantime::parse_duration(t).map_err(|e| format!("`timeout={t}` is not a duration ({e}); write it like `30s`"))?
                 }
                 _ => return Err(format!("unknown option `{k}`; known: tls, timeout")),
             }
         }
-        let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
-        };
+        let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
         let user = (!url.username().is_empty()).then(|| decode(url.username())).flatten();
         let password = url.password().and_then(decode);
         let port = url.port().unwrap_or(if implicit { 465 } else { 25 });

@@ -97,7 +97,10 @@ fn database_url(s: &str) -> Result<String, Problem> {
     if ["sqlite:", "postgres:", "postgresql:"].iter().any(|p| s.starts_with(p)) {
         return Ok(s.to_string());
     }
-    Err(problem(format!("`{s}` is not a SQLite or PostgreSQL URL"), "write it like `sqlite://cxflow.sqlite` (a file in the project folder)"))
+    Err(problem(
+        format!("`{s}` is not a SQLite or PostgreSQL URL"),
+        "write it like `sqlite://cxflow.sqlite` (a file in the project folder)",
+    ))
 }
 
 fn folder(p: &Path) -> Result<PathBuf, Problem> {
@@ -119,9 +122,9 @@ fn smtp_url(s: &str) -> Result<Option<SmtpSettings>, Problem> {
     if s.trim().is_empty() {
         return Ok(None);
     }
-    SmtpSettings::parse(s).map(Some).map_err(|e| {
-        problem(e, "write it like `smtp://mail.example.com:587?tls=required` or `smtps://mail.example.com` (docs/email.md)")
-    })
+    SmtpSettings::parse(s)
+        .map(Some)
+        .map_err(|e| problem(e, "write it like `smtp://mail.example.com:587?tls=required` or `smtps://mail.example.com` (docs/email.md)"))
 }
 
 fn secret_name(s: &str) -> Result<String, Problem> {
@@ -139,7 +142,9 @@ fn secret_name(s: &str) -> Result<String, Problem> {
 
 fn mailbox(s: &str) -> Result<Mailbox, Problem> {
     // lettre's reason ("Invalid input") adds nothing to the example in the help.
-    s.trim().parse().map_err(|_| problem(format!("`{s}` is not a mailbox"), "write it like `Customer Care <care@example.com>` or `care@example.com`"))
+    s.trim()
+        .parse()
+        .map_err(|_| problem(format!("`{s}` is not a mailbox"), "write it like `Customer Care <care@example.com>` or `care@example.com`"))
 }
 
 fn rate(r: &f64) -> Result<f64, Problem> {
@@ -164,7 +169,8 @@ fn webdriver_url(s: &str) -> Result<String, Problem> {
 }
 
 fn duration(s: &str) -> Result<Duration, Problem> {
-    humantime::parse_duration(s.trim()).map_err(|e| problem(format!("`{s}` is not a duration ({e})"), "write it like `30s`, `5m` or `1h 30m`"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| problem(format!("`{s}` is not a duration ({e})"), "write it like `30s`, `5m` or `1h 30m`"))
 }
 
 fn max_runs(n: &usize) -> Result<usize, Problem> {

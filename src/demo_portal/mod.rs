@@ -53,10 +53,6 @@ pub async fn serve(addr: SocketAddr, opts: PortalOptions) -> std::io::Result<Por
     let shutdown = tokio_util::sync::CancellationToken::new();
     let app = routes::router(state.clone());
     let token = shutdown.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-    });
+    let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await });
     Ok(Portal { addr, state, shutdown, task })
 }

@@ -73,10 +73,7 @@ pub(crate) fn return_form(cookie_banner: bool, errors: &[String]) -> String {
         let items: String = errors.iter().map(|e| format!("<li>{}</li>", esc(e))).collect();
         format!("<ul id=\"errors\">{items}</ul>")
     };
-    let options: String = REASONS
-        .iter()
-        .map(|(v, label)| format!("<option value=\"{v}\">{label}</option>"))
-        .collect();
+    let options: String = REASONS.iter().map(|(v, label)| format!("<option value=\"{v}\">{label}</option>")).collect();
     layout(
         "New return",
         &format!(

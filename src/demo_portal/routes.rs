@@ -42,6 +42,8 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The logged-in user, or the redirect a real portal answers with when the session is gone.
+// The error is the page to send back as it is: boxing it would only add noise to every handler.
+#[allow(clippy::result_large_err)]
 fn session(st: &PortalState, headers: &HeaderMap) -> Result<(String, String), Response> {
     let sid = cookie(headers, "sid").unwrap_or("");
     match st.user_of(sid) {
@@ -62,13 +64,10 @@ struct LoginForm {
 
 async fn login(State(st): St, Form(f): Form<LoginForm>) -> Response {
     match st.login(&f.username, &f.password) {
-        Some(sid) => (
-            [(header::SET_COOKIE, format!("sid={sid}; Path=/; HttpOnly; SameSite=Lax"))],
-            Redirect::to("/dashboard"),
-        )
-            .into_response(),
-        None => (StatusCode::UNAUTHORIZED, Html(pages::login(Some("Unknown user or wrong password"))))
-            .into_response(),
+        Some(sid) => {
+            ([(header::SET_COOKIE, format!("sid={sid}; Path=/; HttpOnly; SameSite=Lax"))], Redirect::to("/dashboard")).into_response()
+        }
+        None => (StatusCode::UNAUTHORIZED, Html(pages::login(Some("Unknown user or wrong password")))).into_response(),
     }
 }
 
@@ -129,21 +128,19 @@ async fn submit_return(State(st): St, headers: HeaderMap, mut form: Multipart) -
             "reason" => rec.reason = text,
             "comment" => rec.comment = text,
             "consent" => rec.consent = true,
-            "attachment" => {
+            "attachment"
                 // Browsers send an empty part with an empty file name when no file is chosen.
-                if !bytes.is_empty() {
+                if !bytes.is_empty() => {
                     rec.attachment_name = file_name;
                     rec.attachment_size = bytes.len();
                 }
-            }
             _ => {}
         }
     }
     let errors = validate(&rec);
     if !errors.is_empty() {
         st.reject();
-        return (StatusCode::UNPROCESSABLE_ENTITY, Html(pages::return_form(false, &errors)))
-            .into_response();
+        return (StatusCode::UNPROCESSABLE_ENTITY, Html(pages::return_form(false, &errors))).into_response();
     }
     if st.opts.submit_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(st.opts.submit_delay_ms)).await;

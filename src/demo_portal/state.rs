@@ -21,13 +21,7 @@ pub struct PortalOptions {
 
 impl Default for PortalOptions {
     fn default() -> Self {
-        PortalOptions {
-            user: "demo".into(),
-            password: "demo-pass".into(),
-            expire_after: None,
-            cookie_banner: false,
-            submit_delay_ms: 0,
-        }
+        PortalOptions { user: "demo".into(), password: "demo-pass".into(), expire_after: None, cookie_banner: false, submit_delay_ms: 0 }
     }
 }
 

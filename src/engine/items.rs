@@ -192,7 +192,13 @@ async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: 
         match r {
             Err(StepError::Retryable(e)) if attempt < step.attempts => {
                 let wait = step.backoff.saturating_mul(1 << (attempt - 1).min(16));
-                tracing::info!("step `{}` item `{}`: attempt {attempt} failed ({}); retrying in {}", step.id, result.key, env.secrets.redact(&e), humantime::format_duration(wait));
+                tracing::info!(
+                    "step `{}` item `{}`: attempt {attempt} failed ({}); retrying in {}",
+                    step.id,
+                    result.key,
+                    env.secrets.redact(&e),
+                    humantime::format_duration(wait)
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = env.shutdown.cancelled() => break Err(StepError::Retryable(format!("{e} (not retried: shutting down)"))),

@@ -26,8 +26,8 @@ pub use contract::{
 };
 pub use delivery::{Delivery, RouteLog};
 pub use items::Counts;
-use log::{NewArtifact, NewRun, StepEnd};
 pub use log::{Claim, ItemStatus, RunLog, RunStatus, StepStatus, TriggerKind};
+use log::{NewArtifact, NewRun, StepEnd};
 pub use records::RecordSource;
 pub use registry::{KindDef, Planner, Registry};
 
@@ -39,10 +39,15 @@ pub type PlannedStep = crate::plan::PlannedStep<Step>;
 #[derive(Debug, Clone)]
 pub enum Trigger {
     Manual,
-    Schedule { at: chrono::DateTime<chrono::Utc> },
+    Schedule {
+        at: chrono::DateTime<chrono::Utc>,
+    },
     /// Continue run `run_id`: items that succeeded are left alone; with `from`, every item of
     /// that step and the ones after it runs again.
-    Resume { run_id: i64, from: Option<String> },
+    Resume {
+        run_id: i64,
+        from: Option<String>,
+    },
 }
 
 pub struct RunOptions {
@@ -278,7 +283,17 @@ impl Runner<'_> {
     async fn items(&self, step: &PlannedStep, runner: &dyn ItemRunner, resuming: bool, ctx: &Value) -> anyhow::Result<Counts> {
         let done: HashSet<String> = if resuming { self.env.log.done_keys(self.env.run_id, &step.id).await? } else { HashSet::new() };
         let input = step.for_each.as_ref().map(|id| self.source_of(id));
-        items::run(items::ItemsJob { step, runner, input, ctx, env: &self.env, done, grace: self.opts.grace, bars: self.opts.progress_bars }).await
+        items::run(items::ItemsJob {
+            step,
+            runner,
+            input,
+            ctx,
+            env: &self.env,
+            done,
+            grace: self.opts.grace,
+            bars: self.opts.progress_bars,
+        })
+        .await
     }
 }
 

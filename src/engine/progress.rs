@@ -18,17 +18,15 @@ pub(super) struct Progress {
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
 impl Progress {
-    pub fn new(step: &str, total: Option<u64>, bars: bool) -> Progress {
+    pub(super) fn new(step: &str, total: Option<u64>, bars: bool) -> Progress {
         let bar = bars.then(|| {
             let bar = match total {
                 Some(n) => ProgressBar::new(n),
                 None => ProgressBar::new_spinner(),
             };
-            let style = ProgressStyle::with_template(
-                "{prefix:>12} [{bar:30}] {pos}/{len} {msg} {per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(step.to_string());
             bar
@@ -40,7 +38,7 @@ impl Progress {
         c.ok + c.failed + c.skipped + c.earlier
     }
 
-    pub fn update(&self, c: &Counts) {
+    pub(super) fn update(&self, c: &Counts) {
         if let Some(bar) = &self.bar {
             bar.set_position(Self::done(c));
             bar.set_message(format!("ok {} failed {}", c.ok, c.failed));
@@ -57,17 +55,10 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let done = Self::done(c);
         let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
-        eprintln!(
-            "{}: {done}{of} items, ok {} failed {} skipped {} ({:.0}/s)",
-            self.step,
-            c.ok,
-            c.failed,
-            c.skipped,
-            done as f64 / secs
-        );
+        eprintln!("{}: {done}{of} items, ok {} failed {} skipped {} ({:.0}/s)", self.step, c.ok, c.failed, c.skipped, done as f64 / secs);
     }
 
-    pub fn finish(&self, c: &Counts) {
+    pub(super) fn finish(&self, c: &Counts) {
         match &self.bar {
             Some(bar) => bar.finish_and_clear(),
             None => self.line(c),

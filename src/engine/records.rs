@@ -36,7 +36,10 @@ pub enum RecordSource {
     /// Records a source kind describes (`read_csv`, `sql`, ...).
     Source(Arc<dyn Source>),
     /// Outputs of the successful items of an earlier per-item step, from the run log.
-    Items { run_id: i64, step_id: String },
+    Items {
+        run_id: i64,
+        step_id: String,
+    },
     Values(Arc<Vec<Value>>),
     /// A step that was skipped by `when:`, or one that yields nothing.
     Empty,

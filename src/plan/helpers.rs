@@ -6,17 +6,14 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use handlebars::{
-    Context, Handlebars, Helper, HelperDef, JsonRender, PathAndJson, RenderContext, RenderError,
-    RenderErrorReason, ScopedJson,
+    Context, Handlebars, Helper, HelperDef, JsonRender, PathAndJson, RenderContext, RenderError, RenderErrorReason, ScopedJson,
 };
 use serde_json::Value;
 
 /// Helper names, for the planner's variable check (they are not variables). Every template,
 /// inline or in a file, email body or digest, gets the same helpers.
-pub const NAMES: &[&str] = &[
-    "date", "default", "pluralize", "pluralise", "upper", "uppercase", "lower", "lowercase", "trim", "json", "change",
-    "inc",
-];
+pub const NAMES: &[&str] =
+    &["date", "default", "pluralize", "pluralise", "upper", "uppercase", "lower", "lowercase", "trim", "json", "change", "inc"];
 
 pub fn register(reg: &mut Handlebars<'static>) {
     handlebars::handlebars_helper!(trim: |s: str| s.trim().to_string());
@@ -41,9 +38,7 @@ pub fn register(reg: &mut Handlebars<'static>) {
 /// Helpers see a missing field as a "missing" param, not an error, even in strict mode; we turn
 /// it back into the strict-mode error so the item fails naming the field.
 fn present<'a, 'rc>(h: &'a Helper<'rc>, idx: usize) -> Result<&'a PathAndJson<'rc>, RenderError> {
-    let p = h
-        .param(idx)
-        .ok_or(RenderErrorReason::ParamNotFoundForIndex("helper", idx))?;
+    let p = h.param(idx).ok_or(RenderErrorReason::ParamNotFoundForIndex("helper", idx))?;
     if p.is_value_missing() {
         return Err(RenderErrorReason::MissingVariable(p.relative_path().cloned()).into());
     }
@@ -68,10 +63,7 @@ impl HelperDef for DateHelper {
         let v = present(h, 0)?;
         let fmt = h.param(1).map(|p| p.value().render()).unwrap_or_else(|| "%Y-%m-%d".into());
         let dt = parse_date(v.value()).ok_or_else(|| {
-            RenderErrorReason::Other(format!(
-                "date: cannot read `{}` as a date (use RFC 3339 or YYYY-MM-DD)",
-                v.value().render()
-            ))
+            RenderErrorReason::Other(format!("date: cannot read `{}` as a date (use RFC 3339 or YYYY-MM-DD)", v.value().render()))
         })?;
         // chrono panics on a bad format string when displayed; check it first.
         let items: Vec<_> = chrono::format::StrftimeItems::new(&fmt).collect();
@@ -98,9 +90,7 @@ fn parse_date(v: &Value) -> Option<DateTime<Utc>> {
                     return Some(d.and_utc());
                 }
             }
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()
-                .map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc())
+            NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc())
         }
         _ => None,
     }
@@ -142,10 +132,8 @@ impl HelperDef for PluralizeHelper {
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let n = present(h, 0)?.value();
-        let n = n
-            .as_f64()
-            .or_else(|| n.as_str().and_then(|s| s.trim().parse().ok()))
-            .ok_or(RenderErrorReason::InvalidParamType("number"))?;
+        let n =
+            n.as_f64().or_else(|| n.as_str().and_then(|s| s.trim().parse().ok())).ok_or(RenderErrorReason::InvalidParamType("number"))?;
         let one = present(h, 1)?.value().render();
         let many = match h.param(2) {
             Some(p) if !p.is_value_missing() => p.value().render(),

@@ -116,10 +116,7 @@ impl<'a> PlanCx<'a> {
         }
         let later = self.file.spec.steps.iter().any(|s| s.id == id);
         let (msg, help) = if later {
-            (
-                format!("step `{id}` comes later; a step can only use the steps before it"),
-                Some(format!("move step `{id}` above this one")),
-            )
+            (format!("step `{id}` comes later; a step can only use the steps before it"), Some(format!("move step `{id}` above this one")))
         } else {
             let names: Vec<&str> = self.earlier.keys().map(String::as_str).collect();
             let help = match did_you_mean(id, names.iter().copied()) {
@@ -139,7 +136,11 @@ impl<'a> PlanCx<'a> {
         match self.templates.add(path, src) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.error(path, format!("template does not compile: {e}"), Some("templates look like `{{item.email}}`; check the braces".into()));
+                self.error(
+                    path,
+                    format!("template does not compile: {e}"),
+                    Some("templates look like `{{item.email}}`; check the braces".into()),
+                );
                 None
             }
         }
@@ -173,9 +174,11 @@ impl<'a> PlanCx<'a> {
         for r in refs::var_refs(src, extra_roots) {
             let first = r.first().unwrap_or("").to_string();
             let problem = match r.root() {
-                "run" if !["id", "workflow", "trigger"].contains(&first.as_str()) => {
-                    Some(("run", vec!["id".into(), "workflow".into(), "trigger".into()], "the run (`run.id`, `run.workflow`, `run.trigger`)"))
-                }
+                "run" if !["id", "workflow", "trigger"].contains(&first.as_str()) => Some((
+                    "run",
+                    vec!["id".into(), "workflow".into(), "trigger".into()],
+                    "the run (`run.id`, `run.workflow`, `run.trigger`)",
+                )),
                 "item" => {
                     if let Some((file, fields)) = &self.item_fields {
                         if !first.is_empty() && !r.guarded && !fields.contains(&first) {
@@ -197,9 +200,7 @@ impl<'a> PlanCx<'a> {
                 "vars" | "params" | "secrets" | "steps" | "run" => None,
                 _ => {
                     let other = &r.path;
-                    let help = format!(
-                        "templates start from vars, params, secrets, steps, item or run: did you mean `item.{other}`?"
-                    );
+                    let help = format!("templates start from vars, params, secrets, steps, item or run: did you mean `item.{other}`?");
                     self.error(path, format!("unknown variable `{}` in template", r.path), Some(help));
                     continue;
                 }

@@ -9,8 +9,8 @@ pub const ROOTS: &[&str] = &["vars", "params", "secrets", "steps", "item", "run"
 
 /// Words that are helpers or keywords, not variables.
 const KEYWORDS: &[&str] = &[
-    "if", "unless", "each", "with", "lookup", "else", "this", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or",
-    "not", "len", "true", "false", "null", "log", "raw",
+    "if", "unless", "each", "with", "lookup", "else", "this", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not", "len", "true",
+    "false", "null", "log", "raw",
 ];
 
 /// A path used in a template: `vars.survey_url` → root `vars`, rest `survey_url`.

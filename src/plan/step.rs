@@ -67,7 +67,10 @@ pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, plann
                 let candidates = STEP_SETTINGS.iter().chain(names.iter()).copied();
                 let help = match did_you_mean(key, candidates) {
                     Some(m) => format!("did you mean `{m}`?"),
-                    None => format!("remove it, or use one of: {}", STEP_SETTINGS.iter().chain(names.iter()).copied().collect::<Vec<_>>().join(", ")),
+                    None => format!(
+                        "remove it, or use one of: {}",
+                        STEP_SETTINGS.iter().chain(names.iter()).copied().collect::<Vec<_>>().join(", ")
+                    ),
                 };
                 cx.error_at_key(&format!("{path}.{key}"), format!("unknown field `{key}` in `{path}`"), Some(help));
             }
@@ -97,7 +100,11 @@ pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, plann
     let for_each = match (&s.for_each, per_item) {
         (Some(_), Some(false)) => {
             let k = kinds.first().copied().unwrap_or("this kind");
-            cx.error_at_key(&format!("{path}.for_each"), format!("`for_each` does not apply to a `{k}` step"), Some("name the input inside the step instead (e.g. `from:` or `input:`), or remove `for_each`".into()));
+            cx.error_at_key(
+                &format!("{path}.for_each"),
+                format!("`for_each` does not apply to a `{k}` step"),
+                Some("name the input inside the step instead (e.g. `from:` or `input:`), or remove `for_each`".into()),
+            );
             None
         }
         (Some(f), _) => cx.require_earlier_step(&format!("{path}.for_each"), f).then(|| f.clone()),
@@ -105,7 +112,11 @@ pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, plann
     };
     for (key, set) in [("item_key", s.item_key.is_some()), ("skip_if", s.skip_if.is_some())] {
         if set && s.for_each.is_none() {
-            cx.error_at_key(&format!("{path}.{key}"), format!("`{key}` needs `for_each`"), Some("add `for_each: <earlier step>` or remove it".into()));
+            cx.error_at_key(
+                &format!("{path}.{key}"),
+                format!("`{key}` needs `for_each`"),
+                Some("add `for_each: <earlier step>` or remove it".into()),
+            );
         }
     }
     if let Some(t) = &s.item_key {
@@ -117,7 +128,11 @@ pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, plann
         None => (1, Duration::from_secs(1)),
         Some(r) => {
             if r.attempts == 0 {
-                cx.error(&format!("{path}.retry.attempts"), "`attempts` must be at least 1", Some("1 means no retry; 3 means two retries".into()));
+                cx.error(
+                    &format!("{path}.retry.attempts"),
+                    "`attempts` must be at least 1",
+                    Some("1 means no retry; 3 means two retries".into()),
+                );
             }
             let b = r.backoff.as_deref().and_then(|b| duration(cx, &format!("{path}.retry.backoff"), b));
             (r.attempts.max(1), b.unwrap_or(Duration::from_secs(1)))

@@ -44,24 +44,18 @@ pub struct Calendar {
 
 impl Calendar {
     pub fn load(path: &Path) -> Result<Calendar, CalendarError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| CalendarError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| CalendarError::Read { path: path.to_path_buf(), source })?;
         Calendar::parse(path, &text)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Calendar, CalendarError> {
-        let form: FileForm = serde_yaml::from_str(text).map_err(|e| CalendarError::Format {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let form: FileForm =
+            serde_yaml::from_str(text).map_err(|e| CalendarError::Format { path: path.to_path_buf(), message: e.to_string() })?;
         let entries = match form {
             FileForm::List(v) => v,
             FileForm::Named { dates, .. } => dates,
         };
-        let holidays = entries
-            .into_iter()
-            .map(|e| (e.date, e.name.unwrap_or_else(|| "holiday".into())))
-            .collect();
+        let holidays = entries.into_iter().map(|e| (e.date, e.name.unwrap_or_else(|| "holiday".into()))).collect();
         Ok(Calendar { path: path.to_path_buf(), holidays })
     }
 
@@ -76,8 +70,7 @@ pub fn skip_reason(date: NaiveDate, business_days: bool, calendar: Option<&Calen
         return Some(format!("{date} is a {} (business_days: true)", weekday_name(date.weekday())));
     }
     let cal = calendar?;
-    cal.holiday(date)
-        .map(|name| format!("{date} is {name} in calendar {}", cal.path.display()))
+    cal.holiday(date).map(|name| format!("{date} is {name} in calendar {}", cal.path.display()))
 }
 
 fn weekday_name(w: Weekday) -> &'static str {
@@ -127,14 +120,8 @@ mod tests {
     #[test]
     fn reasons() {
         let cal = Calendar::parse(Path::new("cal.yaml"), "- {date: 2025-12-25, name: Christmas Day}").unwrap();
-        assert_eq!(
-            skip_reason(d("2025-12-25"), false, Some(&cal)).unwrap(),
-            "2025-12-25 is Christmas Day in calendar cal.yaml"
-        );
-        assert_eq!(
-            skip_reason(d("2025-12-27"), true, None).unwrap(),
-            "2025-12-27 is a Saturday (business_days: true)"
-        );
+        assert_eq!(skip_reason(d("2025-12-25"), false, Some(&cal)).unwrap(), "2025-12-25 is Christmas Day in calendar cal.yaml");
+        assert_eq!(skip_reason(d("2025-12-27"), true, None).unwrap(), "2025-12-27 is a Saturday (business_days: true)");
         assert_eq!(skip_reason(d("2025-12-27"), false, Some(&cal)), None);
         assert_eq!(skip_reason(d("2025-12-29"), true, Some(&cal)), None);
     }

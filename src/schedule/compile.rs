@@ -119,7 +119,11 @@ pub fn compile(
         ok = false;
     }
     if spec.catch_up_limit == Some(0) {
-        report("schedule.catch_up_limit", "catch_up_limit must be at least 1".into(), Some("use `catch_up: none` to run no missed fires".into()));
+        report(
+            "schedule.catch_up_limit",
+            "catch_up_limit must be at least 1".into(),
+            Some("use `catch_up: none` to run no missed fires".into()),
+        );
         ok = false;
     }
     if let Some(r) = &spec.retention {
@@ -133,7 +137,11 @@ pub fn compile(
             match url::Url::parse(url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => {}
                 _ => {
-                    report("schedule.on_failure.webhook", format!("invalid webhook URL `{url}`"), Some("use an http:// or https:// URL".into()));
+                    report(
+                        "schedule.on_failure.webhook",
+                        format!("invalid webhook URL `{url}`"),
+                        Some("use an http:// or https:// URL".into()),
+                    );
                     ok = false;
                 }
             }
@@ -176,7 +184,8 @@ mod tests {
 
     #[test]
     fn good_block_compiles() {
-        assert!(errs("cron: '0 9 * * 1-5'\ntimezone: Europe/London\ncalendar: calendars/uk-bank-holidays.yaml\nmax_runtime: 1h 30m\n").is_empty());
+        assert!(errs("cron: '0 9 * * 1-5'\ntimezone: Europe/London\ncalendar: calendars/uk-bank-holidays.yaml\nmax_runtime: 1h 30m\n")
+            .is_empty());
     }
 
     #[test]

@@ -108,23 +108,10 @@ impl CronSchedule {
             match raw.len() {
                 5 => std::iter::once("0").chain(raw).map(str::to_string).collect(),
                 6 | 7 => raw.into_iter().map(str::to_string).collect(),
-                n => {
-                    return Err(CronError::new(
-                        format!("cron expression `{source}` has {n} fields"),
-                        FORMS_HELP,
-                    ))
-                }
+                n => return Err(CronError::new(format!("cron expression `{source}` has {n} fields"), FORMS_HELP)),
             }
         };
-        let units = [
-            Unit::Second,
-            Unit::Minute,
-            Unit::Hour,
-            Unit::DayOfMonth,
-            Unit::Month,
-            Unit::DayOfWeek,
-            Unit::Year,
-        ];
+        let units = [Unit::Second, Unit::Minute, Unit::Hour, Unit::DayOfMonth, Unit::Month, Unit::DayOfWeek, Unit::Year];
         // Check each field on its own so the error names the field that is wrong.
         let mut fields = fields;
         // crontab decides OR-vs-AND on the fields as written (`*/2` counts as unrestricted).
@@ -148,9 +135,8 @@ impl CronSchedule {
         let mut parts = Vec::new();
         for v in variants {
             let text = v.join(" ");
-            let sched = cron::Schedule::from_str(&text).map_err(|e| {
-                CronError::new(format!("invalid cron expression `{source}`: {e}"), FORMS_HELP)
-            })?;
+            let sched = cron::Schedule::from_str(&text)
+                .map_err(|e| CronError::new(format!("invalid cron expression `{source}`: {e}"), FORMS_HELP))?;
             parts.push(sched);
         }
         Ok(CronSchedule { source, parts, every_hour })
@@ -169,16 +155,7 @@ impl CronSchedule {
     /// Jobs whose hour field is `*` follow elapsed time: they fire at every instant whose local
     /// time matches, so in both passes of a repeated hour, and not in a skipped one.
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-        self.parts
-            .iter()
-            .filter_map(|s| {
-                if self.every_hour {
-                    next_elapsed(s, after, tz)
-                } else {
-                    next_wall_clock(s, after, tz)
-                }
-            })
-            .min()
+        self.parts.iter().filter_map(|s| if self.every_hour { next_elapsed(s, after, tz) } else { next_wall_clock(s, after, tz) }).min()
     }
 
     /// Iterator over fire times strictly after `after`.
@@ -240,10 +217,7 @@ fn next_wall_clock(s: &cron::Schedule, after: DateTime<Utc>, tz: Tz) -> Option<D
     // pass, a gap already fired) are skipped.
     let local = after.with_timezone(&tz).naive_local();
     let start = Utc.from_utc_datetime(&local);
-    s.after(&start)
-        .take(100_000)
-        .map(|c| wall_clock_instant(c.naive_utc(), tz))
-        .find(|t| *t > after)
+    s.after(&start).take(100_000).map(|c| wall_clock_instant(c.naive_utc(), tz)).find(|t| *t > after)
 }
 
 /// Elapsed-time iteration: every instant whose local time matches fires, so both occurrences of
@@ -307,13 +281,9 @@ fn translate_weekdays(field: &str) -> Result<String, CronError> {
             }
             return Err(bad(format!("`{s}` is out of range")));
         }
-        const FULL: [&str; 7] =
-            ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+        const FULL: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
         let lower = s.to_ascii_lowercase();
-        FULL.iter()
-            .position(|w| lower == *w || lower == w[..3])
-            .map(|p| p as u32)
-            .ok_or_else(|| bad(format!("`{s}` is not a weekday")))
+        FULL.iter().position(|w| lower == *w || lower == w[..3]).map(|p| p as u32).ok_or_else(|| bad(format!("`{s}` is not a weekday")))
     };
     let mut set = [false; 7];
     for item in field.split(',') {

@@ -137,10 +137,7 @@ impl Scheduler {
     pub fn adopt(&mut self, workflow: &str, fire: DateTime<Utc>, now: DateTime<Utc>) -> Ticket {
         let deadline = self.deadline_for(workflow, now);
         let ticket = self.new_ticket();
-        self.running.insert(
-            ticket,
-            Running { workflow: workflow.to_string(), fire, started: now, deadline, stopped: false },
-        );
+        self.running.insert(ticket, Running { workflow: workflow.to_string(), fire, started: now, deadline, stopped: false });
         ticket
     }
 
@@ -201,12 +198,8 @@ impl Scheduler {
             }
         }
         if !self.draining {
-            let names: Vec<String> = self
-                .entries
-                .iter()
-                .filter(|(_, e)| e.next.is_some_and(|n| n <= now))
-                .map(|(k, _)| k.clone())
-                .collect();
+            let names: Vec<String> =
+                self.entries.iter().filter(|(_, e)| e.next.is_some_and(|n| n <= now)).map(|(k, _)| k.clone()).collect();
             for name in names {
                 self.collect_due(&name, now, &mut actions);
             }
@@ -297,10 +290,7 @@ impl Scheduler {
         // Catch-up fires always queue behind each other: `catch_up: all` asks for each of them.
         if sched.overlap == Overlap::Skip && !catch_up {
             if let Some(r) = self.running.values().find(|r| r.workflow == sched.name) {
-                actions.push(skip(format!(
-                    "the run for {} is still running (overlap: skip)",
-                    r.fire.to_rfc3339()
-                )));
+                actions.push(skip(format!("the run for {} is still running (overlap: skip)", r.fire.to_rfc3339())));
                 return;
             }
             if waiting > 0 {
@@ -342,10 +332,7 @@ impl Scheduler {
             let p = self.pending.remove(i).expect("index checked");
             let deadline = self.deadline_for(&p.workflow, now);
             let ticket = self.new_ticket();
-            self.running.insert(
-                ticket,
-                Running { workflow: p.workflow.clone(), fire: p.fire, started: now, deadline, stopped: false },
-            );
+            self.running.insert(ticket, Running { workflow: p.workflow.clone(), fire: p.fire, started: now, deadline, stopped: false });
             actions.push(Action::Start { ticket, workflow: p.workflow, fire: p.fire, catch_up: p.catch_up });
         }
     }

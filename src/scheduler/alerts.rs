@@ -69,13 +69,19 @@ pub async fn post_webhook(client: &reqwest::Client, url: &str, notice: &FailureN
 /// Emails the notice to `to` through the send_email step's transport: the SMTP server of
 /// `smtp_url` (with `smtp_user_secret`/`smtp_password_secret`), or, with no `smtp_url`, an .eml
 /// file in the outbox folder. Returns where it went.
-pub async fn send_email(config: &crate::config::Config, project: &std::path::Path, to: &[String], notice: &FailureNotice) -> anyhow::Result<String> {
-    use anyhow::Context as _;
+pub async fn send_email(
+    config: &crate::config::Config,
+    project: &std::path::Path,
+    to: &[String],
+    notice: &FailureNotice,
+) -> anyhow::Result<String> {
     use crate::steps::send_email::{pool::SmtpPool, rate::RateLimiter, transport::Transport};
+    use anyhow::Context as _;
     let transport = match &config.smtp_url {
         Some(settings) => {
             let mut settings = settings.clone();
-            let secret = |name: &String| std::env::var(name).with_context(|| format!("secret `{name}` (named by smtp_*_secret) is not set"));
+            let secret =
+                |name: &String| std::env::var(name).with_context(|| format!("secret `{name}` (named by smtp_*_secret) is not set"));
             if let Some(n) = &config.smtp_user_secret {
                 settings.user = Some(secret(n)?);
             }
@@ -86,9 +92,7 @@ pub async fn send_email(config: &crate::config::Config, project: &std::path::Pat
         }
         None => Transport::outbox(&config.path(project, &config.outbox_dir)).context("cannot create the outbox folder")?,
     };
-    let mut builder = lettre::Message::builder()
-        .from(config.smtp_from.clone())
-        .subject(notice.subject());
+    let mut builder = lettre::Message::builder().from(config.smtp_from.clone()).subject(notice.subject());
     for addr in to {
         builder = builder.to(addr.parse().with_context(|| format!("`{addr}` is not an address"))?);
     }

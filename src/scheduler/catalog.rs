@@ -45,7 +45,8 @@ impl Catalog {
         for (f, plan) in good {
             let Some(s) = &plan.schedule else { continue };
             if let Some(other) = self.by_file.iter().find(|(_, n)| **n == plan.name).map(|(p, _)| p.clone()) {
-                let msg = format!("workflow name `{}` is already used by `{}`; give each workflow its own name", plan.name, other.display());
+                let msg =
+                    format!("workflow name `{}` is already used by `{}`; give each workflow its own name", plan.name, other.display());
                 report_invalid(&self.store, &f, &msg, false).await;
                 continue;
             }
@@ -129,4 +130,3 @@ fn file_key(p: &Path) -> PathBuf {
         _ => p.to_path_buf(),
     }
 }
-

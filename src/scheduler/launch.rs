@@ -12,8 +12,8 @@ use serde_json::Map;
 use super::alerts::{host_name, post_webhook, send_email, FailureNotice};
 use super::runner::{Launcher, RunStatus, StartRequest, StopReason};
 use crate::config::Config;
-use crate::engine::{self, RunOptions, Trigger};
 use crate::engine::Plan;
+use crate::engine::{self, RunOptions, Trigger};
 use crate::secrets::Secrets;
 use crate::store::{NewRun, Store};
 
@@ -100,9 +100,7 @@ async fn run_plan(
     req: &StartRequest,
 ) -> (RunStatus, Option<i64>, String) {
     let prepared = engine::resolve_params(plan, &Map::new()).and_then(|params| {
-        Secrets::from_env(&plan.secret_names, |k| std::env::var(k).ok())
-            .map(|s| (params, s))
-            .map_err(|e| e.to_string())
+        Secrets::from_env(&plan.secret_names, |k| std::env::var(k).ok()).map(|s| (params, s)).map_err(|e| e.to_string())
     });
     let (params, secrets) = match prepared {
         Ok(p) => p,
@@ -111,7 +109,13 @@ async fn run_plan(
             let file = plan.file.display().to_string();
             let p = serde_json::json!({});
             let id = store
-                .start_run(NewRun { workflow: &plan.name, file: &file, trigger: crate::store::TriggerKind::Schedule, params: &p, scheduled_for: Some(req.fire) })
+                .start_run(NewRun {
+                    workflow: &plan.name,
+                    file: &file,
+                    trigger: crate::store::TriggerKind::Schedule,
+                    params: &p,
+                    scheduled_for: Some(req.fire),
+                })
                 .await
                 .ok();
             if let Some(id) = id {
@@ -133,11 +137,7 @@ async fn run_plan(
                 return (RunStatus::Failed, Some(summary.run_id), msg);
             }
             let status = summary.status;
-            let message = summary
-                .steps
-                .iter()
-                .find_map(|s| s.error.clone().map(|e| format!("step `{}`: {e}", s.id)))
-                .unwrap_or_default();
+            let message = summary.steps.iter().find_map(|s| s.error.clone().map(|e| format!("step `{}`: {e}", s.id))).unwrap_or_default();
             (status, Some(summary.run_id), message)
         }
         Err(e) => {
@@ -147,7 +147,15 @@ async fn run_plan(
     }
 }
 
-async fn notify(plan: &Plan, config: &Config, http: &reqwest::Client, req: &StartRequest, status: RunStatus, run_id: Option<i64>, message: String) {
+async fn notify(
+    plan: &Plan,
+    config: &Config,
+    http: &reqwest::Client,
+    req: &StartRequest,
+    status: RunStatus,
+    run_id: Option<i64>,
+    message: String,
+) {
     let Some(of) = plan.schedule.as_ref().and_then(|s| s.on_failure.clone()) else { return };
     let notice = FailureNotice {
         workflow: plan.name.clone(),

@@ -112,14 +112,12 @@ pub async fn run_loop(
     let mut side: JoinSet<()> = JoinSet::new();
     let mut next_prune = config.prune_schedule.as_ref().and_then(|p| p.next_after(now, chrono_tz::UTC));
 
-    let spawn_run = |tasks: &mut JoinSet<(Ticket, RunStatus)>,
-                     live: &mut HashMap<Ticket, StartRequest>,
-                     ticket: Ticket,
-                     req: StartRequest| {
-        let fut = launcher.run(req.clone());
-        live.insert(ticket, req);
-        tasks.spawn(async move { (ticket, fut.await) });
-    };
+    let spawn_run =
+        |tasks: &mut JoinSet<(Ticket, RunStatus)>, live: &mut HashMap<Ticket, StartRequest>, ticket: Ticket, req: StartRequest| {
+            let fut = launcher.run(req.clone());
+            live.insert(ticket, req);
+            tasks.spawn(async move { (ticket, fut.await) });
+        };
 
     for (workflow, run_id) in resumes {
         let ticket = sched.adopt(&workflow, now, now);
@@ -188,10 +186,7 @@ pub async fn run_loop(
         launcher.abandoned(req).await;
     }
     // Skipped-run records and pruning still in progress get the same deadline.
-    let _ = tokio::time::timeout(config.shutdown_deadline, async {
-        while side.join_next().await.is_some() {}
-    })
-    .await;
+    let _ = tokio::time::timeout(config.shutdown_deadline, async { while side.join_next().await.is_some() {} }).await;
     sched
 }
 

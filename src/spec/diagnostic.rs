@@ -16,14 +16,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(file: &Path, line: usize, col: usize, message: impl Into<String>) -> Self {
-        Diagnostic {
-            file: file.to_path_buf(),
-            line,
-            col,
-            message: message.into(),
-            help: None,
-            source_line: None,
-        }
+        Diagnostic { file: file.to_path_buf(), line, col, message: message.into(), help: None, source_line: None }
     }
 
     pub fn with_help(mut self, help: Option<String>) -> Self {
@@ -91,10 +84,7 @@ mod tests {
         let d = Diagnostic::new(Path::new("w.yaml"), 2, 3, "unknown field `x`")
             .with_help(Some("remove it".into()))
             .with_source("a: 1\n  x: 2\n");
-        assert_eq!(
-            d.to_string(),
-            "error: unknown field `x`\n  --> w.yaml:2:3\n  |\n2 |   x: 2\n  |   ^\n  = help: remove it"
-        );
+        assert_eq!(d.to_string(), "error: unknown field `x`\n  --> w.yaml:2:3\n  |\n2 |   x: 2\n  |   ^\n  = help: remove it");
     }
 
     #[test]

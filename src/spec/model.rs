@@ -170,4 +170,3 @@ impl<'de> Deserialize<'de> for StepSpec {
         d.deserialize_map(V)
     }
 }
-

@@ -7,13 +7,16 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
+/// A repeated key: its path, where it repeats and where it was first, as (line, column).
+pub type Duplicate = (String, (usize, usize), (usize, usize));
+
 #[derive(Debug, Default, Clone)]
 pub struct Positions {
     keys: HashMap<String, (usize, usize)>,
     values: HashMap<String, (usize, usize)>,
     /// Keys given twice in one mapping: (path, where it repeats, where it was first).
     /// serde rejects a repeated field of a struct but keeps the last entry of a map (`vars:`).
-    pub duplicates: Vec<(String, (usize, usize), (usize, usize))>,
+    pub duplicates: Vec<Duplicate>,
 }
 
 impl Positions {

@@ -18,7 +18,7 @@ pub(crate) fn to_diagnostic(path: &Path, source: &str, err: &serde_yaml::Error) 
 
 /// The message and help for serde's error text `msg` about the value at YAML path `at`.
 pub fn explain(at: Option<&str>, msg: &str) -> (String, Option<String>) {
-    let within = at.as_deref().map(|p| format!(" in `{p}`")).unwrap_or_default();
+    let within = at.map(|p| format!(" in `{p}`")).unwrap_or_default();
     if let Some(rest) = msg.strip_prefix("unknown field ") {
         let field = between_backticks(rest).unwrap_or_default();
         let expected = rest.split_once("expected ").map(|(_, e)| e.to_string()).unwrap_or_default();
@@ -35,7 +35,10 @@ pub fn explain(at: Option<&str>, msg: &str) -> (String, Option<String>) {
     } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
         (format!("{msg}{within}"), Some("change the value to the expected type".to_string()))
     } else if msg.contains("a file path, or a mapping") {
-        (format!("expected {msg}{within}"), Some("write `read_csv: data/file.csv` or `read_csv: { path: data/file.csv, delimiter: \";\" }`".to_string()))
+        (
+            format!("expected {msg}{within}"),
+            Some("write `read_csv: data/file.csv` or `read_csv: { path: data/file.csv, delimiter: \";\" }`".to_string()),
+        )
     } else if msg.contains("did not match any variant") {
         (format!("{msg}{within}"), None)
     } else if msg.starts_with("unknown variant") {

@@ -26,8 +26,7 @@ pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Opti
         cx.error(path, "the command is empty", Some("write it as a list: `command: [python3, scripts/x.py, \"{{item.id}}\"]`".into()));
         return None;
     }
-    let argv: Vec<Option<TemplateRef>> =
-        spec.iter().enumerate().map(|(i, a)| cx.template(&format!("{path}[{i}]"), a)).collect();
+    let argv: Vec<Option<TemplateRef>> = spec.iter().enumerate().map(|(i, a)| cx.template(&format!("{path}[{i}]"), a)).collect();
     argv.into_iter().collect::<Option<Vec<_>>>().map(|argv| Box::new(Planned { argv }) as Box<dyn ItemStep>)
 }
 

@@ -178,8 +178,6 @@ fn csv_lines(path: &std::path::Path) -> Option<u64> {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;

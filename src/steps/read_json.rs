@@ -129,7 +129,5 @@ fn read_json_array(path: &Path, reader: impl Read, tx: Tx) -> anyhow::Result<()>
         }
     }
     let mut de = serde_json::Deserializer::from_reader(reader);
-    de.deserialize_seq(Each { tx: &tx, path })
-        .map_err(|e| anyhow!("`{}` line {} column {}: {e}", path.display(), e.line(), e.column()))
+    de.deserialize_seq(Each { tx: &tx, path }).map_err(|e| anyhow!("`{}` line {} column {}: {e}", path.display(), e.line(), e.column()))
 }
-

@@ -52,7 +52,10 @@ mod tests {
         assert!(e.starts_with("error: unknown field `subjet` in `steps[0].send_email`\n  --> w.yaml:6:7"), "{e}");
         assert!(e.contains("did you mean `subject`?"), "{e}");
         let e = first_error("name: x\nsteps:\n  - id: a\n    browser:\n      sessions: two\n      actions: []\n");
-        assert!(e.starts_with("error: invalid type: string \"two\", expected u32 in `steps[0].browser.sessions`\n  --> w.yaml:5:17"), "{e}");
+        assert!(
+            e.starts_with("error: invalid type: string \"two\", expected u32 in `steps[0].browser.sessions`\n  --> w.yaml:5:17"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -25,7 +25,11 @@ pub(crate) fn plan(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Opt
     let q: SqlSpec = cx.spec(raw, kpath)?;
     let url_ok = q.url.starts_with("{{") || ["sqlite:", "postgres:", "postgresql:"].iter().any(|p| q.url.starts_with(p));
     if !url_ok {
-        cx.error(&format!("{kpath}.url"), format!("`{}` is not a database URL cxflow can read", q.url), Some("use `sqlite://path/to.db` or `postgres://user@host/db`".into()));
+        cx.error(
+            &format!("{kpath}.url"),
+            format!("`{}` is not a database URL cxflow can read", q.url),
+            Some("use `sqlite://path/to.db` or `postgres://user@host/db`".into()),
+        );
     }
     if q.query.trim().is_empty() {
         cx.error(&format!("{kpath}.query"), "the query is empty", None);
@@ -134,7 +138,7 @@ fn pg_value(row: &sqlx::postgres::PgRow, i: usize, ty: &str) -> Option<Value> {
 
 /// Connection errors can echo the URL, which may hold a password: name the scheme and host only.
 fn connect_error(url: &str, e: sqlx::Error) -> anyhow::Error {
-    let shown = url::Url::parse(url).map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""))).unwrap_or_else(|_| "the database".into());
+    let shown =
+        url::Url::parse(url).map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""))).unwrap_or_else(|_| "the database".into());
     anyhow!("cannot connect to {shown}: {e}; check the `url` of the sql step")
 }
-

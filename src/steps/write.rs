@@ -189,6 +189,8 @@ fn create(path: &Path, tmp: &Path) -> anyhow::Result<(std::fs::File, TmpFile)> {
     Ok((file, TmpFile { path: tmp.to_path_buf(), renamed: false }))
 }
 
+// One sink per step run, so the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Sink {
     Csv { out: csv::Writer<std::fs::File>, columns: Vec<String> },
     Json { out: std::io::BufWriter<std::fs::File>, lines: bool, first: bool },

@@ -4,8 +4,8 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::engine::log::{DigestFigures, PreviousDigest};
 use super::{now, Result, Store, StoreError};
+use crate::engine::log::{DigestFigures, PreviousDigest};
 
 enum Msg {
     /// A JSON array of ids.
@@ -45,13 +45,12 @@ impl Store {
             return Ok(None);
         }
         // One row instead of a million: row-by-row decoding would cost more than the lookup.
-        let joined: Option<String> = sqlx::query_scalar(
-            "SELECT group_concat(record_id, char(10)) FROM route_routed WHERE scope = ? AND run_id <> ?",
-        )
-        .bind(scope)
-        .bind(run_id)
-        .fetch_one(&self.pool)
-        .await?;
+        let joined: Option<String> =
+            sqlx::query_scalar("SELECT group_concat(record_id, char(10)) FROM route_routed WHERE scope = ? AND run_id <> ?")
+                .bind(scope)
+                .bind(run_id)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(joined)
     }
 

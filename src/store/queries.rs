@@ -199,10 +199,12 @@ mod tests {
         assert_eq!(store.run(id).await.unwrap().status, RunStatus::Running);
         let bad = sqlx::query("UPDATE runs SET status = 'done' WHERE id = ?").bind(id).execute(store.pool()).await;
         assert!(bad.unwrap_err().to_string().contains("runs: unknown status or trigger"));
-        let bad = sqlx::query("INSERT INTO items (run_id, step_id, item_key, seq, status, attempts, finished_at) VALUES (?, 's', 'k', 1, 'maybe', 1, 'now')")
-            .bind(id)
-            .execute(store.pool())
-            .await;
+        let bad = sqlx::query(
+            "INSERT INTO items (run_id, step_id, item_key, seq, status, attempts, finished_at) VALUES (?, 's', 'k', 1, 'maybe', 1, 'now')",
+        )
+        .bind(id)
+        .execute(store.pool())
+        .await;
         assert!(bad.unwrap_err().to_string().contains("items: unknown status"));
         // A run log written by something that knows more statuses: reading it is an error, not a default.
         sqlx::query("DROP TRIGGER runs_status_update_check").execute(store.pool()).await.unwrap();

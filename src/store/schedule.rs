@@ -103,9 +103,8 @@ impl Store {
             if !r.is_set() {
                 continue;
             }
-            let cutoff = r.days.map(|d| {
-                (Utc::now() - chrono::Duration::days(i64::from(d))).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            });
+            let cutoff =
+                r.days.map(|d| (Utc::now() - chrono::Duration::days(i64::from(d))).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
             let ids: Vec<i64> = sqlx::query_scalar(
                 "SELECT id FROM runs WHERE workflow = ?1 AND status != 'running' AND (
                     (?2 IS NOT NULL AND started_at < ?2)
@@ -120,9 +119,8 @@ impl Store {
         }
         for chunk in doomed.chunks(500) {
             let list = chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-            let paths: Vec<String> = sqlx::query_scalar(&format!("SELECT path FROM artifacts WHERE run_id IN ({list})"))
-                .fetch_all(&self.pool)
-                .await?;
+            let paths: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT path FROM artifacts WHERE run_id IN ({list})")).fetch_all(&self.pool).await?;
             // File deletion is blocking work (thousands of files on a slow disk): off the runtime.
             let (root, ids) = (artifacts_root.to_path_buf(), chunk.to_vec());
             report.files_deleted += off_runtime(move || {
@@ -181,12 +179,7 @@ fn db_size(f: Option<&Path>) -> u64 {
 }
 
 fn count_files(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
-        .sum()
+    std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum()
 }
 
 #[cfg(test)]
@@ -226,16 +219,27 @@ mod tests {
         let p = serde_json::json!({"pad": "x".repeat(20_000)});
         let mut ids = Vec::new();
         for _ in 0..40 {
-            let id = s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: TriggerKind::Schedule, params: &p, scheduled_for: None }).await.unwrap();
+            let id = s
+                .start_run(NewRun { workflow: "a", file: "a.yaml", trigger: TriggerKind::Schedule, params: &p, scheduled_for: None })
+                .await
+                .unwrap();
             s.finish_run(id, RunStatus::Succeeded, None).await.unwrap();
             let f = arts.join(format!("run-{id}/shot.png"));
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
             std::fs::write(&f, b"png").unwrap();
-            let a = crate::engine::log::NewArtifact { step_id: "b".into(), item_key: Some("k".into()), kind: "screenshot".into(), path: f.display().to_string() };
+            let a = crate::engine::log::NewArtifact {
+                step_id: "b".into(),
+                item_key: Some("k".into()),
+                kind: "screenshot".into(),
+                path: f.display().to_string(),
+            };
             s.add_artifacts(id, &[a]).await.unwrap();
             ids.push(id);
         }
-        let running = s.start_run(NewRun { workflow: "a", file: "a.yaml", trigger: TriggerKind::Schedule, params: &p, scheduled_for: None }).await.unwrap();
+        let running = s
+            .start_run(NewRun { workflow: "a", file: "a.yaml", trigger: TriggerKind::Schedule, params: &p, scheduled_for: None })
+            .await
+            .unwrap();
         s.reclaim_space().await.unwrap();
         let db = dir.path().join("runs.db");
         let mut rules = HashMap::new();

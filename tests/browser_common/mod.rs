@@ -10,9 +10,9 @@ use cxflow::demo_portal::{self, Portal, PortalOptions, Record};
 
 use crate::support::TestProject;
 
-pub const PASSWORD: &str = "s3cret-Pass-4711";
+pub(crate) const PASSWORD: &str = "s3cret-Pass-4711";
 
-pub struct BgPortal {
+pub(crate) struct BgPortal {
     pub url: String,
     portal: Portal,
     // Keeps serving on its worker threads while the test blocks on the cxflow binary.
@@ -20,28 +20,28 @@ pub struct BgPortal {
 }
 
 impl BgPortal {
-    pub fn start(mut opts: PortalOptions) -> BgPortal {
+    pub(crate) fn start(mut opts: PortalOptions) -> BgPortal {
         opts.password = PASSWORD.into();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let portal = rt.block_on(demo_portal::serve("127.0.0.1:0".parse().unwrap(), opts)).unwrap();
         BgPortal { url: portal.url(), portal, _rt: rt }
     }
-    pub fn records(&self) -> Vec<Record> {
+    pub(crate) fn records(&self) -> Vec<Record> {
         self.portal.records()
     }
-    pub fn stats(&self) -> cxflow::demo_portal::Stats {
+    pub(crate) fn stats(&self) -> cxflow::demo_portal::Stats {
         self.portal.stats()
     }
 }
 
-pub fn rows(n: usize) -> Vec<[String; 3]> {
+pub(crate) fn rows(n: usize) -> Vec<[String; 3]> {
     let reasons = ["damaged", "Wrong item sent", "too_late", "changed_mind"];
     (1..=n).map(|i| [format!("SO-{}", 5000 + i), format!("c{i}@example.com"), reasons[i % 4].to_string()]).collect()
 }
 
 /// A project with `data/returns.csv` (`rows`) and `workflows/returns.yaml` whose browser step
 /// has `browser_extra` (indented step keys) and the standard login and form actions.
-pub fn project(portal: &BgPortal, n: usize, browser_extra: &str, field: impl Fn(usize) -> String) -> TestProject {
+pub(crate) fn project(portal: &BgPortal, n: usize, browser_extra: &str, field: impl Fn(usize) -> String) -> TestProject {
     let p = TestProject::new();
     let mut csv = String::from("order_id,email,reason,field\n");
     for (i, r) in rows(n).iter().enumerate() {
@@ -86,14 +86,14 @@ steps:
     p
 }
 
-pub fn cxflow(p: &TestProject) -> std::process::Command {
+pub(crate) fn cxflow(p: &TestProject) -> std::process::Command {
     let mut c = p.cxflow();
     c.env("PORTAL_USER", "demo").env("PORTAL_PASSWORD", PASSWORD);
     c
 }
 
 /// Orders submitted more than once.
-pub fn duplicates(recs: &[Record]) -> Vec<String> {
+pub(crate) fn duplicates(recs: &[Record]) -> Vec<String> {
     let mut seen = std::collections::HashMap::new();
     for r in recs {
         *seen.entry(r.order.clone()).or_insert(0) += 1;
@@ -103,7 +103,7 @@ pub fn duplicates(recs: &[Record]) -> Vec<String> {
 
 // ---- processes ----
 
-pub struct Proc {
+pub(crate) struct Proc {
     pub pid: i32,
     pub ppid: i32,
     pub pgid: i32,
@@ -111,7 +111,7 @@ pub struct Proc {
     pub comm: String,
 }
 
-pub fn procs() -> Vec<Proc> {
+pub(crate) fn procs() -> Vec<Proc> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
@@ -130,15 +130,15 @@ pub fn procs() -> Vec<Proc> {
 }
 
 /// Process groups of the chromedriver wrappers `cxflow_pid` started.
-pub fn driver_groups(cxflow_pid: i32) -> Vec<i32> {
+pub(crate) fn driver_groups(cxflow_pid: i32) -> Vec<i32> {
     procs().into_iter().filter(|p| p.ppid == cxflow_pid && p.comm == "sh" && p.pgid == p.pid).map(|p| p.pgid).collect()
 }
 
-pub fn live_in_group(pgid: i32) -> Vec<String> {
+pub(crate) fn live_in_group(pgid: i32) -> Vec<String> {
     procs().into_iter().filter(|p| p.pgid == pgid && p.state != 'Z').map(|p| format!("{} {}", p.pid, p.comm)).collect()
 }
 
-pub fn kill(pid: i32, sig: i32) {
+pub(crate) fn kill(pid: i32, sig: i32) {
     #[allow(unsafe_code)]
     unsafe {
         libc::kill(pid, sig);
@@ -148,7 +148,7 @@ pub fn kill(pid: i32, sig: i32) {
 /// Live members of `pgid` that nobody has killed yet: neither exiting nor with a SIGKILL
 /// pending. A group cxflow closed has none the moment cxflow exits; its members may still take a
 /// moment to die, which `wait_group_gone` waits for.
-pub fn unkilled_in_group(pgid: i32) -> Vec<String> {
+pub(crate) fn unkilled_in_group(pgid: i32) -> Vec<String> {
     const PF_EXITING: u64 = 0x4;
     const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
     procs()
@@ -172,7 +172,7 @@ pub fn unkilled_in_group(pgid: i32) -> Vec<String> {
 
 /// Waits until no live process is left in `pgid`; panics with what is left after `deadline`.
 #[track_caller]
-pub fn wait_group_gone(pgid: i32, deadline: Duration) {
+pub(crate) fn wait_group_gone(pgid: i32, deadline: Duration) {
     crate::support::wait_for_ok(deadline, &format!("process group {pgid} to be gone"), || match live_in_group(pgid) {
         left if left.is_empty() => Ok(()),
         left => Err(format!("left behind: {left:?}")),
@@ -180,7 +180,7 @@ pub fn wait_group_gone(pgid: i32, deadline: Duration) {
 }
 
 /// Every file under `dir` that contains `needle` (secrets must appear nowhere).
-pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+pub(crate) fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

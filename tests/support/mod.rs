@@ -9,20 +9,20 @@ use std::time::{Duration, Instant};
 /// for the state they need (a row, a file, a process gone), never for a fixed time: a loaded
 /// machine only makes them slower, not wrong.
 #[track_caller]
-pub fn wait_until(deadline: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) fn wait_until(deadline: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     wait_for_some(deadline, what, || condition().then_some(()))
 }
 
 /// Polls `probe` until it gives a value and returns it; panics naming `what` after `deadline`.
 #[track_caller]
-pub fn wait_for_some<T>(deadline: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for_some<T>(deadline: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     wait_for_ok(deadline, what, || probe().ok_or_else(|| "not yet".to_string()))
 }
 
 /// Polls `probe` until it succeeds and returns its value; panics naming `what` after `deadline`,
 /// with the last thing that was not yet right.
 #[track_caller]
-pub fn wait_for_ok<T>(deadline: Duration, what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+pub(crate) fn wait_for_ok<T>(deadline: Duration, what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
     let end = Instant::now() + deadline;
     let mut pause = Duration::from_millis(10);
     loop {
@@ -38,22 +38,22 @@ pub fn wait_for_ok<T>(deadline: Duration, what: &str, mut probe: impl FnMut() ->
     }
 }
 
-pub struct TestProject {
+pub(crate) struct TestProject {
     pub dir: tempfile::TempDir,
 }
 
 impl TestProject {
-    pub fn new() -> TestProject {
+    pub(crate) fn new() -> TestProject {
         TestProject { dir: tempfile::tempdir().expect("temp dir") }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Write `content` to `rel` inside the project, creating folders. The file is written next
     /// to it and renamed into place, so a watching `cxflow serve` never reads half of it.
-    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+    pub(crate) fn write(&self, rel: &str, content: &str) -> PathBuf {
         let p = self.dir.path().join(rel);
         let parent = p.parent().expect("a file inside the project");
         std::fs::create_dir_all(parent).expect("create dir");
@@ -64,12 +64,12 @@ impl TestProject {
         p
     }
 
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
     /// `cxflow` with the project as working folder and a clean CXFLOW_* environment.
-    pub fn cxflow(&self) -> Command {
+    pub(crate) fn cxflow(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cxflow"));
         c.current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
@@ -80,31 +80,31 @@ impl TestProject {
         c
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cxflow().args(args).output().expect("run cxflow"))
     }
 
     /// The run log, opened read-only with the sqlite3 CLI-free path: through sqlx in a small runtime.
-    pub fn db(&self) -> PathBuf {
+    pub(crate) fn db(&self) -> PathBuf {
         self.dir.path().join("cxflow.sqlite")
     }
 
     /// Rows of a SQL query against the run log, each row's columns joined with `|`.
     #[track_caller]
-    pub fn query(&self, sql: &str) -> Vec<String> {
+    pub(crate) fn query(&self, sql: &str) -> Vec<String> {
         query(&self.db(), sql)
     }
 
     /// Like `query`, for a run log another process may still be creating: an error (no file
     /// yet, `no such table` while migrations run) is returned instead of panicking.
-    pub fn try_query(&self, sql: &str) -> Result<Vec<String>, String> {
+    pub(crate) fn try_query(&self, sql: &str) -> Result<Vec<String>, String> {
         try_query(&self.db(), sql)
     }
 
     /// Waits until `sql` returns at least one row (polling a run log that may not exist yet)
     /// and returns the rows; panics naming `what` after `deadline`, with the last error.
     #[track_caller]
-    pub fn wait_for_rows(&self, deadline: Duration, what: &str, sql: &str) -> Vec<String> {
+    pub(crate) fn wait_for_rows(&self, deadline: Duration, what: &str, sql: &str) -> Vec<String> {
         wait_for_ok(deadline, what, || match self.try_query(sql) {
             Ok(rows) if rows.is_empty() => Err(format!("`{sql}` gave no rows")),
             other => other,
@@ -113,13 +113,13 @@ impl TestProject {
 
     /// The first column of the first row of `sql` as a number, 0 while the run log (or its
     /// tables) does not exist yet.
-    pub fn count(&self, sql: &str) -> usize {
+    pub(crate) fn count(&self, sql: &str) -> usize {
         self.try_query(sql).ok().and_then(|r| r.first().and_then(|n| n.parse().ok())).unwrap_or(0)
     }
 
     /// Pids of live processes (zombies aside) whose working folder is this project: the step
     /// programs a killed cxflow left running.
-    pub fn processes_inside(&self) -> Vec<i32> {
+    pub(crate) fn processes_inside(&self) -> Vec<i32> {
         let root = std::fs::canonicalize(self.path()).unwrap_or_else(|_| self.path().to_path_buf());
         let me = std::process::id() as i32;
         let mut out = Vec::new();
@@ -144,14 +144,14 @@ impl TestProject {
     /// Waits until no process works inside the project any more (after a SIGKILL its step
     /// programs keep running and may still append to files the test is about to read).
     #[track_caller]
-    pub fn wait_for_no_processes_inside(&self, deadline: Duration) {
+    pub(crate) fn wait_for_no_processes_inside(&self, deadline: Duration) {
         wait_until(deadline, "the step programs of the killed run to exit", || self.processes_inside().is_empty());
     }
 }
 
 /// Rows of `sql` against the SQLite file at `db`, columns joined with `|`.
 #[track_caller]
-pub fn query(db: &Path, sql: &str) -> Vec<String> {
+pub(crate) fn query(db: &Path, sql: &str) -> Vec<String> {
     match try_query(db, sql) {
         Ok(rows) => rows,
         Err(e) => panic!("`{sql}`: {e}"),
@@ -160,7 +160,7 @@ pub fn query(db: &Path, sql: &str) -> Vec<String> {
 
 /// Rows of `sql` against the SQLite file at `db`, or what went wrong (the file or a table
 /// missing while another process creates the run log).
-pub fn try_query(db: &Path, sql: &str) -> Result<Vec<String>, String> {
+pub(crate) fn try_query(db: &Path, sql: &str) -> Result<Vec<String>, String> {
     use sqlx::{Row, ValueRef};
     if !db.exists() {
         return Err(format!("open run log: `{}` does not exist yet", db.display()));
@@ -172,7 +172,8 @@ pub fn try_query(db: &Path, sql: &str) -> Result<Vec<String>, String> {
         let rows = sqlx::query(sql).fetch_all(&pool).await.map_err(|e| format!("query: {e}"));
         pool.close().await;
         let rows = rows?;
-        Ok(rows.iter()
+        Ok(rows
+            .iter()
             .map(|r| {
                 (0..r.columns().len())
                     .map(|i| {
@@ -191,7 +192,7 @@ pub fn try_query(db: &Path, sql: &str) -> Result<Vec<String>, String> {
     })
 }
 
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -209,7 +210,7 @@ impl From<Output> for Run {
 
 impl Run {
     #[track_caller]
-    pub fn expect_code(&self, code: i32) -> &Run {
+    pub(crate) fn expect_code(&self, code: i32) -> &Run {
         assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         assert!(!self.stderr.contains("panicked"), "panic:\n{}", self.stderr);
         self
@@ -218,7 +219,7 @@ impl Run {
 
 /// A project with the per-item test program `script.py` (tests/support/script.py) and
 /// `data/records.csv` holding `header` and one line per row.
-pub fn script_project(header: &str, rows: impl IntoIterator<Item = String>) -> TestProject {
+pub(crate) fn script_project(header: &str, rows: impl IntoIterator<Item = String>) -> TestProject {
     let p = TestProject::new();
     p.write("script.py", include_str!("script.py"));
     let mut csv = format!("{header}\n");
@@ -231,6 +232,6 @@ pub fn script_project(header: &str, rows: impl IntoIterator<Item = String>) -> T
 }
 
 /// The repository root (for the shipped workflows, templates and data).
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-pub struct Postgres {
+pub(crate) struct Postgres {
     pub port: u16,
     dir: tempfile::TempDir,
     bin: PathBuf,
@@ -30,7 +30,7 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 impl Postgres {
-    pub fn start() -> Postgres {
+    pub(crate) fn start() -> Postgres {
         let bin = bin_dir();
         let dir = tempfile::tempdir().unwrap();
         #[allow(unsafe_code)]
@@ -61,7 +61,7 @@ impl Postgres {
         assert!(out.status.success(), "{tool} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://cx@127.0.0.1:{}/postgres", self.port)
     }
 }

@@ -11,19 +11,19 @@ use std::time::{Duration, Instant};
 use mailin_embedded::{response, Handler, Response, Server, SslConfig};
 
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub from: String,
     pub to: Vec<String>,
     pub data: Vec<u8>,
 }
 
 impl Received {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.data).into_owned()
     }
 
     /// First header with that name (case-insensitive), unfolded.
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         let text = self.text();
         let head = text.split("\r\n\r\n").next().unwrap_or("");
         let mut out: Option<String> = None;
@@ -49,28 +49,28 @@ impl Received {
 
 /// A leaf MIME part, decoded.
 #[derive(Debug, Clone)]
-pub struct Part {
+pub(crate) struct Part {
     pub content_type: String,
     pub filename: Option<String>,
     pub body: Vec<u8>,
 }
 
 impl Part {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 impl Received {
     /// Leaf parts (nested multiparts flattened), with quoted-printable / base64 decoded.
-    pub fn parts(&self) -> Vec<Part> {
+    pub(crate) fn parts(&self) -> Vec<Part> {
         let mut out = vec![];
         entity(&self.text(), &mut out);
         out
     }
 
     /// The first part whose content type starts with `ct` (e.g. "text/plain"), as text.
-    pub fn part(&self, ct: &str) -> Option<String> {
+    pub(crate) fn part(&self, ct: &str) -> Option<String> {
         self.parts().into_iter().find(|p| p.content_type.starts_with(ct)).map(|p| p.text())
     }
 }
@@ -217,11 +217,7 @@ impl Handler for Sink {
     }
 
     fn data_end(&mut self) -> Response {
-        let mut msg = Received {
-            from: self.from.clone(),
-            to: std::mem::take(&mut self.to),
-            data: std::mem::take(&mut self.data),
-        };
+        let mut msg = Received { from: self.from.clone(), to: std::mem::take(&mut self.to), data: std::mem::take(&mut self.data) };
         let (lock, cv) = &*self.shared;
         let mut st = lock.lock().unwrap();
         if st.discard_data {
@@ -234,30 +230,25 @@ impl Handler for Sink {
     }
 }
 
-pub struct SmtpSink {
+pub(crate) struct SmtpSink {
     pub addr: SocketAddr,
     shared: Shared,
 }
 
 impl SmtpSink {
     /// Starts a sink on an ephemeral loopback port; the server thread lives until the process ends.
-    pub fn start() -> SmtpSink {
+    pub(crate) fn start() -> SmtpSink {
         Self::start_with_threads(32)
     }
 
     /// `threads` bounds concurrent SMTP sessions (mailin serves one per thread).
-    pub fn start_with_threads(threads: u32) -> SmtpSink {
+    pub(crate) fn start_with_threads(threads: u32) -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let shared: Shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let handler = Sink { shared: shared.clone(), from: String::new(), to: vec![], data: vec![] };
         let mut server = Server::new(handler);
-        server
-            .with_name("sink.localhost")
-            .with_ssl(SslConfig::None)
-            .unwrap()
-            .with_num_threads(threads)
-            .with_tcp_listener(listener);
+        server.with_name("sink.localhost").with_ssl(SslConfig::None).unwrap().with_num_threads(threads).with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
         });
@@ -265,42 +256,42 @@ impl SmtpSink {
     }
 
     /// Keep envelopes only, not message bodies.
-    pub fn discard_data(&self) {
+    pub(crate) fn discard_data(&self) {
         self.shared.0.lock().unwrap().discard_data = true;
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://{}?tls=none", self.addr)
     }
 
     /// RCPT for `addr` answers 451 the next `times` times, then accepts.
-    pub fn fail_transient(&self, addr: &str, times: u32) {
+    pub(crate) fn fail_transient(&self, addr: &str, times: u32) {
         self.shared.0.lock().unwrap().transient.insert(addr.to_ascii_lowercase(), times);
     }
 
     /// RCPT for `addr` always answers 550 with `text`.
-    pub fn fail_permanent(&self, addr: &str, text: &str) {
+    pub(crate) fn fail_permanent(&self, addr: &str, text: &str) {
         self.shared.0.lock().unwrap().permanent.insert(addr.to_ascii_lowercase(), text.into());
     }
 
-    pub fn messages(&self) -> Vec<Received> {
+    pub(crate) fn messages(&self) -> Vec<Received> {
         self.shared.0.lock().unwrap().messages.clone()
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.shared.0.lock().unwrap().messages.len()
     }
 
-    pub fn rcpt_calls(&self) -> u64 {
+    pub(crate) fn rcpt_calls(&self) -> u64 {
         self.shared.0.lock().unwrap().rcpt_calls
     }
 
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.shared.0.lock().unwrap().messages.clear();
     }
 
     /// Waits until at least `n` messages arrived; returns the count reached.
-    pub fn wait_for(&self, n: usize, timeout: Duration) -> usize {
+    pub(crate) fn wait_for(&self, n: usize, timeout: Duration) -> usize {
         let (lock, cv) = &*self.shared;
         let deadline = Instant::now() + timeout;
         let mut st = lock.lock().unwrap();

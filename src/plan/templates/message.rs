@@ -4,21 +4,17 @@ use handlebars::{RenderErrorReason, TemplateError, TemplateErrorReason};
 
 /// The message for a field a template uses and the data does not have. `template` is the YAML
 /// path or file the template came from, `at` its position in the template (may be empty).
-pub fn missing_field(field: &str, template: &str, at: &str) -> String {
+pub(super) fn missing_field(field: &str, template: &str, at: &str) -> String {
     format!(
         "`{field}` is missing in `{template}`{at}: this record or context has no such field; fix the data, or, where a missing field `{field}` is normal, write `{{{{default {field} \"...\"}}}}`"
     )
 }
 
 /// One line saying what is wrong with a template's syntax.
-pub fn syntax(e: &TemplateError) -> String {
+pub(super) fn syntax(e: &TemplateError) -> String {
     match e.reason() {
-        TemplateErrorReason::InvalidSyntax(_) => {
-            return "a `{{` is not closed by `}}`, or the expression inside is malformed".into()
-        }
-        TemplateErrorReason::MismatchingClosedHelper(open, close) => {
-            return format!("`{{{{#{open}}}}}` is closed by `{{{{/{close}}}}}`")
-        }
+        TemplateErrorReason::InvalidSyntax(_) => return "a `{{` is not closed by `}}`, or the expression inside is malformed".into(),
+        TemplateErrorReason::MismatchingClosedHelper(open, close) => return format!("`{{{{#{open}}}}}` is closed by `{{{{/{close}}}}}`"),
         _ => {}
     }
     let s = e.reason().to_string();
@@ -27,7 +23,7 @@ pub fn syntax(e: &TemplateError) -> String {
 }
 
 /// A render failure of the template registered as `name`, in words for the operator.
-pub fn render(name: &str, e: &handlebars::RenderError) -> String {
+pub(super) fn render(name: &str, e: &handlebars::RenderError) -> String {
     // A failure inside a partial names the partial.
     let template = e.template_name.as_deref().unwrap_or(name);
     let at = match (e.line_no, e.column_no) {

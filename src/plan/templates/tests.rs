@@ -39,10 +39,14 @@ fn text_and_header_leave_values_as_they_are() {
 fn markdown_escapes_markup_in_values_and_keeps_urls_readable() {
     let m = render("[{{item.label}}]({{item.url}})", Output::Markdown, link_item()).unwrap();
     assert_eq!(m, "[Tom & Jerry](https://x.test/r?a=1&b=2)");
-    let m = render("- {{item.x}}", Output::Markdown, json!({"x": "<script>*bold* [click](http://evil.test) `rm -rf` ~~no~~ a|b_c\\d\nnext"})).unwrap();
+    let m =
+        render("- {{item.x}}", Output::Markdown, json!({"x": "<script>*bold* [click](http://evil.test) `rm -rf` ~~no~~ a|b_c\\d\nnext"}))
+            .unwrap();
     assert_eq!(m, "- \\<script\\>\\*bold\\* \\[click\\](http://evil.test) \\`rm -rf\\` \\~\\~no\\~\\~ a\\|b\\_c\\\\d next");
     // At a line start a value must not become a heading, a list or a rule; numbers stay numbers.
-    for (v, want) in [("# big", "\\# big"), ("- x", "\\- x"), ("1. x", "1\\. x"), ("---", "\\---"), ("-5", "-5"), ("4.5", "4.5"), ("2024.", "2024\\.")] {
+    for (v, want) in
+        [("# big", "\\# big"), ("- x", "\\- x"), ("1. x", "1\\. x"), ("---", "\\---"), ("-5", "-5"), ("4.5", "4.5"), ("2024.", "2024\\.")]
+    {
         assert_eq!(render("{{item.x}}", Output::Markdown, json!({"x": v})).unwrap(), want, "{v}");
     }
 }
@@ -55,7 +59,8 @@ fn markdown_escaping_neutralizes_markup() {
 
 #[test]
 fn a_line_break_in_a_header_is_refused() {
-    let e = render("{{item.name}} <{{item.email}}>", Output::Header, json!({"name": "Eve\r\nBcc: all@x.test", "email": "eve@x.test"})).unwrap_err();
+    let e = render("{{item.name}} <{{item.email}}>", Output::Header, json!({"name": "Eve\r\nBcc: all@x.test", "email": "eve@x.test"}))
+        .unwrap_err();
     assert_eq!(
         e,
         r#"`steps[1].send_email.subject` contains a line break ("Eve\r\nBcc: all@x.test <eve@x.test>"); refusing to send (header injection): a header must be one line, remove the line break from the data"#

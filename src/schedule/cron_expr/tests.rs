@@ -62,9 +62,7 @@ fn star_step_weekday_keeps_and_semantics_like_crontab() {
     // Vixie cron treats a field starting with `*` as unrestricted for the OR rule.
     let got = fires("0 0 1 * */2", "2025-01-01T00:00:01Z", "2026-01-01T00:00:00Z", UTC);
     assert!(got.iter().all(|t| t.day() == 1));
-    assert!(got
-        .iter()
-        .all(|t| matches!(t.weekday(), Weekday::Sun | Weekday::Tue | Weekday::Thu | Weekday::Sat)));
+    assert!(got.iter().all(|t| matches!(t.weekday(), Weekday::Sun | Weekday::Tue | Weekday::Thu | Weekday::Sat)));
 }
 
 #[test]

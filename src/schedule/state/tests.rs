@@ -8,9 +8,9 @@ use chrono_tz::Tz;
 
 use super::*;
 use crate::schedule::calendar::Calendar;
-use crate::scheduler::clock::{Clock, VirtualClock};
 use crate::schedule::cron_expr::CronSchedule;
 use crate::schedule::policy::{CatchUp, Overlap, WorkflowSchedule};
+use crate::scheduler::clock::{Clock, VirtualClock};
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -120,11 +120,9 @@ fn week_across_dst_in_london_and_new_york() {
         sim.add(wf("nyc", "30 2 * * *", chrono_tz::America::New_York), Duration::minutes(5), None);
         sim.add(wf("nyc_early", "30 1 * * *", chrono_tz::America::New_York), Duration::minutes(5), None);
         sim.run_until(utc(end));
-        for (name, tz) in [
-            ("ldn", chrono_tz::Europe::London),
-            ("nyc", chrono_tz::America::New_York),
-            ("nyc_early", chrono_tz::America::New_York),
-        ] {
+        for (name, tz) in
+            [("ldn", chrono_tz::Europe::London), ("nyc", chrono_tz::America::New_York), ("nyc_early", chrono_tz::America::New_York)]
+        {
             let starts = sim.starts(name);
             // Exactly one run per local day, every day.
             let days: Vec<_> = starts.iter().map(|(_, f, _)| f.with_timezone(&tz).date_naive()).collect();
@@ -257,10 +255,7 @@ fn overlap_with_each_policy() {
     let sim = run(Overlap::Queue, None);
     let starts: Vec<_> = sim.starts("w").iter().map(|s| (s.0.format("%H:%M").to_string(), s.1.format("%H:%M").to_string())).collect();
     // One at a time, each fire kept, in order.
-    assert_eq!(
-        starts,
-        vec![("00:15".into(), "00:15".into()), ("00:55".into(), "00:30".into()), ("01:35".into(), "00:45".into())]
-    );
+    assert_eq!(starts, vec![("00:15".into(), "00:15".into()), ("00:55".into(), "00:30".into()), ("01:35".into(), "00:45".into())]);
     assert!(sim.skips("w").is_empty());
     assert_eq!(sim.s.pending_len(), 5);
 

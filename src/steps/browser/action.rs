@@ -47,8 +47,20 @@ pub struct Key {
 
 impl Key {
     pub const NAMES: &'static [&'static str] = &[
-        "Enter", "Tab", "Escape", "Backspace", "Delete", "Space", "ArrowUp", "ArrowDown",
-        "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown",
+        "Enter",
+        "Tab",
+        "Escape",
+        "Backspace",
+        "Delete",
+        "Space",
+        "ArrowUp",
+        "ArrowDown",
+        "ArrowLeft",
+        "ArrowRight",
+        "Home",
+        "End",
+        "PageUp",
+        "PageDown",
     ];
 
     pub fn by_name(name: &str) -> Option<Key> {

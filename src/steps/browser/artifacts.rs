@@ -10,11 +10,7 @@ use crate::steps::{Artifact, RunEnv};
 
 /// A file-name-safe form of an item key (keys are order ids, emails, anything).
 fn safe(key: &str) -> String {
-    let s: String = key
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-        .take(80)
-        .collect();
+    let s: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).take(80).collect();
     if s.is_empty() || s.starts_with('.') {
         format!("_{s}")
     } else {
@@ -49,13 +45,7 @@ impl PageState {
 
 /// Saves a screenshot and the HTML of the current page (best effort: a dead browser gives
 /// nothing) and records both in the run log.
-pub async fn save_failure(
-    client: &Client,
-    run: &RunEnv,
-    step_id: &str,
-    key: &str,
-    attempt: u32,
-) -> (Option<PageState>, Vec<Artifact>) {
+pub async fn save_failure(client: &Client, run: &RunEnv, step_id: &str, key: &str, attempt: u32) -> (Option<PageState>, Vec<Artifact>) {
     let mut saved = Vec::new();
     let timeout = std::time::Duration::from_secs(10);
     let url = tokio::time::timeout(timeout, client.current_url()).await.ok().and_then(Result::ok);

@@ -165,9 +165,7 @@ async fn spawn_chromedriver(cfg: &DriverConfig) -> anyhow::Result<(String, Owned
             .stderr(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot start /bin/sh to run chromedriver: {e}"))?;
+        let mut child = cmd.spawn().map_err(|e| anyhow::anyhow!("cannot start /bin/sh to run chromedriver: {e}"))?;
         let stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin pipe"))?;
         let pgid = child.id().unwrap_or(0) as i32;
         let owned = Owned { child, _stdin: stdin, pgid };

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use fantoccini::error::{CmdError, ErrorStatus};
 use fantoccini::elements::Element;
+use fantoccini::error::{CmdError, ErrorStatus};
 use fantoccini::Client;
 use serde_json::{json, Value};
 
@@ -105,10 +105,7 @@ impl Page<'_> {
                 for (sel, want) in checks {
                     let text = self.find(sel, self.wait).await?.text().await.map_err(classify)?;
                     if !text.contains(want.as_str()) {
-                        return Err(ActError::Page(format!(
-                            "`{sel}` shows `{}`, expected it to contain `{want}`",
-                            excerpt(&text, 200)
-                        )));
+                        return Err(ActError::Page(format!("`{sel}` shows `{}`, expected it to contain `{want}`", excerpt(&text, 200))));
                     }
                 }
                 Ok(())
@@ -200,15 +197,10 @@ impl Page<'_> {
         let r = self.client.execute(SELECT_JS, vec![el_json, json!(value)]).await.map_err(classify)?;
         match r {
             Value::Null => Ok(()),
-            Value::String(err) if err == "not a select" => {
-                Err(ActError::Page(format!("`{sel}` is not a <select> element")))
-            }
+            Value::String(err) if err == "not a select" => Err(ActError::Page(format!("`{sel}` is not a <select> element"))),
             options => Err(ActError::Page(format!(
                 "`{sel}` has no option with value or text `{value}`; options: {}",
-                options
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|o| o.as_str()).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default()
+                options.as_array().map(|a| a.iter().filter_map(|o| o.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
             ))),
         }
     }
@@ -249,11 +241,7 @@ impl Page<'_> {
     }
 
     pub async fn body_text(&self) -> Result<String, ActError> {
-        let v = self
-            .client
-            .execute("return document.body ? document.body.innerText : ''", vec![])
-            .await
-            .map_err(classify)?;
+        let v = self.client.execute("return document.body ? document.body.innerText : ''", vec![]).await.map_err(classify)?;
         Ok(v.as_str().unwrap_or("").to_string())
     }
 }

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::plan::{PlanCx, TemplateRef};
 use crate::plan::templates::Templates;
+use crate::plan::{PlanCx, TemplateRef};
 
 use super::action::{Action, Extract, Key, WaitTarget};
 use super::selector::Selector;
@@ -145,8 +145,20 @@ struct Planner<'c, 'a> {
 }
 
 const KINDS: &[&str] = &[
-    "goto", "fill", "select", "check", "uncheck", "click", "submit", "press", "upload", "wait_for",
-    "assert_text", "extract", "screenshot", "if_present",
+    "goto",
+    "fill",
+    "select",
+    "check",
+    "uncheck",
+    "click",
+    "submit",
+    "press",
+    "upload",
+    "wait_for",
+    "assert_text",
+    "extract",
+    "screenshot",
+    "if_present",
 ];
 
 impl Planner<'_, '_> {
@@ -237,7 +249,11 @@ impl Planner<'_, '_> {
             let msg = if present.is_empty() {
                 "this action has no action key".to_string()
             } else {
-                format!("this action has {} action keys: {}", present.len(), present.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "this action has {} action keys: {}",
+                    present.len(),
+                    present.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                )
             };
             self.err(path, msg, Some(format!("write one action per list entry, one of: {}", KINDS.join(", "))));
             return None;
@@ -379,9 +395,7 @@ impl Renderer<'_> {
             PAction::Click(s) => Action::Click(self.sel(s)?),
             PAction::Submit(s) => Action::Submit(self.sel(s)?),
             PAction::Press { on, key } => Action::Press { on: on.as_ref().map(|s| self.sel(s)).transpose()?, key: *key },
-            PAction::Upload(v) => Action::Upload(
-                self.pairs(v)?.into_iter().map(|(s, p)| (s, self.base_dir.join(p))).collect(),
-            ),
+            PAction::Upload(v) => Action::Upload(self.pairs(v)?.into_iter().map(|(s, p)| (s, self.base_dir.join(p))).collect()),
             PAction::WaitFor { target, timeout } => Action::WaitFor { target: self.wait(target)?, timeout: *timeout },
             PAction::AssertText(v) => Action::AssertText(self.pairs(v)?),
             PAction::Extract(v) => Action::Extract(

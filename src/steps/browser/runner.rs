@@ -140,11 +140,7 @@ impl ItemRunner for BrowserRunner {
 }
 
 async fn restart(driver: &Driver, gen: u64) -> Result<(), StepError> {
-    driver
-        .restart_if_dead(gen)
-        .await
-        .map(|_| ())
-        .map_err(|e| StepError::Retryable(format!("cannot restart chromedriver: {e:#}")))
+    driver.restart_if_dead(gen).await.map(|_| ()).map_err(|e| StepError::Retryable(format!("cannot restart chromedriver: {e:#}")))
 }
 
 struct Item<'a> {
@@ -229,7 +225,8 @@ impl Item<'_> {
                     if claimed {
                         // Sent or not, we cannot tell: the key stays claimed (uncertain).
                         let _ = delivery.uncertain(&key).await;
-                        let e = format!("{e}; the record may have been submitted, so it is marked uncertain and will not be submitted again");
+                        let e =
+                            format!("{e}; the record may have been submitted, so it is marked uncertain and will not be submitted again");
                         return Err(Stop::Failed(Failed::with_artifacts(StepError::Fatal(e), files)));
                     }
                     return Err(Stop::Failed(Failed::with_artifacts(StepError::Fatal(e), files)));
@@ -269,7 +266,15 @@ impl Item<'_> {
             match self.is_logged_out(page).await {
                 Ok(false) => {}
                 Ok(true) => {
-                    let (e, files) = self.fail(page, "login", self.login.len() - 1, &self.login[self.login.len() - 1], "still on the login page after logging in; check the credentials").await;
+                    let (e, files) = self
+                        .fail(
+                            page,
+                            "login",
+                            self.login.len() - 1,
+                            &self.login[self.login.len() - 1],
+                            "still on the login page after logging in; check the credentials",
+                        )
+                        .await;
                     return Err(Stop::Failed(Failed::with_artifacts(StepError::Fatal(e), files)));
                 }
                 Err(ActError::Session(m)) => return Err(Stop::Lost(m)),

@@ -231,22 +231,14 @@ impl Bucket {
         m.insert("urgent_count".into(), json!(self.urgent_count));
         m.insert("by_channel".into(), Value::Array(shares(&self.by_channel)));
         m.insert("by_area".into(), Value::Array(shares(&self.by_area)));
-        m.insert(
-            "by_rating".into(),
-            Value::Array((1..=5).map(|r| json!({"rating": r, "count": self.by_rating[r]})).collect()),
-        );
+        m.insert("by_rating".into(), Value::Array((1..=5).map(|r| json!({"rating": r, "count": self.by_rating[r]})).collect()));
         m.insert("rated".into(), json!(self.rated));
         m.insert("avg_rating".into(), self.avg_rating().map_or(Value::Null, |x| num(round2(x))));
         m.insert("csat".into(), self.csat().map_or(Value::Null, |x| num(round1(x))));
         m.insert("urgent".into(), Value::Array(self.urgent_items().iter().map(|i| i.json.clone()).collect()));
         m.insert("sample".into(), Value::Array(self.sample_items().iter().map(|i| i.json.clone()).collect()));
-        let kw: Vec<Value> = self
-            .keywords
-            .sorted()
-            .into_iter()
-            .take(lim.keywords)
-            .map(|(k, n)| json!({"keyword": k, "count": n}))
-            .collect();
+        let kw: Vec<Value> =
+            self.keywords.sorted().into_iter().take(lim.keywords).map(|(k, n)| json!({"keyword": k, "count": n})).collect();
         m.insert("keywords".into(), Value::Array(kw));
         m
     }

@@ -59,7 +59,10 @@ pub enum Cond {
     Any(Vec<Cond>),
     Not(Box<Cond>),
     /// All tests on one field must hold.
-    Leaf { slot: usize, tests: Vec<Test> },
+    Leaf {
+        slot: usize,
+        tests: Vec<Test>,
+    },
 }
 
 #[derive(Debug)]
@@ -179,14 +182,7 @@ pub fn compile(input: &CompileInput<'_>) -> Result<RuleSet, Vec<RuleError>> {
         }
         let when = t.when.as_ref().and_then(|w| c.cond(w, &format!("{path}.when")));
         let urgent = t.urgent.as_ref().and_then(|w| c.cond(w, &format!("{path}.urgent")));
-        teams.push(CompiledTeam {
-            name: t.name.clone(),
-            emails,
-            webhook: t.webhook.clone(),
-            priority: t.priority,
-            when,
-            urgent,
-        });
+        teams.push(CompiledTeam { name: t.name.clone(), emails, webhook: t.webhook.clone(), priority: t.priority, when, urgent });
     }
     let unmatched = match input.unmatched {
         None => None,
@@ -194,9 +190,7 @@ pub fn compile(input: &CompileInput<'_>) -> Result<RuleSet, Vec<RuleError>> {
             let found = teams.iter().position(|t| t.name == name);
             if found.is_none() {
                 let names: Vec<&str> = teams.iter().map(|t| t.name.as_str()).collect();
-                let close = names.iter().copied().max_by(|a, b| {
-                    strsim::jaro_winkler(a, name).total_cmp(&strsim::jaro_winkler(b, name))
-                });
+                let close = names.iter().copied().max_by(|a, b| strsim::jaro_winkler(a, name).total_cmp(&strsim::jaro_winkler(b, name)));
                 c.err(
                     input.unmatched_path,
                     format!("`unmatched: {name}` names no team"),
@@ -227,16 +221,7 @@ pub fn compile(input: &CompileInput<'_>) -> Result<RuleSet, Vec<RuleError>> {
     let mut required = c.required;
     required.sort_unstable();
     required.dedup();
-    Ok(RuleSet {
-        fields: c.fields,
-        roles,
-        patterns: c.patterns,
-        pattern_slot: c.pattern_slot,
-        teams,
-        order,
-        unmatched,
-        required,
-    })
+    Ok(RuleSet { fields: c.fields, roles, patterns: c.patterns, pattern_slot: c.pattern_slot, teams, order, unmatched, required })
 }
 
 fn looks_like_email(e: &str) -> bool {
@@ -277,7 +262,11 @@ impl Compiler {
             || c.within.is_some()
             || c.older_than.is_some();
         if combinators > 1 {
-            self.err(path, "a condition has more than one of `all`, `any`, `not`", Some("nest them: `all: [{any: [...]}, {not: {...}}]`".into()));
+            self.err(
+                path,
+                "a condition has more than one of `all`, `any`, `not`",
+                Some("nest them: `all: [{any: [...]}, {not: {...}}]`".into()),
+            );
             return None;
         }
         if combinators == 1 && (has_ops || c.field.is_some()) {
@@ -388,7 +377,11 @@ impl Compiler {
                 let detail = e.to_string();
                 let last = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
                 let last = last.trim_start_matches("error: ");
-                self.err(path, format!("invalid regex `{src}`: {last}"), Some("see https://docs.rs/regex/#syntax; escape literal characters such as `(`, `[`, `+` with `\\`".into()));
+                self.err(
+                    path,
+                    format!("invalid regex `{src}`: {last}"),
+                    Some("see https://docs.rs/regex/#syntax; escape literal characters such as `(`, `[`, `+` with `\\`".into()),
+                );
             }
         }
     }

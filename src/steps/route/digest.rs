@@ -48,7 +48,11 @@ impl DigestTemplates {
                 Ok(s) => Some((file.display().to_string(), s)),
                 Err(_) if name == DEFAULT_NAME => Some((format!("built-in {name}.{ext}.hbs"), builtin.to_string())),
                 Err(_) => {
-                    cx.error(path, format!("template file `{}` does not exist", file.display()), Some(format!("create it, or remove `template:` to use the built-in `{DEFAULT_NAME}`")));
+                    cx.error(
+                        path,
+                        format!("template file `{}` does not exist", file.display()),
+                        Some(format!("create it, or remove `template:` to use the built-in `{DEFAULT_NAME}`")),
+                    );
                     None
                 }
             }
@@ -61,7 +65,11 @@ impl DigestTemplates {
             for r in crate::plan::refs::var_refs(src, &[]) {
                 if !ROOTS.contains(&r.root()) {
                     ok = false;
-                    cx.error(path, format!("unknown variable `{}` in template `{file}`", r.path), Some("digest templates see `item` (the team's bucket) and `run` (id, workflow, step, as_of)".into()));
+                    cx.error(
+                        path,
+                        format!("unknown variable `{}` in template `{file}`", r.path),
+                        Some("digest templates see `item` (the team's bucket) and `run` (id, workflow, step, as_of)".into()),
+                    );
                 }
             }
         }
@@ -87,7 +95,7 @@ impl DigestTemplates {
 }
 
 /// File name for a team: lowercase letters, digits and `-`.
-pub fn slug(name: &str) -> String {
+pub(super) fn slug(name: &str) -> String {
     let mut s = String::new();
     for c in name.chars() {
         if c.is_alphanumeric() {

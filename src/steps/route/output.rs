@@ -17,14 +17,14 @@ use crate::engine::log::PreviousDigest;
 use crate::engine::{Artifact, BatchCx, Claim};
 use crate::steps::RunEnv;
 
-pub struct TeamRecord {
+pub(super) struct TeamRecord {
     pub name: String,
     pub webhook: Option<String>,
     pub json: Map<String, Value>,
 }
 
 impl TeamRecord {
-    pub fn new(team: &CompiledTeam, b: &Bucket, lim: &Limits, previous: Option<PreviousDigest>, chart: ChartKind) -> Self {
+    pub(super) fn new(team: &CompiledTeam, b: &Bucket, lim: &Limits, previous: Option<PreviousDigest>, chart: ChartKind) -> Self {
         let mut m = Map::new();
         m.insert(
             "team".into(),
@@ -69,7 +69,12 @@ impl TeamRecord {
 
 /// Renders and writes each team's digest, posts webhooks, records artifacts; returns the
 /// output records.
-pub async fn deliver(p: &Planned, cx: &BatchCx<'_>, teams: Vec<TeamRecord>, run_ctx: &Value) -> anyhow::Result<(Vec<Value>, Vec<Artifact>)> {
+pub(super) async fn deliver(
+    p: &Planned,
+    cx: &BatchCx<'_>,
+    teams: Vec<TeamRecord>,
+    run_ctx: &Value,
+) -> anyhow::Result<(Vec<Value>, Vec<Artifact>)> {
     let env = cx.run;
     let mut artifacts = Vec::new();
     let dir = p.out_dir.clone().unwrap_or_else(|| env.artifacts_dir.join(&p.step_id));
@@ -126,7 +131,14 @@ async fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
 /// the same digest twice. A failed POST is reported in the output, not fatal: email and files
 /// still go out.
 /// Returns the webhook's output, and whether the payload file was written (an artifact).
-async fn post_webhook(p: &Planned, cx: &BatchCx<'_>, client: &reqwest::Client, t: &TeamRecord, url: &str, file: &PathBuf) -> anyhow::Result<(Value, bool)> {
+async fn post_webhook(
+    p: &Planned,
+    cx: &BatchCx<'_>,
+    client: &reqwest::Client,
+    t: &TeamRecord,
+    url: &str,
+    file: &PathBuf,
+) -> anyhow::Result<(Value, bool)> {
     let env = cx.run;
     let url = match resolve_secret(url, env) {
         Some(u) => u,

@@ -42,11 +42,7 @@ fn plan_spec(spec: &RouteSpec, path: &str, cx: &mut PlanCx) -> Option<Planned> {
             None
         }
         (None, None) => {
-            cx.error_at_key(
-                path,
-                "the route step has no rules",
-                Some("add `rules: routing/teams.yaml` or inline `teams:`".into()),
-            );
+            cx.error_at_key(path, "the route step has no rules", Some("add `rules: routing/teams.yaml` or inline `teams:`".into()));
             None
         }
         (None, Some(teams)) => {

@@ -143,11 +143,8 @@ fn summary(r: &Routed, records: &[Value], env: &RunEnv) -> Value {
             })
         })
         .collect();
-    let errors: Vec<Value> = r
-        .errors
-        .iter()
-        .map(|e| json!({"record": env.secrets.redact(&e.record), "error": env.secrets.redact(&e.message)}))
-        .collect();
+    let errors: Vec<Value> =
+        r.errors.iter().map(|e| json!({"record": env.secrets.redact(&e.record), "error": env.secrets.redact(&e.message)})).collect();
     let c = &r.counts;
     json!({
         "records": c.records,
@@ -186,16 +183,8 @@ async fn route_blocking(
                 let file = open_file(&path)?;
                 let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
                 let cancelled = || shutdown.is_cancelled();
-                let setup = Setup {
-                    rules: &rules,
-                    mode,
-                    limits,
-                    seen: seen.as_deref(),
-                    sink: &sink,
-                    workers,
-                    delimiter,
-                    cancelled: &cancelled,
-                };
+                let setup =
+                    Setup { rules: &rules, mode, limits, seen: seen.as_deref(), sink: &sink, workers, delimiter, cancelled: &cancelled };
                 let (router, info) = route_csv_parallel(file, &setup).with_context(|| format!("routing `{}`", path.display()))?;
                 Ok(Routed::from(router, info.missing_columns))
             })

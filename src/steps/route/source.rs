@@ -61,9 +61,8 @@ impl CsvLayout {
             .map(<[u8]>::trim_ascii)
             .collect();
         let cols: Vec<Option<usize>> = fields.names.iter().map(|f| names.iter().position(|h| *h == f.as_bytes())).collect();
-        let info = CsvInfo {
-            missing_columns: fields.names.iter().zip(&cols).filter(|(_, c)| c.is_none()).map(|(f, _)| f.clone()).collect(),
-        };
+        let info =
+            CsvInfo { missing_columns: fields.names.iter().zip(&cols).filter(|(_, c)| c.is_none()).map(|(f, _)| f.clone()).collect() };
         let headers = names.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
         (CsvLayout { cols, headers }, info)
     }

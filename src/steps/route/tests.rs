@@ -261,7 +261,16 @@ fn parallel_routing_equals_sequential() {
         let c = sink_ids.clone();
         Some(Box::new(move |b: super::seen::IdBatch| *c.lock().unwrap() += b.count))
     };
-    let setup = Setup { rules: &rs, mode: Mode::AllMatches, limits: lim, seen: None, sink: &sink, workers: 3, delimiter: b',', cancelled: &|| false };
+    let setup = Setup {
+        rules: &rs,
+        mode: Mode::AllMatches,
+        limits: lim,
+        seen: None,
+        sink: &sink,
+        workers: 3,
+        delimiter: b',',
+        cancelled: &|| false,
+    };
     let (par, _) = route_csv_parallel(&csv[..], &setup).unwrap();
     assert_eq!(par.counts, seq.counts);
     assert_eq!(*ids.lock().unwrap() as u64, par.counts.routed);

@@ -8,7 +8,7 @@ const ATTEMPTS: u32 = 3;
 
 /// The body: `text` is what Slack and Teams show; `bucket` carries the figures for custom
 /// receivers. Untrusted feedback text only appears inside JSON strings.
-pub fn payload(bucket: &Value) -> Value {
+pub(super) fn payload(bucket: &Value) -> Value {
     let team = bucket["team"]["name"].as_str().unwrap_or("team");
     let mut text = format!("*{team}*: {} new pieces of feedback", bucket["count"]);
     if let Some(avg) = bucket["avg_rating"].as_f64() {
@@ -36,7 +36,7 @@ pub fn payload(bucket: &Value) -> Value {
 
 /// POSTs `body`; retries connection errors, 429 and 5xx with a short backoff.
 /// Ok(status) for 2xx; Err((definitely_not_delivered, message)) otherwise.
-pub async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<u16, (bool, String)> {
+pub(super) async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<u16, (bool, String)> {
     let mut last = (true, String::new());
     for attempt in 1..=ATTEMPTS {
         match client.post(url).json(body).timeout(Duration::from_secs(15)).send().await {

@@ -41,12 +41,7 @@ impl Compiled {
     /// not just the first. Returns None if anything failed. `step_path` (`steps[2]`) prefixes
     /// the names the inline templates are registered under, so a render error names the YAML
     /// path of the template.
-    pub fn compile_at(
-        spec: &SendEmailSpec,
-        templates_dir: &Path,
-        step_path: &str,
-        mut err: impl FnMut(&str, String),
-    ) -> Option<Compiled> {
+    pub fn compile_at(spec: &SendEmailSpec, templates_dir: &Path, step_path: &str, mut err: impl FnMut(&str, String)) -> Option<Compiled> {
         let mut t = EmailTemplates::new();
         let mut ok = true;
         if spec.to.as_slice().is_empty() {
@@ -96,19 +91,10 @@ impl Compiled {
         let reply_to = spec.reply_to.as_deref().map(|s| h("send_email.reply_to".into(), s));
         let from = spec.from.as_deref().map(|s| h("send_email.from".into(), s));
         let subject = h("send_email.subject".into(), &spec.subject);
-        let headers = spec
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), h(format!("send_email.headers.{k}"), v)))
-            .collect();
+        let headers = spec.headers.iter().map(|(k, v)| (k.clone(), h(format!("send_email.headers.{k}"), v))).collect();
         let mut f = |p: String, s: &str| inline(p, s, Output::Text, &mut ok2);
         let key = spec.idempotency_key.as_deref().map(|s| f("send_email.idempotency_key".into(), s));
-        let attachments = spec
-            .attachments
-            .iter()
-            .enumerate()
-            .map(|(i, s)| f(format!("send_email.attachments[{i}]"), s))
-            .collect();
+        let attachments = spec.attachments.iter().enumerate().map(|(i, s)| f(format!("send_email.attachments[{i}]"), s)).collect();
         let literal_attachments = spec.attachments.iter().map(|s| !s.contains("{{")).collect();
         if !ok || !ok2 || spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
             if spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
@@ -146,13 +132,7 @@ impl Compiled {
 
     /// Renders one item. `default_key` is `<workflow>/<item key>`, used without
     /// `idempotency_key`; relative attachment paths resolve against `base_dir`.
-    pub fn render(
-        &self,
-        ctx: &Value,
-        default_from: Option<&str>,
-        default_key: &str,
-        base_dir: &Path,
-    ) -> Result<Rendered, String> {
+    pub fn render(&self, ctx: &Value, default_from: Option<&str>, default_key: &str, base_dir: &Path) -> Result<Rendered, String> {
         // One context for every template of the item: handlebars would copy `ctx` for each.
         let c = Context::from(ctx.clone());
         let one = |t: &TemplateRef| self.templates.render(t, &c);
@@ -160,9 +140,7 @@ impl Compiled {
         let from = match (&self.from, default_from) {
             (Some(t), _) => one(t)?,
             (None, Some(f)) => f.to_string(),
-            (None, None) => {
-                return Err("no sender: set `from` in the step or `smtp_from` in cxflow.yaml".into())
-            }
+            (None, None) => return Err("no sender: set `from` in the step or `smtp_from` in cxflow.yaml".into()),
         };
         let key = match &self.key {
             Some(t) => one(t)?,
@@ -186,11 +164,7 @@ impl Compiled {
             bcc: all(&self.bcc)?,
             reply_to: self.reply_to.as_ref().map(one).transpose()?,
             subject: one(&self.subject)?,
-            headers: self
-                .headers
-                .iter()
-                .map(|(k, t)| Ok((k.clone(), one(t)?)))
-                .collect::<Result<_, String>>()?,
+            headers: self.headers.iter().map(|(k, t)| Ok((k.clone(), one(t)?))).collect::<Result<_, String>>()?,
             html: self.body.html.as_ref().map(|id| self.templates.render_html(id, &c)).transpose()?,
             text: self.body.text.as_ref().map(|id| self.templates.render_text(id, &c)).transpose()?,
             attachments,

@@ -71,22 +71,16 @@ pub async fn deliver<L: Ledger>(
     ledger: &L,
     input: ItemInput<'_>,
 ) -> Result<Outcome, Failure> {
-    let r = c
-        .render(input.ctx, input.default_from, input.default_key, input.base_dir)
-        .map_err(Failure::Fatal)?;
+    let r = c.render(input.ctx, input.default_from, input.default_key, input.base_dir).map_err(Failure::Fatal)?;
     let bytes = files.load(&r.attachments).await.map_err(|e| Failure::Fatal(e.to_string()))?;
     let msg = build_with(&r, &bytes).map_err(|e| Failure::Fatal(e.to_string()))?;
     let to = r.to.join(", ");
     if input.dry_run {
-        return Ok(Outcome::DryRun {
-            output: json!({"dry_run": true, "key": r.key, "to": to, "subject": r.subject}),
-        });
+        return Ok(Outcome::DryRun { output: json!({"dry_run": true, "key": r.key, "to": to, "subject": r.subject}) });
     }
     let db = |e: anyhow::Error| Failure::Retryable(format!("run log: {e:#}"));
     match ledger.claim(&r.key, input.item_key).await.map_err(db)? {
-        LedgerClaim::AlreadySent => {
-            return Ok(Outcome::Skipped { output: json!({"skipped": "already sent", "key": r.key}), key: r.key })
-        }
+        LedgerClaim::AlreadySent => return Ok(Outcome::Skipped { output: json!({"skipped": "already sent", "key": r.key}), key: r.key }),
         LedgerClaim::Uncertain if c.uncertain == Uncertain::Skip => {
             return Ok(Outcome::Skipped {
                 output: json!({"skipped": "uncertain", "key": r.key,

@@ -46,8 +46,19 @@ pub enum MessageError {
 
 /// Headers the step sets itself; letting data or spec override them would defeat the checks.
 const RESERVED: &[&str] = &[
-    "from", "to", "cc", "bcc", "reply-to", "subject", "message-id", "date", "sender",
-    "content-type", "content-transfer-encoding", "mime-version", "return-path",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "subject",
+    "message-id",
+    "date",
+    "sender",
+    "content-type",
+    "content-transfer-encoding",
+    "mime-version",
+    "return-path",
 ];
 
 fn no_line_break(field: &str, value: &str) -> Result<(), MessageError> {
@@ -63,11 +74,7 @@ fn no_line_break(field: &str, value: &str) -> Result<(), MessageError> {
 /// list parser so that a comma or quote inside a customer's name stays part of the name.
 pub fn parse_mailbox(field: &str, value: &str) -> Result<Mailbox, MessageError> {
     no_line_break(field, value)?;
-    let bad = |reason: &str| MessageError::BadAddress {
-        field: field.into(),
-        value: value.into(),
-        reason: reason.into(),
-    };
+    let bad = |reason: &str| MessageError::BadAddress { field: field.into(), value: value.into(), reason: reason.into() };
     let v = value.trim();
     let (name, addr) = match (v.rfind('<'), v.ends_with('>')) {
         (Some(i), true) => {
@@ -155,10 +162,7 @@ pub fn build_with(r: &Rendered, files: &[Arc<Vec<u8>>]) -> Result<Message, Messa
     if to.is_empty() {
         return Err(MessageError::NoRecipient);
     }
-    let mut b = Message::builder()
-        .from(from.clone())
-        .subject(r.subject.clone())
-        .message_id(Some(message_id(&r.key, &from)));
+    let mut b = Message::builder().from(from.clone()).subject(r.subject.clone()).message_id(Some(message_id(&r.key, &from)));
     for m in to {
         b = b.to(m);
     }

@@ -18,8 +18,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use async_trait::async_trait;
 
-pub use crate::spec::kinds::send_email as spec;
-pub use crate::spec::kinds::send_email::SendEmailSpec;
 use self::attachments::AttachmentFiles;
 use self::compiled::Compiled;
 use self::deliver::{deliver, Failure, ItemInput, Ledger, LedgerClaim, Outcome};
@@ -29,6 +27,8 @@ use self::transport::{Delivered, Transport};
 use super::{Artifact, Failed, ItemCx, ItemOutput, StepCx, StepError};
 use crate::engine::{Claim, Delivery, ItemRunner, ItemStep};
 use crate::plan::PlanCx;
+pub use crate::spec::kinds::send_email as spec;
+pub use crate::spec::kinds::send_email::SendEmailSpec;
 
 pub struct Planned {
     compiled: Arc<Compiled>,
@@ -81,16 +81,19 @@ pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Opti
     let mut errs = vec![];
     let compiled = Compiled::compile_at(spec, &dir, path, |p, m| errs.push((at(p), m)));
     for (p, m) in errs {
-        let help = p.ends_with(".template").then(|| {
-            format!("templates live in `{}`: `<name>.html.hbs` and/or `<name>.txt.hbs`", dir.display())
-        });
+        let help =
+            p.ends_with(".template").then(|| format!("templates live in `{}`: `<name>.html.hbs` and/or `<name>.txt.hbs`", dir.display()));
         cx.error(&p, m, help);
     }
     Some(Box::new(Planned { compiled: Arc::new(compiled?) }))
 }
 
 fn idx(base: &str, i: usize, len: usize) -> String {
-    if len > 1 { format!("{base}[{i}]") } else { base.to_string() }
+    if len > 1 {
+        format!("{base}[{i}]")
+    } else {
+        base.to_string()
+    }
 }
 
 struct Runner {
@@ -170,9 +173,7 @@ impl ItemRunner for Runner {
                 Ok(out)
             }
             Ok(Outcome::Skipped { output, .. }) => Ok(ItemOutput::skipped(run.secrets.redact_value(&output))),
-            Ok(Outcome::DryRun { output }) => {
-                Ok(ItemOutput::new(run.secrets.redact_value(&output)))
-            }
+            Ok(Outcome::DryRun { output }) => Ok(ItemOutput::new(run.secrets.redact_value(&output))),
             Err(Failure::Retryable(m)) => Err(StepError::Retryable(run.secrets.redact(&m)).into()),
             Err(Failure::Fatal(m)) => Err(StepError::Fatal(run.secrets.redact(&m)).into()),
         }
@@ -202,4 +203,3 @@ impl Ledger for Delivery<'_> {
         Delivery::release(self, key).await
     }
 }
-

@@ -163,19 +163,14 @@ impl SmtpPool {
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let s = &self.settings;
-        let transient = |what: &str, e: &dyn std::fmt::Display| {
-            SendError::Transient(format!("cannot {what} {}:{}: {e}", s.host, s.port))
-        };
+        let transient = |what: &str, e: &dyn std::fmt::Display| SendError::Transient(format!("cannot {what} {}:{}: {e}", s.host, s.port));
         let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.host.as_str(), s.port)))
             .await
             .map_err(|_| transient("connect to", &"timed out"))?
             .map_err(|e| transient("connect to", &e))?;
         tcp.set_nodelay(true).map_err(|e| transient("configure socket to", &e))?;
         let peer = tcp.peer_addr().map_err(|e| transient("connect to", &e))?;
-        let tls_params = || {
-            TlsParameters::new(s.host.clone())
-                .map_err(|e| SendError::Permanent(format!("TLS setup for {}: {e}", s.host)))
-        };
+        let tls_params = || TlsParameters::new(s.host.clone()).map_err(|e| SendError::Permanent(format!("TLS setup for {}: {e}", s.host)));
         let stream: Box<dyn AsyncTokioStream> = if s.tls == Tls::Implicit {
             #[allow(deprecated)] // lettre marks the type deprecated but it is the only way in
             let mut ns = lettre::transport::smtp::client::AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
@@ -187,17 +182,13 @@ impl SmtpPool {
             Box::new(tcp)
         };
         let setup = async {
-            let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.client_id)
-                .await
-                .map_err(|e| transient("greet", &e))?;
+            let mut conn =
+                AsyncSmtpConnection::connect_with_transport(stream, &self.client_id).await.map_err(|e| transient("greet", &e))?;
             let mut encrypted = s.tls == Tls::Implicit;
             let offers = conn.server_info().supports_feature(Extension::StartTls);
             match s.tls {
                 Tls::Required if !offers => {
-                    return Err(SendError::Permanent(format!(
-                        "{}:{} does not offer STARTTLS but `tls=required`",
-                        s.host, s.port
-                    )))
+                    return Err(SendError::Permanent(format!("{}:{} does not offer STARTTLS but `tls=required`", s.host, s.port)))
                 }
                 Tls::Required | Tls::Opportunistic if offers => {
                     conn.starttls(tls_params()?, &self.client_id)
@@ -220,9 +211,7 @@ impl SmtpPool {
             }
             Ok(conn)
         };
-        tokio::time::timeout(s.timeout, setup)
-            .await
-            .map_err(|_| transient("set up a session with", &"timed out"))?
+        tokio::time::timeout(s.timeout, setup).await.map_err(|_| transient("set up a session with", &"timed out"))?
     }
 }
 

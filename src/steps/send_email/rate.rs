@@ -16,9 +16,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `per_second <= 0` or `None` means unlimited.
     pub fn new(per_second: Option<f64>) -> Self {
-        let interval = per_second
-            .filter(|r| *r > 0.0 && r.is_finite())
-            .map(|r| Duration::from_secs_f64(1.0 / r));
+        let interval = per_second.filter(|r| *r > 0.0 && r.is_finite()).map(|r| Duration::from_secs_f64(1.0 / r));
         RateLimiter { interval, next: Mutex::new(Instant::now()) }
     }
 

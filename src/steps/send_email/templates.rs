@@ -96,7 +96,11 @@ impl EmailTemplates {
             let id = path.file_name().unwrap().to_string_lossy().into_owned();
             let output = if is_html { Output::Html } else { Output::Text };
             self.t.add_as(&id, &src, output).map_err(|msg| TemplateLoadError::Syntax { path: path.clone(), msg })?;
-            if is_html { body.html = Some(id) } else { body.text = Some(id) }
+            if is_html {
+                body.html = Some(id)
+            } else {
+                body.text = Some(id)
+            }
         }
         if body.html.is_none() && body.text.is_none() {
             return Err(TemplateLoadError::NotFound { name: name.into(), html: html_path, text: text_path });
