@@ -80,6 +80,25 @@ mod tests {
         tx.commit().await.unwrap();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn several_opens_of_one_new_run_log_all_work() {
+        for trial in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("new.db").display());
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let url = url.clone();
+                    tokio::spawn(async move { Store::open(&url).await })
+                })
+                .collect();
+            for o in opens {
+                let store = o.await.unwrap().unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(store.pool()).await.unwrap();
+                assert!(n >= 3, "trial {trial}: {n} migrations applied");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn claim_send_and_uncertain() {
         let dir = tempfile::tempdir().unwrap();

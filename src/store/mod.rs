@@ -78,7 +78,7 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(|reason| StoreError::Migrate { url: url.into(), reason })?;
+        migrate(&pool).await.map_err(|reason| StoreError::Migrate { url: url.into(), reason })?;
         Ok(Store { pool })
     }
 
@@ -186,6 +186,30 @@ impl Store {
         }
         Ok(orphans)
     }
+}
+
+/// Brings the schema up to date. Two processes opening one new run log (two first runs, or
+/// `serve` starting beside a manual run) race here: each migration is one transaction, so the
+/// loser's fails (`table runs already exists`) after the winner committed it, and trying again
+/// finds it applied and goes on with the next.
+async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::migrate::MigrateError> {
+    let migrator = sqlx::migrate!("./migrations");
+    let mut tries = 0;
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries < 20 && lost_migration_race(&e) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(25 * tries)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn lost_migration_race(e: &sqlx::migrate::MigrateError) -> bool {
+    let text = e.to_string();
+    text.contains("already exists") || text.contains("database is locked") || text.contains("UNIQUE constraint failed: _sqlx_migrations")
 }
 
 fn process_alive(pid: i64) -> bool {
