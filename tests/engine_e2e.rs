@@ -398,3 +398,34 @@ fn a_write_that_cannot_be_moved_into_place_leaves_no_temp_file() {
     assert_eq!(temp_files(p.path()), Vec::<String>::new());
     assert!(p.path().join("out/r.csv/taken").is_dir());
 }
+
+/// Two first-ever runs at once share one new run log: both migrate it (once) and both succeed.
+#[test]
+fn two_first_runs_at_once_both_work() {
+    for trial in 0..3 {
+        let p = TestProject::new();
+        p.write("data/t.csv", "id\n1\n2\n");
+        p.write(
+            "workflows/w.yaml",
+            "name: w\nsteps:\n  - id: t\n    read_csv: data/t.csv\n  - id: out\n    write_json: { from: t, path: out/t.json }\n",
+        );
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                let mut c = p.cxflow();
+                c.args(["run", "w"]);
+                output_async(c)
+            })
+            .collect();
+        for c in children {
+            let r = Run::from(c.join().unwrap());
+            assert_eq!(r.code, 0, "trial {trial}: {}", r.stderr);
+        }
+        assert_eq!(p.query("SELECT status FROM runs ORDER BY id"), ["succeeded", "succeeded"], "trial {trial}");
+    }
+}
+
+/// Start `cmd` now; its output when joined.
+fn output_async(mut cmd: std::process::Command) -> std::thread::JoinHandle<std::process::Output> {
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::spawn(move || child.wait_with_output().unwrap())
+}
