@@ -407,7 +407,8 @@ fn two_first_runs_at_once_both_work() {
         p.write("data/t.csv", "id\n1\n2\n");
         p.write(
             "workflows/w.yaml",
-            "name: w\nsteps:\n  - id: t\n    read_csv: data/t.csv\n  - id: out\n    write_json: { from: t, path: out/t.json }\n",
+            // Each run writes its own file: two runs writing one path at once is another matter.
+            "name: w\nsteps:\n  - id: t\n    read_csv: data/t.csv\n  - id: out\n    write_json: { from: t, path: \"out/t-{{run.id}}.json\" }\n",
         );
         let children: Vec<_> = (0..2)
             .map(|_| {

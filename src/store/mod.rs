@@ -56,6 +56,22 @@ pub(crate) fn now() -> String {
 impl Store {
     /// Open (creating if missing) the SQLite run log at `url` and bring its schema up to date.
     pub async fn open(url: &str) -> Result<Store> {
+        // A second process creating the same new file at the same moment can find it locked
+        // while the first switches it to WAL (SQLite answers that at once, without waiting for
+        // `busy_timeout`): wait a little and open it again.
+        let mut tries = 0u64;
+        loop {
+            match Store::open_once(url).await {
+                Err(StoreError::Open { reason, .. }) if tries < 40 && reason.to_string().contains("database is locked") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(25 * tries.min(8))).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn open_once(url: &str) -> Result<Store> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|reason| StoreError::Open { url: url.into(), reason })?
             .create_if_missing(true)
