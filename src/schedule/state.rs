@@ -53,6 +53,8 @@ pub struct Running {
     pub started: DateTime<Utc>,
     pub deadline: Option<DateTime<Utc>>,
     pub stopped: bool,
+    /// A fire missed while the scheduler was down: the workflow's backlog, not an overlap.
+    pub catch_up: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -137,7 +139,9 @@ impl Scheduler {
     pub fn adopt(&mut self, workflow: &str, fire: DateTime<Utc>, now: DateTime<Utc>) -> Ticket {
         let deadline = self.deadline_for(workflow, now);
         let ticket = self.new_ticket();
-        self.running.insert(ticket, Running { workflow: workflow.to_string(), fire, started: now, deadline, stopped: false });
+        // Adopted at start-up: a run a crash left behind, which on-time fires must not overlap.
+        self.running
+            .insert(ticket, Running { workflow: workflow.to_string(), fire, started: now, deadline, stopped: false, catch_up: false });
         ticket
     }
 
@@ -288,12 +292,15 @@ impl Scheduler {
         }
         let waiting = self.pending.iter().filter(|p| p.workflow == sched.name).count();
         // Catch-up fires always queue behind each other: `catch_up: all` asks for each of them.
+        // They are the workflow's own backlog, not an overlapping run: an on-time fire queues
+        // behind them, and only another on-time run (running or waiting) makes it skip, so the
+        // newest fire is never the one lost after a restart.
         if sched.overlap == Overlap::Skip && !catch_up {
-            if let Some(r) = self.running.values().find(|r| r.workflow == sched.name) {
+            if let Some(r) = self.running.values().find(|r| r.workflow == sched.name && !r.catch_up) {
                 actions.push(skip(format!("the run for {} is still running (overlap: skip)", r.fire.to_rfc3339())));
                 return;
             }
-            if waiting > 0 {
+            if self.pending.iter().any(|p| p.workflow == sched.name && !p.catch_up) {
                 actions.push(skip("an earlier fire is still waiting to start (overlap: skip)".into()));
                 return;
             }
@@ -332,7 +339,8 @@ impl Scheduler {
             let p = self.pending.remove(i).expect("index checked");
             let deadline = self.deadline_for(&p.workflow, now);
             let ticket = self.new_ticket();
-            self.running.insert(ticket, Running { workflow: p.workflow.clone(), fire: p.fire, started: now, deadline, stopped: false });
+            let run = Running { workflow: p.workflow.clone(), fire: p.fire, started: now, deadline, stopped: false, catch_up: p.catch_up };
+            self.running.insert(ticket, run);
             actions.push(Action::Start { ticket, workflow: p.workflow, fire: p.fire, catch_up: p.catch_up });
         }
     }

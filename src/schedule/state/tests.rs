@@ -190,14 +190,40 @@ fn downtime_with_each_catch_up_policy() {
     );
     assert!(sim.skips("w")[0].1.contains("2 fire time(s)"));
 
-    // All 5 missed run back to back; the on-time 06:00 fire meets the 4th still running and is
-    // skipped (overlap: skip applies to on-time fires).
+    // All 5 missed run back to back, and the on-time 06:00 fire queues behind them: the backlog
+    // is not an overlapping run (it used to make the newest fire skip with "overlap: skip").
     let sim = run(CatchUp::All, 10);
-    assert_eq!(sim.starts("w").len(), 5);
-    assert!(sim.starts("w").iter().all(|s| s.2));
-    let skips = sim.skips("w");
-    assert_eq!(skips.len(), 1);
-    assert!(skips[0].1.contains("overlap: skip"));
+    let starts = sim.starts("w");
+    assert_eq!(starts.len(), 6, "{starts:?}");
+    assert!(starts[..5].iter().all(|s| s.2));
+    assert_eq!((starts[5].0, starts[5].1, starts[5].2), (utc("2025-06-02T06:20:00Z"), utc("2025-06-02T06:00:00Z"), false));
+    assert!(sim.skips("w").is_empty(), "{:?}", sim.skips("w"));
+}
+
+#[test]
+fn a_restart_just_after_a_fire_runs_the_backlog_and_the_newest_fire() {
+    // Every minute; down from 12:00:30 to 12:03:05 with `catch_up: all`: 12:01 and 12:02 were
+    // missed, 12:03 is 5 s old (on time). All three run, oldest first, none skipped.
+    let mut sim = Sim::new("2025-06-02T12:03:05Z", Limits::default());
+    let mut w = wf("w", "* * * * *", chrono_tz::UTC);
+    w.catch_up = CatchUp::All;
+    sim.add(w, Duration::seconds(20), Some(utc("2025-06-02T12:00:00Z")));
+    sim.run_until(utc("2025-06-02T12:03:50Z"));
+    let fires: Vec<_> = sim.starts("w").iter().map(|s| (s.1, s.2)).collect();
+    assert_eq!(fires, vec![(utc("2025-06-02T12:01:00Z"), true), (utc("2025-06-02T12:02:00Z"), true), (utc("2025-06-02T12:03:00Z"), false)]);
+    assert!(sim.skips("w").is_empty(), "{:?}", sim.skips("w"));
+}
+
+#[test]
+fn an_on_time_fire_still_skips_behind_another_on_time_run() {
+    // overlap: skip keeps its meaning for on-time fires: a run of 90 s on a minutely job skips
+    // every other fire.
+    let mut sim = Sim::new("2025-06-02T12:00:30Z", Limits::default());
+    sim.add(wf("w", "* * * * *", chrono_tz::UTC), Duration::seconds(90), None);
+    sim.run_until(utc("2025-06-02T12:04:30Z"));
+    let fires: Vec<_> = sim.starts("w").iter().map(|s| s.1).collect();
+    assert_eq!(fires, vec![utc("2025-06-02T12:01:00Z"), utc("2025-06-02T12:03:00Z")]);
+    assert!(sim.skips("w").iter().all(|s| s.1.contains("overlap: skip")), "{:?}", sim.skips("w"));
 }
 
 #[test]
