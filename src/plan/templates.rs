@@ -42,14 +42,25 @@ pub struct TemplateRef(pub String, pub Output);
 pub struct Templates {
     /// `Text` and `Header` templates: neither escapes.
     text: Handlebars<'static>,
-    html: Handlebars<'static>,
-    markdown: Handlebars<'static>,
+    /// Made on the first template of that output: most workflows have none, and a registry
+    /// with every helper is a few kilobytes, which a scheduler holding thousands of plans feels.
+    html: Option<Handlebars<'static>>,
+    markdown: Option<Handlebars<'static>>,
 }
 
 /// A template failed to render for one item: a missing field, a helper error, a refused header.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct RenderError(pub String);
+
+/// Every output's registry is the same but for its escape function: strict, with the one helper set.
+fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    super::helpers::register(&mut hb);
+    hb.register_escape_fn(escape);
+    hb
+}
 
 impl Default for Templates {
     fn default() -> Self {
@@ -59,32 +70,22 @@ impl Default for Templates {
 
 impl Templates {
     pub fn new() -> Templates {
-        // Strict mode and the helpers are set once; each output gets a copy of that registry
-        // that differs only in its escape function.
-        let mut base = Handlebars::new();
-        base.set_strict_mode(true);
-        super::helpers::register(&mut base);
-        let with = |escape: fn(&str) -> String| {
-            let mut hb = base.clone();
-            hb.register_escape_fn(escape);
-            hb
-        };
-        Templates { text: with(handlebars::no_escape), html: with(escape_html), markdown: with(escape_markdown) }
+        Templates { text: registry(handlebars::no_escape), html: None, markdown: None }
     }
 
-    fn registry(&self, output: Output) -> &Handlebars<'static> {
+    fn registry(&self, output: Output) -> Option<&Handlebars<'static>> {
         match output {
-            Output::Text | Output::Header => &self.text,
-            Output::Html => &self.html,
-            Output::Markdown => &self.markdown,
+            Output::Text | Output::Header => Some(&self.text),
+            Output::Html => self.html.as_ref(),
+            Output::Markdown => self.markdown.as_ref(),
         }
     }
 
     fn registry_mut(&mut self, output: Output) -> &mut Handlebars<'static> {
         match output {
             Output::Text | Output::Header => &mut self.text,
-            Output::Html => &mut self.html,
-            Output::Markdown => &mut self.markdown,
+            Output::Html => self.html.get_or_insert_with(|| registry(escape_html)),
+            Output::Markdown => self.markdown.get_or_insert_with(|| registry(escape_markdown)),
         }
     }
 
@@ -123,7 +124,10 @@ impl Templates {
     /// Like `render`, for a context built once (`Context::from(value)`) and used by several
     /// templates of the same item: handlebars would otherwise copy the whole value for each.
     pub fn render_in(&self, t: &TemplateRef, ctx: &Context) -> Result<String, RenderError> {
-        let out = self.registry(t.1).render_with_context(&t.0, ctx).map_err(|e| RenderError(message::render(&t.0, &e)))?;
+        let Some(hb) = self.registry(t.1) else {
+            return Err(RenderError(format!("template `{}` was never compiled", t.0)));
+        };
+        let out = hb.render_with_context(&t.0, ctx).map_err(|e| RenderError(message::render(&t.0, &e)))?;
         if t.1 == Output::Header {
             escape::one_line(&t.0, &out).map_err(RenderError)?;
         }

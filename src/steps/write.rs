@@ -69,8 +69,9 @@ impl BatchStep for WritePlan {
     }
 }
 
-/// How many records may wait for the writer thread.
-const BUFFER: usize = 256;
+/// How many batches of records may wait for the writer thread, and how many records a batch holds.
+const BUFFER: usize = 4;
+const BATCH: usize = 512;
 
 /// Write all records of `input` to `path`; returns how many. In a dry run nothing is written.
 pub async fn write(input: &RecordSource, path: &Path, csv: bool, w: &WritePlan, env: &RunEnv) -> anyhow::Result<u64> {
@@ -89,6 +90,7 @@ pub async fn write(input: &RecordSource, path: &Path, csv: bool, w: &WritePlan, 
         tokio::task::spawn_blocking(move || write_file(rx, &path, &format))
     };
     let mut read_error = None;
+    let mut batch = Vec::with_capacity(BATCH);
     while let Some(rec) = records.next().await {
         let rec = match rec {
             Ok(r) => r,
@@ -97,14 +99,17 @@ pub async fn write(input: &RecordSource, path: &Path, csv: bool, w: &WritePlan, 
                 break;
             }
         };
-        let rec = env.secrets.redact_value(&Value::Object(rec));
+        batch.push(env.secrets.redact_value(&Value::Object(rec)));
         n += 1;
-        if tx.send(Msg::Record(rec)).await.is_err() {
+        if batch.len() == BATCH && tx.send(Msg::Records(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).await.is_err() {
             break; // the writer stopped on an error, reported below
         }
     }
     // Without `End` (reading failed) the writer drops the temporary file instead of renaming it.
     if read_error.is_none() {
+        if !batch.is_empty() {
+            let _ = tx.send(Msg::Records(batch)).await;
+        }
         let _ = tx.send(Msg::End).await;
     }
     drop(tx);
@@ -118,7 +123,9 @@ pub async fn write(input: &RecordSource, path: &Path, csv: bool, w: &WritePlan, 
 }
 
 enum Msg {
-    Record(Value),
+    /// Records in batches: one channel hand-off (and thread wake-up) per record cost more than
+    /// writing the record.
+    Records(Vec<Value>),
     /// Every record was sent: finish the file and move it into place.
     End,
 }
@@ -153,13 +160,15 @@ fn write_file(mut rx: mpsc::Receiver<Msg>, path: &Path, format: &Format) -> anyh
     let mut sink: Option<(Sink, TmpFile)> = None;
     loop {
         match rx.blocking_recv() {
-            Some(Msg::Record(rec)) => {
-                if sink.is_none() {
-                    let (file, guard) = create(path, &tmp)?;
-                    sink = Some((Sink::new(file, format, &rec)?, guard));
-                }
-                if let Some((s, _)) = sink.as_mut() {
-                    s.write(&rec)?;
+            Some(Msg::Records(batch)) => {
+                for rec in batch {
+                    if sink.is_none() {
+                        let (file, guard) = create(path, &tmp)?;
+                        sink = Some((Sink::new(file, format, &rec)?, guard));
+                    }
+                    if let Some((s, _)) = sink.as_mut() {
+                        s.write(&rec)?;
+                    }
                 }
             }
             Some(Msg::End) => break,
@@ -278,7 +287,7 @@ mod tests {
     fn end_renames_the_finished_file_into_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out/r.csv");
-        let rx = send_all(vec![Msg::Record(serde_json::json!({"id": 1, "n": "a"})), Msg::Record(serde_json::json!({"id": 2})), Msg::End]);
+        let rx = send_all(vec![Msg::Records(vec![serde_json::json!({"id": 1, "n": "a"}), serde_json::json!({"id": 2})]), Msg::End]);
         write_file(rx, &path, &CSV).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "id,n\n1,a\n2,\n");
         assert!(!path.with_extension("cxflow-tmp").exists());
@@ -289,7 +298,7 @@ mod tests {
         // The sender went away without `End`: reading failed partway, or the run was cancelled.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
-        let rx = send_all(vec![Msg::Record(serde_json::json!({"id": 1}))]);
+        let rx = send_all(vec![Msg::Records(vec![serde_json::json!({"id": 1})])]);
         write_file(rx, &path, &Format { csv: false, columns: None, lines: true }).unwrap();
         assert!(!path.exists());
         assert!(!path.with_extension("cxflow-tmp").exists());
@@ -300,7 +309,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
         std::fs::create_dir_all(path.join("taken")).unwrap();
-        let rx = send_all(vec![Msg::Record(serde_json::json!({"id": 1})), Msg::End]);
+        let rx = send_all(vec![Msg::Records(vec![serde_json::json!({"id": 1})]), Msg::End]);
         let e = write_file(rx, &path, &CSV).unwrap_err();
         assert!(format!("{e:#}").starts_with("cannot move the finished file to"), "{e:#}");
         assert!(!path.with_extension("cxflow-tmp").exists());

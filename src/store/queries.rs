@@ -205,7 +205,7 @@ mod tests {
         .bind(id)
         .execute(store.pool())
         .await;
-        assert!(bad.unwrap_err().to_string().contains("items: unknown status"));
+        assert!(bad.unwrap_err().to_string().contains("CHECK constraint failed"), "items.status is checked");
         // A run log written by something that knows more statuses: reading it is an error, not a default.
         sqlx::query("DROP TRIGGER runs_status_update_check").execute(store.pool()).await.unwrap();
         sqlx::query("UPDATE runs SET status = 'done' WHERE id = ?").bind(id).execute(store.pool()).await.unwrap();
