@@ -137,8 +137,22 @@ fn resume_after_sigkill_never_submits_a_record_twice() {
     for g in &groups {
         wait_group_gone(*g, Duration::from_secs(5));
     }
+    // The killed run could not remove its Chromium profiles; the next browser step does.
+    let profiles = |pid: i32| -> Vec<std::path::PathBuf> {
+        let marker = format!("-pid{pid}-");
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("cxflow-run") && n.to_string_lossy().contains(&marker))
+            })
+            .collect()
+    };
+    assert!(!profiles(pid).is_empty(), "the killed run left its profiles folder");
     let before = portal.records().len();
     let run = support::Run::from(cxflow(&p).args(["resume", "1"]).output().unwrap());
+    assert!(profiles(pid).is_empty(), "profiles of the killed run still there: {:?}", profiles(pid));
     let recs = portal.records();
     assert!(duplicates(&recs).is_empty(), "submitted twice: {:?}", duplicates(&recs));
     let uncertain: Vec<String> = p.query("SELECT item_key FROM ledger WHERE state = 'sending'");

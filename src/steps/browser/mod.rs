@@ -9,6 +9,7 @@ pub mod artifacts;
 pub mod driver;
 pub mod exec;
 pub mod plan;
+mod profiles;
 pub mod runner;
 pub mod selector;
 pub mod session;

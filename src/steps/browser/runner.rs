@@ -56,7 +56,17 @@ async fn open(p: &PlannedBrowser, cx: &StepCx<'_>) -> anyhow::Result<BrowserRunn
         chromium: run.config.chromium.clone(),
     };
     let driver = Arc::new(Driver::start(cfg).await?);
-    let profiles = std::env::temp_dir().join(format!("cxflow-run{}-{}", run.run_id, uuid::Uuid::new_v4().simple()));
+    let tmp = std::env::temp_dir();
+    let stale = tokio::task::spawn_blocking({
+        let tmp = tmp.clone();
+        move || super::profiles::sweep(&tmp)
+    })
+    .await
+    .unwrap_or(0);
+    if stale > 0 {
+        tracing::info!("removed {stale} Chromium profile folder(s) left by browser runs that were killed");
+    }
+    let profiles = super::profiles::folder(&tmp, run.run_id);
     let pool = Pool::new(driver.clone(), p.sessions, profiles);
     Ok(BrowserRunner { plan: p.clone(), live: Some(Live { driver, pool }) })
 }
