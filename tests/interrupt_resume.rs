@@ -61,6 +61,13 @@ fn sigkill_mid_run_then_resume_completes_every_item_once_in_the_log() {
     let before: usize = p.query("SELECT count(*) FROM items WHERE status = 'ok'")[0].parse().unwrap();
     assert!(before < N, "the run finished before it was killed");
     assert_eq!(p.query("SELECT status FROM runs"), ["running"]);
+    // Any command that reads the run log finds that the run's process is gone.
+    let runs = p.run(&["runs"]);
+    runs.expect_code(0);
+    assert!(runs.stdout.contains("interrupted"), "{}", runs.stdout);
+    assert_eq!(p.query("SELECT status FROM runs"), ["interrupted"]);
+    let show = p.run(&["show", "1"]);
+    assert!(show.stdout.contains("interrupted") && show.stdout.contains("resume with: cxflow resume 1"), "{}", show.stdout);
 
     let r = p.run(&["resume", "1"]);
     r.expect_code(0);

@@ -21,6 +21,9 @@ pub async fn runs(project: &Project, a: RunsArgs) -> Result<i32> {
         }
     }
     let store = project.store().await?;
+    // A run whose process died (kill -9, a crash) would otherwise say `running` until the next
+    // run or `serve` looked.
+    store.interrupt_orphans().await?;
     let rows = store.runs(&RunFilter { workflow: a.workflow, status: a.status, limit: a.limit }).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?);
@@ -43,6 +46,7 @@ const SHOWN_ITEMS: i64 = 50;
 
 pub async fn show(project: &Project, run_id: i64, as_json: bool) -> Result<i32> {
     let store = project.store().await?;
+    store.interrupt_orphans().await?;
     let run = store.run(run_id).await?;
     let steps = store.steps(run_id).await?;
     let failed = store.items(run_id, Some("failed"), if as_json { 0 } else { SHOWN_ITEMS }).await?;
