@@ -347,19 +347,11 @@ fn resume_after_the_workflow_gained_a_parameter() {
 
 /// Every `*.cxflow-tmp` file under `dir`: a write that failed must not leave one behind.
 fn temp_files(dir: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "cxflow-tmp") {
-                found.push(p.display().to_string());
-            }
-        }
-    }
-    found
+    support::files_under(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "cxflow-tmp"))
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 #[test]

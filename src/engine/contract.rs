@@ -18,7 +18,7 @@ use super::delivery::{Delivery, RouteLog};
 use super::log::RunLog;
 use super::records::RecordSource;
 use crate::config::Config;
-use crate::plan::Templates;
+use crate::plan::{TemplateRef, Templates};
 use crate::secrets::Secrets;
 
 /// Why an item failed, and so whether the engine tries it again.
@@ -210,6 +210,12 @@ pub struct BatchCx<'a> {
 }
 
 impl BatchCx<'_> {
+    /// A path template of the step, rendered and resolved against the project folder.
+    pub fn path(&self, t: &TemplateRef) -> anyhow::Result<PathBuf> {
+        let p = self.run.templates.render(t, self.ctx).map_err(|e| anyhow::anyhow!("cannot render the path: {e}"))?;
+        Ok(self.run.resolve(&p))
+    }
+
     /// The exactly-once capability for one side effect of this step, named by `item` (a team).
     pub fn delivery<'b>(&'b self, item: &'b str) -> Delivery<'b> {
         Delivery::new(self.run, self.step_id, item)

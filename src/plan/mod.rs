@@ -235,7 +235,7 @@ impl<'a> PlanCx<'a> {
     /// Deserialize a step kind's raw value (at YAML path `path`) into its spec type; serde's
     /// errors are reported at their own line and column, worded like the spec layer's.
     pub fn spec<T: serde::de::DeserializeOwned>(&mut self, raw: &serde_yaml::Value, path: &str) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(raw.clone()) {
+        match serde_path_to_error::deserialize::<_, T>(raw) {
             Ok(v) => Some(v),
             Err(e) => {
                 let inner = e.path().to_string();

@@ -57,8 +57,7 @@ fn header(path: &Path, delimiter: u8) -> Option<Vec<String>> {
 #[async_trait]
 impl BatchStep for ReadCsv {
     async fn run(&self, _input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome> {
-        let p = cx.run.templates.render(&self.path, cx.ctx).context("cannot render the path")?;
-        let path = cx.run.resolve(&p);
+        let path = cx.path(&self.path)?;
         open_file(&path)?;
         let out = json!({"path": path.display().to_string()});
         Ok(BatchOutcome::source(RecordSource::Source(Arc::new(CsvFile { path, delimiter: self.delimiter })), out))

@@ -38,8 +38,7 @@ pub(crate) fn plan(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Opt
 #[async_trait]
 impl BatchStep for ReadJson {
     async fn run(&self, _input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome> {
-        let p = cx.run.templates.render(&self.path, cx.ctx).context("cannot render the path")?;
-        let path = cx.run.resolve(&p);
+        let path = cx.path(&self.path)?;
         open_file(&path)?;
         let out = json!({"path": path.display().to_string()});
         Ok(BatchOutcome::source(RecordSource::Source(Arc::new(JsonFile { path })), out))

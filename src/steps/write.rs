@@ -56,8 +56,7 @@ impl BatchStep for WritePlan {
     }
 
     async fn run(&self, input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome> {
-        let p = cx.run.templates.render(&self.path, cx.ctx).context("cannot render the path")?;
-        let path = cx.run.resolve(&p);
+        let path = cx.path(&self.path)?;
         let n = write(&input, &path, self.csv, self, cx.run).await?;
         let artifacts = match cx.run.dry_run {
             true => Vec::new(),

@@ -181,19 +181,9 @@ pub(crate) fn wait_group_gone(pgid: i32, deadline: Duration) {
 
 /// Every file under `dir` that contains `needle` (secrets must appear nowhere).
 pub(crate) fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                if memchr::memmem::find(&bytes, needle.as_bytes()).is_some() {
-                    hits.push(p.display().to_string());
-                }
-            }
-        }
-    }
-    hits
+    crate::support::files_under(dir)
+        .into_iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|bytes| memchr::memmem::find(&bytes, needle.as_bytes()).is_some()))
+        .map(|p| p.display().to_string())
+        .collect()
 }

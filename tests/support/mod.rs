@@ -5,6 +5,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// Every file under `dir`, at any depth.
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
+}
+
 /// Polls `condition` until it holds; panics naming `what` once `deadline` has passed. Tests wait
 /// for the state they need (a row, a file, a process gone), never for a fixed time: a loaded
 /// machine only makes them slower, not wrong.
