@@ -43,10 +43,6 @@ impl Registry {
         Registry { kinds }
     }
 
-    pub fn kinds(&self) -> &'static [KindDef] {
-        self.kinds
-    }
-
     /// The JSON schema of the workflow format with these kinds.
     pub fn workflow_schema(&self) -> serde_json::Value {
         let kinds: Vec<(&str, crate::spec::schema::KindSchema)> = self.kinds.iter().map(|k| (k.name, k.schema)).collect();

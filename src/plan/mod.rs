@@ -81,10 +81,6 @@ impl<'a> PlanCx<'a> {
         self.errors.push(d);
     }
 
-    pub fn config(&self) -> &Config {
-        self.config
-    }
-
     /// The project folder (where `cxflow.yaml`, `workflows/`, `templates/` live).
     pub fn base_dir(&self) -> &Path {
         self.project
