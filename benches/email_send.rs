@@ -22,7 +22,7 @@ use cxflow::steps::send_email::pool::SmtpPool;
 use cxflow::steps::send_email::rate::RateLimiter;
 use cxflow::steps::send_email::smtp_url::SmtpSettings;
 use cxflow::steps::send_email::spec::SendEmailSpec;
-use cxflow::steps::send_email::transport::Transport;
+use cxflow::steps::send_email::transport::{Transport, Ungated};
 
 fn vm_hwm() -> String {
     std::fs::read_to_string("/proc/self/status")
@@ -111,7 +111,7 @@ idempotency_key: "follow-up/{{item.ticket_id}}"
                 }});
                 let rendered = c.render(&ctx, Some("Acme <support@acme.example>"), "x", &base).unwrap();
                 let msg = build(&rendered).unwrap();
-                t.send(&msg, &r).await.unwrap();
+                t.send(&msg, &r, &Ungated).await.unwrap();
             }
         })
         .buffer_unordered(concurrency)

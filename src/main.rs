@@ -55,6 +55,21 @@ enum Command {
         #[arg(long)]
         from: Option<String>,
     },
+    /// Record what happened to deliveries a run left uncertain (docs/email.md, "Uncertain").
+    Resolve {
+        run_id: i64,
+        /// Item keys of the uncertain deliveries (`cxflow show RUN` lists them).
+        items: Vec<String>,
+        /// Every uncertain delivery of the run.
+        #[arg(long)]
+        all: bool,
+        /// `sent`: it reached the other side, never send it again; `not-sent`: the next resume sends it.
+        #[arg(long = "as", value_name = "sent|not-sent")]
+        decision: String,
+        /// Who decided (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Print the JSON Schema of the workflow format (for editor completion and checks).
     Schema,
     /// Run every workflow with a `schedule:` on its cron until SIGTERM / Ctrl-C (docs/scheduling.md).
@@ -140,6 +155,9 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         Command::Runs { workflow, status, limit, json } => cli::runs(&project, RunsArgs { workflow, status, limit, json }).await,
         Command::Show { run_id, json } => cli::show(&project, run_id, json).await,
         Command::Resume { run_id, from } => cli::resume(&project, run_id, from).await,
+        Command::Resolve { run_id, items, all, decision, by } => {
+            cli::resolve(&project, cli::ResolveArgs { run_id, items, all, decision, by }).await
+        }
         Command::Schema | Command::DemoPortal { .. } => unreachable!("handled above: they need no project"),
         Command::Serve => cli::serve(&project).await,
         Command::Next { count, after } => cli::next(&project, count, after.unwrap_or_else(chrono::Utc::now)),

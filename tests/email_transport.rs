@@ -9,7 +9,7 @@ use cxflow::steps::send_email::message::{build, Rendered};
 use cxflow::steps::send_email::pool::{SendError, SmtpPool};
 use cxflow::steps::send_email::rate::RateLimiter;
 use cxflow::steps::send_email::smtp_url::SmtpSettings;
-use cxflow::steps::send_email::transport::{Delivered, Transport};
+use cxflow::steps::send_email::transport::{Delivered, Transport, Ungated};
 use smtp::SmtpSink;
 
 fn msg(i: usize, to: &str) -> lettre::Message {
@@ -39,11 +39,11 @@ async fn batch_of_500_arrives_once_each() {
     let tasks: Vec<_> = (0..500)
         .map(|i| {
             let (t, rate) = (t.clone(), rate.clone());
-            tokio::spawn(async move { t.send(&msg(i, &format!("c{i}@example.org")), &rate).await })
+            tokio::spawn(async move { t.send(&msg(i, &format!("c{i}@example.org")), &rate, &Ungated).await })
         })
         .collect();
     for task in tasks {
-        assert!(matches!(task.await.unwrap().unwrap(), Delivered::Smtp(r) if r.starts_with("250")));
+        assert!(matches!(task.await.unwrap().unwrap(), Some(Delivered::Smtp(r)) if r.starts_with("250")));
     }
     let elapsed = started.elapsed();
     t.close().await;
@@ -69,13 +69,13 @@ async fn transient_then_success_and_permanent_keeps_servers_words() {
     sink.fail_permanent("gone@example.org", "5.1.1 <gone@example.org>: Recipient address rejected");
     let t = pool(&sink, 1);
     let rate = RateLimiter::new(None);
-    let e = t.send(&msg(1, "later@example.org"), &rate).await.unwrap_err();
+    let e = t.send(&msg(1, "later@example.org"), &rate, &Ungated).await.unwrap_err();
     assert!(matches!(&e, SendError::Transient(m) if m.contains("451")), "{e:?}");
-    t.send(&msg(1, "later@example.org"), &rate).await.unwrap();
-    let e = t.send(&msg(2, "gone@example.org"), &rate).await.unwrap_err();
+    t.send(&msg(1, "later@example.org"), &rate, &Ungated).await.unwrap();
+    let e = t.send(&msg(2, "gone@example.org"), &rate, &Ungated).await.unwrap_err();
     assert!(matches!(&e, SendError::Permanent(m) if m.contains("550") && m.contains("Recipient address rejected")), "{e:?}");
     // The session survives a refusal (RSET), and the next message goes through.
-    t.send(&msg(3, "ok@example.org"), &rate).await.unwrap();
+    t.send(&msg(3, "ok@example.org"), &rate, &Ungated).await.unwrap();
     assert_eq!(sink.count(), 2);
 }
 
@@ -94,8 +94,8 @@ async fn connection_refused_is_transient_and_tls_required_without_starttls_is_pe
 async fn outbox_writes_eml_files() {
     let d = tempfile::tempdir().unwrap();
     let t = Transport::outbox(&d.path().join("outbox")).unwrap();
-    let r = t.send(&msg(1, "a@example.org"), &RateLimiter::new(None)).await.unwrap();
-    let Delivered::File(p) = r else { panic!() };
+    let r = t.send(&msg(1, "a@example.org"), &RateLimiter::new(None), &Ungated).await.unwrap();
+    let Some(Delivered::File(p)) = r else { panic!() };
     let s = std::fs::read_to_string(&p).unwrap();
     assert!(p.extension().unwrap() == "eml" && s.contains("Subject: Ticket 1"));
 }
@@ -107,7 +107,7 @@ async fn rate_limit_paces_sends() {
     let rate = RateLimiter::new(Some(50.0));
     let s = std::time::Instant::now();
     for i in 0..11 {
-        t.send(&msg(i, "r@example.org"), &rate).await.unwrap();
+        t.send(&msg(i, "r@example.org"), &rate, &Ungated).await.unwrap();
     }
     assert!(s.elapsed().as_millis() >= 190, "{:?}", s.elapsed());
 }
@@ -160,7 +160,7 @@ async fn dropped_connection_before_data_is_transient_after_data_uncertain() {
     for (after_data, uncertain) in [(false, false), (true, true)] {
         let addr = hang_up_server(after_data).await;
         let t = Transport::Smtp(SmtpPool::new(SmtpSettings::parse(&format!("smtp://{addr}?tls=none")).unwrap(), 1));
-        let e = t.send(&msg(1, "a@example.org"), &rate).await.unwrap_err();
+        let e = t.send(&msg(1, "a@example.org"), &rate, &Ungated).await.unwrap_err();
         match (uncertain, &e) {
             (false, SendError::Transient(_)) => {}
             (true, SendError::Uncertain(m)) if m.contains("may have accepted") => {}

@@ -2,6 +2,7 @@
 
 mod demo;
 mod load;
+mod resolve;
 mod run;
 mod serve;
 mod show;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use demo::demo_portal;
 pub use load::Project;
+pub use resolve::{resolve, ResolveArgs};
 pub use run::{resume, run, RunArgs};
 pub use serve::{next, prune, serve, sqlite_file};
 pub use show::{runs, show, RunsArgs};
@@ -47,7 +49,7 @@ impl CliError {
 impl From<crate::store::StoreError> for CliError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
-            crate::store::StoreError::NoSuchRun(_) => CliError::Invalid(e.to_string()),
+            crate::store::StoreError::NoSuchRun(_) | crate::store::StoreError::StillRunning { .. } => CliError::Invalid(e.to_string()),
             other => CliError::Other(other.into()),
         }
     }

@@ -52,7 +52,9 @@ pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
     let store = project.store().await?;
     let opts = options(project, Trigger::Manual, params, args.dry_run);
     let summary = engine::run(&plan, std::sync::Arc::new(store.clone()), project.config.clone(), secrets, opts).await?;
-    Ok(report(&plan.name, &summary, args.dry_run))
+    let code = report(&plan.name, &summary, args.dry_run);
+    list_uncertain(&store, summary.run_id).await;
+    Ok(code)
 }
 
 pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Result<i32> {
@@ -102,7 +104,26 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
     let secrets = secrets(&plan, false)?;
     let opts = options(project, Trigger::Resume { run_id, from }, params, false);
     let summary = engine::run(&plan, std::sync::Arc::new(store.clone()), project.config.clone(), secrets, opts).await?;
-    Ok(report(&plan.name, &summary, false))
+    let code = report(&plan.name, &summary, false);
+    list_uncertain(&store, run_id).await;
+    Ok(code)
+}
+
+/// Items the run could not deliver for certain, and what to do about them. The run is already
+/// `partial` or `failed` for them (they failed); this says which they are.
+async fn list_uncertain(store: &crate::store::Store, run_id: i64) {
+    let Ok(rows) = store.uncertain_items(run_id).await else { return };
+    if rows.is_empty() {
+        return;
+    }
+    println!("uncertain: {} item(s) may or may not have reached the other side:", rows.len());
+    for (step, item) in rows.iter().take(20) {
+        println!("  {step} {item}");
+    }
+    if rows.len() > 20 {
+        println!("  ... `cxflow show {run_id}` lists all {}", rows.len());
+    }
+    println!("check the other side, then `cxflow resolve RUN ITEM_KEY... --as sent|not-sent` (the run each item's error names), and `cxflow resume {run_id}`");
 }
 
 fn report(name: &str, s: &RunSummary, dry_run: bool) -> i32 {

@@ -98,6 +98,14 @@ pub async fn show(project: &Project, run_id: i64, as_json: bool) -> Result<i32> 
         for u in &uncertain {
             println!("  {} {} key {}", u.step_id, u.item_key, u.key);
         }
+        println!("decide with: cxflow resolve {run_id} ITEM_KEY... --as sent|not-sent (or --all), then cxflow resume {run_id}");
+    }
+    let resolutions = store.resolutions(run_id).await?;
+    if !resolutions.is_empty() {
+        println!("resolved by hand:");
+        for (item, decision, by, at) in &resolutions {
+            println!("  {item} as {decision} by {by} at {at}");
+        }
     }
     if !artifacts.is_empty() {
         println!("artifacts: {}", artifacts.len());

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::delivery::{Delivery, RouteLog};
+use super::fuse::Fuse;
 use super::log::RunLog;
 use super::records::RecordSource;
 use crate::config::Config;
@@ -164,6 +165,8 @@ pub struct RunEnv {
     pub shutdown: CancellationToken,
     /// Private to the engine: steps reach the run log only through `Delivery` and `RouteLog`.
     pub(super) log: Arc<dyn RunLog>,
+    /// Blown by the first failed run-log write: the run stops before its next side effect.
+    pub(super) fuse: Arc<Fuse>,
 }
 
 impl RunEnv {

@@ -1,14 +1,18 @@
 //! The delivery capability: the one implementation of the exactly-once protocol, used by every
 //! side effect that must happen once (an email, a portal submission, a webhook post).
 //!
+//!   check(key)  (optional, read-only: skip what is sent before waiting for a connection)
 //!   claim(key) ── AlreadySent ──▶ do nothing
-//!              ├─ Uncertain ────▶ the kind's policy: leave it (reported), or `reclaim` and redo
+//!              ├─ InFlight ─────▶ a live run holds it: leave it
+//!              ├─ Uncertain ────▶ the kind's policy: fail the item as uncertain, or `reclaim` and redo
 //!              └─ Fresh ────────▶ the side effect ─ delivered ──────────▶ confirm
 //!                                                ├ certainly not ────────▶ release
 //!                                                └ may have reached it ─▶ uncertain (key stays claimed)
 //!
-//! The claim is committed before `claim` returns, so a crash after it leaves the key claimed:
-//! the next run sees `Uncertain`, never `Fresh`.
+//! The claim is taken at handover (an SMTP envelope accepted, right before DATA; the submit
+//! button found, right before the click) and is on disk before `claim` returns, so a crash
+//! after it leaves the key claimed: the next run sees `Uncertain`, never `Fresh`. Any run-log
+//! error here blows the run's fuse (`fuse.rs`): nothing more is claimed.
 
 use super::contract::RunEnv;
 use super::log::{Claim, IdsSender, PreviousDigest, RoutingWriter};
@@ -24,30 +28,49 @@ impl<'a> Delivery<'a> {
         Delivery { run, step_id, item_key }
     }
 
-    /// Claim `key` for this run, right before the side effect.
-    pub async fn claim(&self, key: &str) -> anyhow::Result<Claim> {
-        self.run.log.claim_key(key, &self.run.workflow, self.run.run_id, self.step_id, self.item_key).await
+    /// What a claim would find, without claiming: lets a step skip what is already sent before
+    /// it waits for a rate limit or a connection.
+    pub async fn check(&self, key: &str) -> anyhow::Result<Claim> {
+        self.run.fuse.check()?;
+        self.guard(self.run.log.check_key(key, self.run.run_id).await)
     }
 
-    /// Take over an uncertain key for a deliberate redo (the workflow said so).
-    pub async fn reclaim(&self, key: &str) -> anyhow::Result<()> {
-        self.run.log.reclaim_key(key, self.run.run_id).await
+    /// Claim `key` for this run, at the moment of handover (the envelope accepted, the submit
+    /// button found); on disk when it returns `Fresh`.
+    pub async fn claim(&self, key: &str) -> anyhow::Result<Claim> {
+        self.run.fuse.check()?;
+        self.guard(self.run.log.claim_key(key, &self.run.workflow, self.run.run_id, self.step_id, self.item_key).await)
+    }
+
+    /// Take over an uncertain key for a deliberate redo (the workflow said so); `false` when
+    /// another run took it first or it is no longer uncertain.
+    pub async fn reclaim(&self, key: &str) -> anyhow::Result<bool> {
+        self.run.fuse.check()?;
+        self.guard(self.run.log.reclaim_key(key, self.run.run_id).await)
     }
 
     /// The side effect happened; `detail` (the server's answer) is kept with the key.
     pub async fn confirm(&self, key: &str, detail: Option<&str>) -> anyhow::Result<()> {
-        self.run.log.mark_sent(key, detail).await
+        self.guard(self.run.log.mark_sent(key, self.run.run_id, detail).await)
     }
 
     /// The side effect certainly did not happen (refused, never handed over): a later attempt may try.
     pub async fn release(&self, key: &str) -> anyhow::Result<()> {
-        self.run.log.release_key(key).await
+        self.guard(self.run.log.release_key(key, self.run.run_id).await)
     }
 
     /// It may have happened: the key stays claimed, so no later run repeats it unasked.
     pub async fn uncertain(&self, key: &str) -> anyhow::Result<()> {
         tracing::warn!(step = %self.step_id, item = %self.item_key, "delivery `{key}` is uncertain: it may have reached the other side");
         Ok(())
+    }
+
+    /// A ledger that cannot be written (or a key this run lost) stops the run: fail-stop.
+    fn guard<T>(&self, r: anyhow::Result<T>) -> anyhow::Result<T> {
+        if let Err(e) = &r {
+            self.run.fuse.blow(format!("{e:#}"));
+        }
+        r
     }
 }
 

@@ -64,7 +64,11 @@ pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
     let mut counts = Counts::default();
     let work = records
         .enumerate()
-        .take_while(|_| futures::future::ready(!shutdown.is_cancelled() && !stop.load(Ordering::Relaxed)))
+        .take_while(|_| {
+            // Fail-stop: after a run-log write failed, no new item starts.
+            let healthy = env.fuse.blown().is_none() && writer.failure().is_none();
+            futures::future::ready(healthy && !shutdown.is_cancelled() && !stop.load(Ordering::Relaxed))
+        })
         .map(|(seq, rec)| {
             let (writer, stop, seen) = (&*writer, &stop, &seen);
             let job = &job;
@@ -98,6 +102,9 @@ pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
         }
     }
     progress.finish(&counts);
+    if let Some(why) = writer.failure() {
+        env.fuse.blow(format!("item results: {why}"));
+    }
     writer.flush().await?;
     counts.stopped = stop.load(Ordering::Relaxed);
     Ok(counts)

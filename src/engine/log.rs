@@ -164,8 +164,11 @@ pub enum Claim {
     Fresh,
     /// Done before, by run `run_id`.
     AlreadySent { run_id: i64 },
-    /// A previous attempt was cut off between claim and confirmation: it may or may not have happened.
+    /// A previous attempt was cut off between claim and confirmation, and its owner is gone:
+    /// it may or may not have happened.
     Uncertain { run_id: i64 },
+    /// Run `run_id` holds the key under a live owner and is delivering it now: leave it.
+    InFlight { run_id: i64 },
 }
 
 /// The figures of one team's digest, kept for the trend in the next digest.
@@ -195,6 +198,8 @@ pub trait ItemSink: Send + Sync {
     async fn write(&self, r: ItemResult);
     /// Wait until everything queued so far is committed; the first write error since the last flush.
     async fn flush(&self) -> anyhow::Result<()>;
+    /// The first write that failed, without waiting: the engine stops starting items after it.
+    fn failure(&self) -> Option<String>;
 }
 
 /// Routed ids go in while routing runs (from blocking threads, a JSON array at a time);
@@ -224,13 +229,16 @@ pub trait RunLog: Send + Sync {
     /// Outputs (JSON text) of the successful items of a step, in order.
     fn item_outputs(&self, run_id: i64, step_id: &str) -> BoxStream<'static, anyhow::Result<Option<String>>>;
 
-    /// Claim `key` for run `run_id`; committed to disk before it returns `Fresh`.
+    /// Claim `key` for run `run_id` under this process's lease; on disk before it returns `Fresh`.
     async fn claim_key(&self, key: &str, workflow: &str, run_id: i64, step_id: &str, item_key: &str) -> anyhow::Result<Claim>;
-    /// Take over an uncertain key for a deliberate resend.
-    async fn reclaim_key(&self, key: &str, run_id: i64) -> anyhow::Result<()>;
-    async fn mark_sent(&self, key: &str, detail: Option<&str>) -> anyhow::Result<()>;
+    /// What `claim_key` would find, without claiming.
+    async fn check_key(&self, key: &str, run_id: i64) -> anyhow::Result<Claim>;
+    /// Take over an uncertain key for a deliberate resend; `false` when it is not uncertain any more.
+    async fn reclaim_key(&self, key: &str, run_id: i64) -> anyhow::Result<bool>;
+    /// Confirm and release fail when run `run_id` of this process no longer holds the key.
+    async fn mark_sent(&self, key: &str, run_id: i64, detail: Option<&str>) -> anyhow::Result<()>;
     /// The side effect certainly did not happen: forget the claim so a later run may try.
-    async fn release_key(&self, key: &str) -> anyhow::Result<()>;
+    async fn release_key(&self, key: &str, run_id: i64) -> anyhow::Result<()>;
 
     /// Ids routed in `scope` by runs other than `run_id`, newline-separated; `None` when none.
     async fn routed_ids(&self, scope: &str, run_id: i64) -> anyhow::Result<Option<String>>;

@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod delivery;
+mod fuse;
 mod items;
 pub mod log;
 mod progress;
@@ -126,6 +127,7 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
         dry_run: opts.dry_run,
         shutdown: opts.shutdown.clone(),
         log: log.clone(),
+        fuse: Default::default(),
     };
     let mut runner = Runner {
         env,
@@ -252,6 +254,12 @@ impl Runner<'_> {
                 (RecordSource::Items { run_id, step_id: step.id.clone() }, Value::Null, counts?)
             }
         };
+        if let Some(why) = self.env.fuse.blown() {
+            anyhow::bail!(
+                "the run log could not be written ({why}); the step stopped before its next side effect. \
+                 Fix the run log (free disk space, check the database), then `cxflow resume {run_id}`"
+            );
+        }
         let status = if self.opts.shutdown.is_cancelled() && step.per_item {
             StepStatus::Interrupted
         } else if counts.failed > 0 {

@@ -2,6 +2,7 @@
 //! keeps up with thousands of items a second while each result still lands within milliseconds.
 
 use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +18,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct ItemWriter {
     tx: mpsc::Sender<Msg>,
+    failed: Arc<OnceLock<String>>,
 }
 
 const MAX_BATCH: usize = 2000;
@@ -25,6 +27,11 @@ impl ItemWriter {
     pub async fn write(&self, r: ItemResult) {
         // The writer task only ends when every sender is gone, so this cannot fail while we hold one.
         let _ = self.tx.send(Msg::Item(Box::new(r))).await;
+    }
+
+    /// The first batch that could not be written, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.get().cloned()
     }
 
     /// Wait until everything queued so far is committed; reports the first write error since the last flush.
@@ -39,6 +46,8 @@ impl Store {
     pub fn item_writer(&self) -> ItemWriter {
         let (tx, mut rx) = mpsc::channel::<Msg>(4096);
         let store = self.clone();
+        let failed: Arc<OnceLock<String>> = Arc::default();
+        let first_failure = failed.clone();
         tokio::spawn(async move {
             let mut failure: Option<super::StoreError> = None;
             let mut batch: Vec<ItemResult> = Vec::new();
@@ -57,6 +66,7 @@ impl Store {
                 if !batch.is_empty() {
                     if let Err(e) = store.write_items(&batch).await {
                         tracing::error!("cannot write {} item results to the run log: {e}", batch.len());
+                        let _ = first_failure.set(e.to_string());
                         failure.get_or_insert(e);
                     }
                     batch.clear();
@@ -66,7 +76,7 @@ impl Store {
                 }
             }
         });
-        ItemWriter { tx }
+        ItemWriter { tx, failed }
     }
 
     async fn write_items(&self, batch: &[ItemResult]) -> Result<()> {

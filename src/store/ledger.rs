@@ -1,58 +1,141 @@
-//! The exactly-once ledger. A step claims a key before its side effect (the claim is committed
-//! before anything leaves the process), marks it sent after, and releases it when the effect
-//! certainly did not happen. A key found still `sending` was interrupted mid-effect: uncertain.
+//! The exactly-once ledger. A step claims a key right before its side effect (the claim is on
+//! disk before anything leaves the process), confirms it after, and releases it when the effect
+//! certainly did not happen. Every claim names its owner (the run, and the process under a
+//! lease, see `owner.rs`): a key still `sending` under a live owner is in flight and left alone;
+//! under an owner that is gone it is uncertain. Confirm and release check the owner, so a run
+//! that lost its key (its lease lapsed and another took over) cannot overwrite the new owner's.
 
-use super::{now, Result, Store};
+use super::owner::me;
+use super::{now, Result, Store, StoreError};
 use crate::engine::log::Claim;
+
+#[derive(sqlx::FromRow)]
+struct Held {
+    state: String,
+    run_id: i64,
+    owner: Option<String>,
+}
 
 impl Store {
     pub async fn claim_key(&self, key: &str, workflow: &str, run_id: i64, step_id: &str, item_key: &str) -> Result<Claim> {
+        let owner = self.register_owner().await?;
+        let at = now();
+        // Only under a live lease: a process whose heartbeat stopped reaching the database must
+        // not claim, since another may already count it gone.
         let inserted = sqlx::query(
-            "INSERT INTO ledger (key, workflow, run_id, step_id, item_key, state, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'sending', ?) ON CONFLICT (key) DO NOTHING",
+            "INSERT INTO ledger (key, workflow, run_id, step_id, item_key, state, owner, updated_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, 'sending', ?6, ?7 WHERE EXISTS (SELECT 1 FROM owners WHERE id = ?6 AND expires_at > ?7)
+             ON CONFLICT (key) DO NOTHING",
         )
         .bind(key)
         .bind(workflow)
         .bind(run_id)
         .bind(step_id)
         .bind(item_key)
-        .bind(now())
+        .bind(owner)
+        .bind(&at)
         .execute(&self.pool)
         .await?
         .rows_affected();
         if inserted == 1 {
             return Ok(Claim::Fresh);
         }
-        let (state, by): (String, i64) =
-            sqlx::query_as("SELECT state, run_id FROM ledger WHERE key = ?").bind(key).fetch_one(&self.pool).await?;
-        Ok(if state == "sent" { Claim::AlreadySent { run_id: by } } else { Claim::Uncertain { run_id: by } })
+        match self.held(key).await? {
+            None => Err(StoreError::LeaseLost),
+            Some(h) => self.judge(h, run_id).await,
+        }
     }
 
-    /// Take over an uncertain key for a deliberate resend (the workflow said `uncertain: resend`).
-    pub async fn reclaim_key(&self, key: &str, run_id: i64) -> Result<()> {
-        sqlx::query("UPDATE ledger SET state = 'sending', run_id = ?, updated_at = ? WHERE key = ? AND state = 'sending'")
+    /// What a claim of `key` by run `run_id` would find, without claiming it.
+    pub async fn check_key(&self, key: &str, run_id: i64) -> Result<Claim> {
+        match self.held(key).await? {
+            None => Ok(Claim::Fresh),
+            Some(h) => self.judge(h, run_id).await,
+        }
+    }
+
+    async fn held(&self, key: &str) -> Result<Option<Held>> {
+        Ok(sqlx::query_as("SELECT state, run_id, owner FROM ledger WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
+    }
+
+    async fn judge(&self, h: Held, run_id: i64) -> Result<Claim> {
+        if h.state == "sent" {
+            return Ok(Claim::AlreadySent { run_id: h.run_id });
+        }
+        let mine = h.owner.as_deref() == Some(me().id.as_str()) && h.run_id == run_id;
+        if !mine && self.owner_alive(h.owner.as_deref()).await? {
+            return Ok(Claim::InFlight { run_id: h.run_id });
+        }
+        Ok(Claim::Uncertain { run_id: h.run_id })
+    }
+
+    /// Take over an uncertain key for a deliberate redo (`uncertain: resend`). `false` when it
+    /// is not uncertain any more: sent, released, or in flight under a live owner.
+    pub async fn reclaim_key(&self, key: &str, run_id: i64) -> Result<bool> {
+        let owner = self.register_owner().await?;
+        let Some(h) = self.held(key).await? else { return Ok(false) };
+        if !matches!(self.judge(h, run_id).await?, Claim::Uncertain { .. }) {
+            return Ok(false);
+        }
+        let Some(h) = self.held(key).await? else { return Ok(false) };
+        let at = now();
+        // Compare-and-set on the owner read above: of two runs taking it over, one wins.
+        let taken = sqlx::query(
+            "UPDATE ledger SET run_id = ?1, owner = ?2, updated_at = ?3
+             WHERE key = ?4 AND state = 'sending' AND run_id = ?5 AND owner IS ?6
+               AND EXISTS (SELECT 1 FROM owners WHERE id = ?2 AND expires_at > ?3)",
+        )
+        .bind(run_id)
+        .bind(owner)
+        .bind(&at)
+        .bind(key)
+        .bind(h.run_id)
+        .bind(&h.owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
+    /// The side effect happened. Fails if run `run_id` of this process no longer holds the key.
+    pub async fn mark_sent(&self, key: &str, run_id: i64, detail: Option<&str>) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE ledger SET state = 'sent', detail = ?, updated_at = ? WHERE key = ? AND state = 'sending' AND run_id = ? AND owner = ?",
+        )
+        .bind(detail)
+        .bind(now())
+        .bind(key)
+        .bind(run_id)
+        .bind(&me().id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        self.fenced(n, key, run_id).await
+    }
+
+    /// The side effect certainly did not happen (refused, never handed over): forget the claim
+    /// so a later attempt may try. Fails if this run no longer holds the key.
+    pub async fn release_key(&self, key: &str, run_id: i64) -> Result<()> {
+        let n = sqlx::query("DELETE FROM ledger WHERE key = ? AND state = 'sending' AND run_id = ? AND owner = ?")
+            .bind(key)
             .bind(run_id)
-            .bind(now())
-            .bind(key)
+            .bind(&me().id)
             .execute(&self.pool)
-            .await?;
-        Ok(())
+            .await?
+            .rows_affected();
+        self.fenced(n, key, run_id).await
     }
 
-    pub async fn mark_sent(&self, key: &str, detail: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE ledger SET state = 'sent', detail = ?, updated_at = ? WHERE key = ?")
-            .bind(detail)
-            .bind(now())
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// The side effect certainly did not happen (refused, invalid): forget the claim so a later run may try.
-    pub async fn release_key(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM ledger WHERE key = ? AND state = 'sending'").bind(key).execute(&self.pool).await?;
-        Ok(())
+    async fn fenced(&self, changed: u64, key: &str, run_id: i64) -> Result<()> {
+        if changed == 1 {
+            return Ok(());
+        }
+        let why = match self.held(key).await? {
+            None => "nobody holds it (it was resolved or released meanwhile)".to_string(),
+            Some(h) if h.state == "sent" => format!("run {} has marked it sent", h.run_id),
+            Some(h) => format!("run {} took it over", h.run_id),
+        };
+        Err(StoreError::Fenced { key: key.to_string(), run_id, why })
     }
 }
 
@@ -104,11 +187,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&format!("sqlite://{}", dir.path().join("l.db").display())).await.unwrap();
         assert_eq!(store.claim_key("k1", "w", 1, "s", "a").await.unwrap(), Claim::Fresh);
-        assert_eq!(store.claim_key("k1", "w", 2, "s", "a").await.unwrap(), Claim::Uncertain { run_id: 1 });
-        store.mark_sent("k1", Some("250 ok")).await.unwrap();
+        // Run 2 of this same (live) process: run 1 is sending it.
+        assert_eq!(store.claim_key("k1", "w", 2, "s", "a").await.unwrap(), Claim::InFlight { run_id: 1 });
+        assert_eq!(store.claim_key("k1", "w", 1, "s", "a").await.unwrap(), Claim::Uncertain { run_id: 1 }, "its own earlier attempt");
+        store.mark_sent("k1", 1, Some("250 ok")).await.unwrap();
         assert_eq!(store.claim_key("k1", "w", 3, "s", "a").await.unwrap(), Claim::AlreadySent { run_id: 1 });
         assert_eq!(store.claim_key("k2", "w", 1, "s", "b").await.unwrap(), Claim::Fresh);
-        store.release_key("k2").await.unwrap();
+        store.release_key("k2", 1).await.unwrap();
         assert_eq!(store.claim_key("k2", "w", 1, "s", "b").await.unwrap(), Claim::Fresh);
     }
 }

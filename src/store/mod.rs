@@ -4,7 +4,9 @@
 mod digests;
 mod items;
 mod ledger;
+mod owner;
 mod queries;
+mod resolve;
 mod run_log;
 mod schedule;
 
@@ -20,6 +22,7 @@ use crate::engine::log::{NewArtifact, StepEnd};
 pub use digests::{IdsSender, RoutingWriter};
 pub use items::ItemWriter;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
+pub use resolve::{Resolution, ResolveError};
 pub use schedule::{PruneReport, Retention};
 
 // The sqlx error is part of each message and deliberately not a `source`: `{:#}` would print it
@@ -34,6 +37,15 @@ pub enum StoreError {
     Query(sqlx::Error),
     #[error("there is no run {0}; `cxflow runs` lists them")]
     NoSuchRun(i64),
+    /// This process's lease lapsed (its heartbeat could not be written): another process may
+    /// now take over its keys, so it must not claim or confirm any more.
+    #[error("this process's lease in the run log has lapsed (its heartbeat could not be written); it stops before sending anything more")]
+    LeaseLost,
+    /// A confirm or release of a key this run no longer owns.
+    #[error("delivery key `{key}` is no longer claimed by run {run_id}: {why}")]
+    Fenced { key: String, run_id: i64, why: String },
+    #[error("run {run_id} is still running in process {pid} on {host}; wait for it to finish, or stop it first")]
+    StillRunning { run_id: i64, pid: i64, host: String },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -47,6 +59,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Set once this process registered as an owner (see `owner.rs`).
+    owner_registered: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
 
 pub(crate) fn now() -> String {
@@ -76,7 +90,9 @@ impl Store {
             .map_err(|reason| StoreError::Open { url: url.into(), reason })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // A claim must be on disk before the email leaves: with WAL, FULL syncs the log at
+            // every commit (NORMAL can lose the last commits on a power cut).
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // Lets retention give space back (`PRAGMA incremental_vacuum`). Set once, when the file is
@@ -95,7 +111,7 @@ impl Store {
             .await
             .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
         migrate(&pool).await.map_err(|reason| StoreError::Migrate { url: url.into(), reason })?;
-        Ok(Store { pool })
+        Ok(Store { pool, owner_registered: Default::default() })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -103,9 +119,10 @@ impl Store {
     }
 
     pub async fn start_run(&self, r: NewRun<'_>) -> Result<i64> {
+        let owner = self.register_owner().await?;
         let id = sqlx::query_scalar(
-            "INSERT INTO runs (workflow, file, trigger, params, scheduled_for, started_at, status, pid)
-             VALUES (?, ?, ?, ?, ?, ?, 'running', ?) RETURNING id",
+            "INSERT INTO runs (workflow, file, trigger, params, scheduled_for, started_at, status, pid, owner)
+             VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?) RETURNING id",
         )
         .bind(r.workflow)
         .bind(r.file)
@@ -114,18 +131,44 @@ impl Store {
         .bind(r.scheduled_for.map(|t| t.to_rfc3339()))
         .bind(now())
         .bind(std::process::id() as i64)
+        .bind(owner)
         .fetch_one(&self.pool)
         .await?;
         Ok(id)
     }
 
-    /// Mark a run as running again for a resume.
+    /// Mark a run as running again for a resume, owned by this process; refused while the run's
+    /// owner is alive (two resumes at once, or a resume of a run still going).
     pub async fn reopen_run(&self, run_id: i64) -> Result<()> {
-        sqlx::query("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, resumes = resumes + 1, pid = ? WHERE id = ?")
-            .bind(std::process::id() as i64)
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+        let owner = self.register_owner().await?;
+        let (status, old, pid): (String, Option<String>, Option<i64>) =
+            sqlx::query_as("SELECT status, owner, pid FROM runs WHERE id = ?")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NoSuchRun(run_id))?;
+        if status == "running" && old.as_deref() != Some(owner) && self.owner_alive(old.as_deref()).await? {
+            let host = match old.as_deref() {
+                Some(o) => self.owner(o).await?.map(|o| o.host).unwrap_or_default(),
+                None => String::new(),
+            };
+            return Err(StoreError::StillRunning { run_id, pid: pid.unwrap_or(0), host });
+        }
+        // Compare-and-set on the old owner: of two resumes racing here, one wins.
+        let changed = sqlx::query(
+            "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, resumes = resumes + 1, pid = ?, owner = ?
+             WHERE id = ? AND owner IS ?",
+        )
+        .bind(std::process::id() as i64)
+        .bind(owner)
+        .bind(run_id)
+        .bind(&old)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::StillRunning { run_id, pid: 0, host: "another process".into() });
+        }
         Ok(())
     }
 
@@ -189,13 +232,19 @@ impl Store {
         Ok(())
     }
 
-    /// Runs left `running` by a process that died are marked `interrupted`; returns their ids.
+    /// Runs left `running` by an owner that is gone (its lease lapsed, or its process on this
+    /// machine no longer exists) are marked `interrupted`; returns their ids.
     pub async fn interrupt_orphans(&self) -> Result<Vec<i64>> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running'").fetch_all(&self.pool).await?;
+        let running: Vec<(i64, Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT id, owner, pid FROM runs WHERE status = 'running'").fetch_all(&self.pool).await?;
         let mut orphans = Vec::new();
-        for id in ids {
-            let pid: Option<i64> = sqlx::query_scalar("SELECT pid FROM runs WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
-            if pid.is_none_or(|p| !process_alive(p)) {
+        for (id, owner, pid) in running {
+            let alive = match owner.as_deref() {
+                Some(o) => self.owner_alive(Some(o)).await?,
+                // Written by a version without owners: only its PID is known.
+                None => pid.is_some_and(|p| p as u32 != std::process::id() && owner::process_exists(p)),
+            };
+            if !alive {
                 self.finish_run(id, RunStatus::Interrupted, Some("the process running it stopped before it finished")).await?;
                 orphans.push(id);
             }
@@ -226,11 +275,4 @@ async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::migrate::Mi
 fn lost_migration_race(e: &sqlx::migrate::MigrateError) -> bool {
     let text = e.to_string();
     text.contains("already exists") || text.contains("database is locked") || text.contains("UNIQUE constraint failed: _sqlx_migrations")
-}
-
-fn process_alive(pid: i64) -> bool {
-    // Signal 0 checks existence without delivering anything.
-    #[allow(unsafe_code)]
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 && pid as u32 != std::process::id()
 }

@@ -156,6 +156,17 @@ impl Store {
             .await?)
     }
 
+    /// Items of a run that failed because their delivery is uncertain (their error says so and
+    /// what to do): (step, item key).
+    pub async fn uncertain_items(&self, run_id: i64) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT step_id, item_key FROM items WHERE run_id = ? AND status = 'failed' AND error LIKE 'uncertain: %' ORDER BY step_id, seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Outputs of the successful items of a step, in input order, streamed.
     pub fn item_outputs(&self, run_id: i64, step_id: &str) -> BoxStream<'static, Result<Option<String>>> {
         let pool = self.pool.clone();

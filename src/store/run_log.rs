@@ -44,14 +44,17 @@ impl RunLog for Store {
     async fn claim_key(&self, key: &str, workflow: &str, run_id: i64, step_id: &str, item_key: &str) -> anyhow::Result<Claim> {
         Ok(Store::claim_key(self, key, workflow, run_id, step_id, item_key).await?)
     }
-    async fn reclaim_key(&self, key: &str, run_id: i64) -> anyhow::Result<()> {
+    async fn check_key(&self, key: &str, run_id: i64) -> anyhow::Result<Claim> {
+        Ok(Store::check_key(self, key, run_id).await?)
+    }
+    async fn reclaim_key(&self, key: &str, run_id: i64) -> anyhow::Result<bool> {
         Ok(Store::reclaim_key(self, key, run_id).await?)
     }
-    async fn mark_sent(&self, key: &str, detail: Option<&str>) -> anyhow::Result<()> {
-        Ok(Store::mark_sent(self, key, detail).await?)
+    async fn mark_sent(&self, key: &str, run_id: i64, detail: Option<&str>) -> anyhow::Result<()> {
+        Ok(Store::mark_sent(self, key, run_id, detail).await?)
     }
-    async fn release_key(&self, key: &str) -> anyhow::Result<()> {
-        Ok(Store::release_key(self, key).await?)
+    async fn release_key(&self, key: &str, run_id: i64) -> anyhow::Result<()> {
+        Ok(Store::release_key(self, key, run_id).await?)
     }
     async fn routed_ids(&self, scope: &str, run_id: i64) -> anyhow::Result<Option<String>> {
         Ok(Store::routed_ids(self, scope, run_id).await?)
@@ -72,6 +75,9 @@ impl ItemSink for ItemWriter {
     }
     async fn flush(&self) -> anyhow::Result<()> {
         Ok(ItemWriter::flush(self).await?)
+    }
+    fn failure(&self) -> Option<String> {
+        ItemWriter::failure(self)
     }
 }
 

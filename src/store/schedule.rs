@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::{now, Result, Store};
+use super::{now, owner, Result, Store};
 use crate::engine::log::RunStatus;
 
 /// How long runs are kept: older than `days`, or beyond the newest `runs`, are deleted.
@@ -73,9 +73,9 @@ impl Store {
     /// Marks this process's still-running runs of `workflow` interrupted (they did not finish
     /// within the shutdown deadline). Returns their ids.
     pub async fn interrupt_own_runs(&self, workflow: &str, reason: &str) -> Result<Vec<i64>> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running' AND workflow = ? AND pid = ?")
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running' AND workflow = ? AND owner = ?")
             .bind(workflow)
-            .bind(std::process::id() as i64)
+            .bind(&owner::me().id)
             .fetch_all(&self.pool)
             .await?;
         for id in &ids {

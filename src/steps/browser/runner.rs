@@ -194,11 +194,16 @@ impl Item<'_> {
                     Ok(Claim::Uncertain { run_id }) => {
                         return Err(Stop::Failed(
                             StepError::Fatal(format!(
-                                "not submitted again: run {run_id} was interrupted while submitting this record, \
-                                 so it may already be on the portal; check the portal, then resolve it by hand"
+                                "uncertain: run {run_id} was interrupted while submitting this record, so it may already be \
+                                 on the portal; not submitted again. Check the portal, then `cxflow resolve {run_id} {} --as sent` \
+                                 (or `--as not-sent` to submit it at the next resume)",
+                                self.env.key
                             ))
                             .into(),
                         ));
+                    }
+                    Ok(Claim::InFlight { run_id }) => {
+                        return Ok(ItemOutput::skipped(json!({ "in_flight": true, "by_run": run_id })));
                     }
                     Err(e) => return Err(Stop::Failed(StepError::Retryable(format!("run log: {e}")).into())),
                 }

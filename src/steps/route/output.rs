@@ -153,6 +153,10 @@ async fn post_webhook(
             let out = json!({"status": "uncertain", "run_id": run_id, "error": "an earlier attempt was cut off; not posting again"});
             return Ok((out, false));
         }
+        Claim::InFlight { run_id } => {
+            let out = json!({"status": "in_flight", "run_id": run_id, "error": format!("run {run_id} is posting it right now")});
+            return Ok((out, false));
+        }
     }
     let body = webhook::payload(&Value::Object(t.json.clone()));
     write(file, &serde_json::to_string_pretty(&body)?).await?;

@@ -2,16 +2,22 @@
 //! machine is testable without a database (the step implements it over the engine's `Delivery`).
 //!
 //!   render + read attachments + build (any error: Fatal, nothing claimed, nothing sent)
-//!   claim key ── already sent ──────────────▶ skip
-//!            ├─ uncertain + `skip` ─────────▶ skip, reported as uncertain
-//!            └─ fresh / uncertain + `resend` ▶ send ─ accepted ─▶ mark_sent
-//!                                                  ├ 4xx / not handed over ─▶ release, Retryable
-//!                                                  ├ 5xx ─────────────────▶ release, Fatal
-//!                                                  └ dropped after the data ▶ `skip`: keep "sending", Fatal
-//!                                                                             `resend`: release, Retryable
+//!   check key ── already sent ───────────────▶ skip
+//!            ├─ in flight (a live run has it) ▶ skip, naming that run
+//!            ├─ uncertain + `skip` ──────────▶ Fatal: uncertain, until a person resolves it
+//!            └─ fresh / uncertain + `resend` ─▶ wait for the rate limit and a connection, MAIL, RCPT
+//!               refused or cut off here ──────▶ Retryable / Fatal, nothing was claimed
+//!               envelope accepted: claim (on disk) ─▶ DATA + message ─ accepted ──────▶ mark_sent
+//!                                                  ├ 4xx / cut off before the message ▶ release, Retryable
+//!                                                  ├ 5xx ──────────────────────────────▶ release, Fatal
+//!                                                  └ cut off after the message ────────▶ `skip`: keep it claimed, Fatal (uncertain)
+//!                                                                                        `resend`: release, Retryable
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::attachments::AttachmentFiles;
@@ -20,22 +26,28 @@ use super::message::build_with;
 use super::pool::SendError;
 use super::rate::RateLimiter;
 use super::spec::Uncertain;
-use super::transport::{Delivered, Transport};
+use super::transport::{Delivered, Gate, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerClaim {
     Fresh,
-    AlreadySent,
-    /// A previous attempt claimed the key and never confirmed: it may or may not have been sent.
-    Uncertain,
+    AlreadySent { run_id: i64 },
+    /// A previous attempt claimed the key and never confirmed, and is gone: it may or may not
+    /// have been sent.
+    Uncertain { run_id: i64 },
+    /// A live run holds the key and is sending it now.
+    InFlight { run_id: i64 },
 }
 
-#[allow(async_fn_in_trait)]
-pub trait Ledger {
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// What `claim` would find, without claiming.
+    async fn check(&self, key: &str) -> anyhow::Result<LedgerClaim>;
     /// Must be durable (committed) before returning Fresh: the email is sent right after.
     async fn claim(&self, key: &str, item_key: &str) -> anyhow::Result<LedgerClaim>;
-    /// Take over an uncertain key for a deliberate resend (`uncertain: resend`).
-    async fn reclaim(&self, key: &str) -> anyhow::Result<()>;
+    /// Take over an uncertain key for a deliberate resend (`uncertain: resend`); `false` when
+    /// another run took it first.
+    async fn reclaim(&self, key: &str) -> anyhow::Result<bool>;
     async fn mark_sent(&self, key: &str, detail: &str) -> anyhow::Result<()>;
     async fn release(&self, key: &str) -> anyhow::Result<()>;
 }
@@ -78,29 +90,22 @@ pub async fn deliver<L: Ledger>(
     if input.dry_run {
         return Ok(Outcome::DryRun { output: json!({"dry_run": true, "key": r.key, "to": to, "subject": r.subject}) });
     }
-    let db = |e: anyhow::Error| Failure::Retryable(format!("run log: {e:#}"));
-    match ledger.claim(&r.key, input.item_key).await.map_err(db)? {
-        LedgerClaim::AlreadySent => return Ok(Outcome::Skipped { output: json!({"skipped": "already sent", "key": r.key}), key: r.key }),
-        LedgerClaim::Uncertain if c.uncertain == Uncertain::Skip => {
-            return Ok(Outcome::Skipped {
-                output: json!({"skipped": "uncertain", "key": r.key,
-                    "reason": "an earlier attempt stopped while sending; it may have been delivered (set `uncertain: resend` to send anyway)"}),
-                key: r.key,
-            })
-        }
-        LedgerClaim::Uncertain => ledger.reclaim(&r.key).await.map_err(db)?,
-        LedgerClaim::Fresh => {}
+    // Decided before? Skip it before waiting for the rate limit and a connection.
+    if let Some(early) = decided(c.uncertain, &r.key, ledger.check(&r.key).await.map_err(db)?) {
+        return early;
     }
-    match transport.send(&msg, rate).await {
-        Ok(delivered) => {
+    let gate = ClaimGate { ledger, key: &r.key, item_key: input.item_key, policy: c.uncertain, claimed: false.into(), withheld: Mutex::new(None) };
+    let sent = transport.send(&msg, rate, &gate).await;
+    let claimed = gate.claimed.load(Ordering::SeqCst);
+    match sent {
+        Ok(Some(delivered)) => {
             let detail = match &delivered {
                 Delivered::Smtp(resp) => resp.clone(),
                 Delivered::File(p) => p.display().to_string(),
             };
-            ledger
-                .mark_sent(&r.key, &detail)
-                .await
-                .map_err(|e| Failure::Fatal(format!("sent, but could not record it ({e:#}); the key stays uncertain")))?;
+            ledger.mark_sent(&r.key, &detail).await.map_err(|e| {
+                Failure::Fatal(format!("sent, but could not record it ({e:#}); the key stays uncertain and will not be sent again unasked"))
+            })?;
             let mut output = json!({"sent": true, "key": r.key, "to": to, "subject": r.subject});
             match &delivered {
                 Delivered::Smtp(resp) => output["server"] = json!(resp),
@@ -108,18 +113,88 @@ pub async fn deliver<L: Ledger>(
             }
             Ok(Outcome::Sent { key: r.key, delivered, output })
         }
+        Ok(None) => gate.withheld.lock().unwrap().take().unwrap_or_else(|| Err(Failure::Retryable("not sent".into()))),
+        Err(SendError::NotClaimed(m)) => Err(Failure::Retryable(format!("run log: {m}; not sent"))),
         Err(e) => {
             let keep_uncertain = matches!(e, SendError::Uncertain(_)) && c.uncertain == Uncertain::Skip;
-            if !keep_uncertain {
+            if claimed && !keep_uncertain {
                 ledger.release(&r.key).await.map_err(db)?;
             }
             Err(match e {
                 SendError::Transient(m) => Failure::Retryable(m),
                 SendError::Permanent(m) => Failure::Fatal(m),
-                SendError::Uncertain(m) if keep_uncertain => Failure::Fatal(format!("{m}; key `{}` left uncertain, not resent", r.key)),
+                SendError::Uncertain(m) if keep_uncertain => Failure::Fatal(format!(
+                    "uncertain: {m}; key `{}` stays claimed and is not resent unasked: check the mail server's log, then \
+                     `cxflow resolve RUN {} --as sent|not-sent`",
+                    r.key, input.item_key
+                )),
                 SendError::Uncertain(m) => Failure::Retryable(m),
+                SendError::NotClaimed(m) => Failure::Retryable(m),
             })
         }
+    }
+}
+
+fn db(e: anyhow::Error) -> Failure {
+    Failure::Retryable(format!("run log: {e:#}"))
+}
+
+/// What the ledger's answer means for this email; `None`: go on and send it.
+fn decided(policy: Uncertain, key: &str, claim: LedgerClaim) -> Option<Result<Outcome, Failure>> {
+    match claim {
+        LedgerClaim::Fresh => None,
+        LedgerClaim::Uncertain { .. } if policy == Uncertain::Resend => None,
+        LedgerClaim::AlreadySent { run_id } => Some(Ok(Outcome::Skipped {
+            output: json!({"skipped": "already sent", "key": key, "by_run": run_id}),
+            key: key.to_string(),
+        })),
+        LedgerClaim::InFlight { run_id } => Some(Ok(Outcome::Skipped {
+            output: json!({"skipped": "in flight", "key": key, "by_run": run_id,
+                "reason": format!("run {run_id} is sending it right now; it reports the outcome")}),
+            key: key.to_string(),
+        })),
+        LedgerClaim::Uncertain { run_id } => Some(Err(Failure::Fatal(format!(
+            "uncertain: run {run_id} stopped while sending `{key}`, so it may have been delivered; not sent again. \
+             Check the mail server's log, then `cxflow resolve {run_id} ITEM_KEY --as sent` (or `--as not-sent` to send it \
+             at the next resume), or set `uncertain: resend`"
+        )))),
+    }
+}
+
+/// The claim at handover, asked by the transport with the envelope accepted.
+struct ClaimGate<'a, L> {
+    ledger: &'a L,
+    key: &'a str,
+    item_key: &'a str,
+    policy: Uncertain,
+    claimed: AtomicBool,
+    /// Why it was withheld, when it was.
+    withheld: Mutex<Option<Result<Outcome, Failure>>>,
+}
+
+#[async_trait]
+impl<L: Ledger> Gate for ClaimGate<'_, L> {
+    async fn pass(&self) -> Result<bool, String> {
+        let claim = self.ledger.claim(self.key, self.item_key).await.map_err(|e| format!("{e:#}"))?;
+        let go = match claim {
+            LedgerClaim::Uncertain { run_id } if self.policy == Uncertain::Resend => {
+                let taken = self.ledger.reclaim(self.key).await.map_err(|e| format!("{e:#}"))?;
+                if !taken {
+                    // Another run took it over between our claim and now: it sends it.
+                    *self.withheld.lock().unwrap() = decided(self.policy, self.key, LedgerClaim::InFlight { run_id });
+                }
+                taken
+            }
+            other => match decided(self.policy, self.key, other) {
+                None => true,
+                early => {
+                    *self.withheld.lock().unwrap() = early;
+                    false
+                }
+            },
+        };
+        self.claimed.store(go, Ordering::SeqCst);
+        Ok(go)
     }
 }
 
@@ -132,20 +207,24 @@ mod tests {
     #[derive(Default)]
     struct MemLedger(Mutex<HashMap<String, &'static str>>);
 
+    #[async_trait]
     impl Ledger for MemLedger {
-        async fn claim(&self, key: &str, _: &str) -> anyhow::Result<LedgerClaim> {
-            let mut m = self.0.lock().unwrap();
-            Ok(match m.get(key) {
-                Some(&"sent") => LedgerClaim::AlreadySent,
-                Some(_) => LedgerClaim::Uncertain,
-                None => {
-                    m.insert(key.into(), "sending");
-                    LedgerClaim::Fresh
-                }
+        async fn check(&self, key: &str) -> anyhow::Result<LedgerClaim> {
+            Ok(match self.0.lock().unwrap().get(key) {
+                Some(&"sent") => LedgerClaim::AlreadySent { run_id: 1 },
+                Some(_) => LedgerClaim::Uncertain { run_id: 1 },
+                None => LedgerClaim::Fresh,
             })
         }
-        async fn reclaim(&self, _: &str) -> anyhow::Result<()> {
-            Ok(())
+        async fn claim(&self, key: &str, _: &str) -> anyhow::Result<LedgerClaim> {
+            let c = self.check(key).await?;
+            if c == LedgerClaim::Fresh {
+                self.0.lock().unwrap().insert(key.into(), "sending");
+            }
+            Ok(c)
+        }
+        async fn reclaim(&self, _: &str) -> anyhow::Result<bool> {
+            Ok(true)
         }
         async fn mark_sent(&self, key: &str, _: &str) -> anyhow::Result<()> {
             self.0.lock().unwrap().insert(key.into(), "sent");
@@ -197,8 +276,9 @@ mod tests {
         ledger.0.lock().unwrap().insert("wf/1".into(), "sending");
         let ctx = json!({"item": {"name": "A", "email": "a@x.org"}});
         let c = compiled(d.path(), "");
-        let o = deliver(&c, &AttachmentFiles::for_step(&c), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
-        assert!(matches!(o, Outcome::Skipped { ref output, .. } if output["skipped"] == "uncertain"));
+        let e = deliver(&c, &AttachmentFiles::for_step(&c), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap_err();
+        assert!(matches!(e, Failure::Fatal(ref m) if m.starts_with("uncertain: run 1 stopped while sending `wf/1`")), "{e:?}");
+        assert_eq!(std::fs::read_dir(d.path().join("outbox")).unwrap().count(), 0, "nothing sent");
         let c = compiled(d.path(), "uncertain: resend\n");
         let o = deliver(&c, &AttachmentFiles::for_step(&c), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
         assert!(matches!(o, Outcome::Sent { .. }));

@@ -185,15 +185,15 @@ impl ItemRunner for Runner {
 }
 
 /// The email's state machine (deliver.rs) over the engine's delivery capability.
+#[async_trait]
 impl Ledger for Delivery<'_> {
-    async fn claim(&self, key: &str, _item_key: &str) -> anyhow::Result<LedgerClaim> {
-        Ok(match Delivery::claim(self, key).await? {
-            Claim::Fresh => LedgerClaim::Fresh,
-            Claim::AlreadySent { .. } => LedgerClaim::AlreadySent,
-            Claim::Uncertain { .. } => LedgerClaim::Uncertain,
-        })
+    async fn check(&self, key: &str) -> anyhow::Result<LedgerClaim> {
+        Ok(ledger_claim(Delivery::check(self, key).await?))
     }
-    async fn reclaim(&self, key: &str) -> anyhow::Result<()> {
+    async fn claim(&self, key: &str, _item_key: &str) -> anyhow::Result<LedgerClaim> {
+        Ok(ledger_claim(Delivery::claim(self, key).await?))
+    }
+    async fn reclaim(&self, key: &str) -> anyhow::Result<bool> {
         Delivery::reclaim(self, key).await
     }
     async fn mark_sent(&self, key: &str, detail: &str) -> anyhow::Result<()> {
@@ -201,5 +201,14 @@ impl Ledger for Delivery<'_> {
     }
     async fn release(&self, key: &str) -> anyhow::Result<()> {
         Delivery::release(self, key).await
+    }
+}
+
+fn ledger_claim(c: Claim) -> LedgerClaim {
+    match c {
+        Claim::Fresh => LedgerClaim::Fresh,
+        Claim::AlreadySent { run_id } => LedgerClaim::AlreadySent { run_id },
+        Claim::Uncertain { run_id } => LedgerClaim::Uncertain { run_id },
+        Claim::InFlight { run_id } => LedgerClaim::InFlight { run_id },
     }
 }

@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
 use super::smtp_url::{SmtpSettings, Tls};
+use super::transport::Gate;
 
 /// Outcome of a failed send, by what we know about delivery.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +42,9 @@ pub enum SendError {
     /// The connection broke after the whole message was written: the server may have it.
     #[error("{0}")]
     Uncertain(String),
+    /// The exactly-once claim could not be written: nothing was sent.
+    #[error("run log: {0}")]
+    NotClaimed(String),
 }
 
 pub struct SmtpPool {
@@ -50,10 +54,22 @@ pub struct SmtpPool {
     permits: Semaphore,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Phase {
+    /// Before the message was handed over (MAIL, RCPT, DATA): not delivered, whatever happened.
     Envelope,
+    /// The message was written: a failure now may or may not have reached the server.
     Body,
+}
+
+/// Why one transaction did not end with the server's acceptance.
+enum Fail {
+    Smtp(Phase, SmtpError),
+    Timeout(Phase),
+    /// The gate said not to send.
+    Withheld,
+    /// The gate's claim could not be written.
+    Gate(String),
 }
 
 impl SmtpPool {
@@ -78,51 +94,70 @@ impl SmtpPool {
         Ok(())
     }
 
-    /// Sends one message; returns the server's acceptance line (e.g. `250 OK queued as X`).
-    pub async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Result<String, SendError> {
-        let _permit = self.permits.acquire().await.map_err(|_| SendError::Transient("pool closed".into()))?;
+    /// Sends one message; returns the server's acceptance line (e.g. `250 OK queued as X`), or
+    /// `None` when `gate` withheld it. The gate is asked once, with the envelope accepted.
+    pub async fn send(&self, envelope: &Envelope, bytes: &[u8], gate: &dyn Gate) -> Result<Option<String>, SendError> {
+        let t = self.settings.timeout;
+        // Every connection may be stuck on a silent server: waiting for one is bounded too.
+        let _permit = tokio::time::timeout(t.saturating_mul(4), self.permits.acquire())
+            .await
+            .map_err(|_| SendError::Transient(format!("no SMTP connection came free within {:?}", t.saturating_mul(4))))?
+            .map_err(|_| SendError::Transient("pool closed".into()))?;
         let pooled = self.idle.lock().unwrap().pop();
         let (mut conn, reused) = match pooled {
             Some(c) => (c, true),
             None => (self.connect().await?, false),
         };
-        let mut result = self.transact(&mut conn, envelope, bytes).await;
+        let mut passed = false;
+        let mut result = self.transact(&mut conn, envelope, bytes, gate, &mut passed).await;
         // A pooled connection the server closed while idle fails on MAIL; nothing was sent, so
         // one fresh connection is tried before bothering the engine's retry.
-        if reused && matches!(&result, Err((Phase::Envelope, Some(e))) if !answered(e)) {
-            conn.abort().await;
+        if reused && matches!(&result, Err(Fail::Smtp(Phase::Envelope, e)) if !answered(e)) {
+            self.abort(&mut conn).await;
             conn = self.connect().await?;
-            result = self.transact(&mut conn, envelope, bytes).await;
+            result = self.transact(&mut conn, envelope, bytes, gate, &mut passed).await;
+        }
+        let keep = match &result {
+            Ok(_) | Err(Fail::Withheld) => true,
+            // A negative reply leaves the session usable after RSET; anything else does not.
+            Err(Fail::Smtp(_, e)) if answered(e) => true,
+            Err(Fail::Gate(_)) => true,
+            Err(_) => false,
+        };
+        let needs_reset = !matches!(result, Ok(_));
+        if keep && !conn.has_broken() && (!needs_reset || self.reset(&mut conn).await) {
+            self.idle.lock().unwrap().push(conn);
+        } else {
+            self.abort(&mut conn).await;
         }
         match result {
-            Ok(resp) => {
-                self.idle.lock().unwrap().push(conn);
-                Ok(resp)
-            }
-            Err((phase, e)) => {
-                // A negative reply leaves the session usable after RSET; anything else does not.
-                if e.as_ref().is_some_and(answered) && !conn.has_broken() && conn.command(Rset).await.is_ok() {
-                    self.idle.lock().unwrap().push(conn);
-                } else {
-                    conn.abort().await;
-                }
-                Err(match e {
-                    Some(e) => classify(phase, &e),
-                    None if phase == Phase::Body => SendError::Uncertain(format!(
-                        "SMTP server did not answer within {:?} after the message was sent; it may have accepted it",
-                        self.settings.timeout
-                    )),
-                    None => SendError::Transient(format!("SMTP server did not answer within {:?}", self.settings.timeout)),
-                })
-            }
+            Ok(resp) => Ok(Some(resp)),
+            Err(Fail::Withheld) => Ok(None),
+            Err(Fail::Gate(e)) => Err(SendError::NotClaimed(e)),
+            Err(Fail::Smtp(phase, e)) => Err(classify(phase, &e)),
+            Err(Fail::Timeout(Phase::Body)) => Err(SendError::Uncertain(format!(
+                "SMTP server did not answer within {t:?} after the message was sent; it may have accepted it"
+            ))),
+            Err(Fail::Timeout(Phase::Envelope)) => Err(SendError::Transient(format!("SMTP server did not answer within {t:?}"))),
         }
+    }
+
+    /// RSET with a limit; `false` when the session is not usable any more.
+    async fn reset(&self, conn: &mut AsyncSmtpConnection) -> bool {
+        matches!(tokio::time::timeout(self.settings.timeout, conn.command(Rset)).await, Ok(Ok(_)))
+    }
+
+    /// Drops a connection. lettre's `abort` sends QUIT and waits for the answer, which a silent
+    /// server never gives: it is bounded, and the socket closes when `conn` is dropped anyway.
+    async fn abort(&self, conn: &mut AsyncSmtpConnection) {
+        let _ = tokio::time::timeout(self.settings.timeout.min(Duration::from_secs(2)), conn.abort()).await;
     }
 
     /// QUITs idle connections; called once at step close.
     pub async fn close(&self) {
         let conns: Vec<_> = std::mem::take(&mut *self.idle.lock().unwrap());
         for mut c in conns {
-            let _ = tokio::time::timeout(Duration::from_secs(2), c.quit()).await;
+            let _ = tokio::time::timeout(self.settings.timeout.min(Duration::from_secs(2)), c.quit()).await;
         }
     }
 
@@ -131,10 +166,10 @@ impl SmtpPool {
         conn: &mut AsyncSmtpConnection,
         envelope: &Envelope,
         bytes: &[u8],
-    ) -> Result<String, (Phase, Option<SmtpError>)> {
-        // Err(None) = timed out: we cannot tell whether the server got it.
+        gate: &dyn Gate,
+        passed: &mut bool,
+    ) -> Result<String, Fail> {
         let t = self.settings.timeout;
-        let timed_out = |p| (p, None);
         let mut opts = vec![];
         if envelope.to().iter().chain(envelope.from()).any(|a| !AsRef::<str>::as_ref(a).is_ascii()) {
             opts.push(MailParameter::SmtpUtfEight);
@@ -147,16 +182,31 @@ impl SmtpPool {
             for to in envelope.to() {
                 conn.command(Rcpt::new(to.clone(), vec![])).await?;
             }
-            conn.command(Data).await
+            Ok::<_, SmtpError>(())
         };
         match tokio::time::timeout(t, env).await {
-            Err(_) => return Err(timed_out(Phase::Envelope)),
-            Ok(Err(e)) => return Err((Phase::Envelope, Some(e))),
+            Err(_) => return Err(Fail::Timeout(Phase::Envelope)),
+            Ok(Err(e)) => return Err(Fail::Smtp(Phase::Envelope, e)),
+            Ok(Ok(())) => {}
+        }
+        // The handover: a connection held, the envelope accepted. Claimed here, an email that
+        // waited for the rate limit or a connection, or was refused, was never uncertain.
+        if !*passed {
+            match gate.pass().await {
+                Ok(true) => *passed = true,
+                Ok(false) => return Err(Fail::Withheld),
+                Err(e) => return Err(Fail::Gate(e)),
+            }
+        }
+        // DATA refused or cut off: the message itself has not left yet.
+        match tokio::time::timeout(t, conn.command(Data)).await {
+            Err(_) => return Err(Fail::Timeout(Phase::Envelope)),
+            Ok(Err(e)) => return Err(Fail::Smtp(Phase::Envelope, e)),
             Ok(Ok(_)) => {}
         }
         match tokio::time::timeout(t, conn.message(bytes)).await {
-            Err(_) => Err(timed_out(Phase::Body)),
-            Ok(Err(e)) => Err((Phase::Body, Some(e))),
+            Err(_) => Err(Fail::Timeout(Phase::Body)),
+            Ok(Err(e)) => Err(Fail::Smtp(Phase::Body, e)),
             Ok(Ok(resp)) => Ok(format!("{} {}", resp.code(), resp.message().collect::<Vec<_>>().join(" "))),
         }
     }

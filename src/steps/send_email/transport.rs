@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::pool::{SendError, SmtpPool};
@@ -18,6 +19,26 @@ pub enum Delivered {
     /// The server's acceptance line, e.g. `250 2.0.0 Ok: queued as 4B1F`.
     Smtp(String),
     File(PathBuf),
+}
+
+/// The exactly-once claim, taken at handover: with a connection held and the envelope accepted,
+/// right before the message goes (before the outbox file is written).
+#[async_trait]
+pub trait Gate: Send + Sync {
+    /// `Ok(true)`: send it now. `Ok(false)`: do not (already sent, or a live run holds it); the
+    /// envelope is reset and the connection kept. `Err`: the claim could not be written, so
+    /// nothing is sent.
+    async fn pass(&self) -> Result<bool, String>;
+}
+
+/// For mail outside the exactly-once protocol (the scheduler's alerts, which may repeat): always send.
+pub struct Ungated;
+
+#[async_trait]
+impl Gate for Ungated {
+    async fn pass(&self) -> Result<bool, String> {
+        Ok(true)
+    }
 }
 
 impl Transport {
@@ -40,18 +61,22 @@ impl Transport {
         }
     }
 
-    pub async fn send(&self, msg: &Message, rate: &RateLimiter) -> Result<Delivered, SendError> {
+    /// `Ok(None)`: the gate withheld it, nothing was sent.
+    pub async fn send(&self, msg: &Message, rate: &RateLimiter, gate: &dyn Gate) -> Result<Option<Delivered>, SendError> {
         match self {
             Transport::Smtp(pool) => {
                 rate.wait().await;
-                pool.send(msg.envelope(), &msg.formatted()).await.map(Delivered::Smtp)
+                Ok(pool.send(msg.envelope(), &msg.formatted(), gate).await?.map(Delivered::Smtp))
             }
             Transport::Outbox { dir, files } => {
+                if !gate.pass().await.map_err(SendError::NotClaimed)? {
+                    return Ok(None);
+                }
                 let id = files
                     .send(msg.clone())
                     .await
                     .map_err(|e| SendError::Transient(format!("cannot write to outbox {}: {e}", dir.display())))?;
-                Ok(Delivered::File(dir.join(format!("{id}.eml"))))
+                Ok(Some(Delivered::File(dir.join(format!("{id}.eml")))))
             }
         }
     }

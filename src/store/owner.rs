@@ -1,0 +1,208 @@
+//! Who is running what. Each process that runs workflows registers once as an owner, with a
+//! lease it renews by heartbeat; its runs and ledger claims name it. A run or a claim is taken
+//! over (the run marked interrupted, an uncertain key resent) only once its owner is gone: the
+//! lease expired, or, on this same machine and boot, the owner's process no longer exists.
+//!
+//! The lease is what several machines sharing one database rely on; the process check only
+//! makes a crash on this machine visible at once instead of a lease later. A PID alone is never
+//! trusted: it is compared with the process's start time and the machine's boot id, since after
+//! a reboot (or a long night) the same number belongs to another process.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::{now, Result, Store};
+
+/// How long an owner counts as alive after its last heartbeat.
+pub(crate) fn lease() -> Duration {
+    // Tests that stop a heartbeat on purpose shorten it; nobody else needs to.
+    std::env::var("CXFLOW_LEASE_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis).unwrap_or(Duration::from_secs(30))
+}
+
+/// This process, as the owners table knows it.
+#[derive(Debug)]
+pub(crate) struct Me {
+    pub id: String,
+    pub host: String,
+    pub boot: String,
+    pub pid: i64,
+    pub proc_start: Option<i64>,
+}
+
+pub(crate) fn me() -> &'static Me {
+    static ME: OnceLock<Me> = OnceLock::new();
+    ME.get_or_init(|| {
+        let pid = std::process::id() as i64;
+        Me {
+            id: uuid::Uuid::new_v4().to_string(),
+            host: read_trimmed("/proc/sys/kernel/hostname").unwrap_or_else(|| "localhost".into()),
+            boot: read_trimmed("/proc/sys/kernel/random/boot_id").unwrap_or_default(),
+            pid,
+            proc_start: proc_start(pid),
+        }
+    })
+}
+
+fn read_trimmed(p: &str) -> Option<String> {
+    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+fn proc_start(pid: i64) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// An owner as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct OwnerRow {
+    pub id: String,
+    pub host: String,
+    pub boot: String,
+    pub pid: i64,
+    pub proc_start: Option<i64>,
+    pub expires_at: String,
+}
+
+impl OwnerRow {
+    /// Alive: its lease holds and, when it runs on this machine, its process still exists.
+    pub(crate) fn alive(&self, at: &str) -> bool {
+        let me = me();
+        if self.id == me.id {
+            return true;
+        }
+        if self.expires_at.as_str() <= at {
+            return false;
+        }
+        if self.host == me.host && !me.boot.is_empty() {
+            if self.boot != me.boot {
+                return false;
+            }
+            return match (self.proc_start, proc_start(self.pid)) {
+                (Some(want), Some(now)) => want == now,
+                (_, None) => false,
+                (None, Some(_)) => process_exists(self.pid),
+            };
+        }
+        true
+    }
+}
+
+pub(crate) fn process_exists(pid: i64) -> bool {
+    // Signal 0 checks existence without delivering anything.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0
+}
+
+fn expiry() -> String {
+    let at = Utc::now() + chrono::Duration::from_std(lease()).unwrap_or(chrono::Duration::seconds(30));
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Registers this process as an owner (once per store) and keeps its lease renewed while
+    /// the process lives. Returns this process's owner id.
+    pub(crate) async fn register_owner(&self) -> Result<&'static str> {
+        let me = me();
+        self.owner_registered
+            .get_or_try_init(|| async {
+                let t = now();
+                sqlx::query(
+                    "INSERT INTO owners (id, host, boot, pid, proc_start, started_at, heartbeat_at, expires_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
+                )
+                .bind(&me.id)
+                .bind(&me.host)
+                .bind(&me.boot)
+                .bind(me.pid)
+                .bind(me.proc_start)
+                .bind(&t)
+                .bind(&t)
+                .bind(expiry())
+                .execute(&self.pool)
+                .await?;
+                let store = self.clone();
+                tokio::spawn(async move { store.heartbeat().await });
+                Ok::<(), super::StoreError>(())
+            })
+            .await?;
+        Ok(&me.id)
+    }
+
+    /// Renews the lease a sixth of it at a time, so a few missed beats on a busy machine do not
+    /// lose it. A beat that cannot be written is retried at the next; if they keep failing the
+    /// lease lapses, and the ledger then refuses this process's claims (see `claim_key`).
+    async fn heartbeat(self) {
+        let every = lease() / 6;
+        loop {
+            tokio::time::sleep(every).await;
+            let r = sqlx::query("UPDATE owners SET heartbeat_at = ?, expires_at = ? WHERE id = ?")
+                .bind(now())
+                .bind(expiry())
+                .bind(&me().id)
+                .execute(&self.pool)
+                .await;
+            if let Err(e) = r {
+                tracing::warn!("cannot renew this process's lease in the run log: {e}");
+            }
+        }
+    }
+
+    pub(crate) async fn owner(&self, id: &str) -> Result<Option<OwnerRow>> {
+        Ok(sqlx::query_as("SELECT id, host, boot, pid, proc_start, expires_at FROM owners WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Whether the owner `id` is alive; an owner the table does not know is not.
+    pub(crate) async fn owner_alive(&self, id: Option<&str>) -> Result<bool> {
+        let Some(id) = id else { return Ok(false) };
+        Ok(self.owner(id).await?.is_some_and(|o| o.alive(&now())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, host: &str, boot: &str, pid: i64, start: Option<i64>, expires: &str) -> OwnerRow {
+        OwnerRow { id: id.into(), host: host.into(), boot: boot.into(), pid, proc_start: start, expires_at: expires.into() }
+    }
+
+    #[test]
+    fn an_owner_is_alive_only_while_its_lease_holds_and_its_own_process_runs() {
+        let me = me();
+        let later = "2999-01-01T00:00:00.000Z";
+        let at = now();
+        assert!(row(&me.id, &me.host, &me.boot, me.pid, me.proc_start, "2000-01-01T00:00:00.000Z").alive(&at), "this process");
+        // Same machine, same boot, this process's PID but another start time: PID reuse.
+        let reused = row("other", &me.host, &me.boot, me.pid, me.proc_start.map(|s| s + 1), later);
+        assert!(!reused.alive(&at));
+        // Same machine, another boot: whatever the PID is now, it is not that process.
+        assert!(!row("other", &me.host, "another-boot", me.pid, me.proc_start, later).alive(&at));
+        // A PID that does not exist.
+        assert!(!row("other", &me.host, &me.boot, i32::MAX as i64, None, later).alive(&at));
+        // Another machine: only the lease says.
+        assert!(row("other", "elsewhere", "b", 1, None, later).alive(&at));
+        assert!(!row("other", "elsewhere", "b", 1, None, "2000-01-01T00:00:00.000Z").alive(&at));
+    }
+
+    #[tokio::test]
+    async fn registering_writes_a_lease_in_the_future() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("o.db").display())).await.unwrap();
+        let id = store.register_owner().await.unwrap();
+        let o = store.owner(id).await.unwrap().unwrap();
+        assert!(o.expires_at > now(), "{o:?}");
+        assert!(store.owner_alive(Some(id)).await.unwrap());
+        assert!(!store.owner_alive(Some("nobody")).await.unwrap());
+        assert!(!store.owner_alive(None).await.unwrap());
+    }
+}
