@@ -196,4 +196,49 @@ mod tests {
         store.release_key("k2", 1).await.unwrap();
         assert_eq!(store.claim_key("k2", "w", 1, "s", "b").await.unwrap(), Claim::Fresh);
     }
+
+    async fn fake_owner(store: &Store, id: &str, host: &str, expires: &str) {
+        sqlx::query("INSERT INTO owners (id, host, boot, pid, started_at, heartbeat_at, expires_at) VALUES (?, ?, 'b', 1, 'x', 'x', ?)")
+            .bind(id)
+            .bind(host)
+            .bind(expires)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_live_owners_key_is_in_flight_a_gone_owners_is_uncertain_and_taken_over_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("l.db").display())).await.unwrap();
+        assert_eq!(store.claim_key("k", "w", 1, "s", "a").await.unwrap(), Claim::Fresh);
+        // Another machine's live process holds it: in flight, never taken over.
+        fake_owner(&store, "live", "elsewhere", "2999-01-01T00:00:00.000Z").await;
+        sqlx::query("UPDATE ledger SET owner = 'live'").execute(store.pool()).await.unwrap();
+        assert_eq!(store.claim_key("k", "w", 2, "s", "a").await.unwrap(), Claim::InFlight { run_id: 1 });
+        assert!(!store.reclaim_key("k", 2).await.unwrap());
+        // Its lease lapsed: uncertain, and one run takes it over.
+        sqlx::query("UPDATE owners SET expires_at = '2000-01-01T00:00:00.000Z' WHERE id = 'live'").execute(store.pool()).await.unwrap();
+        assert_eq!(store.claim_key("k", "w", 2, "s", "a").await.unwrap(), Claim::Uncertain { run_id: 1 });
+        assert!(store.reclaim_key("k", 2).await.unwrap());
+        assert_eq!(store.claim_key("k", "w", 3, "s", "a").await.unwrap(), Claim::InFlight { run_id: 2 }, "run 2 of this live process has it");
+        // The old holder can neither confirm nor release what it lost.
+        let e = store.mark_sent("k", 1, None).await.unwrap_err();
+        assert_eq!(e.to_string(), "delivery key `k` is no longer claimed by run 1: run 2 took it over");
+        assert!(store.release_key("k", 1).await.is_err());
+        store.mark_sent("k", 2, Some("250 ok")).await.unwrap();
+        assert_eq!(store.check_key("k", 3).await.unwrap(), Claim::AlreadySent { run_id: 2 });
+        assert_eq!(store.release_key("k", 2).await.unwrap_err().to_string(), "delivery key `k` is no longer claimed by run 2: run 2 has marked it sent");
+    }
+
+    #[tokio::test]
+    async fn a_process_whose_lease_lapsed_claims_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("l.db").display())).await.unwrap();
+        assert_eq!(store.claim_key("k1", "w", 1, "s", "a").await.unwrap(), Claim::Fresh);
+        // As if its heartbeats had not reached the database for a whole lease.
+        sqlx::query("UPDATE owners SET expires_at = '2000-01-01T00:00:00.000Z'").execute(store.pool()).await.unwrap();
+        assert!(matches!(store.claim_key("k2", "w", 1, "s", "b").await, Err(StoreError::LeaseLost)));
+        assert_eq!(store.check_key("k2", 1).await.unwrap(), Claim::Fresh, "nothing was claimed");
+    }
 }
