@@ -181,7 +181,8 @@ fn sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain() {
         }
     }
     // Uncertain items are reported as such (failed, naming the decision to make), not resent.
-    let reported = p.query("SELECT count(*) FROM items WHERE run_id = 1 AND status = 'failed' AND error LIKE 'uncertain: %cxflow resolve%'");
+    let reported =
+        p.query("SELECT count(*) FROM items WHERE run_id = 1 AND status = 'failed' AND error LIKE 'uncertain: %cxflow resolve%'");
     assert_eq!(reported, [uncertain.len().to_string()]);
 
     let total = sink.count();
@@ -271,14 +272,60 @@ fn dry_run_renders_and_checks_but_sends_and_claims_nothing() {
     assert_eq!(out, ["T0|ok", "T1|ok", "T2|failed"], "a bad address shows up in a dry run too");
 }
 
-/// Leave `key` as a crash would: claimed (`sending`) and never confirmed.
+/// Leave `key` as a crash would: claimed (`sending`) by a process that is gone, never confirmed.
 fn make_uncertain(p: &TestProject, key: &str) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", p.db().display())).await.unwrap();
-        let n = sqlx::query("UPDATE ledger SET state = 'sending' WHERE key = ?").bind(key).execute(&pool).await.unwrap().rows_affected();
-        assert_eq!(n, 1);
-    });
+    assert_eq!(p.execute(&format!("UPDATE ledger SET state = 'sending' WHERE key = '{key}'")), 1);
+}
+
+#[test]
+fn a_person_resolves_uncertain_emails_and_the_resume_does_what_they_decided() {
+    let sink = SmtpSink::start();
+    let p = project(&rows(2), "", "");
+    run_with(&p, &sink, &["run", "workflows/x.yaml"]).expect_code(0);
+    assert_eq!(sink.count(), 2);
+    // Run 1 "crashed" twice: after T1's message went out, and after claiming T2, which never went.
+    let csv: String = rows(3).iter().map(|(id, name, email)| format!("{id},{name},{email}\n")).collect();
+    p.write("data/closed.csv", &format!("ticket_id,name,email\n{csv}"));
+    make_uncertain(&p, "follow-up/T1");
+    p.execute(
+        "INSERT INTO ledger (key, workflow, run_id, step_id, item_key, state, owner, updated_at)
+               SELECT 'follow-up/T2', workflow, 1, step_id, 'T2', 'sending', owner, updated_at FROM ledger WHERE key = 'follow-up/T1'",
+    );
+
+    let r = run_with(&p, &sink, &["run", "workflows/x.yaml"]);
+    r.expect_code(1);
+    assert!(
+        r.stdout.contains("uncertain: 2 item(s) may or may not have reached the other side:\n  follow_up T1\n  follow_up T2\n"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(sink.count(), 2, "nothing sent unasked");
+
+    // Asked wrongly, the command says what to do.
+    let bad = p.run(&["resolve", "1", "--as", "sent"]);
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("name the items to resolve (`cxflow show 1` lists the uncertain ones), or pass `--all`"), "{}", bad.stderr);
+    let bad = p.run(&["resolve", "1", "T9", "--as", "sent"]);
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("run 1 has no uncertain delivery for item(s) `T9`"), "{}", bad.stderr);
+    p.run(&["resolve", "1", "T0", "--as", "maybe"]).expect_code(2);
+
+    // The operator looks at the mail server: T1 arrived, T2 did not.
+    p.run(&["resolve", "1", "T1", "--as", "sent", "--by", "ana"]).expect_code(0);
+    let r = p.run(&["resolve", "1", "--all", "--as", "not-sent", "--by", "ana"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("follow_up  T2  follow-up/T2  resolved as not-sent by ana"), "{}", r.stdout);
+    assert!(r.stdout.contains("`cxflow resume 1` sends them"), "{}", r.stdout);
+
+    let r = run_with(&p, &sink, &["resume", "2"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("run 2 of follow-up: succeeded"), "{}", r.stdout);
+    let to = |a: &str| sink.messages().into_iter().filter(|m| m.to == [a]).count();
+    assert_eq!((to("c0@example.org"), to("c1@example.org"), to("c2@example.org")), (1, 1, 1));
+    assert_eq!(p.query("SELECT key, state FROM ledger ORDER BY key"), ["follow-up/T0|sent", "follow-up/T1|sent", "follow-up/T2|sent"]);
+    assert_eq!(p.query("SELECT item_key, decision, decided_by FROM resolutions ORDER BY id"), ["T1|sent|ana", "T2|not-sent|ana"]);
+    let shown = p.run(&["show", "1"]);
+    assert!(shown.stdout.contains("resolved by hand:\n  T1 as sent by ana at "), "{}", shown.stdout);
 }
 
 #[test]

@@ -126,3 +126,41 @@ fn ctrl_c_to_the_process_group_lets_items_in_flight_finish() {
     m.dedup();
     assert_eq!(m.len(), N);
 }
+
+#[test]
+fn a_run_counts_as_dead_by_its_owners_lease_and_process_never_by_a_bare_pid() {
+    let p = support::script_project("id", ["r1".to_string()]);
+    p.write(
+        "workflows/q.yaml",
+        "name: q\nsteps:\n  - id: records\n    read_csv: data/records.csv\n  - id: act\n    for_each: records\n    item_key: \"{{item.id}}\"\n    command: [python3, script.py, \"{{item.id}}\"]\n",
+    );
+    p.run(&["run", "q"]).expect_code(0);
+    let read = |f: &str| std::fs::read_to_string(f).unwrap().trim().to_string();
+    let (host, boot) = (read("/proc/sys/kernel/hostname"), read("/proc/sys/kernel/random/boot_id"));
+    // Run 2 "runs" as PID 1 of this machine: that PID is alive, but started at another time
+    // than the owner recorded, so it is another process (a PID reused after a reboot).
+    p.execute(&format!(
+        "INSERT INTO owners (id, host, boot, pid, proc_start, started_at, heartbeat_at, expires_at)
+         VALUES ('reused', '{host}', '{boot}', 1, 999999999, 'x', 'x', '2999-01-01T00:00:00.000Z')"
+    ));
+    // Run 3 runs on another machine whose lease holds: alive, whatever its PID means here.
+    p.execute(
+        "INSERT INTO owners (id, host, boot, pid, proc_start, started_at, heartbeat_at, expires_at)
+         VALUES ('remote', 'other-host', 'b', 4242, NULL, 'x', 'x', '2999-01-01T00:00:00.000Z')",
+    );
+    for owner in ["reused", "remote"] {
+        p.execute(&format!(
+            "INSERT INTO runs (workflow, file, trigger, params, started_at, status, pid, owner)
+             SELECT workflow, file, 'manual', params, started_at, 'running', 1, '{owner}' FROM runs WHERE id = 1"
+        ));
+    }
+    p.run(&["runs"]).expect_code(0);
+    assert_eq!(p.query("SELECT id, status FROM runs ORDER BY id"), ["1|succeeded", "2|interrupted", "3|running"]);
+    let r = p.run(&["resume", "3"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("run 3 is still running in another process"), "{}", r.stderr);
+    // Its lease lapses (the machine died): now it is taken for dead, and resumable.
+    p.execute("UPDATE owners SET expires_at = '2000-01-01T00:00:00.000Z' WHERE id = 'remote'");
+    p.run(&["resume", "3"]).expect_code(0);
+    assert_eq!(p.query("SELECT status FROM runs WHERE id = 3"), ["succeeded"]);
+}

@@ -221,14 +221,21 @@ mod tests {
         sqlx::query("UPDATE owners SET expires_at = '2000-01-01T00:00:00.000Z' WHERE id = 'live'").execute(store.pool()).await.unwrap();
         assert_eq!(store.claim_key("k", "w", 2, "s", "a").await.unwrap(), Claim::Uncertain { run_id: 1 });
         assert!(store.reclaim_key("k", 2).await.unwrap());
-        assert_eq!(store.claim_key("k", "w", 3, "s", "a").await.unwrap(), Claim::InFlight { run_id: 2 }, "run 2 of this live process has it");
+        assert_eq!(
+            store.claim_key("k", "w", 3, "s", "a").await.unwrap(),
+            Claim::InFlight { run_id: 2 },
+            "run 2 of this live process has it"
+        );
         // The old holder can neither confirm nor release what it lost.
         let e = store.mark_sent("k", 1, None).await.unwrap_err();
         assert_eq!(e.to_string(), "delivery key `k` is no longer claimed by run 1: run 2 took it over");
         assert!(store.release_key("k", 1).await.is_err());
         store.mark_sent("k", 2, Some("250 ok")).await.unwrap();
         assert_eq!(store.check_key("k", 3).await.unwrap(), Claim::AlreadySent { run_id: 2 });
-        assert_eq!(store.release_key("k", 2).await.unwrap_err().to_string(), "delivery key `k` is no longer claimed by run 2: run 2 has marked it sent");
+        assert_eq!(
+            store.release_key("k", 2).await.unwrap_err().to_string(),
+            "delivery key `k` is no longer claimed by run 2: run 2 has marked it sent"
+        );
     }
 
     #[tokio::test]

@@ -112,6 +112,19 @@ impl TestProject {
         query(&self.db(), sql)
     }
 
+    /// Runs a statement that changes the run log (a test playing a crash or another machine);
+    /// returns the rows it changed.
+    #[track_caller]
+    pub(crate) fn execute(&self, sql: &str) -> u64 {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db().display())).await.unwrap();
+            let n = sqlx::query(sql).execute(&pool).await.unwrap_or_else(|e| panic!("`{sql}`: {e}")).rows_affected();
+            pool.close().await;
+            n
+        })
+    }
+
     /// Like `query`, for a run log another process may still be creating: an error (no file
     /// yet, `no such table` while migrations run) is returned instead of panicking.
     pub(crate) fn try_query(&self, sql: &str) -> Result<Vec<String>, String> {
