@@ -378,3 +378,22 @@ fn a_secret_given_to_a_helper_never_reaches_the_debug_log() {
     assert!(r.stderr.contains("DEBUG"), "debug logging is on: {}", r.stderr);
     assert!(!r.stderr.to_lowercase().contains("hunter2-ref"), "{}", r.stderr);
 }
+
+#[test]
+fn a_csv_still_being_written_is_read_to_its_last_complete_line() {
+    let sink = SmtpSink::start();
+    let p = project(&rows(1), "", "");
+    // The export is halfway through its last line.
+    p.write("data/closed.csv", "ticket_id,name,email\nT0,Customer 0,c0@example.org\nT1,Customer 1,c1@exa");
+    let r = run_with(&p, &sink, &["run", "workflows/x.yaml"]);
+    r.expect_code(1);
+    assert_eq!(sink.messages().iter().map(|m| m.to.clone()).collect::<Vec<_>>(), [vec!["c0@example.org".to_string()]]);
+    let failed = p.query("SELECT error FROM items WHERE status = 'failed'");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("closed.csv` line 3: this last line has no line end, so the file may still be being written"), "{failed:?}");
+    // The export finishes; the resume sends the completed record, once.
+    p.write("data/closed.csv", "ticket_id,name,email\nT0,Customer 0,c0@example.org\nT1,Customer 1,c1@example.org\n");
+    run_with(&p, &sink, &["resume", "1"]).expect_code(0);
+    let to: Vec<Vec<String>> = sink.messages().iter().map(|m| m.to.clone()).collect();
+    assert_eq!(to, [vec!["c0@example.org".to_string()], vec!["c1@example.org".to_string()]]);
+}

@@ -136,3 +136,61 @@ pub fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .map_err(|error| OpenError { path: path.display().to_string(), error })
         .context("check the path (relative paths start at the project folder)")
 }
+
+/// A file another program may still be writing ends in a line without its line end (the CSV a
+/// nightly export is halfway through). Reading stops at the last complete line: the returned
+/// reader ends there, and the flag says a tail was left out. A file with no line end at all
+/// (a lone header) is read whole.
+pub fn complete_lines(path: &std::path::Path) -> anyhow::Result<(std::io::Take<std::fs::File>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = open_file(path)?;
+    let len = file.metadata().with_context(|| format!("cannot read `{}`", path.display()))?.len();
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    let cut = loop {
+        if end == 0 {
+            break None;
+        }
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk).with_context(|| format!("cannot read `{}`", path.display()))?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            break Some(start + i as u64 + 1);
+        }
+        end = start;
+    };
+    file.seek(SeekFrom::Start(0))?;
+    Ok(match cut {
+        Some(c) => (file.take(c), c < len),
+        None => (file.take(len), false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    fn read(content: &[u8]) -> (String, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.csv");
+        std::fs::write(&p, content).unwrap();
+        let (mut r, cut) = super::complete_lines(&p).unwrap();
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        (s, cut)
+    }
+
+    #[test]
+    fn reading_stops_at_the_last_complete_line() {
+        assert_eq!(read(b"a,b\n1,x@y\n2,trunc"), ("a,b\n1,x@y\n".into(), true));
+        assert_eq!(read(b"a,b\r\n1,2\r\n"), ("a,b\r\n1,2\r\n".into(), false));
+        assert_eq!(read(b"a,b"), ("a,b".into(), false), "a lone header without a line end");
+        assert_eq!(read(b""), ("".into(), false));
+        // The last line end is further back than one read chunk.
+        let mut big = b"h\n".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 200_000));
+        let (s, cut) = read(&big);
+        assert_eq!((s.as_str(), cut), ("h\n", true));
+    }
+}

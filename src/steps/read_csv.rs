@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::{json, Number, Value};
 use tokio::sync::mpsc;
 
-use crate::engine::records::{blocking, open_file, Record, Records, Source};
+use crate::engine::records::{blocking, complete_lines, open_file, Record, Records, Source};
 use crate::engine::{BatchCx, BatchOutcome, BatchStep, RecordSource};
 use crate::plan::{PlanCx, TemplateRef};
 use crate::spec::kinds::records::FileSource;
@@ -113,12 +113,23 @@ pub fn csv_value(s: &str) -> Value {
 }
 
 fn read_csv(path: &Path, delimiter: u8, tx: Tx) -> anyhow::Result<()> {
-    let file = open_file(path)?;
+    let (file, cut_short) = complete_lines(path)?;
     let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(file);
     let headers = rdr.headers().with_context(|| format!("cannot read the header row of `{}`", path.display()))?.clone();
     let mut rec = csv::StringRecord::new();
     loop {
         let msg = match rdr.read_record(&mut rec) {
+            // A record that may be half written is not used: it fails, visibly, so the run is
+            // not green and a resume after the file is complete picks it up.
+            Ok(false) if cut_short => {
+                let line = rdr.position().line();
+                let _ = tx.blocking_send(Err(anyhow!(
+                    "`{}` line {line}: this last line has no line end, so the file may still be being written; it was left out. \
+                     If the file is complete, end it with a line break, then resume the run",
+                    path.display()
+                )));
+                return Ok(());
+            }
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let m: Record = headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), csv_value(v))).collect();

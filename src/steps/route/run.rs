@@ -18,7 +18,7 @@ use super::router::{RecordError, RouteCounts, Router};
 use super::seen::{IdBatch, IdBatcher, IdSink, SeenIds};
 use super::source::MapRows;
 use crate::engine::log::{DigestFigures, IdsSender};
-use crate::engine::records::open_file;
+use crate::engine::records::complete_lines;
 use crate::engine::{BatchCx, BatchOutcome, BatchStep, RecordSource};
 use crate::steps::RunEnv;
 
@@ -180,7 +180,15 @@ async fn route_blocking(
     match input.csv_file().map(|(p, d)| (p.to_path_buf(), d)) {
         Some((path, delimiter)) => {
             tokio::task::spawn_blocking(move || -> anyhow::Result<Routed> {
-                let file = open_file(&path)?;
+                let (file, cut_short) = complete_lines(&path)?;
+                if cut_short {
+                    // Not an error: the ids routed now are remembered, so the next run routes
+                    // that line once it is complete.
+                    tracing::warn!(
+                        "`{}`: the last line has no line end (the file may still be being written); it is left for the next run",
+                        path.display()
+                    );
+                }
                 let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
                 let cancelled = || shutdown.is_cancelled();
                 let setup =
