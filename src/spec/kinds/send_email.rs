@@ -58,7 +58,8 @@ impl OneOrMany {
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Uncertain {
-    /// Never risk a duplicate: report the key as uncertain and do not send.
+    /// Never risk a duplicate: fail the item as uncertain and do not send until a person
+    /// decides (`cxflow resolve`).
     #[default]
     Skip,
     /// Never risk a missing email: send again.
