@@ -255,3 +255,28 @@ fn webhook_receives_the_bucket() {
     assert_eq!(p.query("SELECT state FROM ledger WHERE key LIKE 'route-webhook:%'"), ["sent"]);
     rt.shutdown_background();
 }
+
+#[test]
+fn a_webhook_that_refuses_makes_the_run_partial_and_leaves_no_claim() {
+    use axum::{http::StatusCode, routing::post, Router};
+    let app = Router::new().route("/hook/{team}", post(|| async { (StatusCode::BAD_REQUEST, "no such channel") }));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let p = sample_project("");
+    let rules = p.read("routing/teams.yaml").replace(
+        "    email: [billing@example.com, finance-ops@example.com]\n",
+        &format!("    email: [billing@example.com, finance-ops@example.com]\n    webhook: http://{addr}/hook/billing\n"),
+    );
+    p.write("routing/teams.yaml", &rules);
+    // A digest that did not reach its team is not a green run.
+    let r = p.run(&["run", "fb"]);
+    r.expect_code(1);
+    let out = routed(&p);
+    let hook = &team(&out, "Billing")["webhook"];
+    assert_eq!(hook["status"], "failed", "{hook}");
+    assert!(hook["error"].as_str().unwrap().contains("400"), "{hook}");
+    assert_eq!(p.query("SELECT count(*) FROM ledger WHERE key LIKE 'route-webhook:%'"), ["0"], "refused: released, not uncertain");
+    rt.shutdown_background();
+}

@@ -125,8 +125,11 @@ async fn run(p: &Planned, input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Resu
     });
     let (records, artifacts) = deliver(p, cx, teams, &run_ctx).await?;
     let summary = summary(&routed, &records, env);
-    // Routed records count as ok, records that could not be routed (a missing field) as failed.
-    let (ok, failed) = (routed.counts.routed, routed.counts.errors);
+    // Routed records count as ok, records that could not be routed (a missing field) as failed,
+    // and so does each digest whose webhook failed or may not have arrived: the step is then
+    // `partial`, never green over a team that did not get its digest.
+    let hooks_failed = records.iter().filter(|t| matches!(t["webhook"]["status"].as_str(), Some("failed" | "uncertain"))).count() as u64;
+    let (ok, failed) = (routed.counts.routed, routed.counts.errors + hooks_failed);
     Ok(BatchOutcome { records: RecordSource::Values(Arc::new(records)), output: summary, ok, failed, artifacts })
 }
 
