@@ -145,6 +145,16 @@ impl Store {
             let r = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({list})")).execute(&self.pool).await?;
             report.runs_deleted += r.rows_affected();
         }
+        // Owners long gone that no run or claim names any more: one row per process ever run.
+        let day_ago = (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        sqlx::query(
+            "DELETE FROM owners WHERE expires_at < ?
+               AND id NOT IN (SELECT owner FROM runs WHERE owner IS NOT NULL)
+               AND id NOT IN (SELECT owner FROM ledger WHERE owner IS NOT NULL AND state = 'sending')",
+        )
+        .bind(day_ago)
+        .execute(&self.pool)
+        .await?;
         self.reclaim_space().await?;
         report.bytes_after = db_size(db_file);
         Ok(report)
