@@ -5,6 +5,7 @@
 //! under an owner that is gone it is uncertain. Confirm and release check the owner, so a run
 //! that lost its key (its lease lapsed and another took over) cannot overwrite the new owner's.
 
+use super::group_commit::{Arg, Write};
 use super::owner::me;
 use super::{now, Result, Store, StoreError};
 use crate::engine::log::Claim;
@@ -22,21 +23,19 @@ impl Store {
         let at = now();
         // Only under a live lease: a process whose heartbeat stopped reaching the database must
         // not claim, since another may already count it gone.
-        let inserted = sqlx::query(
-            "INSERT INTO ledger (key, workflow, run_id, step_id, item_key, state, owner, updated_at)
+        let sql = "INSERT INTO ledger (key, workflow, run_id, step_id, item_key, state, owner, updated_at)
              SELECT ?1, ?2, ?3, ?4, ?5, 'sending', ?6, ?7 WHERE EXISTS (SELECT 1 FROM owners WHERE id = ?6 AND expires_at > ?7)
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(workflow)
-        .bind(run_id)
-        .bind(step_id)
-        .bind(item_key)
-        .bind(owner)
-        .bind(&at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+             ON CONFLICT (key) DO NOTHING";
+        let args = vec![
+            Arg::Text(key.into()),
+            Arg::Text(workflow.into()),
+            Arg::Int(run_id),
+            Arg::Text(step_id.into()),
+            Arg::Text(item_key.into()),
+            Arg::Text(owner.into()),
+            Arg::Text(at),
+        ];
+        let inserted = self.ledger_writes.write(&self.pool, Write { sql, args }).await?;
         if inserted == 1 {
             return Ok(Claim::Fresh);
         }
@@ -80,49 +79,42 @@ impl Store {
         let Some(h) = self.held(key).await? else { return Ok(false) };
         let at = now();
         // Compare-and-set on the owner read above: of two runs taking it over, one wins.
-        let taken = sqlx::query(
-            "UPDATE ledger SET run_id = ?1, owner = ?2, updated_at = ?3
+        let sql = "UPDATE ledger SET run_id = ?1, owner = ?2, updated_at = ?3
              WHERE key = ?4 AND state = 'sending' AND run_id = ?5 AND owner IS ?6
-               AND EXISTS (SELECT 1 FROM owners WHERE id = ?2 AND expires_at > ?3)",
-        )
-        .bind(run_id)
-        .bind(owner)
-        .bind(&at)
-        .bind(key)
-        .bind(h.run_id)
-        .bind(&h.owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+               AND EXISTS (SELECT 1 FROM owners WHERE id = ?2 AND expires_at > ?3)";
+        let args = vec![
+            Arg::Int(run_id),
+            Arg::Text(owner.into()),
+            Arg::Text(at),
+            Arg::Text(key.into()),
+            Arg::Int(h.run_id),
+            Arg::OptText(h.owner),
+        ];
+        let taken = self.ledger_writes.write(&self.pool, Write { sql, args }).await?;
         Ok(taken == 1)
     }
 
     /// The side effect happened. Fails if run `run_id` of this process no longer holds the key.
     pub async fn mark_sent(&self, key: &str, run_id: i64, detail: Option<&str>) -> Result<()> {
-        let n = sqlx::query(
-            "UPDATE ledger SET state = 'sent', detail = ?, updated_at = ? WHERE key = ? AND state = 'sending' AND run_id = ? AND owner = ?",
-        )
-        .bind(detail)
-        .bind(now())
-        .bind(key)
-        .bind(run_id)
-        .bind(&me().id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let sql =
+            "UPDATE ledger SET state = 'sent', detail = ?, updated_at = ? WHERE key = ? AND state = 'sending' AND run_id = ? AND owner = ?";
+        let args = vec![
+            Arg::OptText(detail.map(str::to_string)),
+            Arg::Text(now()),
+            Arg::Text(key.into()),
+            Arg::Int(run_id),
+            Arg::Text(me().id.clone()),
+        ];
+        let n = self.ledger_writes.write(&self.pool, Write { sql, args }).await?;
         self.fenced(n, key, run_id).await
     }
 
     /// The side effect certainly did not happen (refused, never handed over): forget the claim
     /// so a later attempt may try. Fails if this run no longer holds the key.
     pub async fn release_key(&self, key: &str, run_id: i64) -> Result<()> {
-        let n = sqlx::query("DELETE FROM ledger WHERE key = ? AND state = 'sending' AND run_id = ? AND owner = ?")
-            .bind(key)
-            .bind(run_id)
-            .bind(&me().id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let sql = "DELETE FROM ledger WHERE key = ? AND state = 'sending' AND run_id = ? AND owner = ?";
+        let args = vec![Arg::Text(key.into()), Arg::Int(run_id), Arg::Text(me().id.clone())];
+        let n = self.ledger_writes.write(&self.pool, Write { sql, args }).await?;
         self.fenced(n, key, run_id).await
     }
 
@@ -247,5 +239,30 @@ mod tests {
         sqlx::query("UPDATE owners SET expires_at = '2000-01-01T00:00:00.000Z'").execute(store.pool()).await.unwrap();
         assert!(matches!(store.claim_key("k2", "w", 1, "s", "b").await, Err(StoreError::LeaseLost)));
         assert_eq!(store.check_key("k2", 1).await.unwrap(), Claim::Fresh, "nothing was claimed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn claims_committed_together_each_get_their_own_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("l.db").display())).await.unwrap();
+        // Forty claims at once, of ten keys: one of the four claims of each key wins.
+        let claims: Vec<_> = (0..40)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { (i % 10, store.claim_key(&format!("k{}", i % 10), "w", 1 + i / 10, "s", "a").await.unwrap()) })
+            })
+            .collect();
+        let mut fresh = [0; 10];
+        for c in claims {
+            let (k, claim) = c.await.unwrap();
+            if claim == Claim::Fresh {
+                fresh[k as usize] += 1;
+            } else {
+                assert!(matches!(claim, Claim::InFlight { .. } | Claim::Uncertain { .. }), "{claim:?}");
+            }
+        }
+        assert_eq!(fresh, [1; 10]);
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger WHERE state = 'sending'").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(n, 10);
     }
 }

@@ -2,6 +2,7 @@
 //! The only module that knows it talks to SQLite.
 
 mod digests;
+mod group_commit;
 mod items;
 mod ledger;
 mod owner;
@@ -44,6 +45,9 @@ pub enum StoreError {
     /// A confirm or release of a key this run no longer owns.
     #[error("delivery key `{key}` is no longer claimed by run {run_id}: {why}")]
     Fenced { key: String, run_id: i64, why: String },
+    /// A batch of ledger writes could not be committed (none of it happened).
+    #[error("run log write failed: {0}")]
+    Batch(String),
     #[error("run {run_id} is still running in process {pid} on {host}; wait for it to finish, or stop it first")]
     StillRunning { run_id: i64, pid: i64, host: String },
 }
@@ -61,6 +65,8 @@ pub struct Store {
     pool: SqlitePool,
     /// Set once this process registered as an owner (see `owner.rs`).
     owner_registered: std::sync::Arc<tokio::sync::OnceCell<()>>,
+    /// Ledger writes, committed together (`group_commit.rs`).
+    ledger_writes: group_commit::GroupCommit,
 }
 
 pub(crate) fn now() -> String {
@@ -111,7 +117,7 @@ impl Store {
             .await
             .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
         migrate(&pool).await.map_err(|reason| StoreError::Migrate { url: url.into(), reason })?;
-        Ok(Store { pool, owner_registered: Default::default() })
+        Ok(Store { pool, owner_registered: Default::default(), ledger_writes: Default::default() })
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -1,0 +1,100 @@
+//! Group commit for the ledger. Every claim must be on disk before its email leaves, and with
+//! `synchronous = FULL` each commit is a sync of the log; eight emails in flight would queue for
+//! eight syncs in a row. Claims, confirms and releases that arrive together are written in one
+//! transaction by one task instead: one sync for all of them, and each caller still gets its
+//! answer only once that sync is done.
+
+use std::sync::Arc;
+
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot, OnceCell};
+
+use super::{Result, StoreError};
+
+/// One ledger statement: SQL and its text/integer arguments, in order.
+pub(crate) struct Write {
+    pub sql: &'static str,
+    pub args: Vec<Arg>,
+}
+
+pub(crate) enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+}
+
+struct Job {
+    write: Write,
+    /// Rows the statement changed, once committed.
+    done: oneshot::Sender<Result<u64>>,
+}
+
+/// The queue to the writer task, started on first use.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct GroupCommit {
+    tx: Arc<OnceCell<mpsc::Sender<Job>>>,
+}
+
+/// Writes in one transaction at most: enough to amortise the sync, small enough that a batch
+/// never holds the write lock for long.
+const MAX_BATCH: usize = 64;
+
+impl GroupCommit {
+    /// Runs `write` in the next batch; returns the rows it changed once the batch is committed.
+    pub(crate) async fn write(&self, pool: &SqlitePool, write: Write) -> Result<u64> {
+        let tx = self
+            .tx
+            .get_or_init(|| async {
+                let (tx, rx) = mpsc::channel(1024);
+                tokio::spawn(writer(pool.clone(), rx));
+                tx
+            })
+            .await;
+        let (done, answer) = oneshot::channel();
+        tx.send(Job { write, done }).await.map_err(|_| StoreError::Batch("the ledger writer stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Batch("the ledger writer stopped".into()))?
+    }
+}
+
+async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let results = commit(&pool, &batch).await;
+        for (job, r) in batch.drain(..).zip(results) {
+            let _ = job.done.send(r);
+        }
+    }
+}
+
+/// Each statement's own result, or the commit's error for all of them: when the commit fails,
+/// none of them happened.
+async fn commit(pool: &SqlitePool, batch: &[Job]) -> Vec<Result<u64>> {
+    let fail_all = |e: &dyn std::fmt::Display| batch.iter().map(|_| Err(StoreError::Batch(e.to_string()))).collect();
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(&e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let mut q = sqlx::query(job.write.sql);
+        for a in &job.write.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.as_str()),
+                Arg::OptText(s) => q.bind(s.as_deref()),
+                Arg::Int(n) => q.bind(*n),
+            };
+        }
+        results.push(q.execute(&mut *tx).await.map(|r| r.rows_affected()).map_err(StoreError::from));
+    }
+    match tx.commit().await {
+        Ok(()) => results,
+        Err(e) => fail_all(&e),
+    }
+}
