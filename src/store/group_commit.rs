@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use sqlx::SqlitePool;
-use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::sync::{mpsc, oneshot, Mutex, OnceCell};
 
 use super::{Result, StoreError};
 
@@ -41,12 +41,12 @@ const MAX_BATCH: usize = 64;
 
 impl GroupCommit {
     /// Runs `write` in the next batch; returns the rows it changed once the batch is committed.
-    pub(crate) async fn write(&self, pool: &SqlitePool, write: Write) -> Result<u64> {
+    pub(crate) async fn write(&self, pool: &SqlitePool, gate: &Arc<Mutex<()>>, write: Write) -> Result<u64> {
         let tx = self
             .tx
             .get_or_init(|| async {
                 let (tx, rx) = mpsc::channel(1024);
-                tokio::spawn(writer(pool.clone(), rx));
+                tokio::spawn(writer(pool.clone(), gate.clone(), rx));
                 tx
             })
             .await;
@@ -56,7 +56,7 @@ impl GroupCommit {
     }
 }
 
-async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+async fn writer(pool: SqlitePool, gate: Arc<Mutex<()>>, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -66,7 +66,10 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results = commit(&pool, &batch).await;
+        let results = {
+            let _gate = gate.lock().await;
+            commit(&pool, &batch).await
+        };
         for (job, r) in batch.drain(..).zip(results) {
             let _ = job.done.send(r);
         }

@@ -82,6 +82,7 @@ impl Store {
     async fn write_items(&self, batch: &[ItemResult]) -> Result<()> {
         // Multi-row INSERTs: sqlx's per-statement cost, not SQLite, is what limits one-row inserts.
         const ROWS_PER_STATEMENT: usize = 500;
+        let _gate = self.write_gate.lock().await;
         let mut tx = self.pool.begin().await?;
         let at = now();
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {

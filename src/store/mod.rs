@@ -67,6 +67,11 @@ pub struct Store {
     owner_registered: std::sync::Arc<tokio::sync::OnceCell<()>>,
     /// Ledger writes, committed together (`group_commit.rs`).
     ledger_writes: group_commit::GroupCommit,
+    /// Taken around this process's batch transactions (item results, ledger writes). Two of our
+    /// own connections wanting SQLite's write lock at once would make one sleep in SQLite's busy
+    /// handler (1 ms, then more), while a synced commit holds the lock: waiting here instead is
+    /// a hand-over, not a sleep.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(crate) fn now() -> String {
@@ -117,7 +122,7 @@ impl Store {
             .await
             .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
         migrate(&pool).await.map_err(|reason| StoreError::Migrate { url: url.into(), reason })?;
-        Ok(Store { pool, owner_registered: Default::default(), ledger_writes: Default::default() })
+        Ok(Store { pool, owner_registered: Default::default(), ledger_writes: Default::default(), write_gate: Default::default() })
     }
 
     pub fn pool(&self) -> &SqlitePool {
