@@ -124,7 +124,7 @@ impl SmtpPool {
             Err(Fail::Gate(_)) => true,
             Err(_) => false,
         };
-        let needs_reset = !matches!(result, Ok(_));
+        let needs_reset = result.is_err();
         if keep && !conn.has_broken() && (!needs_reset || self.reset(&mut conn).await) {
             self.idle.lock().unwrap().push(conn);
         } else {
