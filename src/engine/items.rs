@@ -105,7 +105,11 @@ pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
     if let Some(why) = writer.failure() {
         env.fuse.blow(format!("item results: {why}"));
     }
-    writer.flush().await?;
+    // A failed flush blows the fuse like any run-log write, so the step ends with the reason
+    // and the resume hint (engine/mod.rs) rather than the bare database error.
+    if let Err(e) = writer.flush().await {
+        env.fuse.blow(format!("item results: {e}"));
+    }
     counts.stopped = stop.load(Ordering::Relaxed);
     Ok(counts)
 }

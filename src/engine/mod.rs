@@ -155,7 +155,11 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
             Err(e) => {
                 let msg = secrets.redact(&format!("{e:#}"));
                 let end = StepEnd { status: StepStatus::Failed, error: Some(&msg), output: None, records: None };
-                log.finish_step(run_id, &step.id, end).await?;
+                if let Err(also) = log.finish_step(run_id, &step.id, end).await {
+                    // When the run log is what failed (a full disk), recording the step's end fails
+                    // too: say why the step stopped and how to go on, not only that second failure.
+                    anyhow::bail!("step `{}`: {msg} (the run log could not record this either: {also:#})", step.id);
+                }
                 StepSummary { id: step.id.clone(), status: StepStatus::Failed, counts: Counts::default(), error: Some(msg) }
             }
         };

@@ -80,7 +80,23 @@ async fn writer(pool: SqlitePool, gate: Arc<Mutex<()>>, mut rx: mpsc::Receiver<J
 /// none of them happened.
 async fn commit(pool: &SqlitePool, batch: &[Job]) -> Vec<Result<u64>> {
     let fail_all = |e: &dyn std::fmt::Display| batch.iter().map(|_| Err(StoreError::Batch(e.to_string()))).collect();
-    let mut tx = match pool.begin().await {
+    let mut conn = match pool.acquire().await {
+        Ok(c) => c,
+        Err(e) => return fail_all(&e),
+    };
+    let results = commit_on(&mut conn, batch).await;
+    // A connection whose transaction failed (a full disk) may still hold the write lock: it is
+    // closed, not returned to the pool (see `write_items`).
+    if results.iter().any(Result::is_err) {
+        conn.close_on_drop();
+    }
+    results
+}
+
+async fn commit_on(conn: &mut sqlx::SqliteConnection, batch: &[Job]) -> Vec<Result<u64>> {
+    use sqlx::Connection;
+    let fail_all = |e: &dyn std::fmt::Display| batch.iter().map(|_| Err(StoreError::Batch(e.to_string()))).collect();
+    let mut tx = match conn.begin().await {
         Ok(tx) => tx,
         Err(e) => return fail_all(&e),
     };

@@ -80,35 +80,27 @@ impl Store {
     }
 
     async fn write_items(&self, batch: &[ItemResult]) -> Result<()> {
-        // Multi-row INSERTs: sqlx's per-statement cost, not SQLite, is what limits one-row inserts.
-        const ROWS_PER_STATEMENT: usize = 500;
         let _gate = self.write_gate.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let at = now();
-        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO items (run_id, step_id, item_key, seq, status, attempts, error, output, finished_at) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(r.run_id)
-                    .push_bind(&r.step_id)
-                    .push_bind(&r.key)
-                    .push_bind(r.seq)
-                    .push_bind(r.status.as_str())
-                    .push_bind(r.attempts as i64)
-                    .push_bind(&r.error)
-                    .push_bind(r.output.as_ref().map(|o| o.to_string()))
-                    .push_bind(&at);
-            });
-            q.push(
-                " ON CONFLICT (run_id, step_id, item_key) DO UPDATE SET status = excluded.status,
-                   attempts = items.attempts + excluded.attempts, error = excluded.error,
-                   output = excluded.output, finished_at = excluded.finished_at",
-            );
-            q.build().execute(&mut *tx).await?;
+        let mut conn = self.pool.acquire().await?;
+        // Item results need no sync of their own: lost on a power cut, the item is redone by the
+        // resume and the ledger (synced) keeps it from being delivered twice. Only the claims pay
+        // for `synchronous = FULL`, and each of their syncs makes these durable too.
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+        let mut written = write_items_on(&mut conn, batch).await;
+        let restored = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await;
+        if written.is_ok() {
+            written = restored.map(|_| ()).map_err(Into::into);
         }
-        tx.commit().await?;
-        Ok(())
+        if written.is_err() {
+            // After a write that failed on a full disk, this connection was seen to keep the
+            // write lock: every later write of the process waited out busy_timeout and failed
+            // "database is locked" (tests/faults_email.rs, the full-disk case). Likely cause:
+            // SQLite rolled the transaction back itself, sqlx still counts it open, and its next
+            // `begin` here is a SAVEPOINT whose `ROLLBACK TO` leaves a transaction open. Closed,
+            // the connection lets go of whatever it holds.
+            conn.close_on_drop();
+        }
+        written
     }
 
     /// Keys of the items of a step that already succeeded (or were skipped) in a run: a resume leaves them be.
@@ -121,4 +113,36 @@ impl Store {
                 .await?;
         Ok(keys.into_iter().collect())
     }
+}
+
+async fn write_items_on(conn: &mut sqlx::SqliteConnection, batch: &[ItemResult]) -> Result<()> {
+    use sqlx::Connection;
+    // Multi-row INSERTs: sqlx's per-statement cost, not SQLite, is what limits one-row inserts.
+    const ROWS_PER_STATEMENT: usize = 500;
+    let mut tx = conn.begin().await?;
+    let at = now();
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO items (run_id, step_id, item_key, seq, status, attempts, error, output, finished_at) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.run_id)
+                .push_bind(&r.step_id)
+                .push_bind(&r.key)
+                .push_bind(r.seq)
+                .push_bind(r.status.as_str())
+                .push_bind(r.attempts as i64)
+                .push_bind(&r.error)
+                .push_bind(r.output.as_ref().map(|o| o.to_string()))
+                .push_bind(&at);
+        });
+        q.push(
+            " ON CONFLICT (run_id, step_id, item_key) DO UPDATE SET status = excluded.status,
+               attempts = items.attempts + excluded.attempts, error = excluded.error,
+               output = excluded.output, finished_at = excluded.finished_at",
+        );
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
