@@ -102,6 +102,9 @@ enum Command {
         /// Wait this long before answering each submission.
         #[arg(long, default_value_t = 0, value_name = "MS")]
         submit_delay_ms: u64,
+        /// Refuse a return whose customer name is empty, with a visible error (exercises `rejected_if`).
+        #[arg(long)]
+        require_name: bool,
     },
 }
 
@@ -142,8 +145,8 @@ fn main() {
 async fn dispatch(args: Args) -> cli::Result<i32> {
     match args.command {
         Command::Schema => return cli::schema(),
-        Command::DemoPortal { port, user, password, expire_after, cookie_banner, submit_delay_ms } => {
-            let opts = cxflow::demo_portal::PortalOptions { user, password, expire_after, cookie_banner, submit_delay_ms };
+        Command::DemoPortal { port, user, password, expire_after, cookie_banner, submit_delay_ms, require_name } => {
+            let opts = cxflow::demo_portal::PortalOptions { user, password, expire_after, cookie_banner, submit_delay_ms, require_name };
             return cli::demo_portal(port, opts).await;
         }
         _ => {}

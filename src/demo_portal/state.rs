@@ -17,11 +17,15 @@ pub struct PortalOptions {
     pub cookie_banner: bool,
     /// Sleep this long before answering a submission (makes "kill mid-run" tests deterministic).
     pub submit_delay_ms: u64,
+    /// Refuse a return whose customer name is empty ("Customer name is required", shown on the
+    /// form again): a portal-side refusal, as opposed to the browser's own check of the
+    /// `required` email field.
+    pub require_name: bool,
 }
 
 impl Default for PortalOptions {
     fn default() -> Self {
-        PortalOptions { user: "demo".into(), password: "demo-pass".into(), expire_after: None, cookie_banner: false, submit_delay_ms: 0 }
+        PortalOptions { user: "demo".into(), password: "demo-pass".into(), expire_after: None, cookie_banner: false, submit_delay_ms: 0, require_name: false }
     }
 }
 
@@ -29,6 +33,9 @@ impl Default for PortalOptions {
 pub struct Record {
     pub confirmation_id: String,
     pub order: String,
+    /// The customer name field (optional unless `require_name`).
+    #[serde(default)]
+    pub name: String,
     pub email: String,
     pub reason: String,
     pub comment: String,
