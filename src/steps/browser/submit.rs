@@ -25,7 +25,7 @@ pub(super) async fn blocked(page: &Page<'_>, sel: &Selector) -> Result<Option<St
         Value::Array(a) => {
             let field = a.first().and_then(Value::as_str).unwrap_or("a field");
             let msg = a.get(1).and_then(Value::as_str).unwrap_or("invalid");
-            Some(format!("field `{field}`: {msg}"))
+            Some(format!("`{field}`: {msg}"))
         }
         _ => None,
     })
