@@ -204,7 +204,8 @@ fn settle_and_resume(p: &TestProject, portal: &BgPortal, n: usize, first: &suppo
 /// Starts `cxflow run returns`, waits for `progress` records on the portal, and returns the
 /// child and the pid of its chromedriver.
 fn start_and_find_chromedriver(p: &TestProject, portal: &BgPortal, progress: usize) -> (std::process::Child, i32) {
-    let child = cxflow(p).args(["run", "returns"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child =
+        cxflow(p).args(["run", "returns"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id() as i32;
     support::wait_until(Duration::from_secs(90), "records on the portal (no progress)", || portal.records().len() >= progress);
     let groups = driver_groups(pid);

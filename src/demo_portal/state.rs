@@ -25,7 +25,14 @@ pub struct PortalOptions {
 
 impl Default for PortalOptions {
     fn default() -> Self {
-        PortalOptions { user: "demo".into(), password: "demo-pass".into(), expire_after: None, cookie_banner: false, submit_delay_ms: 0, require_name: false }
+        PortalOptions {
+            user: "demo".into(),
+            password: "demo-pass".into(),
+            expire_after: None,
+            cookie_banner: false,
+            submit_delay_ms: 0,
+            require_name: false,
+        }
     }
 }
 

@@ -225,11 +225,19 @@ impl Planner<'_, '_> {
             self.err(path, "`rejected_if` needs a `submit` action", Some("mark the click that sends the record as `submit`".into()));
         }
         if r.selector.trim().is_empty() {
-            self.err(&format!("{path}.selector"), "`selector` is empty", Some("name the element a refused submission shows, like `.error`".into()));
+            self.err(
+                &format!("{path}.selector"),
+                "`selector` is empty",
+                Some("name the element a refused submission shows, like `.error`".into()),
+            );
         }
         let text = match r.text.as_deref() {
             Some("") => {
-                self.err(&format!("{path}.text"), "`text` is empty", Some("leave `text` out to count any visible match as a refusal".into()));
+                self.err(
+                    &format!("{path}.text"),
+                    "`text` is empty",
+                    Some("leave `text` out to count any visible match as a refusal".into()),
+                );
                 None
             }
             Some(t) => Some(self.text(&format!("{path}.text"), t)),

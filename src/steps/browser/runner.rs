@@ -83,9 +83,7 @@ impl ItemRunner for BrowserRunner {
         let logged_out = self.plan.logged_out.as_ref().map(|w| r.wait(w)).transpose().map_err(render_err)?;
         let rejected = self.plan.rejected_if.as_ref().map(|w| r.rejected(w)).transpose().map_err(render_err)?;
         let key = match &self.plan.idempotency_key {
-            Some(t) => r.text(t).map_err(|e| {
-                StepError::Fatal(redact(format!("cannot render `idempotency_key` for this item: {e}")))
-            })?,
+            Some(t) => r.text(t).map_err(|e| StepError::Fatal(redact(format!("cannot render `idempotency_key` for this item: {e}"))))?,
             None => format!("{}/{}/{}", run.workflow, env.step_id, env.key),
         };
         if key.trim().is_empty() {
