@@ -161,6 +161,22 @@ fn idempotency_key_lets_next_month_submit_the_same_customers_again() {
     assert_eq!(keys[n], "returns/2026-12/SO-7001");
 }
 
+#[test]
+fn expired_sessions_with_rejected_if_log_in_again_and_submit_each_once() {
+    // The session expires with every second submission: the next item's form page is the login
+    // page, so the item logs in again and starts over; the watch after each click must take
+    // neither the confirmation nor the next login for a refusal.
+    let portal = BgPortal::start(PortalOptions { expire_after: Some(2), ..Default::default() });
+    let n = 5;
+    let p = project(&portal, &rows(n), "      sessions: 1");
+    support::Run::from(cxflow(&p).args(["run", "returns"]).output().unwrap()).expect_code(0);
+    let seen = on_portal(&portal);
+    assert_eq!(seen.len(), n, "{seen:?}");
+    assert!(seen.values().all(|c| *c == 1), "{seen:?}");
+    assert_eq!(portal.stats().logins, 3, "one login, then one after each expiry");
+    assert_eq!(count(&p, "SELECT count(*) FROM ledger WHERE state = 'sent'"), n);
+}
+
 /// What a fault left: the items reported uncertain. Checks that their errors say what to do and
 /// that the ledger holds exactly their keys, then settles them the way a person who cannot check
 /// the portal would (`not-sent`) and resumes: nothing is lost, and only an uncertain record can

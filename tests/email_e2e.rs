@@ -181,7 +181,8 @@ fn sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain() {
         }
     }
     // Uncertain items are reported as such (failed, naming the decision to make), not resent.
-    let reported = p.query("SELECT count(*) FROM items WHERE run_id = 1 AND status = 'failed' AND error LIKE 'uncertain: %cxflow resolve%'");
+    let reported =
+        p.query("SELECT count(*) FROM items WHERE run_id = 1 AND status = 'failed' AND error LIKE 'uncertain: %cxflow resolve%'");
     assert_eq!(reported, [uncertain.len().to_string()]);
 
     let total = sink.count();

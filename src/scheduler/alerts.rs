@@ -75,7 +75,11 @@ pub async fn send_email(
     to: &[String],
     notice: &FailureNotice,
 ) -> anyhow::Result<String> {
-    use crate::steps::send_email::{pool::SmtpPool, rate::RateLimiter, transport::{Transport, Ungated}};
+    use crate::steps::send_email::{
+        pool::SmtpPool,
+        rate::RateLimiter,
+        transport::{Transport, Ungated},
+    };
     use anyhow::Context as _;
     let transport = match &config.smtp_url {
         Some(settings) => {

@@ -141,12 +141,11 @@ impl Store {
     /// owner is alive (two resumes at once, or a resume of a run still going).
     pub async fn reopen_run(&self, run_id: i64) -> Result<()> {
         let owner = self.register_owner().await?;
-        let (status, old, pid): (String, Option<String>, Option<i64>) =
-            sqlx::query_as("SELECT status, owner, pid FROM runs WHERE id = ?")
-                .bind(run_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or(StoreError::NoSuchRun(run_id))?;
+        let (status, old, pid): (String, Option<String>, Option<i64>) = sqlx::query_as("SELECT status, owner, pid FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NoSuchRun(run_id))?;
         if status == "running" && old.as_deref() != Some(owner) && self.owner_alive(old.as_deref()).await? {
             let host = match old.as_deref() {
                 Some(o) => self.owner(o).await?.map(|o| o.host).unwrap_or_default(),

@@ -32,7 +32,13 @@ pub enum ResolveError {
 impl Store {
     /// Resolve the uncertain deliveries of run `run_id`: those of `item_keys`, or all when it is
     /// empty. A key a live run still holds is refused: it is in flight, not uncertain.
-    pub async fn resolve(&self, run_id: i64, item_keys: &[String], decision: Resolution, by: &str) -> std::result::Result<Vec<LedgerRow>, ResolveError> {
+    pub async fn resolve(
+        &self,
+        run_id: i64,
+        item_keys: &[String],
+        decision: Resolution,
+        by: &str,
+    ) -> std::result::Result<Vec<LedgerRow>, ResolveError> {
         self.run(run_id).await?;
         let held: Vec<(String, String, String, Option<String>)> =
             sqlx::query_as("SELECT key, step_id, item_key, owner FROM ledger WHERE run_id = ? AND state = 'sending' ORDER BY key")
@@ -73,7 +79,11 @@ impl Store {
                         .map_err(StoreError::from)?;
                 }
                 Resolution::NotSent => {
-                    sqlx::query("DELETE FROM ledger WHERE key = ? AND state = 'sending'").bind(key).execute(&mut *tx).await.map_err(StoreError::from)?;
+                    sqlx::query("DELETE FROM ledger WHERE key = ? AND state = 'sending'")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::from)?;
                 }
             }
             sqlx::query(
@@ -91,7 +101,10 @@ impl Store {
             .map_err(StoreError::from)?;
         }
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(picked.into_iter().map(|(key, step_id, item_key, _)| LedgerRow { key, step_id, item_key, state: decision.as_str().into() }).collect())
+        Ok(picked
+            .into_iter()
+            .map(|(key, step_id, item_key, _)| LedgerRow { key, step_id, item_key, state: decision.as_str().into() })
+            .collect())
     }
 
     /// Decisions recorded for run `run_id`: (item key, decision, by, at), oldest first.
@@ -133,14 +146,20 @@ mod tests {
         let (store, run) = store_with_uncertain(dir.path()).await;
         assert_eq!(store.check_key("w/a", run + 1).await.unwrap(), Claim::Uncertain { run_id: run });
         let e = store.resolve(run, &["zz".into()], Resolution::Sent, "ana").await.unwrap_err();
-        assert_eq!(e.to_string(), format!("run {run} has no uncertain delivery for item(s) `zz`; `cxflow show {run}` lists the uncertain ones"));
+        assert_eq!(
+            e.to_string(),
+            format!("run {run} has no uncertain delivery for item(s) `zz`; `cxflow show {run}` lists the uncertain ones")
+        );
         let done = store.resolve(run, &["a".into()], Resolution::Sent, "ana").await.unwrap();
         assert_eq!(done.len(), 1);
         assert_eq!(store.check_key("w/a", run + 1).await.unwrap(), Claim::AlreadySent { run_id: run });
         store.resolve(run, &[], Resolution::NotSent, "bo").await.unwrap();
         assert_eq!(store.check_key("w/b", run + 1).await.unwrap(), Claim::Fresh);
         let r = store.resolutions(run).await.unwrap();
-        assert_eq!(r.iter().map(|x| (x.0.as_str(), x.1.as_str(), x.2.as_str())).collect::<Vec<_>>(), [("a", "sent", "ana"), ("b", "not-sent", "bo")]);
+        assert_eq!(
+            r.iter().map(|x| (x.0.as_str(), x.1.as_str(), x.2.as_str())).collect::<Vec<_>>(),
+            [("a", "sent", "ana"), ("b", "not-sent", "bo")]
+        );
         assert!(matches!(store.resolve(run, &[], Resolution::Sent, "x").await.unwrap_err(), ResolveError::NoneUncertain(_)));
     }
 

@@ -178,16 +178,20 @@ impl Page<'_> {
     /// Clicks, retrying while something covers the element or it is not interactable yet
     /// (animations, overlays that go away), up to the wait.
     async fn click(&self, sel: &Selector) -> Result<(), ActError> {
-        self.try_click(sel).await?.map_err(ActError::Page)
+        self.try_click(sel).await.and_then(|r| r)
     }
 
-    /// `click`, telling apart a click the browser refused to make (`Ok(Err(why))`: the element
-    /// stayed covered or not interactable, so nothing was clicked) from one that may have
-    /// happened. The submit click needs the difference: only the first is certainly not sent.
-    pub async fn try_click(&self, sel: &Selector) -> Result<Result<(), String>, ActError> {
+    /// `click`, telling apart the errors that certainly come before any click (`Ok(Err(_))`:
+    /// the element was not found, stayed covered or not interactable, or the session was lost
+    /// while looking it up) from those of a click command that may have reached the page
+    /// (`Err(_)`). The submit click needs the difference: only the first is certainly not sent.
+    pub async fn try_click(&self, sel: &Selector) -> Result<Result<(), ActError>, ActError> {
         let deadline = Instant::now() + self.wait;
         loop {
-            let el = self.find(sel, self.wait).await?;
+            let el = match self.find(sel, self.wait).await {
+                Ok(el) => el,
+                Err(e) => return Ok(Err(e)),
+            };
             match self.within(self.limit, el.click()).await? {
                 Ok(()) => return Ok(Ok(())),
                 Err(e) => {
@@ -200,7 +204,7 @@ impl Page<'_> {
                     if Instant::now() >= deadline {
                         let msg = e.to_string();
                         let first = msg.lines().next().unwrap_or("");
-                        return Ok(Err(format!("`{sel}` cannot be clicked: {first}")));
+                        return Ok(Err(ActError::Page(format!("`{sel}` cannot be clicked: {first}"))));
                     }
                     tokio::time::sleep(POLL).await;
                 }

@@ -3,7 +3,8 @@
 //!
 //!   find the button, ask the browser whether it would block the form ── blocked ─▶ fail, nothing claimed
 //!   claim the key ── AlreadySent / InFlight ─▶ skip;  Uncertain ─▶ fail `uncertain: ...`
-//!   click ── not clicked (covered) ─▶ release, fail;  no answer / browser lost ─▶ uncertain
+//!   click ── certainly not clicked (button gone or covered) ─▶ release, fail (session lost: redo)
+//!         └─ no answer to the click / browser lost during it ─▶ uncertain
 //!   watch (`rejected_if`) ── refused / login page ─▶ release, fail / log in again
 //!   the remaining actions ── fail ─▶ uncertain;  succeed ─▶ confirm (a failed confirm: uncertain)
 //!
@@ -169,9 +170,14 @@ impl Item<'_> {
         }
         match page.try_click(sel).await {
             Ok(Ok(())) => {}
-            Ok(Err(not_clicked)) => {
+            Ok(Err(ActError::Page(not_clicked))) => {
                 self.release(delivery).await?;
                 return Err(self.failed(page, i, a, &format!("{not_clicked}; {}", self.not_sent())).await);
+            }
+            // Lost while looking the button up again: nothing was clicked, a new session redoes it.
+            Ok(Err(ActError::Session(m))) => {
+                self.release(delivery).await?;
+                return Err(Stop::Lost(m));
             }
             Err(ActError::Session(m)) => {
                 let what = at(i, a, &format!("no answer to the submit click ({m})"));

@@ -31,12 +31,18 @@ use super::transport::{Delivered, Gate, Transport};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerClaim {
     Fresh,
-    AlreadySent { run_id: i64 },
+    AlreadySent {
+        run_id: i64,
+    },
     /// A previous attempt claimed the key and never confirmed, and is gone: it may or may not
     /// have been sent.
-    Uncertain { run_id: i64 },
+    Uncertain {
+        run_id: i64,
+    },
     /// A live run holds the key and is sending it now.
-    InFlight { run_id: i64 },
+    InFlight {
+        run_id: i64,
+    },
 }
 
 #[async_trait]
@@ -94,7 +100,8 @@ pub async fn deliver<L: Ledger>(
     if let Some(early) = decided(c.uncertain, &r.key, ledger.check(&r.key).await.map_err(db)?) {
         return early;
     }
-    let gate = ClaimGate { ledger, key: &r.key, item_key: input.item_key, policy: c.uncertain, claimed: false.into(), withheld: Mutex::new(None) };
+    let gate =
+        ClaimGate { ledger, key: &r.key, item_key: input.item_key, policy: c.uncertain, claimed: false.into(), withheld: Mutex::new(None) };
     let sent = transport.send(&msg, rate, &gate).await;
     let claimed = gate.claimed.load(Ordering::SeqCst);
     match sent {
@@ -144,10 +151,9 @@ fn decided(policy: Uncertain, key: &str, claim: LedgerClaim) -> Option<Result<Ou
     match claim {
         LedgerClaim::Fresh => None,
         LedgerClaim::Uncertain { .. } if policy == Uncertain::Resend => None,
-        LedgerClaim::AlreadySent { run_id } => Some(Ok(Outcome::Skipped {
-            output: json!({"skipped": "already sent", "key": key, "by_run": run_id}),
-            key: key.to_string(),
-        })),
+        LedgerClaim::AlreadySent { run_id } => {
+            Some(Ok(Outcome::Skipped { output: json!({"skipped": "already sent", "key": key, "by_run": run_id}), key: key.to_string() }))
+        }
         LedgerClaim::InFlight { run_id } => Some(Ok(Outcome::Skipped {
             output: json!({"skipped": "in flight", "key": key, "by_run": run_id,
                 "reason": format!("run {run_id} is sending it right now; it reports the outcome")}),
