@@ -272,3 +272,40 @@ fn chromedriver_that_stops_answering_does_not_hang_the_run() {
     assert!(on_portal(&portal).values().all(|c| *c == 1), "no record twice within the run");
     settle_and_resume(&p, &portal, n, &first);
 }
+
+/// Runs one write against the run log, as another process would.
+fn write_run_log(p: &TestProject, sql: &str) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(p.db()).busy_timeout(Duration::from_secs(10));
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        let n = sqlx::query(sql).execute(&pool).await.unwrap().rows_affected();
+        pool.close().await;
+        n
+    })
+}
+
+#[test]
+fn a_submission_the_run_log_cannot_confirm_fails_as_uncertain_and_nothing_more_is_submitted() {
+    // A slow answer leaves time to take the claim away from the run while it submits.
+    let portal = BgPortal::start(PortalOptions { submit_delay_ms: 1500, ..Default::default() });
+    let n = 3;
+    let p = project(&portal, &rows(n), "      sessions: 1");
+    let child =
+        cxflow(&p).args(["run", "returns"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    p.wait_for_rows(Duration::from_secs(90), "the first claim", "SELECT key FROM ledger WHERE state = 'sending'");
+    // Another owner now holds the key (as if this run's lease had lapsed): confirm must fail.
+    assert_eq!(write_run_log(&p, "UPDATE ledger SET owner = 'someone-else' WHERE state = 'sending'"), 1);
+    let run = support::Run::from(child.wait_with_output().unwrap());
+    assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let items = p.query("SELECT item_key, status, error FROM items ORDER BY seq");
+    let first: Vec<&str> = items[0].splitn(3, '|').collect();
+    assert_eq!(&first[..2], ["SO-7001", "failed"], "{items:#?}");
+    assert!(first[2].starts_with("uncertain: the portal accepted the record, but the run log could not record it ("), "{}", first[2]);
+    assert!(first[2].contains("`cxflow resolve 1 SO-7001 --as sent|not-sent`"), "{}", first[2]);
+    assert!(items.iter().all(|r| !r.contains("|ok|")), "nothing counts as done: {items:#?}");
+    // The record did reach the portal, and the run stopped before submitting anything else.
+    let seen = on_portal(&portal);
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [("SO-7001".to_string(), 1)]);
+    assert_eq!(p.query("SELECT status FROM runs WHERE id = 1"), ["failed"]);
+}
