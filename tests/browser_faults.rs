@@ -162,19 +162,21 @@ fn idempotency_key_lets_next_month_submit_the_same_customers_again() {
 }
 
 #[test]
-fn expired_sessions_with_rejected_if_log_in_again_and_submit_each_once() {
-    // The session expires with every second submission: the next item's form page is the login
-    // page, so the item logs in again and starts over; the watch after each click must take
-    // neither the confirmation nor the next login for a refusal.
-    let portal = BgPortal::start(PortalOptions { expire_after: Some(2), ..Default::default() });
+fn a_post_answered_with_the_login_page_is_released_and_redone_after_logging_in() {
+    // Every session dies at its third post: the portal answers with its login page and stores
+    // nothing. The watch after the click sees the login page, releases the claim, and the item is
+    // redone on a fresh login (without waiting for the confirmation that will not come).
+    let portal = BgPortal::start(PortalOptions { expire_on_post: Some(3), ..Default::default() });
     let n = 5;
     let p = project(&portal, &rows(n), "      sessions: 1");
     support::Run::from(cxflow(&p).args(["run", "returns"]).output().unwrap()).expect_code(0);
     let seen = on_portal(&portal);
     assert_eq!(seen.len(), n, "{seen:?}");
     assert!(seen.values().all(|c| *c == 1), "{seen:?}");
-    assert_eq!(portal.stats().logins, 3, "one login, then one after each expiry");
+    let st = portal.stats();
+    assert_eq!((st.expired_sessions, st.logins), (2, 3), "a login, then one after each refused post");
     assert_eq!(count(&p, "SELECT count(*) FROM ledger WHERE state = 'sent'"), n);
+    assert_eq!(count(&p, "SELECT count(*) FROM items WHERE status = 'ok' AND attempts = 1"), n, "redone within the attempt");
 }
 
 /// What a fault left: the items reported uncertain. Checks that their errors say what to do and

@@ -96,6 +96,9 @@ async fn submit_return(State(st): St, headers: HeaderMap, mut form: Multipart) -
         Ok((sid, _)) => sid,
         Err(r) => return r,
     };
+    if st.expires_on_post(&sid) {
+        return Redirect::to("/login?expired=1").into_response();
+    }
     let mut rec = Record {
         confirmation_id: String::new(),
         order: String::new(),
