@@ -152,6 +152,7 @@ fn idempotency_key_lets_next_month_submit_the_same_customers_again() {
     again.expect_code(0);
     assert_eq!(portal.records().len(), n);
     assert_eq!(count(&p, "SELECT count(*) FROM items WHERE run_id = 2 AND status = 'skipped'"), n);
+    assert_eq!(portal.stats().logins, 1, "a record known as sent is skipped before the portal is touched, login included");
     // Next month: new keys, so each record is submitted once more.
     support::Run::from(cxflow(&p).args(["run", "returns", "--var", "month=2026-12"]).output().unwrap()).expect_code(0);
     assert_eq!(portal.records().len(), 2 * n);

@@ -55,13 +55,20 @@ impl Item<'_> {
     }
 
     pub(super) async fn attempt(&self, s: &mut Session) -> Result<ItemOutput, Stop> {
+        let run = self.env.run;
+        let delivery = self.env.delivery();
+        // Decided before (sent, in flight, uncertain)? Then there is nothing to fill in: say so
+        // without touching the portal. The claim before the click still decides for good.
+        if self.actions.iter().any(|a| matches!(a, Action::Submit(_))) {
+            if let Some(early) = self.decide(delivery.check(self.key).await)? {
+                return Ok(early);
+            }
+        }
         let page = Page { client: &s.client, wait: self.wait, limit: self.limit };
         if !s.logged_in {
             self.log_in(&page).await?;
             s.logged_in = true;
         }
-        let run = self.env.run;
-        let delivery = self.env.delivery();
         // Whether this try holds the ledger key (claimed, not yet confirmed or released).
         let mut claimed = false;
         let mut out = Produced::default();
@@ -165,7 +172,8 @@ impl Item<'_> {
             },
             None => false,
         };
-        if let Some(early) = self.claim(delivery).await? {
+        // Right before the click: on disk when it returns Fresh.
+        if let Some(early) = self.decide(delivery.claim(self.key).await)? {
             return Ok(Some(early));
         }
         match page.try_click(sel).await {
@@ -215,9 +223,10 @@ impl Item<'_> {
         }
     }
 
-    /// Claims the key right before the click; `Some(output)` when the item has nothing to do.
-    async fn claim(&self, delivery: &Delivery<'_>) -> Result<Option<ItemOutput>, Stop> {
-        let run_id = match delivery.claim(self.key).await {
+    /// What the ledger's answer (a `check` or a `claim`) means for this item: `None` go on,
+    /// `Some(output)` nothing to do, or an error (uncertain, or the run log failing).
+    fn decide(&self, answer: anyhow::Result<Claim>) -> Result<Option<ItemOutput>, Stop> {
+        let run_id = match answer {
             Ok(Claim::Fresh) => return Ok(None),
             Ok(Claim::AlreadySent { run_id }) => {
                 return Ok(Some(ItemOutput::skipped(json!({ "already_submitted": true, "by_run": run_id }))));
