@@ -102,6 +102,12 @@ enum Command {
         /// Wait this long before answering each submission.
         #[arg(long, default_value_t = 0, value_name = "MS")]
         submit_delay_ms: u64,
+        /// Refuse a return whose customer name is empty, with a visible error (exercises `rejected_if`).
+        #[arg(long)]
+        require_name: bool,
+        /// Log a session out when it posts its Nth record, answering with the login page (nothing stored).
+        #[arg(long, value_name = "N")]
+        expire_on_post: Option<u32>,
     },
 }
 
@@ -142,8 +148,16 @@ fn main() {
 async fn dispatch(args: Args) -> cli::Result<i32> {
     match args.command {
         Command::Schema => return cli::schema(),
-        Command::DemoPortal { port, user, password, expire_after, cookie_banner, submit_delay_ms } => {
-            let opts = cxflow::demo_portal::PortalOptions { user, password, expire_after, cookie_banner, submit_delay_ms };
+        Command::DemoPortal { port, user, password, expire_after, cookie_banner, submit_delay_ms, require_name, expire_on_post } => {
+            let opts = cxflow::demo_portal::PortalOptions {
+                user,
+                password,
+                expire_after,
+                cookie_banner,
+                submit_delay_ms,
+                require_name,
+                expire_on_post,
+            };
             return cli::demo_portal(port, opts).await;
         }
         _ => {}

@@ -60,3 +60,51 @@ fn shipped_sample_validates() {
     let run = support::Run::from(out);
     run.expect_code(0);
 }
+
+/// `validate` with step keys `extra` (indented 6) before a one-`submit` action list.
+fn validate_step(extra: &str) -> String {
+    let p = support::TestProject::new();
+    p.write("data/a.csv", "id\n1\n");
+    let head = "name: bad\nparams:\n  month: x\nsecrets: [S]\nsteps:\n  - id: a\n    read_csv: data/a.csv\n  - id: b\n    for_each: a\n    browser:\n";
+    p.write("workflows/bad.yaml", &format!("{head}{extra}      actions:\n        - submit: \"#s\"\n"));
+    let r = p.run(&["validate", "workflows/bad.yaml"]);
+    r.expect_code(2);
+    r.stderr
+}
+
+#[test]
+fn rejected_if_is_strict_and_points_at_the_key() {
+    let e = validate_step("      rejected_if: { selector: \".error\", txt: required }\n");
+    assert!(e.contains("unknown field `txt`"), "{e}");
+    assert!(e.contains("--> workflows/bad.yaml:11:"), "{e}");
+    let e = validate_step("      rejected_if: { text: required }\n");
+    assert!(e.contains("missing field `selector`"), "{e}");
+    let e = validate_step("      rejected_if: { selector: \"\", text: \"\" }\n");
+    assert!(e.contains("error: `selector` is empty\n  --> workflows/bad.yaml:11:"), "{e}");
+    assert!(e.contains("error: `text` is empty\n  --> workflows/bad.yaml:11:"), "{e}");
+}
+
+#[test]
+fn rejected_if_needs_a_submit() {
+    let e = validate("        - click: \"#a\"\n      rejected_if: { selector: \".error\" }\n");
+    assert!(e.contains("error: `rejected_if` needs a `submit` action\n  --> workflows/bad.yaml:10:"), "{e}");
+}
+
+#[test]
+fn idempotency_key_is_checked_like_every_template() {
+    let e = validate_step("      idempotency_key: \"returns/{{params.mnth}}/{{item.id}}\"\n");
+    assert!(e.contains("error: `params.mnth` is never defined\n  --> workflows/bad.yaml:11:24"), "{e}");
+    assert!(e.contains("did you mean `params.month`?"), "{e}");
+    let e = validate_step("      idempotency_key: \"returns/{{params.month}}\"\n");
+    assert!(e.contains("error: `returns/{{params.month}}` is the same for every item, so only the first would be submitted"), "{e}");
+    let e = validate_step("      idempotency_key: \"{{secrets.S}}/{{item.id}}\"\n");
+    assert!(e.contains("error: `secrets.S` cannot be used in an idempotency key"), "{e}");
+    let e = validate_step("      idempotency_key: \"{{item.idd}}\"\n");
+    assert!(e.contains("`item.idd` is not a column of `data/a.csv`"), "{e}");
+}
+
+#[test]
+fn bad_command_timeout() {
+    let e = validate_step("      command_timeout: forever\n");
+    assert!(e.contains("error: `forever` is not a duration\n  --> workflows/bad.yaml:11:24"), "{e}");
+}

@@ -1,11 +1,13 @@
 //! A small returns portal served on loopback: the thing the `browser` step is tested and
 //! benchmarked against, and what the README's first command fills in.
 //!
-//! Pages: `/login` (session cookie), `/dashboard`, `/returns/new` (text, email, select,
-//! textarea, file upload, checkbox), `POST /returns` (confirmation page with an id).
+//! Pages: `/login` (session cookie), `/dashboard`, `/returns/new` (text, email with the HTML
+//! `required` attribute, select, textarea, file upload, checkbox), `POST /returns`
+//! (confirmation page with an id, or the form again with `#errors` when it refuses the record).
 //! JSON: `GET /api/records` (what was submitted, so tests check the portal side),
 //! `GET /api/stats`, `POST /api/expire` (drop every session now).
-//! A session can be made to expire after N submissions to exercise re-login.
+//! A session can be made to expire after N submissions to exercise re-login, and the portal can
+//! refuse returns without a customer name (`require_name`) to exercise refusals.
 
 mod pages;
 mod routes;

@@ -58,7 +58,9 @@ pub(crate) fn dashboard(user: &str) -> String {
     )
 }
 
-/// The return form; `errors` re-renders it after a rejected submission.
+/// The return form; `errors` re-renders it after a rejected submission. The email input is
+/// `required`, so the browser itself blocks a submit without one (HTML5 validation) and the
+/// portal never sees it; the server checks the rest (`routes::validate`).
 pub(crate) fn return_form(cookie_banner: bool, errors: &[String]) -> String {
     let banner = if cookie_banner {
         "<div id=\"cookie-banner\">We use cookies. \
@@ -80,7 +82,8 @@ pub(crate) fn return_form(cookie_banner: bool, errors: &[String]) -> String {
             "{banner}<h1>Register a return</h1>{errs}\
              <form id=\"return-form\" method=\"post\" action=\"/returns\" enctype=\"multipart/form-data\">\
              <label>Order number <input id=\"order\" name=\"order\"></label>\
-             <label>Customer email <input id=\"email\" name=\"email\" type=\"email\"></label>\
+             <label>Customer name <input id=\"name\" name=\"name\"></label>\
+             <label>Customer email <input id=\"email\" name=\"email\" type=\"email\" required></label>\
              <label>Reason <select id=\"reason\" name=\"reason\"><option value=\"\">Choose…</option>{options}</select></label>\
              <label>Comment <textarea id=\"comment\" name=\"comment\"></textarea></label>\
              <label>Photo or receipt <input id=\"attachment\" name=\"attachment\" type=\"file\"></label>\

@@ -96,9 +96,13 @@ async fn submit_return(State(st): St, headers: HeaderMap, mut form: Multipart) -
         Ok((sid, _)) => sid,
         Err(r) => return r,
     };
+    if st.expires_on_post(&sid) {
+        return Redirect::to("/login?expired=1").into_response();
+    }
     let mut rec = Record {
         confirmation_id: String::new(),
         order: String::new(),
+        name: String::new(),
         email: String::new(),
         reason: String::new(),
         comment: String::new(),
@@ -124,6 +128,7 @@ async fn submit_return(State(st): St, headers: HeaderMap, mut form: Multipart) -
         let text = String::from_utf8_lossy(&bytes).into_owned();
         match name.as_str() {
             "order" => rec.order = text,
+            "name" => rec.name = text,
             "email" => rec.email = text,
             "reason" => rec.reason = text,
             "comment" => rec.comment = text,
@@ -137,7 +142,7 @@ async fn submit_return(State(st): St, headers: HeaderMap, mut form: Multipart) -
             _ => {}
         }
     }
-    let errors = validate(&rec);
+    let errors = validate(&rec, st.opts.require_name);
     if !errors.is_empty() {
         st.reject();
         return (StatusCode::UNPROCESSABLE_ENTITY, Html(pages::return_form(false, &errors))).into_response();
@@ -151,10 +156,13 @@ async fn submit_return(State(st): St, headers: HeaderMap, mut form: Multipart) -
     }
 }
 
-fn validate(rec: &Record) -> Vec<String> {
+fn validate(rec: &Record, require_name: bool) -> Vec<String> {
     let mut errors = Vec::new();
     if rec.order.trim().is_empty() {
         errors.push("Order number is required".to_string());
+    }
+    if require_name && rec.name.trim().is_empty() {
+        errors.push("Customer name is required".to_string());
     }
     if !rec.email.contains('@') {
         errors.push("Customer email is not valid".to_string());

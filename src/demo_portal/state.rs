@@ -17,11 +17,26 @@ pub struct PortalOptions {
     pub cookie_banner: bool,
     /// Sleep this long before answering a submission (makes "kill mid-run" tests deterministic).
     pub submit_delay_ms: u64,
+    /// Refuse a return whose customer name is empty ("Customer name is required", shown on the
+    /// form again): a portal-side refusal, as opposed to the browser's own check of the
+    /// `required` email field.
+    pub require_name: bool,
+    /// Drop a session when it posts its Nth record, answering with the login page and storing
+    /// nothing: a session that expired while the form was being filled.
+    pub expire_on_post: Option<u32>,
 }
 
 impl Default for PortalOptions {
     fn default() -> Self {
-        PortalOptions { user: "demo".into(), password: "demo-pass".into(), expire_after: None, cookie_banner: false, submit_delay_ms: 0 }
+        PortalOptions {
+            user: "demo".into(),
+            password: "demo-pass".into(),
+            expire_after: None,
+            cookie_banner: false,
+            submit_delay_ms: 0,
+            require_name: false,
+            expire_on_post: None,
+        }
     }
 }
 
@@ -29,6 +44,9 @@ impl Default for PortalOptions {
 pub struct Record {
     pub confirmation_id: String,
     pub order: String,
+    /// The customer name field (optional unless `require_name`).
+    #[serde(default)]
+    pub name: String,
     pub email: String,
     pub reason: String,
     pub comment: String,
@@ -55,6 +73,7 @@ pub struct Stats {
 struct Session {
     user: String,
     submissions: u32,
+    posts: u32,
     form_served: Option<std::time::Instant>,
 }
 
@@ -90,7 +109,7 @@ impl PortalState {
         }
         inner.stats.logins += 1;
         let sid = uuid::Uuid::new_v4().simple().to_string();
-        inner.sessions.insert(sid.clone(), Session { user: user.to_string(), submissions: 0, form_served: None });
+        inner.sessions.insert(sid.clone(), Session { user: user.to_string(), submissions: 0, posts: 0, form_served: None });
         Some(sid)
     }
 
@@ -121,6 +140,20 @@ impl PortalState {
         record.confirmation_id = format!("RT-{:06}", inner.records.len() + 1);
         inner.records.push(record.clone());
         Some(record)
+    }
+
+    /// Counts a post of session `sid`; true when `expire_on_post` ends the session with it.
+    pub(crate) fn expires_on_post(&self, sid: &str) -> bool {
+        let Some(n) = self.opts.expire_on_post else { return false };
+        let mut inner = self.lock();
+        let Some(s) = inner.sessions.get_mut(sid) else { return false };
+        s.posts += 1;
+        if s.posts < n {
+            return false;
+        }
+        inner.sessions.remove(sid);
+        inner.stats.expired_sessions += 1;
+        true
     }
 
     pub(crate) fn reject(&self) {

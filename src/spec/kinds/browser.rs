@@ -31,8 +31,32 @@ pub struct BrowserSpec {
     /// of the first `goto` of `login`.
     #[serde(default)]
     pub logged_out_when: Option<WaitSpec>,
+    /// How long one WebDriver command may take before the browser counts as lost, e.g. `30s`
+    /// (the default). A `submit` click whose answer does not come in time leaves the record
+    /// uncertain.
+    #[serde(default)]
+    pub command_timeout: Option<String>,
+    /// How the portal refuses a submission: after the `submit` click, a visible element matching
+    /// `selector` (whose text contains `text`, when given) means the record was refused, not sent.
+    #[serde(default)]
+    pub rejected_if: Option<RejectedSpec>,
+    /// Ledger key that makes the submission exactly-once, a template; default
+    /// `<workflow>/<step id>/<item key>`.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
     /// Actions run once per item.
     pub actions: Vec<ActionSpec>,
+}
+
+/// `rejected_if: { selector: ".error", text: "required" }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedSpec {
+    /// The element a refused submission shows (an error box, a field message).
+    pub selector: String,
+    /// Text the element must contain; default: any visible match is a refusal.
+    #[serde(default)]
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

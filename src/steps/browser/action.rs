@@ -31,6 +31,14 @@ pub enum WaitTarget {
     Url(String),
 }
 
+/// How the portal shows it refused a submission: a visible element matching `sel`, whose text
+/// contains `text` when given.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub sel: Selector,
+    pub text: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Extract {
     pub name: String,

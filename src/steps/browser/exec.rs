@@ -3,7 +3,12 @@
 //! Speed matters (every WebDriver command is an HTTP round trip to chromedriver and a CDP round
 //! trip to Chromium), so `fill` in `set` mode and `select` do their work in one script call for
 //! all fields, and lookups poll only when the element is not there yet.
+//!
+//! Every command is bounded by `Page::limit`: fantoccini waits for chromedriver's answer as long
+//! as it takes, and a chromedriver that stopped answering (stopped, swapping, deadlocked) would
+//! hang the item and the run with it. No answer in time counts as a lost session.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
@@ -15,7 +20,7 @@ use super::action::{Action, WaitTarget};
 use super::selector::Selector;
 use super::spec::InputMode;
 
-const POLL: Duration = Duration::from_millis(50);
+pub(super) const POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActError {
@@ -54,18 +59,35 @@ pub struct Page<'a> {
     pub client: &'a Client,
     /// Default wait for elements.
     pub wait: Duration,
+    /// The most one WebDriver command may take.
+    pub limit: Duration,
+}
+
+/// What a command that got no answer in time reports: the session counts as lost.
+pub fn no_answer(limit: Duration) -> ActError {
+    ActError::Session(format!("chromedriver did not answer within {}", humantime::format_duration(limit)))
 }
 
 impl Page<'_> {
+    /// One WebDriver command, bounded by `limit`.
+    pub async fn cmd<T>(&self, f: impl Future<Output = Result<T, CmdError>>) -> Result<T, ActError> {
+        self.within(self.limit, f).await?.map_err(classify)
+    }
+
+    /// Anything that talks to the browser (a command, a polling loop), bounded by `d`.
+    pub async fn within<T>(&self, d: Duration, f: impl Future<Output = T>) -> Result<T, ActError> {
+        tokio::time::timeout(d, f).await.map_err(|_| no_answer(self.limit))
+    }
+
     pub async fn run(&self, action: &Action, out: &mut Produced) -> Result<(), ActError> {
         match action {
-            Action::Goto(url) => self.client.goto(url).await.map_err(classify),
+            Action::Goto(url) => self.cmd(self.client.goto(url)).await,
             Action::Fill { fields, mode: InputMode::Set } => self.fill_set(fields).await,
             Action::Fill { fields, mode: InputMode::Type } => {
                 for (sel, value) in fields {
                     let el = self.find(sel, self.wait).await?;
-                    el.clear().await.map_err(classify)?;
-                    el.send_keys(value).await.map_err(classify)?;
+                    self.cmd(el.clear()).await?;
+                    self.cmd(el.send_keys(value)).await?;
                 }
                 Ok(())
             }
@@ -77,7 +99,7 @@ impl Page<'_> {
             }
             Action::Check { sel, on } => {
                 let el = self.find(sel, self.wait).await?;
-                if el.is_selected().await.map_err(classify)? != *on {
+                if self.cmd(el.is_selected()).await? != *on {
                     self.click(sel).await?;
                 }
                 Ok(())
@@ -86,9 +108,9 @@ impl Page<'_> {
             Action::Press { on, key } => {
                 let el = match on {
                     Some(sel) => self.find(sel, self.wait).await?,
-                    None => self.client.active_element().await.map_err(classify)?,
+                    None => self.cmd(self.client.active_element()).await?,
                 };
-                el.send_keys(&key.code).await.map_err(classify)
+                self.cmd(el.send_keys(&key.code)).await
             }
             Action::Upload(files) => {
                 for (sel, path) in files {
@@ -96,14 +118,15 @@ impl Page<'_> {
                         return Err(ActError::Page(format!("file `{}` does not exist", path.display())));
                     }
                     let el = self.find(sel, self.wait).await?;
-                    el.send_keys(&path.to_string_lossy()).await.map_err(classify)?;
+                    self.cmd(el.send_keys(&path.to_string_lossy())).await?;
                 }
                 Ok(())
             }
             Action::WaitFor { target, timeout } => self.wait_for(target, *timeout).await,
             Action::AssertText(checks) => {
                 for (sel, want) in checks {
-                    let text = self.find(sel, self.wait).await?.text().await.map_err(classify)?;
+                    let el = self.find(sel, self.wait).await?;
+                    let text = self.cmd(el.text()).await?;
                     if !text.contains(want.as_str()) {
                         return Err(ActError::Page(format!("`{sel}` shows `{}`, expected it to contain `{want}`", excerpt(&text, 200))));
                     }
@@ -114,23 +137,23 @@ impl Page<'_> {
                 for x in list {
                     let el = self.find(&x.sel, self.wait).await?;
                     let v = match x.attribute.as_deref() {
-                        None => el.text().await.map_err(classify)?,
+                        None => self.cmd(el.text()).await?,
                         // `value` is the live property (what the user typed), not the HTML
                         // attribute (what the page was served with).
-                        Some("value") => el.prop("value").await.map_err(classify)?.unwrap_or_default(),
-                        Some(a) => el.attr(a).await.map_err(classify)?.unwrap_or_default(),
+                        Some("value") => self.cmd(el.prop("value")).await?.unwrap_or_default(),
+                        Some(a) => self.cmd(el.attr(a)).await?.unwrap_or_default(),
                     };
                     out.output.insert(x.name.clone(), Value::String(v.trim().to_string()));
                 }
                 Ok(())
             }
             Action::Screenshot(name) => {
-                let png = self.client.screenshot().await.map_err(classify)?;
+                let png = self.cmd(self.client.screenshot()).await?;
                 out.screenshots.push((name.clone(), png));
                 Ok(())
             }
             Action::IfPresent { sel, then } => {
-                let found = self.client.find_all(sel.locator()).await.map_err(classify)?;
+                let found = self.cmd(self.client.find_all(sel.locator())).await?;
                 if !found.is_empty() {
                     for a in then {
                         Box::pin(self.run(a, out)).await?;
@@ -142,7 +165,8 @@ impl Page<'_> {
     }
 
     pub async fn find(&self, sel: &Selector, timeout: Duration) -> Result<Element, ActError> {
-        let r = self.client.wait().at_most(timeout).every(POLL).for_element(sel.locator()).await;
+        // The polling stops at `timeout`, but one of its commands may hang: bound the whole.
+        let r = self.within(timeout + self.limit, self.client.wait().at_most(timeout).every(POLL).for_element(sel.locator())).await?;
         match r {
             Ok(el) => Ok(el),
             Err(CmdError::WaitTimeout) => Err(not_found(sel, timeout)),
@@ -154,11 +178,22 @@ impl Page<'_> {
     /// Clicks, retrying while something covers the element or it is not interactable yet
     /// (animations, overlays that go away), up to the wait.
     async fn click(&self, sel: &Selector) -> Result<(), ActError> {
+        self.try_click(sel).await.and_then(|r| r)
+    }
+
+    /// `click`, telling apart the errors that certainly come before any click (`Ok(Err(_))`:
+    /// the element was not found, stayed covered or not interactable, or the session was lost
+    /// while looking it up) from those of a click command that may have reached the page
+    /// (`Err(_)`). The submit click needs the difference: only the first is certainly not sent.
+    pub async fn try_click(&self, sel: &Selector) -> Result<Result<(), ActError>, ActError> {
         let deadline = Instant::now() + self.wait;
         loop {
-            let el = self.find(sel, self.wait).await?;
-            match el.click().await {
-                Ok(()) => return Ok(()),
+            let el = match self.find(sel, self.wait).await {
+                Ok(el) => el,
+                Err(e) => return Ok(Err(e)),
+            };
+            match self.within(self.limit, el.click()).await? {
+                Ok(()) => return Ok(Ok(())),
                 Err(e) => {
                     let blocked = matches!(&e, CmdError::Standard(w) if w.error == ErrorStatus::ElementClickIntercepted)
                         || e.is_element_not_interactable()
@@ -169,7 +204,7 @@ impl Page<'_> {
                     if Instant::now() >= deadline {
                         let msg = e.to_string();
                         let first = msg.lines().next().unwrap_or("");
-                        return Err(ActError::Page(format!("`{sel}` cannot be clicked: {first}")));
+                        return Ok(Err(ActError::Page(format!("`{sel}` cannot be clicked: {first}"))));
                     }
                     tokio::time::sleep(POLL).await;
                 }
@@ -181,7 +216,7 @@ impl Page<'_> {
         let args: Vec<Value> = fields.iter().map(|(s, v)| json!([s.js(), v])).collect();
         let deadline = Instant::now() + self.wait;
         loop {
-            let missing = self.client.execute(FILL_JS, vec![Value::Array(args.clone())]).await.map_err(classify)?;
+            let missing = self.cmd(self.client.execute(FILL_JS, vec![Value::Array(args.clone())])).await?;
             let missing: Vec<usize> = serde_json::from_value(missing).unwrap_or_default();
             let Some(&first) = missing.first() else { return Ok(()) };
             if Instant::now() >= deadline {
@@ -194,7 +229,7 @@ impl Page<'_> {
     async fn select(&self, sel: &Selector, value: &str) -> Result<(), ActError> {
         let el = self.find(sel, self.wait).await?;
         let el_json = serde_json::to_value(&el).map_err(|e| ActError::Page(e.to_string()))?;
-        let r = self.client.execute(SELECT_JS, vec![el_json, json!(value)]).await.map_err(classify)?;
+        let r = self.cmd(self.client.execute(SELECT_JS, vec![el_json, json!(value)])).await?;
         match r {
             Value::Null => Ok(()),
             Value::String(err) if err == "not a select" => Err(ActError::Page(format!("`{sel}` is not a <select> element"))),
@@ -213,7 +248,7 @@ impl Page<'_> {
         loop {
             let ok = match target {
                 WaitTarget::Text(t) => self.body_text().await?.contains(t.as_str()),
-                WaitTarget::Url(u) => self.client.current_url().await.map_err(classify)?.as_str().contains(u.as_str()),
+                WaitTarget::Url(u) => self.cmd(self.client.current_url()).await?.as_str().contains(u.as_str()),
                 WaitTarget::Selector(_) => unreachable!("handled above"),
             };
             if ok {
@@ -234,14 +269,14 @@ impl Page<'_> {
     /// Whether the target holds right now (no waiting): used to recognise the login page.
     pub async fn matches_now(&self, target: &WaitTarget) -> Result<bool, ActError> {
         Ok(match target {
-            WaitTarget::Selector(sel) => !self.client.find_all(sel.locator()).await.map_err(classify)?.is_empty(),
+            WaitTarget::Selector(sel) => !self.cmd(self.client.find_all(sel.locator())).await?.is_empty(),
             WaitTarget::Text(t) => self.body_text().await?.contains(t.as_str()),
-            WaitTarget::Url(u) => self.client.current_url().await.map_err(classify)?.as_str().contains(u.as_str()),
+            WaitTarget::Url(u) => self.cmd(self.client.current_url()).await?.as_str().contains(u.as_str()),
         })
     }
 
     pub async fn body_text(&self) -> Result<String, ActError> {
-        let v = self.client.execute("return document.body ? document.body.innerText : ''", vec![]).await.map_err(classify)?;
+        let v = self.cmd(self.client.execute("return document.body ? document.body.innerText : ''", vec![])).await?;
         Ok(v.as_str().unwrap_or("").to_string())
     }
 }

@@ -8,11 +8,14 @@ use std::time::Duration;
 use crate::plan::templates::Templates;
 use crate::plan::{PlanCx, TemplateRef};
 
-use super::action::{Action, Extract, Key, WaitTarget};
+use super::action::{Action, Extract, Key, Rejected, WaitTarget};
 use super::selector::Selector;
-use super::spec::{ActionSpec, BrowserSpec, ExtractSpec, FieldMap, InputMode, PressSpec, WaitSpec};
+use super::spec::{ActionSpec, BrowserSpec, ExtractSpec, FieldMap, InputMode, PressSpec, RejectedSpec, WaitSpec};
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+/// Long enough for a slow portal to answer a submission; short enough that a chromedriver
+/// that stopped answering costs one item, not the run.
+const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub enum Text {
@@ -45,9 +48,21 @@ pub enum PWait {
 }
 
 #[derive(Debug, Clone)]
+pub struct PRejected {
+    pub sel: Text,
+    pub text: Option<Text>,
+}
+
+#[derive(Debug, Clone)]
 pub struct PlannedBrowser {
     pub sessions: usize,
     pub wait: Duration,
+    /// The most one WebDriver command may take.
+    pub command_timeout: Duration,
+    /// How the portal shows it refused a submission.
+    pub rejected_if: Option<PRejected>,
+    /// The ledger key; None: `<workflow>/<step id>/<item key>`.
+    pub idempotency_key: Option<Text>,
     pub login: Vec<PAction>,
     /// How to recognise the login page; None when there is no `login`.
     pub logged_out: Option<PWait>,
@@ -78,6 +93,17 @@ fn plan_spec(spec: &BrowserSpec, path: &str, cx: &mut PlanCx) -> Option<PlannedB
         }),
         None => DEFAULT_WAIT,
     };
+    let command_timeout = match spec.command_timeout.as_deref() {
+        Some(w) => duration(cx, &format!("{path}.command_timeout"), w).unwrap_or_else(|| {
+            bad_duration = true;
+            DEFAULT_COMMAND_TIMEOUT
+        }),
+        None => DEFAULT_COMMAND_TIMEOUT,
+    };
+    if command_timeout.is_zero() {
+        cx.error(&format!("{path}.command_timeout"), "`command_timeout` must be more than 0s", None);
+        bad_duration = true;
+    }
     let mode = spec.input.unwrap_or(InputMode::Set);
     let mut p = Planner { cx, mode, wait, failed: bad_duration };
     let login = p.actions(&spec.login, &format!("{path}.login"), false);
@@ -104,10 +130,23 @@ fn plan_spec(spec: &BrowserSpec, path: &str, cx: &mut PlanCx) -> Option<PlannedB
             Some("start `login` with a `goto` to the login page, or set `logged_out_when`".into()),
         );
     }
+    let has_submit = spec.actions.iter().any(|a| a.submit.is_some());
+    let rejected_if = spec.rejected_if.as_ref().map(|r| p.rejected(r, &format!("{path}.rejected_if"), has_submit));
+    let idempotency_key = spec.idempotency_key.as_deref().and_then(|k| p.key(k, &format!("{path}.idempotency_key"), has_submit));
     if p.failed {
         return None;
     }
-    Some(PlannedBrowser { sessions, wait, login, logged_out, actions, base_dir: p.cx.base_dir().to_path_buf() })
+    Some(PlannedBrowser {
+        sessions,
+        wait,
+        command_timeout,
+        rejected_if,
+        idempotency_key,
+        login,
+        logged_out,
+        actions,
+        base_dir: p.cx.base_dir().to_path_buf(),
+    })
 }
 
 /// Default "logged out" test: the browser is on the path of the login page (`/login` of
@@ -179,6 +218,58 @@ impl Planner<'_, '_> {
         } else {
             Text::Lit(s.to_string())
         }
+    }
+
+    fn rejected(&mut self, r: &RejectedSpec, path: &str, has_submit: bool) -> PRejected {
+        if !has_submit {
+            self.err(path, "`rejected_if` needs a `submit` action", Some("mark the click that sends the record as `submit`".into()));
+        }
+        if r.selector.trim().is_empty() {
+            self.err(
+                &format!("{path}.selector"),
+                "`selector` is empty",
+                Some("name the element a refused submission shows, like `.error`".into()),
+            );
+        }
+        let text = match r.text.as_deref() {
+            Some("") => {
+                self.err(
+                    &format!("{path}.text"),
+                    "`text` is empty",
+                    Some("leave `text` out to count any visible match as a refusal".into()),
+                );
+                None
+            }
+            Some(t) => Some(self.text(&format!("{path}.text"), t)),
+            None => None,
+        };
+        PRejected { sel: self.text(&format!("{path}.selector"), &r.selector), text }
+    }
+
+    /// The ledger key: a template that must tell the items apart and, being stored as it
+    /// renders, must not hold a secret.
+    fn key(&mut self, src: &str, path: &str, has_submit: bool) -> Option<Text> {
+        if !has_submit {
+            self.err(path, "`idempotency_key` needs a `submit` action", Some("it names what the `submit` click sends".into()));
+        }
+        let refs = crate::plan::refs::var_refs(src, &[]);
+        if let Some(r) = refs.iter().find(|r| r.root() == "secrets") {
+            self.err(
+                path,
+                format!("`{}` cannot be used in an idempotency key: it is written to the run log as is", r.path),
+                Some("secrets are never logged; use a field of the record or a parameter instead".into()),
+            );
+        }
+        if !refs.iter().any(|r| r.root() == "item") {
+            self.err(
+                path,
+                format!("`{src}` is the same for every item, so only the first would be submitted"),
+                Some("build it from the record, like `returns/{{params.month}}/{{item.order_id}}`".into()),
+            );
+        }
+        let t = self.cx.template(path, src);
+        self.failed |= t.is_none();
+        t.map(Text::Tpl)
     }
 
     fn actions(&mut self, list: &[ActionSpec], path: &str, allow_submit: bool) -> Vec<PAction> {
@@ -380,6 +471,10 @@ impl Renderer<'_> {
             PWait::Text(t) => WaitTarget::Text(self.text(t)?),
             PWait::Url(u) => WaitTarget::Url(self.text(u)?),
         })
+    }
+
+    pub fn rejected(&self, r: &PRejected) -> Result<Rejected, String> {
+        Ok(Rejected { sel: self.sel(&r.sel)?, text: r.text.as_ref().map(|t| self.text(t)).transpose()? })
     }
 
     pub fn actions(&self, list: &[PAction]) -> Result<Vec<Action>, String> {

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fantoccini::Client;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
@@ -32,6 +33,9 @@ pub struct Pool {
     idle: Mutex<Vec<Session>>,
     slots: Arc<Semaphore>,
     profiles_root: PathBuf,
+    /// The most opening a session may take (Chromium starting on a busy machine is slow; a
+    /// chromedriver that stopped answering must still not hang the item).
+    start_limit: Duration,
 }
 
 /// A session on loan; give it back with `Pool::put` or drop it with `Pool::discard`.
@@ -41,8 +45,8 @@ pub struct Lease {
 }
 
 impl Pool {
-    pub fn new(driver: Arc<Driver>, size: usize, profiles_root: PathBuf) -> Pool {
-        Pool { driver, idle: Mutex::new(Vec::new()), slots: Arc::new(Semaphore::new(size.max(1))), profiles_root }
+    pub fn new(driver: Arc<Driver>, size: usize, profiles_root: PathBuf, start_limit: Duration) -> Pool {
+        Pool { driver, idle: Mutex::new(Vec::new()), slots: Arc::new(Semaphore::new(size.max(1))), profiles_root, start_limit }
     }
 
     /// Waits for a free slot; the slot holds an idle session when one exists, else none
@@ -56,7 +60,10 @@ impl Pool {
     pub async fn open(&self) -> anyhow::Result<Session> {
         let profile = self.profiles_root.join(format!("chromium-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&profile)?;
-        match self.driver.new_session(&profile).await {
+        let opened = tokio::time::timeout(self.start_limit, self.driver.new_session(&profile)).await.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!("chromedriver did not open a browser session within {}", humantime::format_duration(self.start_limit)))
+        });
+        match opened {
             Ok((client, generation)) => Ok(Session { client, profile, generation, logged_in: false }),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&profile);
