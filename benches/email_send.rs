@@ -77,7 +77,7 @@ async fn main() {
         .find(|(i, a)| a.parse::<usize>().is_ok() && (*i == 0 || !args[i - 1].starts_with("--")))
         .map(|(_, a)| a.parse().unwrap())
         .unwrap_or(10_000);
-    let pool_size = arg(&args, "--pool").unwrap_or(4);
+    let pool_size = arg(&args, "--pool").unwrap_or(8);
     let concurrency = arg(&args, "--concurrency").unwrap_or(16);
     if !args.iter().any(|a| a == "--pipeline") {
         return engine(&sink, n, pool_size, concurrency).await;

@@ -82,7 +82,9 @@ impl Default for Config {
             smtp_password_secret: None,
             smtp_from: "cxflow <cxflow@localhost>".parse().expect("the default sender is a mailbox"),
             smtp_rate_limit: None,
-            smtp_pool_size: 4,
+            // Each email holds its connection while its claim is synced (docs/email.md): 8 keeps
+            // a loopback or LAN server as busy as 4 did before claims moved to the handover.
+            smtp_pool_size: 8,
             webdriver_url: None,
             chromedriver: None,
             chromium: None,

@@ -80,7 +80,7 @@ fn unknown_key_in_file_is_positioned() {
 #[test]
 fn an_empty_variable_unsets_the_key() {
     let c = build("smtp_pool_size: 2\nshutdown_grace: 5s\n", &[("CXFLOW_SMTP_POOL_SIZE", ""), ("CXFLOW_SHUTDOWN_GRACE", "2m")]).unwrap();
-    assert_eq!((c.smtp_pool_size, c.shutdown_grace), (4, Duration::from_secs(120)));
+    assert_eq!((c.smtp_pool_size, c.shutdown_grace), (8, Duration::from_secs(120)));
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn rate_limit_must_be_positive() {
 fn pool_needs_a_connection() {
     assert_eq!(
         error("smtp_pool_size: 0\n", &[]),
-        "error: `smtp_pool_size`: must be at least 1 connection, not `0`\n  --> cxflow.yaml:1:17\n  |\n1 | smtp_pool_size: 0\n  |                 ^\n  = help: remove it for the default of 4 connections\n"
+        "error: `smtp_pool_size`: must be at least 1 connection, not `0`\n  --> cxflow.yaml:1:17\n  |\n1 | smtp_pool_size: 0\n  |                 ^\n  = help: remove it for the default of 8 connections\n"
     );
 }
 

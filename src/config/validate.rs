@@ -158,7 +158,7 @@ fn pool_size(n: &usize) -> Result<usize, Problem> {
     if *n >= 1 {
         return Ok(*n);
     }
-    Err(problem("must be at least 1 connection, not `0`", "remove it for the default of 4 connections"))
+    Err(problem("must be at least 1 connection, not `0`", "remove it for the default of 8 connections"))
 }
 
 fn webdriver_url(s: &str) -> Result<String, Problem> {

@@ -35,7 +35,7 @@ impl Store {
             Arg::Text(owner.into()),
             Arg::Text(at),
         ];
-        let inserted = self.ledger_writes.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
+        let inserted = self.ledger_claims.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
         if inserted == 1 {
             return Ok(Claim::Fresh);
         }
@@ -90,7 +90,7 @@ impl Store {
             Arg::Int(h.run_id),
             Arg::OptText(h.owner),
         ];
-        let taken = self.ledger_writes.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
+        let taken = self.ledger_claims.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
         Ok(taken == 1)
     }
 
@@ -105,7 +105,7 @@ impl Store {
             Arg::Int(run_id),
             Arg::Text(me().id.clone()),
         ];
-        let n = self.ledger_writes.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
+        let n = self.ledger_claims.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
         self.fenced(n, key, run_id).await
     }
 
@@ -114,7 +114,7 @@ impl Store {
     pub async fn release_key(&self, key: &str, run_id: i64) -> Result<()> {
         let sql = "DELETE FROM ledger WHERE key = ? AND state = 'sending' AND run_id = ? AND owner = ?";
         let args = vec![Arg::Text(key.into()), Arg::Int(run_id), Arg::Text(me().id.clone())];
-        let n = self.ledger_writes.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
+        let n = self.ledger_claims.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
         self.fenced(n, key, run_id).await
     }
 

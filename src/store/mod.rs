@@ -65,8 +65,8 @@ pub struct Store {
     pool: SqlitePool,
     /// Set once this process registered as an owner (see `owner.rs`).
     owner_registered: std::sync::Arc<tokio::sync::OnceCell<()>>,
-    /// Ledger writes, committed together (`group_commit.rs`).
-    ledger_writes: group_commit::GroupCommit,
+    /// Ledger claims, confirms and releases, committed together with one sync (`group_commit.rs`).
+    ledger_claims: group_commit::GroupCommit,
     /// Taken around this process's batch transactions (item results, ledger writes). Two of our
     /// own connections wanting SQLite's write lock at once would make one sleep in SQLite's busy
     /// handler (1 ms, then more), while a synced commit holds the lock: waiting here instead is
@@ -117,12 +117,12 @@ impl Store {
             first.close().await?;
         }
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(6)
             .connect_with(opts)
             .await
             .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
         migrate(&pool).await.map_err(|reason| StoreError::Migrate { url: url.into(), reason })?;
-        Ok(Store { pool, owner_registered: Default::default(), ledger_writes: Default::default(), write_gate: Default::default() })
+        Ok(Store { pool, owner_registered: Default::default(), ledger_claims: Default::default(), write_gate: Default::default() })
     }
 
     pub fn pool(&self) -> &SqlitePool {
