@@ -294,8 +294,8 @@ fn write_run_log(p: &TestProject, sql: &str) -> u64 {
 
 #[test]
 fn a_submission_the_run_log_cannot_confirm_fails_as_uncertain_and_nothing_more_is_submitted() {
-    // A slow answer leaves time to take the claim away from the run while it submits.
-    let portal = BgPortal::start(PortalOptions { submit_delay_ms: 1500, ..Default::default() });
+    // A slow answer (5 s, a wide margin on a loaded machine) leaves time to take the claim away from the run while it submits.
+    let portal = BgPortal::start(PortalOptions { submit_delay_ms: 5000, ..Default::default() });
     let n = 3;
     let p = project(&portal, &rows(n), "      sessions: 1");
     let child =

@@ -24,7 +24,7 @@ fn validate_reports_a_bad_key_at_its_position_and_exits_2() {
     assert_eq!(
         r.stderr,
         "error: `shutdown_grace`: `soon` is not a duration (expected number at 0)\n  --> cxflow.yaml:2:17\n  |\n2 | shutdown_grace: soon\n  |                 ^\n  = help: write it like `30s`, `5m` or `1h 30m`\n\n\
-         error: `smtp_pool_size`: must be at least 1 connection, not `0`\n  --> cxflow.yaml:3:17\n  |\n3 | smtp_pool_size: 0\n  |                 ^\n  = help: remove it for the default of 4 connections\n"
+         error: `smtp_pool_size`: must be at least 1 connection, not `0`\n  --> cxflow.yaml:3:17\n  |\n3 | smtp_pool_size: 0\n  |                 ^\n  = help: remove it for the default of 8 connections\n"
     );
     assert_eq!(r.stdout, "");
     // An unknown key, like an unknown workflow key, with a suggestion.
