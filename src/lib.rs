@@ -43,6 +43,7 @@ pub mod config;
 pub mod demo_portal;
 pub mod engine;
 pub mod plan;
+pub(crate) mod process;
 pub mod schedule;
 pub mod scheduler;
 pub mod secrets;

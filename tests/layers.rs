@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 /// The layer of each top-level module of `src/`, earliest first.
 const LAYERS: &[(&str, &[&str])] = &[
+    // What the operating system says about processes: below everything that records them.
+    ("os", &["process"]),
     ("spec", &["spec"]),
     // The one place strings become typed things: plans, settings, secrets, schedule logic.
     ("plan", &["plan", "config", "secrets", "schedule"]),

@@ -252,7 +252,7 @@ impl Store {
             let alive = match owner.as_deref() {
                 Some(o) => self.owner_alive(Some(o)).await?,
                 // Written by a version without owners: only its PID is known.
-                None => pid.is_some_and(|p| p as u32 != std::process::id() && owner::process_exists(p)),
+                None => pid.is_some_and(|p| p as u32 != std::process::id() && crate::process::exists(p)),
             };
             if !alive {
                 self.finish_run(id, RunStatus::Interrupted, Some("the process running it stopped before it finished")).await?;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::{now, Result, Store};
+use crate::process;
 
 /// How long an owner counts as alive after its last heartbeat.
 pub(crate) fn lease() -> Duration {
@@ -37,24 +38,12 @@ pub(crate) fn me() -> &'static Me {
         let pid = std::process::id() as i64;
         Me {
             id: uuid::Uuid::new_v4().to_string(),
-            host: read_trimmed("/proc/sys/kernel/hostname").unwrap_or_else(|| "localhost".into()),
-            boot: read_trimmed("/proc/sys/kernel/random/boot_id").unwrap_or_default(),
+            host: process::host_name().unwrap_or_else(|| "localhost".into()),
+            boot: process::boot_id(),
             pid,
-            proc_start: proc_start(pid),
+            proc_start: process::start_time(pid),
         }
     })
-}
-
-fn read_trimmed(p: &str) -> Option<String> {
-    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-}
-
-/// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
-fn proc_start(pid: i64) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// An owner as stored.
@@ -82,21 +71,14 @@ impl OwnerRow {
             if self.boot != me.boot {
                 return false;
             }
-            return match (self.proc_start, proc_start(self.pid)) {
+            return match (self.proc_start, process::start_time(self.pid)) {
                 (Some(want), Some(now)) => want == now,
                 (_, None) => false,
-                (None, Some(_)) => process_exists(self.pid),
+                (None, Some(_)) => process::exists(self.pid),
             };
         }
         true
     }
-}
-
-pub(crate) fn process_exists(pid: i64) -> bool {
-    // Signal 0 checks existence without delivering anything.
-    #[allow(unsafe_code)]
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0
 }
 
 fn expiry() -> String {

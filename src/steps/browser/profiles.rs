@@ -19,7 +19,7 @@ pub(super) fn sweep(root: &Path) -> usize {
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         let Some(pid) = owner(&name) else { continue };
-        if !alive(pid) && e.path().is_dir() && std::fs::remove_dir_all(e.path()).is_ok() {
+        if !crate::process::exists(pid) && e.path().is_dir() && std::fs::remove_dir_all(e.path()).is_ok() {
             removed += 1;
         }
     }
@@ -27,17 +27,10 @@ pub(super) fn sweep(root: &Path) -> usize {
 }
 
 /// The process id in `cxflow-run<run>-pid<pid>-<uuid>`.
-fn owner(name: &str) -> Option<i32> {
+fn owner(name: &str) -> Option<i64> {
     let rest = name.strip_prefix(PREFIX)?;
     let (_, after) = rest.split_once("-pid")?;
     after.split('-').next()?.parse().ok()
-}
-
-fn alive(pid: i32) -> bool {
-    // Signal 0 checks existence; EPERM means it exists but is another user's.
-    #[allow(unsafe_code)]
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 #[cfg(test)]
@@ -63,6 +56,6 @@ mod tests {
         assert_eq!(sweep(root.path()), 1);
         assert!(!gone.exists(), "the dead process's profiles are removed");
         assert!(mine.exists() && old_style.exists() && other.exists());
-        assert_eq!(owner(&mine.file_name().unwrap().to_string_lossy()), Some(std::process::id() as i32));
+        assert_eq!(owner(&mine.file_name().unwrap().to_string_lossy()), Some(std::process::id() as i64));
     }
 }
