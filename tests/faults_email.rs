@@ -12,14 +12,14 @@ mod faulty_smtp;
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faulty_smtp::{Fault, FaultySmtp, ALWAYS};
 use serde_json::Value;
+use support::serve::{Logs, Serve};
 use support::{wait_for_some, wait_until, Run, TestProject};
 
 const WORKFLOW: &str = r#"name: follow-up
@@ -610,42 +610,6 @@ fn two_runs_started_together_with_uncertain_resend_send_each_email_once() {
     assert_eq!(p.query("SELECT state, count(*) FROM ledger GROUP BY state"), [format!("sent|{n}")]);
 }
 
-/// The lines a `cxflow serve` logs to stderr, collected as they come.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<String>>>);
-
-impl Logs {
-    fn collect(child: &mut Child) -> Logs {
-        let logs = Logs::default();
-        let stderr = child.stderr.take().expect("stderr piped");
-        let lines = logs.0.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap().push(line);
-            }
-        });
-        logs
-    }
-
-    fn count(&self, words: &[&str]) -> usize {
-        self.0.lock().unwrap().iter().filter(|l| words.iter().all(|w| l.contains(w))).count()
-    }
-
-    fn text(&self) -> String {
-        self.0.lock().unwrap().join("\n")
-    }
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn serve_firing_during_a_manual_run_of_the_same_workflow_sends_no_duplicate() {
     let server = FaultySmtp::start();
@@ -656,9 +620,7 @@ fn serve_firing_during_a_manual_run_of_the_same_workflow_sends_no_duplicate() {
     p.run(&["validate", "workflows/x.yaml"]).expect_code(0);
     let manual = Proc::spawn(cx(&p, &server.url(), &["run", "workflows/x.yaml"]));
     assert!(server.wait_for(20, LONG) >= 20);
-    let mut child = cx(&p, &server.url(), &["serve"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let logs = Logs::collect(&mut child);
-    let serve = Serve(child);
+    let (serve, logs) = Serve::start(cx(&p, &server.url(), &[]));
     let m = manual.finish_within(LONG, "the manual run");
     m.expect_code(0);
     // A scheduled run overlapped the manual one (it started before the manual run finished).
@@ -669,9 +631,7 @@ fn serve_firing_during_a_manual_run_of_the_same_workflow_sends_no_duplicate() {
     let seen = fires(&logs);
     wait_until(LONG, "two scheduled runs after the manual run", || fires(&logs) >= seen + 2);
     wait_until(LONG, "every email", || server.count() >= n);
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0);
+    serve.sigterm();
     let mut serve = serve;
     let status = wait_for_some(LONG, "serve to stop after SIGTERM", || serve.0.try_wait().unwrap());
     assert_eq!(status.code(), Some(0), "{}", logs.text());

@@ -3,70 +3,11 @@
 
 mod support;
 
-use std::io::BufRead;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use support::serve::Serve;
 use support::{wait_until, TestProject};
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        // Only if the test failed before stopping it.
-        let _ = self.0.kill();
-    }
-}
-
-/// The lines `cxflow serve` logs to stderr, read by a thread as they come (which also keeps the
-/// pipe from filling up). What serve says it did is what the tests wait for.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<String>>>);
-
-impl Logs {
-    fn collect(child: &mut Child) -> Logs {
-        let logs = Logs::default();
-        let stderr = child.stderr.take().expect("stderr piped");
-        let lines = logs.0.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap().push(line);
-            }
-        });
-        logs
-    }
-
-    fn text(&self) -> String {
-        self.0.lock().unwrap().join("\n")
-    }
-
-    /// How many lines contain every one of `words`.
-    fn count(&self, words: &[&str]) -> usize {
-        self.0.lock().unwrap().iter().filter(|l| words.iter().all(|w| l.contains(w))).count()
-    }
-
-    /// Fires of `workflow` the scheduler handled so far (started or skipped).
-    fn fires(&self, workflow: &str) -> usize {
-        let w = format!("workflow={workflow} ");
-        self.count(&["starting scheduled run", &w]) + self.count(&["skipped scheduled run", &w])
-    }
-}
-
-/// `cxflow serve` in the project, its stderr collected.
-fn start_serve(p: &TestProject) -> (Serve, Logs) {
-    let mut child = p.cxflow().arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let logs = Logs::collect(&mut child);
-    (Serve(child), logs)
-}
-
-fn sigterm(serve: &Serve) {
-    #[allow(unsafe_code)]
-    let r = unsafe { libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(r, 0);
-}
 
 fn time(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("`{s}` is not RFC 3339: {e}")).with_timezone(&Utc)
@@ -93,7 +34,7 @@ fn serve_runs_on_schedule_refuses_a_second_reloads_and_stops_on_sigterm() {
 
     // The first fire can be no earlier than the whole second serve was started in.
     let spawned = Utc::now().trunc_subsecs(0);
-    let (mut serve, logs) = start_serve(&p);
+    let (mut serve, logs) = Serve::in_project(&p);
 
     // A scheduled run appears in the run log and is running (30 items × 0.3 s).
     let run_id = p.wait_for_rows(
@@ -143,7 +84,7 @@ fn serve_runs_on_schedule_refuses_a_second_reloads_and_stops_on_sigterm() {
 
     // SIGTERM mid-run: no new runs, the run is marked interrupted, the process exits 0.
     assert_eq!(p.query(&format!("SELECT status FROM runs WHERE id = {run_id}")), vec!["running"]);
-    sigterm(&serve);
+    serve.sigterm();
     let status = support::wait_for_some(Duration::from_secs(30), "serve to stop after SIGTERM", || serve.0.try_wait().unwrap());
     let out = logs.text();
     assert_eq!(status.code(), Some(0), "{out}");
@@ -208,7 +149,7 @@ steps:
         ),
     );
     p.write("cxflow.yaml", "shutdown_grace: 2s\n");
-    let (mut serve, logs) = start_serve(&p);
+    let (mut serve, logs) = Serve::in_project(&p);
     let body = bodies.recv_timeout(Duration::from_secs(40)).expect("on_failure webhook");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["workflow"], "slow");
@@ -225,7 +166,7 @@ steps:
     wait_until(Duration::from_secs(10), "serve to log the on_failure email as sent", || {
         logs.count(&["on_failure email sent", "workflow=slow"]) > 0
     });
-    sigterm(&serve);
+    serve.sigterm();
     let status = serve.0.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     // Read once serve is gone: later fires failed too, and their emails were still being written.
@@ -238,7 +179,7 @@ steps:
 fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
     let p = support::script_project("id", (1..=12).map(|i| format!("r{i:02}")));
     p.write("workflows/tick.yaml", &TICK.replace("  overlap: skip\n", "  overlap: skip\n  resume: auto\n"));
-    let (mut serve, _logs) = start_serve(&p);
+    let (mut serve, _logs) = Serve::in_project(&p);
     let run_id = p.wait_for_rows(
         Duration::from_secs(30),
         "a running scheduled run with some items done",
@@ -251,13 +192,13 @@ fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
     serve.0.wait().unwrap();
     assert_eq!(p.query(&format!("SELECT status FROM runs WHERE id = {run_id}")), vec!["running"]);
 
-    let (mut serve, logs) = start_serve(&p);
+    let (mut serve, logs) = Serve::in_project(&p);
     wait_until(Duration::from_secs(40), "the crashed run resumed and finished", || {
         p.query(&format!("SELECT status, resumes FROM runs WHERE id = {run_id}")) == vec!["succeeded|1"]
     });
     let items: usize = p.query(&format!("SELECT count(*) FROM items WHERE run_id = {run_id} AND status = 'ok'"))[0].parse().unwrap();
     assert_eq!(items, 12);
-    sigterm(&serve);
+    serve.sigterm();
     assert_eq!(serve.0.wait().unwrap().code(), Some(0), "{}", logs.text());
 }
 
@@ -271,7 +212,7 @@ fn workflows_added_and_deleted_while_serving_take_effect_without_restart() {
         "workflows/witness.yaml",
         "name: witness\nschedule:\n  cron: \"* * * * * *\"\nsteps:\n  - id: t\n    read_csv: data/tickets.csv\n",
     );
-    let (mut serve, logs) = start_serve(&p);
+    let (mut serve, logs) = Serve::in_project(&p);
     wait_until(Duration::from_secs(20), "the lock file", || p.path().join("cxflow.sqlite.serve.lock").exists());
     // Logged once the folder is watched: a file written before that would not be seen.
     wait_until(Duration::from_secs(20), "serve to log that it started", || logs.count(&["cxflow serve started"]) > 0);
@@ -296,6 +237,6 @@ fn workflows_added_and_deleted_while_serving_take_effect_without_restart() {
     wait_until(Duration::from_secs(15), "two more witness fires", || logs.fires("witness") >= witnessed + 2);
     assert_eq!(p.query("SELECT count(*) FROM runs WHERE workflow = 'new'"), before, "no fires after the file was deleted");
     assert_eq!(logs.fires("new"), fires, "no fires after the file was deleted:\n{}", logs.text());
-    sigterm(&serve);
+    serve.sigterm();
     assert_eq!(serve.0.wait().unwrap().code(), Some(0));
 }

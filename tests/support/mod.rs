@@ -1,6 +1,8 @@
 //! Shared fixtures for end-to-end tests: a temporary project folder and the real `cxflow` binary.
 #![allow(dead_code)]
 
+pub(crate) mod serve;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
