@@ -215,6 +215,22 @@ steps:
     assert_eq!(summary["error_samples"][0]["record"], "b");
 }
 
+/// The sample project with `app` serving the Billing team's webhook on 127.0.0.1. The listener
+/// runs on the returned runtime; the test thread runs the binary and reads the run log.
+fn project_with_billing_webhook(app: axum::Router) -> (TestProject, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let p = sample_project("");
+    let rules = p.read("routing/teams.yaml").replace(
+        "    email: [billing@example.com, finance-ops@example.com]\n",
+        &format!("    email: [billing@example.com, finance-ops@example.com]\n    webhook: http://{addr}/hook/billing\n"),
+    );
+    p.write("routing/teams.yaml", &rules);
+    (p, rt)
+}
+
 #[test]
 fn webhook_receives_the_bucket() {
     use axum::{routing::post, Json, Router};
@@ -230,18 +246,7 @@ fn webhook_receives_the_bucket() {
             }
         }),
     );
-    // The listener runs on its own runtime; the test thread runs the binary and reads the run log.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, app).await });
-
-    let p = sample_project("");
-    let rules = p.read("routing/teams.yaml").replace(
-        "    email: [billing@example.com, finance-ops@example.com]\n",
-        &format!("    email: [billing@example.com, finance-ops@example.com]\n    webhook: http://{addr}/hook/billing\n"),
-    );
-    p.write("routing/teams.yaml", &rules);
+    let (p, rt) = project_with_billing_webhook(app);
     p.run(&["run", "fb"]).expect_code(0);
     let bodies = got.lock().unwrap().clone();
     assert_eq!(bodies.len(), 1, "one POST, for the one team with a webhook");
@@ -260,16 +265,7 @@ fn webhook_receives_the_bucket() {
 fn a_webhook_that_refuses_makes_the_run_partial_and_leaves_no_claim() {
     use axum::{http::StatusCode, routing::post, Router};
     let app = Router::new().route("/hook/{team}", post(|| async { (StatusCode::BAD_REQUEST, "no such channel") }));
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, app).await });
-    let p = sample_project("");
-    let rules = p.read("routing/teams.yaml").replace(
-        "    email: [billing@example.com, finance-ops@example.com]\n",
-        &format!("    email: [billing@example.com, finance-ops@example.com]\n    webhook: http://{addr}/hook/billing\n"),
-    );
-    p.write("routing/teams.yaml", &rules);
+    let (p, rt) = project_with_billing_webhook(app);
     // A digest that did not reach its team is not a green run.
     let r = p.run(&["run", "fb"]);
     r.expect_code(1);
