@@ -99,9 +99,10 @@ impl SmtpPool {
     pub async fn send(&self, envelope: &Envelope, bytes: &[u8], gate: &dyn Gate) -> Result<Option<String>, SendError> {
         let t = self.settings.timeout;
         // Every connection may be stuck on a silent server: waiting for one is bounded too.
-        let _permit = tokio::time::timeout(t.saturating_mul(4), self.permits.acquire())
+        let checkout = t.saturating_mul(4);
+        let _permit = tokio::time::timeout(checkout, self.permits.acquire())
             .await
-            .map_err(|_| SendError::Transient(format!("no SMTP connection came free within {:?}", t.saturating_mul(4))))?
+            .map_err(|_| SendError::Transient(format!("no SMTP connection came free within {checkout:?}")))?
             .map_err(|_| SendError::Transient("pool closed".into()))?;
         let pooled = self.idle.lock().unwrap().pop();
         let (mut conn, reused) = match pooled {
@@ -118,11 +119,10 @@ impl SmtpPool {
             result = self.transact(&mut conn, envelope, bytes, gate, &mut passed).await;
         }
         let keep = match &result {
-            Ok(_) | Err(Fail::Withheld) => true,
+            Ok(_) | Err(Fail::Withheld | Fail::Gate(_)) => true,
             // A negative reply leaves the session usable after RSET; anything else does not.
-            Err(Fail::Smtp(_, e)) if answered(e) => true,
-            Err(Fail::Gate(_)) => true,
-            Err(_) => false,
+            Err(Fail::Smtp(_, e)) => answered(e),
+            Err(Fail::Timeout(_)) => false,
         };
         let needs_reset = result.is_err();
         if keep && !conn.has_broken() && (!needs_reset || self.reset(&mut conn).await) {
@@ -150,14 +150,19 @@ impl SmtpPool {
     /// Drops a connection. lettre's `abort` sends QUIT and waits for the answer, which a silent
     /// server never gives: it is bounded, and the socket closes when `conn` is dropped anyway.
     async fn abort(&self, conn: &mut AsyncSmtpConnection) {
-        let _ = tokio::time::timeout(self.settings.timeout.min(Duration::from_secs(2)), conn.abort()).await;
+        let _ = tokio::time::timeout(self.quit_limit(), conn.abort()).await;
+    }
+
+    /// How long a goodbye (QUIT) may wait for its answer: nothing depends on it.
+    fn quit_limit(&self) -> Duration {
+        self.settings.timeout.min(Duration::from_secs(2))
     }
 
     /// QUITs idle connections; called once at step close.
     pub async fn close(&self) {
         let conns: Vec<_> = std::mem::take(&mut *self.idle.lock().unwrap());
         for mut c in conns {
-            let _ = tokio::time::timeout(self.settings.timeout.min(Duration::from_secs(2)), c.quit()).await;
+            let _ = tokio::time::timeout(self.quit_limit(), c.quit()).await;
         }
     }
 
