@@ -41,7 +41,7 @@ impl Store {
         }
         match self.held(key).await? {
             None => Err(StoreError::LeaseLost),
-            Some(h) => self.judge(h, run_id).await,
+            Some(h) => self.judge(&h, run_id).await,
         }
     }
 
@@ -49,7 +49,7 @@ impl Store {
     pub async fn check_key(&self, key: &str, run_id: i64) -> Result<Claim> {
         match self.held(key).await? {
             None => Ok(Claim::Fresh),
-            Some(h) => self.judge(h, run_id).await,
+            Some(h) => self.judge(&h, run_id).await,
         }
     }
 
@@ -57,7 +57,7 @@ impl Store {
         Ok(sqlx::query_as("SELECT state, run_id, owner FROM ledger WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
     }
 
-    async fn judge(&self, h: Held, run_id: i64) -> Result<Claim> {
+    async fn judge(&self, h: &Held, run_id: i64) -> Result<Claim> {
         if h.state == "sent" {
             return Ok(Claim::AlreadySent { run_id: h.run_id });
         }
@@ -73,10 +73,9 @@ impl Store {
     pub async fn reclaim_key(&self, key: &str, run_id: i64) -> Result<bool> {
         let owner = self.register_owner().await?;
         let Some(h) = self.held(key).await? else { return Ok(false) };
-        if !matches!(self.judge(h, run_id).await?, Claim::Uncertain { .. }) {
+        if !matches!(self.judge(&h, run_id).await?, Claim::Uncertain { .. }) {
             return Ok(false);
         }
-        let Some(h) = self.held(key).await? else { return Ok(false) };
         let at = now();
         // Compare-and-set on the owner read above: of two runs taking it over, one wins.
         let sql = "UPDATE ledger SET run_id = ?1, owner = ?2, updated_at = ?3
