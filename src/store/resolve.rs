@@ -1,7 +1,6 @@
 //! A person's decision about uncertain deliveries (`cxflow resolve`): each is recorded with who
 //! and when; `sent` marks the key sent, `not-sent` frees it so the next resume delivers it.
 
-use super::owner::me;
 use super::{now, LedgerRow, Result, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +54,7 @@ impl Store {
             return Err(ResolveError::NoneUncertain(run_id));
         }
         for (_, _, _, owner) in &picked {
-            if owner.as_deref() != Some(me().id.as_str()) && self.owner_alive(owner.as_deref()).await? {
+            if self.owner_alive(owner.as_deref()).await? {
                 let o = self.owner(owner.as_deref().unwrap_or_default()).await?;
                 return Err(StoreError::StillRunning {
                     run_id,
