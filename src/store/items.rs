@@ -22,6 +22,8 @@ pub struct ItemWriter {
 }
 
 const MAX_BATCH: usize = 2000;
+/// How long a batch may wait for more results before it is written.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl ItemWriter {
     pub async fn write(&self, r: ItemResult) {
@@ -54,13 +56,21 @@ impl Store {
             while let Some(first) = rx.recv().await {
                 let mut flushes = Vec::new();
                 let mut next = Some(first);
+                // Results gather for a few milliseconds: each batch takes the run log's write lock,
+                // which the ledger's claims wait for, and a thousand small batches a second made
+                // every claim wait behind one.
+                let until = tokio::time::Instant::now() + GATHER;
                 while let Some(m) = next.take() {
                     match m {
                         Msg::Item(r) => batch.push(*r),
                         Msg::Flush(done) => flushes.push(done),
                     }
                     if batch.len() < MAX_BATCH {
-                        next = rx.try_recv().ok();
+                        next = match rx.try_recv() {
+                            Ok(m) => Some(m),
+                            Err(_) if flushes.is_empty() => tokio::time::timeout_at(until, rx.recv()).await.ok().flatten(),
+                            Err(_) => None,
+                        };
                     }
                 }
                 if !batch.is_empty() {

@@ -24,7 +24,7 @@ impl Store {
         // Only under a live lease: a process whose heartbeat stopped reaching the database must
         // not claim, since another may already count it gone.
         let sql = "INSERT INTO ledger (key, workflow, run_id, step_id, item_key, state, owner, updated_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, 'sending', ?6, ?7 WHERE EXISTS (SELECT 1 FROM owners WHERE id = ?6 AND expires_at > ?7)
+             SELECT ?, ?, ?, ?, ?, 'sending', ?, ? WHERE EXISTS (SELECT 1 FROM owners WHERE id = ? AND expires_at > ?)
              ON CONFLICT (key) DO NOTHING";
         let args = vec![
             Arg::Text(key.into()),
@@ -32,6 +32,8 @@ impl Store {
             Arg::Int(run_id),
             Arg::Text(step_id.into()),
             Arg::Text(item_key.into()),
+            Arg::Text(owner.into()),
+            Arg::Text(at.clone()),
             Arg::Text(owner.into()),
             Arg::Text(at),
         ];
@@ -78,16 +80,18 @@ impl Store {
         }
         let at = now();
         // Compare-and-set on the owner read above: of two runs taking it over, one wins.
-        let sql = "UPDATE ledger SET run_id = ?1, owner = ?2, updated_at = ?3
-             WHERE key = ?4 AND state = 'sending' AND run_id = ?5 AND owner IS ?6
-               AND EXISTS (SELECT 1 FROM owners WHERE id = ?2 AND expires_at > ?3)";
+        let sql = "UPDATE ledger SET run_id = ?, owner = ?, updated_at = ?
+             WHERE key = ? AND state = 'sending' AND run_id = ? AND owner IS ?
+               AND EXISTS (SELECT 1 FROM owners WHERE id = ? AND expires_at > ?)";
         let args = vec![
             Arg::Int(run_id),
             Arg::Text(owner.into()),
-            Arg::Text(at),
+            Arg::Text(at.clone()),
             Arg::Text(key.into()),
             Arg::Int(h.run_id),
             Arg::OptText(h.owner),
+            Arg::Text(owner.into()),
+            Arg::Text(at),
         ];
         let taken = self.ledger_claims.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
         Ok(taken == 1)

@@ -116,8 +116,11 @@ impl Store {
                 .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
             first.close().await?;
         }
+        // No test query at checkout: a local file has no connection to lose, and the test was a
+        // round trip to the connection's thread in front of every read.
         let pool = SqlitePoolOptions::new()
             .max_connections(6)
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
