@@ -63,7 +63,7 @@ impl GroupCommit {
 async fn writer(pool: SqlitePool, gate: Arc<Mutex<()>>, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::new();
     // One connection of its own, kept between batches: taking one from the pool each time
-    // costs a round trip (the pool tests it) on the path of every email.
+    // put a wait for the pool on the path of every email.
     let mut held: Option<PoolConnection<Sqlite>> = None;
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -73,6 +73,10 @@ async fn writer(pool: SqlitePool, gate: Arc<Mutex<()>>, mut rx: mpsc::Receiver<J
                 Err(_) => break,
             }
         }
+        // Like statements together, so a batch is one of few distinct queries and its prepared
+        // form is reused. Jobs in one batch were sent concurrently, so any order is one they
+        // could have arrived in (a key's confirm is only sent once its claim was answered).
+        batch.sort_by_key(|j| j.write.sql.as_ptr() as usize);
         let results = {
             let _gate = gate.lock().await;
             commit(&pool, &mut held, &batch).await
@@ -130,12 +134,10 @@ async fn commit_on(conn: &mut sqlx::SqliteConnection, batch: &[Job]) -> Vec<Resu
         }
     }
     sql.push_str("COMMIT;");
-    // Not kept prepared: each mix of statements is a different query, and a cache of them cost
-    // 4 MB in the email benchmark for no measurable speed.
     // BEGIN's result, one per statement, COMMIT's. A failed statement ends the stream with its
     // error and leaves the transaction open: the caller closes the connection, which rolls it back.
     let changed: std::result::Result<Vec<u64>, sqlx::Error> = conn
-        .fetch_many(sqlx::query_with(&sql, q_args).persistent(false))
+        .fetch_many(sqlx::query_with(&sql, q_args))
         .try_filter_map(|e| futures::future::ready(Ok(e.left().map(|r| r.rows_affected()))))
         .try_collect()
         .await;
