@@ -169,7 +169,9 @@ steps:
     let project = cxflow::cli::Project::open(p).unwrap();
     let start = Instant::now();
     let args = cxflow::cli::RunArgs { workflow: p.join("workflows/bench.yaml").display().to_string(), vars: vec![], dry_run: false };
-    let code = cxflow::cli::run(&project, args).await.map_err(|e| e.to_string()).unwrap();
+    // On a runtime worker, like the `cxflow` binary (`main.rs` spawns the command): polled from
+    // `block_on`, every socket event would need a wake-up of the main thread.
+    let code = tokio::spawn(async move { cxflow::cli::run(&project, args).await.map_err(|e| e.to_string()) }).await.unwrap().unwrap();
     let el = start.elapsed();
     assert_eq!(code, 0);
     assert_eq!(sink.wait_for(n, std::time::Duration::from_secs(10)), n);
