@@ -168,3 +168,38 @@ async fn dropped_connection_before_data_is_transient_after_data_uncertain() {
         }
     }
 }
+
+/// A gate that says no, or cannot write its claim, after a delay (the DATA command has been
+/// answered by then): nothing reaches the server, and the pool goes on working.
+struct SlowGate(Result<bool, String>);
+
+#[async_trait::async_trait]
+impl cxflow::steps::send_email::transport::Gate for SlowGate {
+    async fn pass(&self) -> Result<bool, String> {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        self.0.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_refused_while_data_is_under_way_sends_nothing() {
+    let sink = SmtpSink::start();
+    let t = pool(&sink, 1);
+    let rate = RateLimiter::new(None);
+    // Kept in DATA mode, the connection's RSET would be read as message text and wait out the
+    // 60 s SMTP timeout; given up at once, all three sends take well under a second.
+    tokio::time::timeout(std::time::Duration::from_secs(30), sends(&t, &rate)).await.expect("a connection left in DATA mode was reused");
+    t.close().await;
+    let got = sink.messages();
+    assert_eq!(got.iter().map(|m| m.to.clone()).collect::<Vec<_>>(), [vec!["c3@example.org".to_string()]]);
+}
+
+async fn sends(t: &Transport, rate: &RateLimiter) {
+    let no = t.send(&msg(1, "c1@example.org"), rate, &SlowGate(Ok(false))).await.unwrap();
+    assert!(no.is_none(), "withheld: {no:?}");
+    let e = t.send(&msg(2, "c2@example.org"), rate, &SlowGate(Err("disk full".into()))).await.unwrap_err();
+    assert!(matches!(e, SendError::NotClaimed(ref m) if m == "disk full"), "{e:?}");
+    // The one connection was given up in DATA mode; the next email gets a fresh one.
+    let ok = t.send(&msg(3, "c3@example.org"), rate, &SlowGate(Ok(true))).await.unwrap();
+    assert!(matches!(ok, Some(Delivered::Smtp(ref r)) if r.starts_with("250")), "{ok:?}");
+}

@@ -66,10 +66,15 @@ enum Phase {
 enum Fail {
     Smtp(Phase, SmtpError),
     Timeout(Phase),
-    /// The gate said not to send.
-    Withheld,
+    /// The gate said not to send. `mid_data`: the server had already said go ahead to DATA.
+    Withheld {
+        mid_data: bool,
+    },
     /// The gate's claim could not be written.
-    Gate(String),
+    Gate {
+        error: String,
+        mid_data: bool,
+    },
 }
 
 impl SmtpPool {
@@ -118,8 +123,12 @@ impl SmtpPool {
             conn = self.connect().await?;
             result = self.transact(&mut conn, envelope, bytes, gate, &mut passed).await;
         }
+        // A session left in DATA mode cannot be reset, and a QUIT there would be read as
+        // message text: the socket is closed without a word, and the server drops the
+        // unfinished message.
+        let mid_data = matches!(&result, Err(Fail::Withheld { mid_data: true } | Fail::Gate { mid_data: true, .. }));
         let keep = match &result {
-            Ok(_) | Err(Fail::Withheld | Fail::Gate(_)) => true,
+            Ok(_) | Err(Fail::Withheld { .. } | Fail::Gate { .. }) => !mid_data,
             // A negative reply leaves the session usable after RSET; anything else does not.
             Err(Fail::Smtp(_, e)) => answered(e),
             Err(Fail::Timeout(_)) => false,
@@ -127,13 +136,13 @@ impl SmtpPool {
         let needs_reset = result.is_err();
         if keep && !conn.has_broken() && (!needs_reset || self.reset(&mut conn).await) {
             self.idle.lock().unwrap().push(conn);
-        } else {
+        } else if !mid_data {
             self.abort(&mut conn).await;
         }
         match result {
             Ok(resp) => Ok(Some(resp)),
-            Err(Fail::Withheld) => Ok(None),
-            Err(Fail::Gate(e)) => Err(SendError::NotClaimed(e)),
+            Err(Fail::Withheld { .. }) => Ok(None),
+            Err(Fail::Gate { error, .. }) => Err(SendError::NotClaimed(error)),
             Err(Fail::Smtp(phase, e)) => Err(classify(phase, &e)),
             Err(Fail::Timeout(Phase::Body)) => Err(SendError::Uncertain(format!(
                 "SMTP server did not answer within {t:?} after the message was sent; it may have accepted it"
@@ -196,15 +205,25 @@ impl SmtpPool {
         }
         // The handover: a connection held, the envelope accepted. Claimed here, an email that
         // waited for the rate limit or a connection, or was refused, was never uncertain.
-        if !*passed {
-            match gate.pass().await {
+        // The claim is written while DATA is on its way: the command carries nothing of the
+        // message, which leaves only once the claim is on disk, and a server whose DATA is
+        // never followed by the message's end discards it. One round trip to the server fewer
+        // on the time an email holds its connection.
+        let data = tokio::time::timeout(t, conn.command(Data));
+        let data = if *passed {
+            data.await
+        } else {
+            let (pass, data) = tokio::join!(gate.pass(), data);
+            let mid_data = matches!(data, Ok(Ok(_)));
+            match pass {
                 Ok(true) => *passed = true,
-                Ok(false) => return Err(Fail::Withheld),
-                Err(e) => return Err(Fail::Gate(e)),
+                Ok(false) => return Err(Fail::Withheld { mid_data }),
+                Err(error) => return Err(Fail::Gate { error, mid_data }),
             }
-        }
+            data
+        };
         // DATA refused or cut off: the message itself has not left yet.
-        match tokio::time::timeout(t, conn.command(Data)).await {
+        match data {
             Err(_) => return Err(Fail::Timeout(Phase::Envelope)),
             Ok(Err(e)) => return Err(Fail::Smtp(Phase::Envelope, e)),
             Ok(Ok(_)) => {}
