@@ -147,7 +147,10 @@ async fn whole_step(case: Case, csv: &Path) {
     let config = Config::default();
     let plan = cxflow::plan::build(file, &config, &proj, &cxflow::steps::REGISTRY).map_err(|e| e.to_string()).unwrap();
     let store = Store::open(&format!("sqlite://{}", proj.join("bench.sqlite").display())).await.unwrap();
-    for label in ["first run", "rerun, all ids already routed"] {
+    // FIRST_ONLY=1 skips the rerun (for profiling the first run alone).
+    let labels: &[&str] =
+        if std::env::var("FIRST_ONLY").is_ok() { &["first run"] } else { &["first run", "rerun, all ids already routed"] };
+    for &label in labels {
         let opts = cxflow::engine::RunOptions {
             trigger: cxflow::engine::Trigger::Manual,
             params: serde_json::Map::new(),
