@@ -70,9 +70,9 @@ pub struct WordIndex {
     owners: Vec<(usize, usize)>,
     /// The rule patterns (indices into `RuleSet::patterns`) this index decides.
     pub patterns: Vec<usize>,
-    /// UTF-8 of the non-ASCII characters that `(?i)` equates with an ASCII character of a
+    /// Finders of the non-ASCII characters that `(?i)` equates with an ASCII character of a
     /// keyword: a text containing one is left to the regexes.
-    folds: Vec<Vec<u8>>,
+    folds: Vec<memchr::memmem::Finder<'static>>,
 }
 
 /// A keyword occurrence with a word boundary at both ends.
@@ -124,7 +124,10 @@ impl WordIndex {
             .build(&spelled)
             .or_else(|_| AhoCorasick::builder().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&spelled));
         match built {
-            Ok(ac) => (Some(WordIndex { slot, ac, owners, patterns, folds }), left),
+            Ok(ac) => {
+                let folds = folds.iter().map(|f| memchr::memmem::Finder::new(f).into_owned()).collect();
+                (Some(WordIndex { slot, ac, owners, patterns, folds }), left)
+            }
             Err(_) => {
                 left.extend(patterns);
                 (None, left)
@@ -135,7 +138,7 @@ impl WordIndex {
     /// Whether `text` must be left to the regexes (it contains a character that case-folds to
     /// an ASCII letter of a keyword).
     pub fn needs_regex(&self, text: &[u8]) -> bool {
-        !text.is_ascii() && self.folds.iter().any(|f| memchr::memmem::find(text, f).is_some())
+        !text.is_ascii() && self.folds.iter().any(|f| f.find(text).is_some())
     }
 
     /// Every keyword occurrence in `text` with a word boundary at both ends.
