@@ -146,14 +146,27 @@ impl RuleSet {
         });
     }
 
-    /// Calls `out` with the text matched by each `contains`/`regex` test that made `c` true.
-    /// `not` branches contribute nothing: what they matched is why the rule did *not* apply.
+    /// Calls `out` with the text matched by each `contains`/`keywords`/`regex` test that made
+    /// `c` true. `not` branches contribute nothing: what they matched is why the rule did *not*
+    /// apply.
     pub fn keywords(&self, c: &Cond, row: &Row<'_>, s: &mut Scratch, out: &mut dyn FnMut(&[u8])) {
-        if !self.eval(c, row, s) {
-            return;
+        if self.eval(c, row, s) {
+            self.keywords_of_true(c, row, s, out);
         }
+    }
+
+    /// `keywords` for a `c` known to hold (a team's matched `when:`): the children of an `all`
+    /// hold too, and only the children of an `any` that have a pattern are evaluated again.
+    pub fn keywords_of_true(&self, c: &Cond, row: &Row<'_>, s: &mut Scratch, out: &mut dyn FnMut(&[u8])) {
         match c {
-            Cond::All(v) | Cond::Any(v) => v.iter().for_each(|c| self.keywords(c, row, s, out)),
+            Cond::All(v) => v.iter().for_each(|c| self.keywords_of_true(c, row, s, out)),
+            Cond::Any(v) => {
+                for c in v.iter().filter(|c| has_pattern(c)) {
+                    if self.eval(c, row, s) {
+                        self.keywords_of_true(c, row, s, out);
+                    }
+                }
+            }
             Cond::Not(_) => {}
             Cond::Leaf { slot, tests } => {
                 let val = row[*slot].unwrap_or(b"");
@@ -173,5 +186,14 @@ impl RuleSet {
                 }
             }
         }
+    }
+}
+
+/// Whether `c` has a pattern test outside `not` (one that can report keywords).
+fn has_pattern(c: &Cond) -> bool {
+    match c {
+        Cond::All(v) | Cond::Any(v) => v.iter().any(has_pattern),
+        Cond::Not(_) => false,
+        Cond::Leaf { tests, .. } => tests.iter().any(|t| matches!(t, Test::Pattern(_))),
     }
 }

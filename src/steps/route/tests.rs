@@ -355,3 +355,14 @@ fn keywords_errors_carry_yaml_paths() {
     let err = serde_yaml::from_str::<RulesFile>("teams:\n  - name: a\n    when: {field: text, keyword: [x]}\n").unwrap_err();
     assert!(err.to_string().contains("unknown field `keyword`"), "{err}");
 }
+
+#[test]
+fn the_unmatched_team_reports_no_keywords_of_its_own_rule() {
+    // Triage has a `when:` that does not hold for record 2; it gets it through `unmatched:`,
+    // and its own rule's keywords must not be counted for it.
+    let yaml = "teams:\n  - name: a\n    when: {field: text, keywords: refund}\n  - name: triage\n    when: {all: [{field: text, keywords: love}, {field: rating, lte: 1}]}\n";
+    let rs = ok(yaml, Some("triage"));
+    let (ids, r) = route(&rs, Mode::AllMatches, CSV, None);
+    assert_eq!(ids[1], vec!["2", "3", "4", "5"]);
+    assert!(r.buckets[1].keywords.sorted().is_empty(), "{:?}", r.buckets[1].keywords.sorted());
+}
