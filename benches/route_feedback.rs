@@ -1,5 +1,12 @@
-//! Routing benchmark: 1,000,000 generated feedback rows (~150 MB CSV, fixed seed), 12 teams with
-//! regex rules. Run: `cargo bench --bench route_feedback` (ROWS=n to change the size).
+//! Routing benchmark over 1,000,000 generated feedback rows (~150 MB CSV, fixed seed), two cases:
+//! - `regex`: 12 teams with regex rules, first match;
+//! - `ops`: 6 teams written the way ops people write them (product area, rating bounds and
+//!   whole-word case-insensitive keyword lists as `(?i)\b(?:invoice|refund)\b`), all matches,
+//!   the rest to a triage team, digests with the 50 most urgent items per team; about one text
+//!   in six is German, French or Spanish.
+//!
+//! Run: `cargo bench --bench route_feedback` (both cases), `-- --case ops` for one; ROWS=n to
+//! change the size, RUNS=n for the number of child runs per case.
 //!
 //! The CSV is generated once under target/bench-data; routing then runs in a child process so
 //! its peak memory (VmHWM) is not polluted by generation.
@@ -24,35 +31,85 @@ use cxflow::store::Store;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        child(Path::new(&args[i + 1]));
+        child(Case::from_name(&args[i + 1]), Path::new(&args[i + 2]));
         return;
     }
     if args.iter().any(|a| a == "--list") {
         return; // `cargo bench -- --list` support
     }
     let rows: u64 = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let cases = match args.iter().position(|a| a == "--case") {
+        Some(i) => vec![Case::from_name(&args[i + 1])],
+        None => vec![Case::Regex, Case::Ops],
+    };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&dir).unwrap();
-    let csv = dir.join(format!("feedback-{rows}.csv"));
-    if !csv.exists() {
-        let t = Instant::now();
-        let tmp = csv.with_extension("tmp");
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).unwrap());
-        feedback_gen::write_feedback(&mut w, rows, 42).unwrap();
-        drop(w);
-        std::fs::rename(&tmp, &csv).unwrap();
-        eprintln!("generated {} in {:.2?}", csv.display(), t.elapsed());
-    }
-    let size = std::fs::metadata(&csv).unwrap().len();
-    println!("input: {rows} rows, {:.1} MB", size as f64 / 1e6);
-    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    for _ in 0..runs {
-        let st = std::process::Command::new(std::env::current_exe().unwrap()).arg("--child").arg(&csv).status().unwrap();
-        assert!(st.success());
+    for case in cases {
+        let csv = dir.join(match case {
+            Case::Regex => format!("feedback-{rows}.csv"),
+            Case::Ops => format!("feedback-ops-{rows}.csv"),
+        });
+        if !csv.exists() {
+            let t = Instant::now();
+            let tmp = csv.with_extension("tmp");
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).unwrap());
+            match case {
+                Case::Regex => feedback_gen::write_feedback(&mut w, rows, 42).unwrap(),
+                Case::Ops => feedback_gen::write_feedback_ops(&mut w, rows, 42).unwrap(),
+            }
+            drop(w);
+            std::fs::rename(&tmp, &csv).unwrap();
+            eprintln!("generated {} in {:.2?}", csv.display(), t.elapsed());
+        }
+        let size = std::fs::metadata(&csv).unwrap().len();
+        println!("case {}: {rows} rows, {:.1} MB", case.name(), size as f64 / 1e6);
+        let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+        for _ in 0..runs {
+            let st =
+                std::process::Command::new(std::env::current_exe().unwrap()).args(["--child", case.name()]).arg(&csv).status().unwrap();
+            assert!(st.success());
+        }
     }
 }
 
-fn child(csv: &Path) {
+#[derive(Clone, Copy)]
+enum Case {
+    /// 12 regex teams, first match.
+    Regex,
+    /// 6 ops teams with whole-word keyword regexes, all matches, unmatched to Triage.
+    Ops,
+}
+
+impl Case {
+    fn from_name(s: &str) -> Case {
+        match s {
+            "regex" => Case::Regex,
+            "ops" => Case::Ops,
+            _ => panic!("unknown case `{s}`: regex or ops"),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Case::Regex => "regex",
+            Case::Ops => "ops",
+        }
+    }
+    fn teams_yaml(self) -> &'static str {
+        match self {
+            Case::Regex => feedback_gen::TEAMS_YAML,
+            Case::Ops => feedback_gen::OPS_TEAMS_YAML,
+        }
+    }
+    /// The route step's options besides input and rules.
+    fn route_options(self) -> &'static str {
+        match self {
+            Case::Regex => "      digest: { out_dir: out/digests }\n",
+            Case::Ops => "      mode: all_matches\n      unmatched: Triage\n      digest: { out_dir: out/digests, urgent_limit: 50 }\n",
+        }
+    }
+}
+
+fn child(case: Case, csv: &Path) {
     if std::env::var("PARSE_ONLY").is_ok() {
         let t = Instant::now();
         let mut rdr = csv::ReaderBuilder::new().buffer_capacity(1 << 18).from_reader(std::fs::File::open(csv).unwrap());
@@ -65,31 +122,35 @@ fn child(csv: &Path) {
         return;
     }
     if std::env::var("ROUTER_ONLY").is_ok() {
-        return router_only(csv);
+        return router_only(case, csv);
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(whole_step(csv));
+    rt.block_on(whole_step(case, csv));
 }
 
 /// The real step: plan from YAML (rules file, templates), SQLite run log, digests written to
 /// files; run twice, the second time with every id already routed.
-async fn whole_step(csv: &Path) {
+async fn whole_step(case: Case, csv: &Path) {
     let csv = &csv.canonicalize().unwrap();
     let proj = csv.parent().unwrap().join("project");
     let _ = std::fs::remove_dir_all(&proj);
     std::fs::create_dir_all(proj.join("workflows")).unwrap();
     std::fs::create_dir_all(proj.join("routing")).unwrap();
-    std::fs::write(proj.join("routing/teams.yaml"), feedback_gen::TEAMS_YAML).unwrap();
+    std::fs::write(proj.join("routing/teams.yaml"), case.teams_yaml()).unwrap();
     let wf = format!(
-        "name: bench\nsteps:\n  - id: feedback\n    read_csv: {}\n  - id: routed\n    route:\n      input: feedback\n      rules: routing/teams.yaml\n      as_of: \"2024-05-02T12:00:00Z\"\n      digest: {{ out_dir: out/digests }}\n",
-        csv.display()
+        "name: bench\nsteps:\n  - id: feedback\n    read_csv: {}\n  - id: routed\n    route:\n      input: feedback\n      rules: routing/teams.yaml\n      as_of: \"2024-05-02T12:00:00Z\"\n{}",
+        csv.display(),
+        case.route_options(),
     );
     std::fs::write(proj.join("workflows/bench.yaml"), &wf).unwrap();
     let file = Arc::new(cxflow::spec::load(&proj.join("workflows/bench.yaml")).map_err(|e| e.to_string()).unwrap());
     let config = Config::default();
     let plan = cxflow::plan::build(file, &config, &proj, &cxflow::steps::REGISTRY).map_err(|e| e.to_string()).unwrap();
     let store = Store::open(&format!("sqlite://{}", proj.join("bench.sqlite").display())).await.unwrap();
-    for label in ["first run", "rerun, all ids already routed"] {
+    // FIRST_ONLY=1 skips the rerun (for profiling the first run alone).
+    let labels: &[&str] =
+        if std::env::var("FIRST_ONLY").is_ok() { &["first run"] } else { &["first run", "rerun, all ids already routed"] };
+    for &label in labels {
         let opts = cxflow::engine::RunOptions {
             trigger: cxflow::engine::Trigger::Manual,
             params: serde_json::Map::new(),
@@ -107,7 +168,8 @@ async fn whole_step(csv: &Path) {
         let row = store.steps(summary.run_id).await.unwrap().into_iter().find(|s| s.step_id == "routed").unwrap();
         let out: serde_json::Value = serde_json::from_str(row.output.as_deref().unwrap()).unwrap();
         println!(
-            "route step ({label}): {:.3} s wall, {:.3} s CPU, peak RSS {:.1} MB; {} records, {} routed, {} already routed, {} dropped, {} errors, {} digests",
+            "{} route step ({label}): {:.3} s wall, {:.3} s CPU, peak RSS {:.1} MB; {} records, {} routed, {} already routed, {} dropped, {} errors, {} digests",
+            case.name(),
             t.elapsed().as_secs_f64(),
             cpu_secs() - cpu0,
             peak_rss_mb(),
@@ -122,15 +184,15 @@ async fn whole_step(csv: &Path) {
 }
 
 /// Routing alone (no run log, no digests): where the time goes.
-fn router_only(csv: &Path) {
+fn router_only(case: Case, csv: &Path) {
     let t = Instant::now();
-    let file: RulesFile = serde_yaml::from_str(feedback_gen::TEAMS_YAML).unwrap();
+    let file: RulesFile = serde_yaml::from_str(case.teams_yaml()).unwrap();
     let fields = FieldsSpec::default();
     let rules = compile(&CompileInput {
         teams: &file.teams,
         teams_path: "teams",
         fields: &fields,
-        unmatched: None,
+        unmatched: matches!(case, Case::Ops).then_some("Triage"),
         unmatched_path: "unmatched",
         as_of: 1_714_651_200,
     })
@@ -140,7 +202,10 @@ fn router_only(csv: &Path) {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let setup = Setup {
         rules: &rules,
-        mode: Mode::FirstMatch,
+        mode: match case {
+            Case::Regex => Mode::FirstMatch,
+            Case::Ops => Mode::AllMatches,
+        },
         limits: Limits { urgent: 10, sample: 5, keywords: 10 },
         seen: None,
         sink: &sink,

@@ -165,6 +165,13 @@ fn rule_file_errors_point_into_the_rule_file() {
     assert!(r.stderr.contains("routing/teams.yaml:5:33"), "{}", r.stderr);
     assert!(r.stderr.contains("routing/teams.yaml:6:40"), "{}", r.stderr);
 
+    let rules = "teams:\n  - name: A\n    when:\n      any:\n        - { field: text, keywords: [refund, ' invoice'] }\n  - name: Triage\n";
+    p.write("routing/teams.yaml", rules);
+    let r = p.run(&["validate", "workflows/fb.yaml"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("error: keyword ` invoice` is empty or has spaces at its ends"), "{}", r.stderr);
+    assert!(r.stderr.contains("routing/teams.yaml:5:"), "{}", r.stderr);
+
     p.write("routing/teams.yaml", "teams:\n  - name: A\n    when: { field: text, contains: x }\n");
     let r = p.run(&["validate", "workflows/fb.yaml"]);
     assert!(r.stderr.contains("`unmatched: Triage` names no team"), "{}", r.stderr);

@@ -182,3 +182,144 @@ teams:
     email: l10n@example.com
     when: {any: [{field: text, regex: '(?i)\btranslat(ion|ed)\b'}, {all: [{field: language, one_of: [de, fr, es]}, {field: rating, lte: 2}]}]}
 "#;
+
+/// Texts of the "ops" case: English, some German, French and Spanish (about one row in six is
+/// not ASCII), and words that contain a keyword without being it (`happy`, `recharged`,
+/// `applications`), which whole-word rules must not match.
+const OPS_OPENERS: &[&str] = &[
+    "I was charged twice for my order",
+    "The refund still has not arrived",
+    "Invoice shows the wrong VAT number",
+    "Where is my receipt",
+    "My parcel is late again",
+    "Tracking number does not work",
+    "Delivery driver left the box in the rain",
+    "The app crashes when I open the cart",
+    "App update broke the login screen",
+    "Cannot log in after the update",
+    "Password reset email never came",
+    "Someone hacked my account, possible fraud",
+    "The website is very slow today",
+    "Checkout page timed out twice",
+    "Your agent was rude and unhelpful",
+    "Great service, thank you so much",
+    "Love the new design",
+    "Recharged my card but nothing happened",
+    "Applications like yours should be faster",
+    "Die Rückerstattung für meine Bestellung fehlt noch",
+    "Die App stürzt ständig ab, bitte prüfen",
+    "Le colis est arrivé abîmé, très déçu",
+    "Facture erronée, merci de corriger",
+    "El envío llegó tarde y la caja estaba rota",
+    "Mi cuenta fue bloqueada sin razón",
+];
+const OPS_FILLER: &[&str] = &[
+    "please",
+    "help",
+    "today",
+    "again",
+    "order",
+    "really",
+    "quite",
+    "honestly",
+    "this",
+    "week",
+    "since",
+    "monday",
+    "very",
+    "disappointed",
+    "happy",
+    "customer",
+    "years",
+    "still",
+    "waiting",
+    "answer",
+    "thanks",
+    "regards",
+    "merci",
+    "danke",
+    "gracias",
+];
+
+/// Like `write_feedback`, with the multilingual texts of the ops case (about 147 bytes a row).
+pub(super) fn write_feedback_ops(out: &mut impl Write, rows: u64, seed: u64) -> io::Result<()> {
+    let mut r = Rng::new(seed);
+    out.write_all(HEADER.as_bytes())?;
+    let base = 1_714_651_200i64; // 2024-05-02T12:00:00Z
+    let mut text = String::with_capacity(200);
+    for i in 0..rows {
+        let ts = base - (i as i64) * 3 - (r.next() % 3) as i64;
+        let (y, mo, d, h, mi, s) = civil(ts);
+        let rating = match r.next() % 10 {
+            0 => 1,
+            1 => 2,
+            2 | 3 => 3,
+            4..=6 => 4,
+            _ => 5,
+        };
+        text.clear();
+        text.push_str(r.pick(OPS_OPENERS));
+        for _ in 0..(3 + r.next() % 6) {
+            text.push(' ');
+            text.push_str(r.pick(OPS_FILLER));
+        }
+        if r.next() % 5 == 0 {
+            text.push_str(", \"quoted\" part");
+        }
+        writeln!(
+            out,
+            "FB-{i:07},{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z,cust{c}@example.com,{ch},{area},{rating},{lang},\"{t}\"",
+            c = r.next() % 100_000,
+            ch = r.pick(CHANNELS),
+            area = r.pick(AREAS),
+            lang = r.pick(LANGS),
+            t = text.replace('"', "\"\""),
+        )?;
+    }
+    Ok(())
+}
+
+/// The ops case: six teams as ops people write them (product area, rating bounds, whole-word
+/// case-insensitive keyword lists as regexes), all matches, the rest to Triage.
+pub(super) const OPS_TEAMS_YAML: &str = r#"
+teams:
+  - name: Billing
+    email: billing@example.com
+    when:
+      any:
+        - {field: product_area, one_of: [billing, pricing]}
+        - {field: text, regex: '(?i)\b(?:invoice|refund|refunds|charge|charged|vat|receipt|rückerstattung|facture)\b'}
+    urgent: {field: rating, lte: 1}
+  - name: Shipping
+    email: shipping@example.com
+    when:
+      any:
+        - {field: product_area, equals: shipping}
+        - {field: text, regex: '(?i)\b(?:parcel|tracking|delivery|driver|box|late|colis|envío)\b'}
+    urgent: {all: [{field: rating, lte: 2}, {field: text, regex: '(?i)\b(?:rain|damaged|abîmé|rota)\b'}]}
+  - name: Mobile
+    email: mobile@example.com
+    when:
+      all:
+        - {field: text, regex: '(?i)\b(?:app|crash|crashes|update|stürzt)\b'}
+        - {field: rating, lte: 3}
+    urgent: {field: rating, lte: 1}
+  - name: Accounts
+    email: accounts@example.com
+    when: {field: text, regex: '(?i)\b(?:login|log in|password|account|fraud|hacked|cuenta)\b'}
+    urgent: {field: text, regex: '(?i)\b(?:fraud|hacked)\b'}
+  - name: Web
+    email: web@example.com
+    when:
+      all:
+        - {field: product_area, one_of: [website, catalog, support]}
+        - {field: text, regex: '(?i)\b(?:website|slow|checkout|timed out|page)\b'}
+  - name: Support quality
+    email: support-lead@example.com
+    when:
+      all:
+        - {field: rating, gte: 1, lte: 2}
+        - {field: text, regex: '(?i)\b(?:rude|unhelpful|agent|waiting|déçu)\b'}
+  - name: Triage
+    email: triage@example.com
+"#;

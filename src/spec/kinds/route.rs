@@ -103,6 +103,11 @@ pub struct Condition {
     /// reported as a keyword.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contains: Option<OneOrMany<String>>,
+    /// Contains one of these keywords as a whole word, case-insensitively: exactly the regex
+    /// `(?i)\b(?:w1|w2|...)\b` (Unicode word boundaries and case folding), matched with one
+    /// automaton for all keyword lists on a field. The matched text is reported as a keyword.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keywords: Option<OneOrMany<String>>,
     /// Matches this regular expression (Rust `regex` syntax; add `(?i)` for case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,

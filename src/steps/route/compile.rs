@@ -8,6 +8,7 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use super::rules::{Condition, FieldsSpec, OneOrMany, Scalar, TeamSpec};
 use super::values::parse_timestamp;
+use super::words::{whole_words, words_regex, WordIndex};
 
 /// A semantic error in rules, located by YAML path (e.g. `teams[2].when.any[0].regex`).
 #[derive(Debug, Clone, PartialEq)]
@@ -106,10 +107,15 @@ pub struct CompiledTeam {
 pub struct RuleSet {
     pub fields: Fields,
     pub roles: Roles,
-    /// Regexes of `contains` (case-insensitive alternation of escaped terms) and `regex`.
+    /// Regexes of `contains` (case-insensitive alternation of escaped terms), `keywords` and
+    /// `regex`.
     pub patterns: Vec<Regex>,
     /// Slot each pattern is applied to.
     pub pattern_slot: Vec<usize>,
+    /// The whole-word keyword patterns (`keywords:`, and regexes of that form), one automaton
+    /// per slot; `pattern_words[p]` is the index deciding pattern `p`, if any.
+    pub words: Vec<WordIndex>,
+    pub pattern_words: Vec<Option<usize>>,
     pub teams: Vec<CompiledTeam>,
     /// Team indices in evaluation order: priority descending, then file order.
     pub order: Vec<usize>,
@@ -136,6 +142,7 @@ pub fn compile(input: &CompileInput<'_>) -> Result<RuleSet, Vec<RuleError>> {
         fields: Fields::default(),
         patterns: Vec::new(),
         pattern_slot: Vec::new(),
+        pattern_keywords: Vec::new(),
         required: Vec::new(),
         errors: Vec::new(),
         as_of: input.as_of,
@@ -221,7 +228,45 @@ pub fn compile(input: &CompileInput<'_>) -> Result<RuleSet, Vec<RuleError>> {
     let mut required = c.required;
     required.sort_unstable();
     required.dedup();
-    Ok(RuleSet { fields: c.fields, roles, patterns: c.patterns, pattern_slot: c.pattern_slot, teams, order, unmatched, required })
+    let (words, pattern_words) = word_indexes(&c.pattern_slot, c.pattern_keywords);
+    Ok(RuleSet {
+        fields: c.fields,
+        roles,
+        patterns: c.patterns,
+        pattern_slot: c.pattern_slot,
+        words,
+        pattern_words,
+        teams,
+        order,
+        unmatched,
+        required,
+    })
+}
+
+/// (pattern, keywords) of the whole-word patterns on one slot.
+type SlotLists = (usize, Vec<(usize, Vec<String>)>);
+
+/// One automaton per slot for the patterns that are whole-word keyword lists.
+fn word_indexes(slots: &[usize], keywords: Vec<Option<Vec<String>>>) -> (Vec<WordIndex>, Vec<Option<usize>>) {
+    let mut by_slot: Vec<SlotLists> = Vec::new();
+    for (p, k) in keywords.into_iter().enumerate() {
+        let Some(k) = k else { continue };
+        match by_slot.iter_mut().find(|(s, _)| *s == slots[p]) {
+            Some((_, lists)) => lists.push((p, k)),
+            None => by_slot.push((slots[p], vec![(p, k)])),
+        }
+    }
+    let mut indexes = Vec::new();
+    let mut pattern_words = vec![None; slots.len()];
+    for (slot, lists) in by_slot {
+        if let (Some(ix), _) = WordIndex::build(slot, &lists) {
+            for &p in &ix.patterns {
+                pattern_words[p] = Some(indexes.len());
+            }
+            indexes.push(ix);
+        }
+    }
+    (indexes, pattern_words)
 }
 
 fn looks_like_email(e: &str) -> bool {
@@ -235,12 +280,14 @@ struct Compiler {
     fields: Fields,
     patterns: Vec<Regex>,
     pattern_slot: Vec<usize>,
+    /// Per pattern: its keywords when it is a whole-word keyword list.
+    pattern_keywords: Vec<Option<Vec<String>>>,
     required: Vec<usize>,
     errors: Vec<RuleError>,
     as_of: i64,
 }
 
-const OPERATORS: &str = "equals, one_of, contains, regex, lt, lte, gt, gte, before, after, within, older_than";
+const OPERATORS: &str = "equals, one_of, contains, keywords, regex, lt, lte, gt, gte, before, after, within, older_than";
 
 impl Compiler {
     fn err(&mut self, path: &str, message: impl Into<String>, help: Option<String>) {
@@ -252,6 +299,7 @@ impl Compiler {
         let has_ops = c.equals.is_some()
             || c.one_of.is_some()
             || c.contains.is_some()
+            || c.keywords.is_some()
             || c.regex.is_some()
             || c.lt.is_some()
             || c.lte.is_some()
@@ -334,6 +382,21 @@ impl Compiler {
                 self.pattern(&src, slot, &format!("{path}.contains"), &mut tests);
             }
         }
+        if let Some(words) = &c.keywords {
+            let words = words.to_vec();
+            let kpath = format!("{path}.keywords");
+            if words.is_empty() {
+                self.err(&kpath, "empty `keywords:` list", Some("list at least one word, e.g. `keywords: [invoice, refund]`".into()));
+            } else if let Some(w) = words.iter().find(|w| w.trim().is_empty() || w.trim() != w.as_str()) {
+                self.err(
+                    &kpath,
+                    format!("keyword `{w}` is empty or has spaces at its ends"),
+                    Some("keywords match whole words; write them without surrounding spaces".into()),
+                );
+            } else {
+                self.pattern(&words_regex(&words), slot, &kpath, &mut tests);
+            }
+        }
         if let Some(re) = &c.regex {
             self.pattern(re, slot, &format!("{path}.regex"), &mut tests);
         }
@@ -371,6 +434,7 @@ impl Compiler {
             Ok(re) => {
                 self.patterns.push(re);
                 self.pattern_slot.push(slot);
+                self.pattern_keywords.push(whole_words(src));
                 tests.push(Test::Pattern(self.patterns.len() - 1));
             }
             Err(e) => {

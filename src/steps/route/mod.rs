@@ -21,6 +21,7 @@ pub mod seen;
 pub mod source;
 pub mod values;
 mod webhook;
+pub mod words;
 
 pub(crate) use plan::plan;
 pub use plan::Planned;

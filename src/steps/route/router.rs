@@ -107,7 +107,9 @@ impl<'r> Router<'r> {
             self.record_error(id, seq, msg);
             return;
         }
-        if self.matched.is_empty() {
+        // Through `unmatched:`, a team's own `when:` (if it has one) did not hold.
+        let fell_through = self.matched.is_empty();
+        if fell_through {
             match rules.unmatched {
                 Some(u) => self.matched.push(u),
                 None => {
@@ -138,11 +140,12 @@ impl<'r> Router<'r> {
         for k in 0..self.matched.len() {
             let t = self.matched[k];
             let bucket = &mut self.buckets[t];
-            if let Some(when) = &rules.teams[t].when {
+            if let Some(when) = rules.teams[t].when.as_ref().filter(|_| !fell_through) {
                 let (kw, spans) = (&mut self.kw, &mut self.kw_spans);
                 kw.clear();
                 spans.clear();
-                rules.keywords(when, row, &mut self.scratch, &mut |m: &[u8]| push_keyword(m, kw, spans));
+                // `when` held: that is why the team is in `matched`.
+                rules.keywords_of_true(when, row, &mut self.scratch, &mut |m: &[u8]| push_keyword(m, kw, spans));
                 for &(a, b) in spans.iter() {
                     bucket.keywords.add(&kw[a..b], 1);
                 }

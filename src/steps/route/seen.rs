@@ -87,8 +87,15 @@ impl IdBatcher {
         if self.count > 0 {
             self.json.push(',');
         }
-        // Ids rarely need escaping; serde_json handles the ones that do (quotes, backslashes).
-        self.json.push_str(&serde_json::to_string(s).unwrap_or_default());
+        // Control characters are refused above, so only quotes and backslashes need escaping:
+        // the common id is copied as is, without a string allocated per id.
+        if s.contains(['"', '\\']) {
+            self.json.push_str(&serde_json::to_string(s).unwrap_or_default());
+        } else {
+            self.json.push('"');
+            self.json.push_str(s);
+            self.json.push('"');
+        }
         self.count += 1;
         if self.count >= self.batch {
             self.flush();
@@ -132,11 +139,12 @@ mod tests {
         let mut b = IdBatcher::new(2, Some(Box::new(move |batch| g.lock().unwrap().push(batch))));
         assert!(b.push(b"a"));
         assert!(b.push(b"q\"uote"));
+        assert!(b.push("back\\slash é".as_bytes()));
         assert!(!b.push(b"new\nline"));
         assert!(b.push(b"c"));
         b.flush();
         let got = got.lock().unwrap();
         let arrays: Vec<Vec<String>> = got.iter().map(|b| serde_json::from_str(&b.json).unwrap()).collect();
-        assert_eq!(arrays, vec![vec!["a".to_string(), "q\"uote".into()], vec!["c".into()]]);
+        assert_eq!(arrays, vec![vec!["a".to_string(), "q\"uote".into()], vec!["back\\slash é".into(), "c".into()]]);
     }
 }

@@ -279,3 +279,90 @@ fn parallel_routing_equals_sequential() {
     }
     assert!(par.buckets.iter().all(|b| b.count > 0), "every team gets something from the generator");
 }
+
+fn compile_yaml(yaml: &str, unmatched: Option<&str>) -> RuleSet {
+    let file: RulesFile = serde_yaml::from_str(yaml).unwrap();
+    let fields = FieldsSpec::default();
+    compile(&CompileInput {
+        teams: &file.teams,
+        teams_path: "teams",
+        fields: &fields,
+        unmatched,
+        unmatched_path: "unmatched",
+        as_of: 1_714_651_200,
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// The ops rules routed with their keyword regexes recognised (one automaton) and with the
+/// same regexes in a form that is not recognised (`(?:\b)` for `\b`): identical digests,
+/// keywords included, over the multilingual generated data.
+#[test]
+fn keyword_regexes_route_like_the_regex_engine() {
+    let mut csv = Vec::new();
+    feedback_gen::write_feedback_ops(&mut csv, 20_000, 11).unwrap();
+    // Adversarial rows: keywords inside words, next to non-ASCII word characters, folded
+    // letters, broken UTF-8.
+    csv.extend_from_slice("A1,2024-05-02T10:00:00Z,c,email,website,1,fr,appé refundé happy éapp\n".as_bytes());
+    csv.extend_from_slice("A2,2024-05-02T10:00:00Z,c,email,website,1,fr,l’app ĸ \u{212A}rash rude\u{301} déçu!\n".as_bytes());
+    csv.extend_from_slice(b"A3,2024-05-02T10:00:00Z,c,email,website,2,fr,\xFFapp\xC3 refund\xE2\x84 agent\n");
+    csv.extend_from_slice("A4,2024-05-02T10:00:00Z,c,chat,website,2,de,DIE APP STÜRZT AB, Rückerstattung, ſlow page\n".as_bytes());
+    let fast = compile_yaml(feedback_gen::OPS_TEAMS_YAML, Some("Triage"));
+    let slow_yaml = feedback_gen::OPS_TEAMS_YAML.replace(r"(?i)\b(", r"(?i)(?:\b)(");
+    let slow = compile_yaml(&slow_yaml, Some("Triage"));
+    assert_eq!(fast.words.len(), 1, "all keyword regexes are on `text`: one automaton");
+    assert_eq!(fast.pattern_words.iter().filter(|w| w.is_some()).count(), 8);
+    assert!(slow.words.is_empty());
+    let lim = Limits { urgent: 50, sample: 5, keywords: 20 };
+    fn run<'a>(rs: &'a RuleSet, csv: &[u8], lim: Limits) -> Router<'a> {
+        let mut r = Router::new(rs, Mode::AllMatches, lim, None, IdBatcher::new(1000, None));
+        route_csv(csv, &rs.fields, &mut r, &|| false).unwrap();
+        r
+    }
+    let (a, b) = (run(&fast, &csv, lim), run(&slow, &csv, lim));
+    assert_eq!(a.counts, b.counts);
+    for (x, y) in a.buckets.iter().zip(&b.buckets) {
+        assert_eq!(x.stats_json(&lim), y.stats_json(&lim));
+    }
+    assert!(a.buckets.iter().all(|b| b.count > 0));
+}
+
+#[test]
+fn keywords_operator_is_whole_word_and_case_insensitive() {
+    let csv = "id,text\n1,App crashes\n2,happy days\n3,my APP\n4,appé\n5,l’app!\n6,apps\n7,Charged twice\n";
+    let yaml = "teams:\n  - name: t\n    when: {field: text, keywords: [app, charged]}\n";
+    let rs = ok(yaml, None);
+    assert_eq!(rs.words.len(), 1);
+    let (ids, r) = route(&rs, Mode::FirstMatch, csv, None);
+    assert_eq!(ids[0], vec!["1", "3", "5", "7"]);
+    let kw = r.buckets[0].keywords.sorted();
+    assert_eq!(kw, vec![("app".to_string(), 3), ("charged".to_string(), 1)]);
+    // The same as the regex it stands for.
+    let re = ok("teams:\n  - name: t\n    when: {field: text, regex: '(?i)\\b(?:app|charged)\\b'}\n", None);
+    let (ids_re, r_re) = route(&re, Mode::FirstMatch, csv, None);
+    assert_eq!(ids_re, ids);
+    assert_eq!(r_re.buckets[0].keywords.sorted(), kw);
+    // One keyword may be given as a string.
+    assert_eq!(matches("{field: text, keywords: Refund}"), vec!["1"]);
+}
+
+#[test]
+fn keywords_errors_carry_yaml_paths() {
+    let e = errors("teams:\n  - name: a\n    when: {field: text, keywords: []}\n", None);
+    assert_eq!(e, vec![("teams[0].when.keywords".into(), "empty `keywords:` list".into())]);
+    let e = errors("teams:\n  - name: a\n    when: {field: text, keywords: [refund, ' invoice']}\n", None);
+    assert_eq!(e, vec![("teams[0].when.keywords".into(), "keyword ` invoice` is empty or has spaces at its ends".into())]);
+    let err = serde_yaml::from_str::<RulesFile>("teams:\n  - name: a\n    when: {field: text, keyword: [x]}\n").unwrap_err();
+    assert!(err.to_string().contains("unknown field `keyword`"), "{err}");
+}
+
+#[test]
+fn the_unmatched_team_reports_no_keywords_of_its_own_rule() {
+    // Triage has a `when:` that does not hold for record 2; it gets it through `unmatched:`,
+    // and its own rule's keywords must not be counted for it.
+    let yaml = "teams:\n  - name: a\n    when: {field: text, keywords: refund}\n  - name: triage\n    when: {all: [{field: text, keywords: love}, {field: rating, lte: 1}]}\n";
+    let rs = ok(yaml, Some("triage"));
+    let (ids, r) = route(&rs, Mode::AllMatches, CSV, None);
+    assert_eq!(ids[1], vec!["2", "3", "4", "5"]);
+    assert!(r.buckets[1].keywords.sorted().is_empty(), "{:?}", r.buckets[1].keywords.sorted());
+}

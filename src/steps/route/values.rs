@@ -116,8 +116,17 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 /// Case-insensitive equality of text; ASCII fast path, Unicode lowercase otherwise.
 pub fn eq_ignore_case(a: &[u8], b_lower: &str) -> bool {
     let a = trim(a);
-    if a.is_ascii() && b_lower.is_ascii() {
-        return a.eq_ignore_ascii_case(b_lower.as_bytes());
+    if b_lower.is_ascii() {
+        // Equal bytes up to ASCII case settle it; otherwise only a non-ASCII `a` can still
+        // lowercase to `b` (the Kelvin sign is `k`).
+        if a.eq_ignore_ascii_case(b_lower.as_bytes()) {
+            return true;
+        }
+        if a.is_ascii() {
+            return false;
+        }
+    } else if a.is_ascii() {
+        return false;
     }
     match std::str::from_utf8(a) {
         Ok(s) => s.to_lowercase() == b_lower,
@@ -160,5 +169,7 @@ mod tests {
         assert!(eq_ignore_case(b" Billing ", "billing"));
         assert!(eq_ignore_case("ÉQUIPE".as_bytes(), "équipe"));
         assert!(!eq_ignore_case(b"bill", "billing"));
+        assert!(eq_ignore_case("\u{212A}iwi".as_bytes(), "kiwi"), "the Kelvin sign lowercases to k");
+        assert!(!eq_ignore_case(b"equipe", "équipe"));
     }
 }
