@@ -4,8 +4,12 @@
 //!   cargo bench --bench email_send -- --pipeline  # render + build + send only, no engine or run log
 //!   cargo bench --bench email_send -- --lettre-pool 1000   # lettre's own pooled transport, for comparison
 //!
+//!   cargo bench --bench email_send -- --server PORT [--raw]   # to a server on 127.0.0.1:PORT instead
+//!
 //! Prints messages/s and peak memory (VmHWM). Options: N (count), --pool K, --concurrency C.
-//! The sink runs in the same process but keeps no message bodies.
+//! The sink runs in the same process but keeps no message bodies. `--raw` sends messages rendered
+//! and built beforehand (only the sending is timed): the most a server takes from our SMTP client,
+//! the ceiling `benches/email_aiosmtpd.sh` compares the engine with.
 
 #[path = "../tests/support/smtp.rs"]
 mod smtp;
@@ -66,10 +70,18 @@ async fn main() {
     if !benching && !args.iter().any(|a| a.parse::<usize>().is_ok()) {
         args.insert(0, "200".into());
     }
-    let sink = smtp::SmtpSink::start_with_threads(64);
-    sink.discard_data();
+    // Another server (`--server PORT`) counts what it got itself; the in-process sink is then not started.
+    let sink = arg(&args, "--server").is_none().then(|| {
+        let sink = smtp::SmtpSink::start_with_threads(64);
+        sink.discard_data();
+        sink
+    });
+    let url = match (&sink, arg(&args, "--server")) {
+        (Some(sink), _) => sink.url(),
+        (None, port) => format!("smtp://127.0.0.1:{}", port.unwrap()),
+    };
     if let Some(n) = arg(&args, "--lettre-pool") {
-        return lettre_pool(&sink, n).await;
+        return lettre_pool(sink.as_ref().expect("--lettre-pool uses the in-process sink"), n).await;
     }
     let n = args
         .iter()
@@ -79,8 +91,9 @@ async fn main() {
         .unwrap_or(10_000);
     let pool_size = arg(&args, "--pool").unwrap_or(8);
     let concurrency = arg(&args, "--concurrency").unwrap_or(16);
-    if !args.iter().any(|a| a == "--pipeline") {
-        return engine(&sink, n, pool_size, concurrency).await;
+    let raw = args.iter().any(|a| a == "--raw");
+    if !raw && !args.iter().any(|a| a == "--pipeline") {
+        return engine(&url, sink.as_ref(), n, pool_size, concurrency).await;
     }
 
     let dir = tempfile::tempdir().unwrap();
@@ -95,23 +108,28 @@ idempotency_key: "follow-up/{{item.ticket_id}}"
     )
     .unwrap();
     let compiled = Arc::new(Compiled::compile(&spec, dir.path(), |p, m| panic!("{p}: {m}")).unwrap());
-    let transport = Arc::new(Transport::Smtp(SmtpPool::new(SmtpSettings::parse(&sink.url()).unwrap(), pool_size)));
+    let transport = Arc::new(Transport::Smtp(SmtpPool::new(SmtpSettings::parse(&url).unwrap(), pool_size)));
     transport.check().await.unwrap();
     let rate = Arc::new(RateLimiter::new(None));
+    let base = dir.path().to_path_buf();
+    let message = move |c: &Compiled, i: usize| {
+        let ctx = json!({"item": {
+            "ticket_id": 100000 + i, "name": format!("Customer {i}"), "email": format!("c{i}@example.org"),
+            "topic": "Billing & invoices", "closed_at": "2024-05-03T10:00:00Z", "replies": i % 4, "agent": "sam"
+        }});
+        build(&c.render(&ctx, Some("Acme <support@acme.example>"), "x", &base).unwrap()).unwrap()
+    };
+    let prebuilt: Vec<_> = if raw { (0..n).map(|i| message(&compiled, i)).collect() } else { Vec::new() };
 
     let start = Instant::now();
-    let base = dir.path().to_path_buf();
     let sent = futures::stream::iter(0..n)
         .map(|i| {
-            let (c, t, r, base) = (compiled.clone(), transport.clone(), rate.clone(), base.clone());
+            let (c, t, r, message, prebuilt) = (compiled.clone(), transport.clone(), rate.clone(), &message, &prebuilt);
             async move {
-                let ctx = json!({"item": {
-                    "ticket_id": 100000 + i, "name": format!("Customer {i}"), "email": format!("c{i}@example.org"),
-                    "topic": "Billing & invoices", "closed_at": "2024-05-03T10:00:00Z", "replies": i % 4, "agent": "sam"
-                }});
-                let rendered = c.render(&ctx, Some("Acme <support@acme.example>"), "x", &base).unwrap();
-                let msg = build(&rendered).unwrap();
-                t.send(&msg, &r, &Ungated).await.unwrap();
+                match prebuilt.get(i) {
+                    Some(msg) => t.send(msg, &r, &Ungated).await.unwrap(),
+                    None => t.send(&message(&c, i), &r, &Ungated).await.unwrap(),
+                };
             }
         })
         .buffer_unordered(concurrency)
@@ -119,9 +137,12 @@ idempotency_key: "follow-up/{{item.ticket_id}}"
         .await;
     let el = start.elapsed();
     transport.close().await;
-    assert_eq!(sink.wait_for(n, std::time::Duration::from_secs(10)), n);
+    if let Some(sink) = &sink {
+        assert_eq!(sink.wait_for(n, std::time::Duration::from_secs(10)), n);
+    }
     println!(
-        "email_send: {sent} messages in {:.2}s = {:.0} msg/s (pool {pool_size}, concurrency {concurrency}); peak memory VmHWM {}",
+        "email_send{}: {sent} messages in {:.2}s = {:.0} msg/s (pool {pool_size}, concurrency {concurrency}); peak memory VmHWM {}",
+        if raw { " (pre-rendered)" } else { "" },
         el.as_secs_f64(),
         sent as f64 / el.as_secs_f64(),
         vm_hwm()
@@ -130,7 +151,7 @@ idempotency_key: "follow-up/{{item.ticket_id}}"
 
 /// The whole product path: CSV → engine → send_email step → SMTP, with the SQLite run log and
 /// the exactly-once ledger (two writes per message: claim before, sent after).
-async fn engine(sink: &smtp::SmtpSink, n: usize, pool_size: usize, concurrency: usize) {
+async fn engine(url: &str, sink: Option<&smtp::SmtpSink>, n: usize, pool_size: usize, concurrency: usize) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     setup_templates(&p.join("templates"));
@@ -142,7 +163,7 @@ async fn engine(sink: &smtp::SmtpSink, n: usize, pool_size: usize, concurrency: 
     std::fs::write(p.join("data/closed.csv"), csv).unwrap();
     std::fs::write(
         p.join("cxflow.yaml"),
-        format!("smtp_url: \"{}\"\nsmtp_pool_size: {pool_size}\nsmtp_from: \"Acme <support@acme.example>\"\n", sink.url()),
+        format!("smtp_url: \"{url}\"\nsmtp_pool_size: {pool_size}\nsmtp_from: \"Acme <support@acme.example>\"\n"),
     )
     .unwrap();
     std::fs::create_dir_all(p.join("workflows")).unwrap();
@@ -174,7 +195,9 @@ steps:
     let code = tokio::spawn(async move { cxflow::cli::run(&project, args).await.map_err(|e| e.to_string()) }).await.unwrap().unwrap();
     let el = start.elapsed();
     assert_eq!(code, 0);
-    assert_eq!(sink.wait_for(n, std::time::Duration::from_secs(10)), n);
+    if let Some(sink) = sink {
+        assert_eq!(sink.wait_for(n, std::time::Duration::from_secs(10)), n);
+    }
     println!(
         "email_send (engine + run log): {n} messages in {:.2}s = {:.0} msg/s (pool {pool_size}, concurrency {concurrency}); peak memory VmHWM {}",
         el.as_secs_f64(),
