@@ -211,9 +211,11 @@ fn router_only(case: Case, csv: &Path) {
         sink: &sink,
         workers,
         delimiter: b',',
+        max_record: 1 << 20,
+        source: "feedback.csv",
         cancelled: &|| false,
     };
-    let (router, _) = route_csv_parallel(std::fs::File::open(csv).unwrap(), &setup).unwrap();
+    let (router, _) = route_csv_parallel(std::fs::File::open(csv).unwrap(), u64::MAX, &setup).unwrap();
     println!(
         "router only: {:.3} s wall, {:.3} s CPU, peak RSS {:.1} MB, {} records, {} routed",
         t.elapsed().as_secs_f64(),

@@ -67,6 +67,8 @@ pub struct Config {
     pub retention_runs: Option<u32>,
     /// When `cxflow serve` prunes (UTC).
     pub prune_cron: CronSchedule,
+    /// Largest record the record readers accept, in bytes, at least 1024.
+    pub max_record_bytes: usize,
 }
 
 impl Default for Config {
@@ -93,6 +95,8 @@ impl Default for Config {
             retention_days: None,
             retention_runs: None,
             prune_cron: CronSchedule::parse("17 3 * * *").expect("the default prune time is a cron expression"),
+            // Far above any real feedback row or export line, far below what hurts a small server.
+            max_record_bytes: 1 << 20,
         }
     }
 }

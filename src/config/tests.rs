@@ -223,3 +223,12 @@ fn variable_smtp_url_never_shows_its_password() {
         "error: `CXFLOW_SMTP_URL`: unknown option `pool`; known: tls, timeout\n  --> (environment):1:17\n  |\n1 | CXFLOW_SMTP_URL=smtp://bot:***@mail.x.com?pool=2\n  |                 ^\n  = help: write it like `smtp://mail.example.com:587?tls=required` or `smtps://mail.example.com` (docs/email.md), or unset CXFLOW_SMTP_URL\n"
     );
 }
+
+#[test]
+fn max_record_bytes_has_a_default_a_floor_and_an_override() {
+    assert_eq!(build("", &[]).unwrap().max_record_bytes, 1 << 20);
+    assert_eq!(build("max_record_bytes: 4096\n", &[]).unwrap().max_record_bytes, 4096);
+    assert_eq!(build("", &[("CXFLOW_MAX_RECORD_BYTES", "2048")]).unwrap().max_record_bytes, 2048);
+    let e = error("max_record_bytes: 10\n", &[]);
+    assert!(e.contains("`max_record_bytes`: must be at least 1024 bytes, not `10`") && e.contains("cxflow.yaml:1:19"), "{e}");
+}

@@ -84,6 +84,7 @@ pub(super) fn settings(raw: &ConfigFile, file: &ConfigSource, env: &EnvOrigins) 
         retention_days: raw.retention_days,
         retention_runs: raw.retention_runs,
         prune_cron: p.field("prune_cron", raw.prune_cron.as_deref(), cron).unwrap_or(d.prune_cron),
+        max_record_bytes: p.field("max_record_bytes", raw.max_record_bytes.as_ref(), record_bytes).unwrap_or(d.max_record_bytes),
     };
     if p.errors.is_empty() {
         return Ok(config);
@@ -178,6 +179,13 @@ fn max_runs(n: &usize) -> Result<usize, Problem> {
         return Ok(*n);
     }
     Err(problem("must be at least 1, not `0`", "remove it for no limit"))
+}
+
+fn record_bytes(n: &usize) -> Result<usize, Problem> {
+    if *n >= 1024 {
+        return Ok(*n);
+    }
+    Err(problem(format!("must be at least 1024 bytes, not `{n}`"), "remove it for the default of 1048576 (1 MiB)"))
 }
 
 fn cron(s: &str) -> Result<CronSchedule, Problem> {

@@ -25,8 +25,9 @@ pub trait Source: std::fmt::Debug + Send + Sync {
     }
     /// Where the records come from, for messages.
     fn describe(&self) -> String;
-    /// A CSV file and its delimiter, for consumers with a faster path over the raw file (routing).
-    fn csv_file(&self) -> Option<(&std::path::Path, u8)> {
+    /// A CSV file, its delimiter and the record size limit, for consumers with a faster path
+    /// over the raw file (routing).
+    fn csv_file(&self) -> Option<(&std::path::Path, u8, usize)> {
         None
     }
 }
@@ -91,7 +92,7 @@ impl RecordSource {
         }
     }
 
-    pub fn csv_file(&self) -> Option<(&std::path::Path, u8)> {
+    pub fn csv_file(&self) -> Option<(&std::path::Path, u8, usize)> {
         match self {
             RecordSource::Source(s) => s.csv_file(),
             _ => None,

@@ -96,6 +96,11 @@ impl<'a> PlanCx<'a> {
         }
     }
 
+    /// The record size limit, for kinds that peek at an input file while planning.
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        self.config.max_record_bytes
+    }
+
     pub fn templates_dir(&self) -> PathBuf {
         self.config.path(self.project, &self.config.templates_dir)
     }

@@ -49,6 +49,9 @@ pub struct ConfigFile {
     pub retention_runs: Option<u32>,
     /// When `cxflow serve` prunes (cron, UTC; default `17 3 * * *`).
     pub prune_cron: Option<String>,
+    /// Largest record `read_csv`, `read_json` and `route` read, in bytes (default 1048576, 1 MiB):
+    /// a larger one fails that item and is never held in memory.
+    pub max_record_bytes: Option<usize>,
 }
 
 /// `cxflow.yaml` read and deserialized, with what is needed to point into it.

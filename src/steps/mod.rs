@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod command;
+pub(crate) mod csv_rows;
 pub mod read_csv;
 pub mod read_json;
 pub mod registry;

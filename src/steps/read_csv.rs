@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde_json::{json, Number, Value};
 use tokio::sync::mpsc;
 
+use super::csv_rows::{count_records, CsvRows, Problem, Row};
 use crate::engine::records::{blocking, complete_lines, open_file, Record, Records, Source};
 use crate::engine::{BatchCx, BatchOutcome, BatchStep, RecordSource};
 use crate::plan::{PlanCx, TemplateRef};
@@ -39,7 +40,7 @@ pub(crate) fn plan(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Opt
     };
     cx.check_input_file(&ppath, src.path());
     if let (Some(d), false) = (delimiter, src.path().contains("{{")) {
-        if let Some(header) = header(&cx.resolve(src.path()), d) {
+        if let Some(header) = header(&cx.resolve(src.path()), d, cx.max_record_bytes()) {
             cx.known_fields(src.path(), header);
         }
     }
@@ -49,9 +50,14 @@ pub(crate) fn plan(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Opt
 
 /// The header of a CSV file that is there: templates over its records can then be checked
 /// before the run, not at the first record.
-fn header(path: &Path, delimiter: u8) -> Option<Vec<String>> {
-    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_path(path).ok()?;
-    Some(rdr.headers().ok()?.iter().map(str::to_string).collect())
+fn header(path: &Path, delimiter: u8, max: usize) -> Option<Vec<String>> {
+    let file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut rec = csv::ByteRecord::new();
+    match CsvRows::new(file, len, delimiter, max).next(&mut rec).ok()? {
+        Row::Record { .. } => rec.iter().map(|h| std::str::from_utf8(h).ok().map(str::to_string)).collect(),
+        _ => None,
+    }
 }
 
 #[async_trait]
@@ -60,7 +66,8 @@ impl BatchStep for ReadCsv {
         let path = cx.path(&self.path)?;
         open_file(&path)?;
         let out = json!({"path": path.display().to_string()});
-        Ok(BatchOutcome::source(RecordSource::Source(Arc::new(CsvFile { path, delimiter: self.delimiter })), out))
+        let max_record = cx.run.config.max_record_bytes;
+        Ok(BatchOutcome::source(RecordSource::Source(Arc::new(CsvFile { path, delimiter: self.delimiter, max_record })), out))
     }
 }
 
@@ -68,24 +75,25 @@ impl BatchStep for ReadCsv {
 pub(crate) struct CsvFile {
     path: PathBuf,
     delimiter: u8,
+    max_record: usize,
 }
 
 impl Source for CsvFile {
     fn open(&self) -> Records {
-        let (path, delimiter) = (self.path.clone(), self.delimiter);
-        blocking(move |tx| read_csv(&path, delimiter, tx))
+        let (path, delimiter, max) = (self.path.clone(), self.delimiter, self.max_record);
+        blocking(move |tx| read_csv(&path, delimiter, max, tx))
     }
 
     fn count_hint(&self) -> Option<u64> {
-        off_the_runtime(|| csv_lines(&self.path)).map(|n| n.saturating_sub(1))
+        off_the_runtime(|| count_records(&self.path, self.delimiter).ok())
     }
 
     fn describe(&self) -> String {
         self.path.display().to_string()
     }
 
-    fn csv_file(&self) -> Option<(&Path, u8)> {
-        Some((&self.path, self.delimiter))
+    fn csv_file(&self) -> Option<(&Path, u8, usize)> {
+        Some((&self.path, self.delimiter, self.max_record))
     }
 }
 
@@ -112,17 +120,26 @@ pub fn csv_value(s: &str) -> Value {
     }
 }
 
-fn read_csv(path: &Path, delimiter: u8, tx: Tx) -> anyhow::Result<()> {
+fn read_csv(path: &Path, delimiter: u8, max: usize, tx: Tx) -> anyhow::Result<()> {
     let (file, cut_short) = complete_lines(path)?;
-    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(file);
-    let headers = rdr.headers().with_context(|| format!("cannot read the header row of `{}`", path.display()))?.clone();
-    let mut rec = csv::StringRecord::new();
+    let end = file.limit();
+    let mut rows = CsvRows::new(file.into_inner(), end, delimiter, max);
+    let read_error = || format!("cannot read `{}`", path.display());
+    let mut rec = csv::ByteRecord::new();
+    let headers: Vec<String> = match rows.next(&mut rec).with_context(read_error)? {
+        Row::Record { .. } => match rec.iter().map(|h| std::str::from_utf8(h).map(str::to_string)).collect() {
+            Ok(h) => h,
+            Err(_) => anyhow::bail!("`{}` line 1: the header row is not valid UTF-8; save the file as UTF-8", path.display()),
+        },
+        Row::Bad { line, problem } => anyhow::bail!("`{}` line {line}: cannot read the header row: {problem}", path.display()),
+        Row::End => return Ok(()),
+    };
     loop {
-        let msg = match rdr.read_record(&mut rec) {
+        let msg = match rows.next(&mut rec).with_context(read_error)? {
             // A record that may be half written is not used: it fails, visibly, so the run is
             // not green and a resume after the file is complete picks it up.
-            Ok(false) if cut_short => {
-                let line = rdr.position().line();
+            Row::End if cut_short => {
+                let line = rows.next_line();
                 let _ = tx.blocking_send(Err(anyhow!(
                     "`{}` line {line}: this last line has no line end, so the file may still be being written; it was left out. \
                      If the file is complete, end it with a line break, then resume the run",
@@ -130,19 +147,9 @@ fn read_csv(path: &Path, delimiter: u8, tx: Tx) -> anyhow::Result<()> {
                 )));
                 return Ok(());
             }
-            Ok(false) => return Ok(()),
-            Ok(true) => {
-                let m: Record = headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), csv_value(v))).collect();
-                Ok(m)
-            }
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                let bad = anyhow!("`{}` line {line}: {}", path.display(), csv_message(&e));
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    return Err(bad);
-                }
-                Err(bad)
-            }
+            Row::End => return Ok(()),
+            Row::Record { line } => record(&headers, &rec).map_err(|p| anyhow!("`{}` line {line}: {p}", path.display())),
+            Row::Bad { line, problem } => Err(anyhow!("`{}` line {line}: {problem}", path.display())),
         };
         if tx.blocking_send(msg).is_err() {
             return Ok(()); // the consumer stopped (on_error: stop, or shutdown)
@@ -150,14 +157,12 @@ fn read_csv(path: &Path, delimiter: u8, tx: Tx) -> anyhow::Result<()> {
     }
 }
 
-fn csv_message(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("this row has {len} fields but the header has {expected_len}; fix the row or quote fields that contain the delimiter")
-        }
-        csv::ErrorKind::Utf8 { .. } => "this row is not valid UTF-8; save the file as UTF-8".into(),
-        _ => e.to_string(),
-    }
+fn record(headers: &[String], rec: &csv::ByteRecord) -> Result<Record, Problem> {
+    headers
+        .iter()
+        .zip(rec.iter())
+        .map(|(h, v)| std::str::from_utf8(v).map(|v| (h.clone(), csv_value(v))).map_err(|_| Problem::Utf8))
+        .collect()
 }
 
 /// Runs blocking file work (reading a whole CSV) without stalling the runtime: on a worker of
@@ -168,23 +173,6 @@ fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
-    }
-}
-
-/// Lines in a file, counted in fixed-size chunks: the hint must not hold a large input in memory.
-fn csv_lines(path: &std::path::Path) -> Option<u64> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let (mut lines, mut last) = (0u64, b'\n');
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            // A last line without a newline still counts.
-            return Some(lines + u64::from(last != b'\n'));
-        }
-        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-        last = buf[n - 1];
     }
 }
 
@@ -204,7 +192,7 @@ mod tests {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             let n = rt.block_on(async move {
                 let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-                let src = CsvFile { path: p.clone(), delimiter: b',' };
+                let src = CsvFile { path: p.clone(), delimiter: b',', max_record: 1 << 20 };
                 let count = tokio::spawn(async move {
                     started_tx.send(()).unwrap();
                     src.count_hint()
@@ -227,7 +215,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.csv");
         std::fs::write(&p, "id\n1\n").unwrap();
-        assert_eq!(CsvFile { path: p, delimiter: b',' }.count_hint(), Some(1));
+        assert_eq!(CsvFile { path: p, delimiter: b',', max_record: 1 << 20 }.count_hint(), Some(1));
     }
 
     #[test]
@@ -236,7 +224,7 @@ mod tests {
         let p = dir.path().join("a.csv");
         for (text, want) in [("id\n1\n2\n", 2), ("id\n1\n2", 2), ("id\n", 0), ("", 0)] {
             std::fs::write(&p, text).unwrap();
-            let src = CsvFile { path: p.clone(), delimiter: b',' };
+            let src = CsvFile { path: p.clone(), delimiter: b',', max_record: 1 << 20 };
             assert_eq!(src.count_hint(), Some(want), "{text:?}");
         }
     }

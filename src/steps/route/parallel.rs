@@ -4,7 +4,7 @@
 //! equal the sequential ones: buckets merge exactly (see `Bucket::merge`), and record order
 //! only matters for positions, which travel with each chunk.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
@@ -13,7 +13,8 @@ use super::compile::RuleSet;
 use super::router::Router;
 use super::rules::Mode;
 use super::seen::{IdBatcher, IdSink, SeenIds};
-use super::source::{csv_reader, CsvInfo, CsvLayout, SourceError};
+use super::source::{CsvInfo, CsvLayout, SourceError};
+use crate::steps::csv_rows::{is_utf8, CsvRows, Problem, Row};
 
 const CHUNK: usize = 512;
 /// Routed ids per batch handed to the run log writer.
@@ -28,14 +29,20 @@ pub struct Setup<'a> {
     pub sink: &'a (dyn Fn() -> Option<IdSink> + Sync),
     pub workers: usize,
     pub delimiter: u8,
+    /// Largest record read, in bytes; a larger one is a record error.
+    pub max_record: usize,
+    /// The input as named in record errors (its path).
+    pub source: &'a str,
     pub cancelled: &'a (dyn Fn() -> bool + Sync),
 }
 
 type Chunk = (u64, Vec<csv::ByteRecord>);
 
-pub fn route_csv_parallel<'a, R: Read>(input: R, s: &Setup<'a>) -> Result<(Router<'a>, CsvInfo), SourceError> {
-    let mut rdr = csv_reader(input, s.delimiter);
-    let (layout, info) = CsvLayout::new(&rdr.byte_headers()?.clone(), &s.rules.fields);
+/// Routes `input` up to `end` bytes (`u64::MAX`: all of it).
+pub fn route_csv_parallel<'a, R: Read + Seek>(input: R, end: u64, s: &Setup<'a>) -> Result<(Router<'a>, CsvInfo), SourceError> {
+    let mut rdr = CsvRows::new(input, end, s.delimiter, s.max_record);
+    let header = read_header(&mut rdr, s.source)?;
+    let (layout, info) = CsvLayout::new(&header, &s.rules.fields);
     let new_router = || Router::new(s.rules, s.mode, s.limits, s.seen, IdBatcher::new(ID_BATCH, (s.sink)()));
     let workers = s.workers.max(1);
     let (work_tx, work_rx) = sync_channel::<Chunk>(workers * 2);
@@ -55,8 +62,10 @@ pub fn route_csv_parallel<'a, R: Read>(input: R, s: &Setup<'a>) -> Result<(Route
             })
             .collect();
         drop(back_tx);
-        let read = read_chunks(&mut rdr, work_tx, back_rx, s.cancelled);
-        let mut merged: Option<Router<'a>> = None;
+        // Rows that cannot be read are record errors, kept by a router of their own.
+        let mut bad = new_router();
+        let read = read_chunks(&mut rdr, work_tx, back_rx, s, &mut bad);
+        let mut merged: Option<Router<'a>> = Some(bad);
         for h in handles {
             let r = h.join().map_err(|_| SourceError::Cancelled)?;
             match merged.as_mut() {
@@ -69,29 +78,52 @@ pub fn route_csv_parallel<'a, R: Read>(input: R, s: &Setup<'a>) -> Result<(Route
     })
 }
 
-fn read_chunks<R: Read>(
-    rdr: &mut csv::Reader<R>,
+/// The header row; a header that cannot be read fails the step (no record can be read without it).
+pub(super) fn read_header<R: Read + Seek>(rdr: &mut CsvRows<R>, source: &str) -> Result<csv::ByteRecord, SourceError> {
+    let mut header = csv::ByteRecord::new();
+    match rdr.next(&mut header)? {
+        Row::Bad { line, problem } => Err(SourceError::Header(format!("`{source}` line {line}: {problem}"))),
+        Row::Record { .. } | Row::End => Ok(header),
+    }
+}
+
+fn read_chunks<R: Read + Seek>(
+    rdr: &mut CsvRows<R>,
     work: SyncSender<Chunk>,
     back: Receiver<Vec<csv::ByteRecord>>,
-    cancelled: &(dyn Fn() -> bool + Sync),
+    s: &Setup<'_>,
+    bad: &mut Router<'_>,
 ) -> Result<(), SourceError> {
     let mut seq = 0u64;
     loop {
-        if cancelled() {
+        if (s.cancelled)() {
             return Err(SourceError::Cancelled);
         }
         let mut chunk = back.try_recv().unwrap_or_else(|_| (0..CHUNK).map(|_| csv::ByteRecord::new()).collect());
         chunk.resize_with(CHUNK, csv::ByteRecord::new);
-        let mut n = 0;
-        while n < CHUNK && rdr.read_byte_record(&mut chunk[n])? {
-            n += 1;
+        let (mut n, mut ended) = (0, false);
+        while n < CHUNK {
+            let problem = match rdr.next(&mut chunk[n])? {
+                Row::End => {
+                    ended = true;
+                    break;
+                }
+                Row::Record { .. } if is_utf8(&chunk[n]) => {
+                    n += 1;
+                    continue;
+                }
+                Row::Record { line } => (line, Problem::Utf8),
+                Row::Bad { line, problem } => (line, problem),
+            };
+            let (line, problem) = problem;
+            bad.bad_record(seq + n as u64, format!("line {line}"), format!("`{}` line {line}: {problem}", s.source));
         }
         chunk.truncate(n);
         if n > 0 && work.send((seq, chunk)).is_err() {
             return Err(SourceError::Cancelled);
         }
         seq += n as u64;
-        if n < CHUNK {
+        if ended {
             return Ok(());
         }
     }

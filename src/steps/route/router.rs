@@ -178,6 +178,16 @@ impl<'r> Router<'r> {
         self.errors.truncate(ERROR_LIMIT);
     }
 
+    /// A record the source could not read (too large, badly quoted, not UTF-8, a short row): it
+    /// counts as a record and as an error, like a record a rule cannot read.
+    pub fn bad_record(&mut self, seq: u64, record: String, message: String) {
+        self.counts.records += 1;
+        self.counts.errors += 1;
+        if self.errors.len() < ERROR_LIMIT {
+            self.errors.push(RecordError { seq, record, message });
+        }
+    }
+
     fn record_error(&mut self, id: Option<&[u8]>, seq: u64, message: String) {
         self.counts.errors += 1;
         if self.errors.len() < ERROR_LIMIT {

@@ -180,8 +180,8 @@ async fn route_blocking(
             let _ = tx(b.json);
         }))
     };
-    match input.csv_file().map(|(p, d)| (p.to_path_buf(), d)) {
-        Some((path, delimiter)) => {
+    match input.csv_file().map(|(p, d, m)| (p.to_path_buf(), d, m)) {
+        Some((path, delimiter, max_record)) => {
             tokio::task::spawn_blocking(move || -> anyhow::Result<Routed> {
                 let (file, cut_short) = complete_lines(&path)?;
                 if cut_short {
@@ -194,9 +194,22 @@ async fn route_blocking(
                 }
                 let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
                 let cancelled = || shutdown.is_cancelled();
-                let setup =
-                    Setup { rules: &rules, mode, limits, seen: seen.as_deref(), sink: &sink, workers, delimiter, cancelled: &cancelled };
-                let (router, info) = route_csv_parallel(file, &setup).with_context(|| format!("routing `{}`", path.display()))?;
+                let source = path.display().to_string();
+                let setup = Setup {
+                    rules: &rules,
+                    mode,
+                    limits,
+                    seen: seen.as_deref(),
+                    sink: &sink,
+                    workers,
+                    delimiter,
+                    max_record,
+                    source: &source,
+                    cancelled: &cancelled,
+                };
+                let end = file.limit();
+                let (router, info) =
+                    route_csv_parallel(file.into_inner(), end, &setup).with_context(|| format!("routing `{}`", path.display()))?;
                 Ok(Routed::from(router, info.missing_columns))
             })
             .await?
@@ -211,7 +224,11 @@ async fn route_blocking(
                     if shutdown.is_cancelled() {
                         anyhow::bail!("cancelled");
                     }
-                    rows.route(rec?, &mut router);
+                    // A record the source could not read fails alone, as for any other consumer.
+                    match rec {
+                        Ok(rec) => rows.route(rec, &mut router),
+                        Err(e) => rows.bad(format!("{e:#}"), &mut router),
+                    }
                 }
                 router.ids.flush();
                 Ok(Routed::from(router, Vec::new()))

@@ -3,13 +3,14 @@
 //! other source arrives as JSON maps and goes through `MapRows`.
 
 use std::borrow::Cow;
-use std::io::Read;
+use std::io::{Read, Seek};
 
 use serde_json::{Map, Value};
 
 use super::compile::Fields;
 use super::matcher::Row;
 use super::router::Router;
+use crate::steps::csv_rows::{is_utf8, CsvRows, Problem, Row as CsvRow};
 
 /// Rows with at most this many slots are built on the stack.
 const STACK_SLOTS: usize = 32;
@@ -19,7 +20,9 @@ const CANCEL_EVERY: u64 = 1 << 16;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("reading CSV: {0}")]
-    Csv(#[from] csv::Error),
+    Io(#[from] std::io::Error),
+    #[error("cannot read the header row: {0}")]
+    Header(String),
     #[error("cancelled")]
     Cancelled,
 }
@@ -79,29 +82,34 @@ impl CsvLayout {
     }
 }
 
-pub fn csv_reader<R: Read>(input: R, delimiter: u8) -> csv::Reader<R> {
-    csv::ReaderBuilder::new().flexible(true).delimiter(delimiter).buffer_capacity(1 << 18).from_reader(input)
-}
-
-/// Routes every record of a CSV stream (first line = header) on the calling thread.
-pub fn route_csv<R: Read>(
+/// Routes every record of a CSV stream (first line = header) on the calling thread, reading
+/// rows as `route_csv_parallel` does (`max_record` bytes at most; a bad row is a record error).
+pub fn route_csv<R: Read + Seek>(
     input: R,
     fields: &Fields,
     router: &mut Router<'_>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<CsvInfo, SourceError> {
-    let mut rdr = csv_reader(input, b',');
-    let (layout, info) = CsvLayout::new(&rdr.byte_headers()?.clone(), fields);
+    let mut rdr = CsvRows::new(input, u64::MAX, b',', 1 << 20);
+    let (layout, info) = CsvLayout::new(&super::parallel::read_header(&mut rdr, "input")?, fields);
     let mut rec = csv::ByteRecord::new();
     let mut seq = 0u64;
-    while rdr.read_byte_record(&mut rec)? {
+    loop {
         if seq % CANCEL_EVERY == 0 && cancelled() {
             return Err(SourceError::Cancelled);
         }
-        layout.route(&rec, seq, router);
-        seq += 1;
+        let (line, problem) = match rdr.next(&mut rec)? {
+            CsvRow::End => return Ok(info),
+            CsvRow::Record { .. } if is_utf8(&rec) => {
+                layout.route(&rec, seq, router);
+                seq += 1;
+                continue;
+            }
+            CsvRow::Record { line } => (line, Problem::Utf8),
+            CsvRow::Bad { line, problem } => (line, problem),
+        };
+        router.bad_record(seq, format!("line {line}"), format!("input line {line}: {problem}"));
     }
-    Ok(info)
 }
 
 /// Slot values of one JSON record; owned because numbers must be turned into text.
@@ -113,6 +121,12 @@ pub struct MapRows<'f> {
 impl<'f> MapRows<'f> {
     pub fn new(fields: &'f Fields) -> Self {
         MapRows { fields, seq: 0 }
+    }
+
+    /// A record the source could not read (its error names file and line).
+    pub fn bad(&mut self, message: String, router: &mut Router<'_>) {
+        router.bad_record(self.seq, format!("row {}", self.seq + 1), message);
+        self.seq += 1;
     }
 
     pub fn route(&mut self, map: Map<String, Value>, router: &mut Router<'_>) {

@@ -36,7 +36,7 @@ id,created_at,channel,product_area,rating,text
 fn route<'a>(rs: &'a RuleSet, mode: Mode, csv: &str, seen: Option<&'a SeenIds>) -> (Vec<Vec<String>>, Router<'a>) {
     let lim = Limits { urgent: 100, sample: 100, keywords: 10 };
     let mut router = Router::new(rs, mode, lim, seen, IdBatcher::new(1000, None));
-    route_csv(csv.as_bytes(), &rs.fields, &mut router, &|| false).unwrap();
+    route_csv(std::io::Cursor::new(csv.as_bytes()), &rs.fields, &mut router, &|| false).unwrap();
     let ids = router
         .buckets
         .iter()
@@ -254,7 +254,7 @@ fn parallel_routing_equals_sequential() {
     .unwrap();
     let lim = Limits { urgent: 5, sample: 4, keywords: 6 };
     let mut seq = Router::new(&rs, Mode::AllMatches, lim, None, IdBatcher::new(10, None));
-    route_csv(&csv[..], &rs.fields, &mut seq, &|| false).unwrap();
+    route_csv(std::io::Cursor::new(&csv[..]), &rs.fields, &mut seq, &|| false).unwrap();
     let ids = std::sync::Arc::new(std::sync::Mutex::new(0usize));
     let sink_ids = ids.clone();
     let sink = move || -> Option<super::seen::IdSink> {
@@ -269,9 +269,11 @@ fn parallel_routing_equals_sequential() {
         sink: &sink,
         workers: 3,
         delimiter: b',',
+        max_record: 1 << 20,
+        source: "feedback.csv",
         cancelled: &|| false,
     };
-    let (par, _) = route_csv_parallel(&csv[..], &setup).unwrap();
+    let (par, _) = route_csv_parallel(std::io::Cursor::new(&csv[..]), u64::MAX, &setup).unwrap();
     assert_eq!(par.counts, seq.counts);
     assert_eq!(*ids.lock().unwrap() as u64, par.counts.routed);
     for (a, b) in par.buckets.iter().zip(&seq.buckets) {
@@ -302,11 +304,11 @@ fn keyword_regexes_route_like_the_regex_engine() {
     let mut csv = Vec::new();
     feedback_gen::write_feedback_ops(&mut csv, 20_000, 11).unwrap();
     // Adversarial rows: keywords inside words, next to non-ASCII word characters, folded
-    // letters, broken UTF-8.
+    // letters, broken UTF-8 (a record error now, in both: only UTF-8 reaches the matchers).
     csv.extend_from_slice("A1,2024-05-02T10:00:00Z,c,email,website,1,fr,appé refundé happy éapp\n".as_bytes());
     csv.extend_from_slice("A2,2024-05-02T10:00:00Z,c,email,website,1,fr,l’app ĸ \u{212A}rash rude\u{301} déçu!\n".as_bytes());
     csv.extend_from_slice(b"A3,2024-05-02T10:00:00Z,c,email,website,2,fr,\xFFapp\xC3 refund\xE2\x84 agent\n");
-    csv.extend_from_slice("A4,2024-05-02T10:00:00Z,c,chat,website,2,de,DIE APP STÜRZT AB, Rückerstattung, ſlow page\n".as_bytes());
+    csv.extend_from_slice("A4,2024-05-02T10:00:00Z,c,chat,website,2,de,\"DIE APP STÜRZT AB, Rückerstattung, ſlow page\"\n".as_bytes());
     let fast = compile_yaml(feedback_gen::OPS_TEAMS_YAML, Some("Triage"));
     let slow_yaml = feedback_gen::OPS_TEAMS_YAML.replace(r"(?i)\b(", r"(?i)(?:\b)(");
     let slow = compile_yaml(&slow_yaml, Some("Triage"));
@@ -316,7 +318,7 @@ fn keyword_regexes_route_like_the_regex_engine() {
     let lim = Limits { urgent: 50, sample: 5, keywords: 20 };
     fn run<'a>(rs: &'a RuleSet, csv: &[u8], lim: Limits) -> Router<'a> {
         let mut r = Router::new(rs, Mode::AllMatches, lim, None, IdBatcher::new(1000, None));
-        route_csv(csv, &rs.fields, &mut r, &|| false).unwrap();
+        route_csv(std::io::Cursor::new(csv), &rs.fields, &mut r, &|| false).unwrap();
         r
     }
     let (a, b) = (run(&fast, &csv, lim), run(&slow, &csv, lim));
