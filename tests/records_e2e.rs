@@ -170,3 +170,56 @@ fn route_fails_short_rows_broken_utf8_and_huge_records_one_by_one() {
     }
     assert_eq!(s["teams"][0]["count"], 2, "{s}");
 }
+
+/// A JSON source (array or lines) feeding script.py, with the peak memory step.
+fn json_project(file: &str, content: &[u8]) -> TestProject {
+    let p = per_item_project(&format!("read_json: data/{file}"), b"");
+    std::fs::write(p.path().join("data").join(file), content).unwrap();
+    p
+}
+
+#[test]
+fn a_huge_json_record_fails_its_item_and_is_never_held_in_memory() {
+    for (file, open, sep, close, line) in [("r.json", &b"[\n"[..], &b",\n"[..], &b"\n]\n"[..], 3), ("r.jsonl", b"", b"\n", b"\n", 2)] {
+        let mut json = open.to_vec();
+        json.extend(b"{\"id\": \"r1\"}");
+        json.extend(sep);
+        json.extend(b"{\"id\": \"r2\", \"text\": \"");
+        json.extend(std::iter::repeat_n(b'x', BIG));
+        json.extend(b"\"}");
+        json.extend(sep);
+        json.extend(b"{\"id\": \"r3\"}");
+        json.extend(close);
+        let p = json_project(file, &json);
+        p.run(&["run", "w"]).expect_code(1);
+        assert_eq!(marks(&p), ["r1", "r3"], "{file}: the records after the huge one still arrive");
+        let err = failed(&p);
+        assert_eq!(err.len(), 1, "{file}: {err:?}");
+        assert!(
+            err[0].contains(&format!("{file}` line {line}: this record is larger than the record size limit (1048576 bytes)")),
+            "{err:?}"
+        );
+        let peak = peak_kib(&p);
+        assert!(peak < (BIG as u64 / 1024) * 3 / 4, "{file}: peak memory {peak} KiB for a {} MiB record", BIG >> 20);
+    }
+}
+
+#[test]
+fn a_json_array_element_that_does_not_parse_fails_alone() {
+    let p = json_project("r.json", b"[{\"id\": \"r1\"},\n {\"id\": oops},\n {\"id\": \"r3\"}]\n");
+    p.run(&["run", "w"]).expect_code(1);
+    assert_eq!(marks(&p), ["r1", "r3"]);
+    assert!(failed(&p)[0].contains("r.json` line 2: expected value"), "{:?}", failed(&p));
+}
+
+#[test]
+fn route_over_json_fails_a_bad_record_not_the_step() {
+    let p = route_project("read_json: data/fb.jsonl");
+    p.write("data/fb.jsonl", "{\"id\": \"1\", \"text\": \"ok\"}\n{\"id\": 2 oops\n{\"id\": \"3\", \"text\": \"ok\"}\n");
+    let r = p.run(&["run", "r"]);
+    r.expect_code(1);
+    assert!(r.stdout.contains("routed               partial       ok 2 failed 1"), "{}", r.stdout);
+    let s = route_summary(&p);
+    assert_eq!(s["teams"][0]["count"], 2, "{s}");
+    assert!(s["error_samples"][0]["error"].as_str().unwrap().contains("fb.jsonl` line 2: "), "{s}");
+}

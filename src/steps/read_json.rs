@@ -1,7 +1,10 @@
 //! `read_json`: the records of a JSON file, an array of objects or JSON Lines, streamed from a
-//! reader thread.
+//! reader thread. Each record is cut out of the file before it is parsed (`split.rs`), so one
+//! over the record size limit, or one that does not parse, fails alone.
 
-use std::io::{BufRead, BufReader, Read};
+mod split;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,6 +13,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use self::split::{Cut, Elements, Lines};
 use crate::engine::records::{blocking, open_file, Record, Records, Source};
 use crate::engine::{BatchCx, BatchOutcome, BatchStep, RecordSource};
 use crate::plan::{PlanCx, TemplateRef};
@@ -41,19 +45,21 @@ impl BatchStep for ReadJson {
         let path = cx.path(&self.path)?;
         open_file(&path)?;
         let out = json!({"path": path.display().to_string()});
-        Ok(BatchOutcome::source(RecordSource::Source(Arc::new(JsonFile { path })), out))
+        let max_record = cx.run.config.max_record_bytes;
+        Ok(BatchOutcome::source(RecordSource::Source(Arc::new(JsonFile { path, max_record })), out))
     }
 }
 
 #[derive(Debug)]
 struct JsonFile {
     path: PathBuf,
+    max_record: usize,
 }
 
 impl Source for JsonFile {
     fn open(&self) -> Records {
-        let path = self.path.clone();
-        blocking(move |tx| read_json(&path, tx))
+        let (path, max) = (self.path.clone(), self.max_record);
+        blocking(move |tx| read_json(&path, max, tx))
     }
 
     fn describe(&self) -> String {
@@ -61,72 +67,79 @@ impl Source for JsonFile {
     }
 }
 
-fn read_json(path: &Path, tx: Tx) -> anyhow::Result<()> {
-    let mut reader = BufReader::new(open_file(path)?);
+fn read_json(path: &Path, max: usize, tx: Tx) -> anyhow::Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 16, open_file(path)?);
+    let mut lines_before = 0u64;
     let first = loop {
-        let buf = reader.fill_buf()?;
+        let buf = reader.fill_buf().with_context(|| format!("cannot read `{}`", path.display()))?;
         match buf.iter().position(|b| !b.is_ascii_whitespace()) {
-            Some(i) => break Some(buf[i]),
+            Some(i) => {
+                lines_before += buf[..i].iter().filter(|&&b| b == b'\n').count() as u64;
+                break Some(buf[i]);
+            }
             None if buf.is_empty() => break None,
             None => {
                 let n = buf.len();
+                lines_before += buf.iter().filter(|&&b| b == b'\n').count() as u64;
                 reader.consume(n);
             }
         }
     };
     match first {
         None => Ok(()),
-        Some(b'[') => read_json_array(path, reader, tx),
-        Some(_) => read_json_lines(path, reader, tx),
+        Some(b'[') => {
+            reader.consume(1);
+            let mut elements = Elements::new(reader, max, lines_before);
+            send_all(path, max, &tx, |buf| elements.next(buf))
+        }
+        Some(_) => {
+            let mut lines = Lines::new(reader, max);
+            send_all(path, max, &tx, |buf| lines.next(buf))
+        }
     }
 }
 
-fn read_json_lines(path: &Path, reader: impl BufRead, tx: Tx) -> anyhow::Result<()> {
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read `{}`", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let rec = serde_json::from_str::<Value>(&line)
-            .map_err(|e| anyhow!("`{}` line {}: {e}", path.display(), i + 1))
-            .and_then(|v| object(v, path, i + 1));
+/// Parses each record `next` cuts out and sends it; a bad one is sent as its error.
+fn send_all(path: &Path, max: usize, tx: &Tx, mut next: impl FnMut(&mut Vec<u8>) -> std::io::Result<Cut>) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    loop {
+        let cut = next(&mut buf).with_context(|| format!("cannot read `{}`", path.display()))?;
+        let rec = match cut {
+            Cut::End => return Ok(()),
+            // Blank lines between JSON Lines records are no record.
+            Cut::Record { .. } if buf.iter().all(u8::is_ascii_whitespace) => continue,
+            Cut::Record { line } => {
+                serde_json::from_slice::<Value>(&buf).map_err(|e| parse_error(path, line, &e)).and_then(|v| object(v, path, line))
+            }
+            Cut::TooLarge { line } => Err(anyhow!(
+                "`{}` line {line}: this record is larger than the record size limit ({max} bytes), so it was skipped without being read; \
+                     split the data, or raise `max_record_bytes` in cxflow.yaml",
+                path.display()
+            )),
+            Cut::Unclosed { line } => {
+                let _ = tx.blocking_send(Err(anyhow!(
+                    "`{}` line {line}: the file ends inside this record (a bracket or quote is not closed); close the array",
+                    path.display()
+                )));
+                return Ok(());
+            }
+        };
         if tx.blocking_send(rec).is_err() {
-            break;
+            return Ok(()); // the consumer stopped
         }
     }
-    Ok(())
 }
 
-fn object(v: Value, path: &Path, n: usize) -> anyhow::Result<Record> {
+/// serde's message, at the line in the file (serde counts from the record's first line).
+fn parse_error(path: &Path, line: u64, e: &serde_json::Error) -> anyhow::Error {
+    let msg = e.to_string();
+    let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m);
+    anyhow!("`{}` line {}: {msg}", path.display(), line + e.line().saturating_sub(1) as u64)
+}
+
+fn object(v: Value, path: &Path, line: u64) -> anyhow::Result<Record> {
     match v {
         Value::Object(m) => Ok(m),
-        _ => Err(anyhow!("`{}` record {n} is not a JSON object; each record must be `{{...}}`", path.display())),
+        _ => Err(anyhow!("`{}` line {line}: this record is not a JSON object; each record must be `{{...}}`", path.display())),
     }
-}
-
-/// Stream the elements of a top-level JSON array one by one.
-fn read_json_array(path: &Path, reader: impl Read, tx: Tx) -> anyhow::Result<()> {
-    use serde::de::{Deserializer, SeqAccess, Visitor};
-    struct Each<'a> {
-        tx: &'a Tx,
-        path: &'a Path,
-    }
-    impl<'de> Visitor<'de> for Each<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an array of objects")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let mut n = 0;
-            while let Some(v) = seq.next_element::<Value>()? {
-                n += 1;
-                if self.tx.blocking_send(object(v, self.path, n)).is_err() {
-                    break;
-                }
-            }
-            Ok(())
-        }
-    }
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    de.deserialize_seq(Each { tx: &tx, path }).map_err(|e| anyhow!("`{}` line {} column {}: {e}", path.display(), e.line(), e.column()))
 }
