@@ -206,7 +206,7 @@ fn router_only(case: Case, csv: &Path) {
             Case::Regex => Mode::FirstMatch,
             Case::Ops => Mode::AllMatches,
         },
-        limits: Limits { urgent: 10, sample: 5, keywords: 10 },
+        limits: Limits { urgent: 10, sample: 5, keywords: 10, breakdown: 10 },
         seen: None,
         sink: &sink,
         workers,

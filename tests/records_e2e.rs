@@ -130,6 +130,8 @@ steps:
       teams:
         - name: all
       digest: {{ out_dir: out/digests }}
+  - id: export
+    write_json: {{ from: routed, path: out/routed.json }}
 "#
         ),
     );
@@ -222,4 +224,42 @@ fn route_over_json_fails_a_bad_record_not_the_step() {
     let s = route_summary(&p);
     assert_eq!(s["teams"][0]["count"], 2, "{s}");
     assert!(s["error_samples"][0]["error"].as_str().unwrap().contains("fb.jsonl` line 2: "), "{s}");
+}
+
+#[test]
+fn a_team_breakdown_over_many_distinct_values_is_the_top_ten_and_other() {
+    let p = route_project("read_csv: data/fb.csv");
+    let mut csv = String::from("id,text,channel,product_area\n");
+    for i in 0..30_000 {
+        // Three real channels, and a distinct junk value in every other record.
+        let channel = if i % 2 == 0 { ["email", "chat", "phone"][i % 3].to_string() } else { format!("junk-{i}") };
+        csv.push_str(&format!("{i},hello,{channel},area-{i}\n"));
+    }
+    p.write("data/fb.csv", &csv);
+    p.run(&["run", "r"]).expect_code(0);
+    let out: Value = serde_json::from_str(&p.read("out/routed.json")).unwrap();
+    let team = &out[0];
+    for key in ["by_channel", "by_area"] {
+        let rows = team[key].as_array().unwrap();
+        assert_eq!(rows.len(), 11, "{key}: the top 10 and `other`");
+        let last = &rows[10];
+        assert_eq!((last["name"].as_str(), last["other"].as_bool()), (Some("other"), Some(true)), "{key}");
+        assert_eq!(rows.iter().map(|r| r["count"].as_u64().unwrap()).sum::<u64>(), 30_000, "{key}: nothing is lost");
+    }
+    assert_eq!(team["by_channel"][0]["count"], 5_000);
+    let digest = std::fs::metadata(p.path().join("out/digests/all.html")).unwrap().len();
+    assert!(digest < 40_000, "the digest is {digest} bytes");
+}
+
+#[test]
+fn the_breakdown_length_is_a_digest_option() {
+    let p = route_project("read_csv: data/fb.csv");
+    let w = p.read("workflows/r.yaml").replace("digest: { out_dir: out/digests }", "digest: { out_dir: out/digests, breakdown: 2 }");
+    p.write("workflows/r.yaml", &w);
+    p.write("data/fb.csv", "id,text,channel\n1,a,email\n2,b,email\n3,c,chat\n4,d,phone\n5,e,web\n");
+    p.run(&["run", "r"]).expect_code(0);
+    let out: Value = serde_json::from_str(&p.read("out/routed.json")).unwrap();
+    let names: Vec<&str> = out[0]["by_channel"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["email", "chat", "other"]);
+    assert_eq!(out[0]["by_channel"][2]["count"], 2);
 }

@@ -201,6 +201,8 @@ pub struct DigestSpec {
     pub sample_size: usize,
     /// Most frequent matched keywords listed per team.
     pub keywords: usize,
+    /// Rows of `by_channel` and `by_area` per team, largest first; the rest is one `other` row.
+    pub breakdown: usize,
     /// Template base name under the templates folder: `<name>.html.hbs` and `<name>.txt.hbs`.
     pub template: String,
     /// Folder (relative to the workflow project) receiving `<team>.html` and `<team>.md`;
@@ -220,6 +222,7 @@ impl Default for DigestSpec {
             urgent_limit: 10,
             sample_size: 5,
             keywords: 10,
+            breakdown: 10,
             template: "feedback_digest".into(),
             out_dir: None,
             webhooks: true,

@@ -62,6 +62,8 @@ pub struct Limits {
     pub urgent: usize,
     pub sample: usize,
     pub keywords: usize,
+    /// Rows of `by_channel` / `by_area` before the rest is one `other` row.
+    pub breakdown: usize,
 }
 
 pub struct Bucket {
@@ -220,17 +222,11 @@ impl Bucket {
 
     /// Statistics and lists as JSON (team, previous digest and chart are added by the caller).
     pub fn stats_json(&self, lim: &Limits) -> Map<String, Value> {
-        let shares = |c: &Counter| -> Vec<Value> {
-            c.sorted()
-                .into_iter()
-                .map(|(name, n)| json!({"name": name, "count": n, "pct": num(round1(100.0 * n as f64 / self.count.max(1) as f64))}))
-                .collect()
-        };
         let mut m = Map::new();
         m.insert("count".into(), json!(self.count));
         m.insert("urgent_count".into(), json!(self.urgent_count));
-        m.insert("by_channel".into(), Value::Array(shares(&self.by_channel)));
-        m.insert("by_area".into(), Value::Array(shares(&self.by_area)));
+        m.insert("by_channel".into(), Value::Array(self.by_channel.shares(lim.breakdown, self.count)));
+        m.insert("by_area".into(), Value::Array(self.by_area.shares(lim.breakdown, self.count)));
         m.insert("by_rating".into(), Value::Array((1..=5).map(|r| json!({"rating": r, "count": self.by_rating[r]})).collect()));
         m.insert("rated".into(), json!(self.rated));
         m.insert("avg_rating".into(), self.avg_rating().map_or(Value::Null, |x| num(round2(x))));
@@ -282,7 +278,7 @@ mod tests {
     fn facts(rating: Option<f64>, ts: i64, seq: u64) -> Facts<'static> {
         Facts { channel: b"email", area: b"billing", rating, created_at: Some(ts), seq }
     }
-    const LIM: Limits = Limits { urgent: 3, sample: 2, keywords: 5 };
+    const LIM: Limits = Limits { urgent: 3, sample: 2, keywords: 5, breakdown: 10 };
 
     #[test]
     fn urgent_items_worst_rating_then_newest_capped() {
@@ -316,7 +312,7 @@ mod tests {
 
     #[test]
     fn merged_halves_equal_one_pass() {
-        let lim = Limits { urgent: 4, sample: 3, keywords: 5 };
+        let lim = Limits { urgent: 4, sample: 3, keywords: 5, breakdown: 10 };
         let feed = |b: &mut Bucket, range: std::ops::Range<u64>| {
             for i in range {
                 let f = facts(Some((i % 5 + 1) as f64), i as i64, i);

@@ -56,7 +56,13 @@ impl TeamRecord {
         m.insert("previous".into(), prev);
         m.insert("change".into(), change);
         let svg = match chart {
-            ChartKind::Channel => bar_chart("Feedback by channel", &b.by_channel.sorted()),
+            ChartKind::Channel => {
+                let (mut bars, rest) = b.by_channel.top(usize::MAX);
+                if rest > 0 {
+                    bars.push(("other".into(), rest));
+                }
+                bar_chart("Feedback by channel", &bars)
+            }
             ChartKind::Rating => {
                 let bars: Vec<(String, u64)> = (1..=5).map(|r| (format!("{r} ★"), b.by_rating[r])).collect();
                 bar_chart("Feedback by rating", &bars)

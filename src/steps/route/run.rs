@@ -69,7 +69,8 @@ async fn run(p: &Planned, input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Resu
         let (w, s) = log.writer();
         (Some(w), Some(s))
     };
-    let limits = Limits { urgent: p.digest.urgent_limit, sample: p.digest.sample_size, keywords: p.digest.keywords };
+    let limits =
+        Limits { urgent: p.digest.urgent_limit, sample: p.digest.sample_size, keywords: p.digest.keywords, breakdown: p.digest.breakdown };
     let routed = route_blocking(input, rules.clone(), p.mode, limits, seen, ids, env).await;
     let routed = match routed {
         Ok(r) => r,

@@ -34,7 +34,7 @@ id,created_at,channel,product_area,rating,text
 
 /// Routes `csv` and returns, per team, the ids it received (in input order).
 fn route<'a>(rs: &'a RuleSet, mode: Mode, csv: &str, seen: Option<&'a SeenIds>) -> (Vec<Vec<String>>, Router<'a>) {
-    let lim = Limits { urgent: 100, sample: 100, keywords: 10 };
+    let lim = Limits { urgent: 100, sample: 100, keywords: 10, breakdown: 10 };
     let mut router = Router::new(rs, mode, lim, seen, IdBatcher::new(1000, None));
     route_csv(std::io::Cursor::new(csv.as_bytes()), &rs.fields, &mut router, &|| false).unwrap();
     let ids = router
@@ -252,7 +252,7 @@ fn parallel_routing_equals_sequential() {
         as_of: 1_714_651_200,
     })
     .unwrap();
-    let lim = Limits { urgent: 5, sample: 4, keywords: 6 };
+    let lim = Limits { urgent: 5, sample: 4, keywords: 6, breakdown: 10 };
     let mut seq = Router::new(&rs, Mode::AllMatches, lim, None, IdBatcher::new(10, None));
     route_csv(std::io::Cursor::new(&csv[..]), &rs.fields, &mut seq, &|| false).unwrap();
     let ids = std::sync::Arc::new(std::sync::Mutex::new(0usize));
@@ -315,7 +315,7 @@ fn keyword_regexes_route_like_the_regex_engine() {
     assert_eq!(fast.words.len(), 1, "all keyword regexes are on `text`: one automaton");
     assert_eq!(fast.pattern_words.iter().filter(|w| w.is_some()).count(), 8);
     assert!(slow.words.is_empty());
-    let lim = Limits { urgent: 50, sample: 5, keywords: 20 };
+    let lim = Limits { urgent: 50, sample: 5, keywords: 20, breakdown: 10 };
     fn run<'a>(rs: &'a RuleSet, csv: &[u8], lim: Limits) -> Router<'a> {
         let mut r = Router::new(rs, Mode::AllMatches, lim, None, IdBatcher::new(1000, None));
         route_csv(std::io::Cursor::new(csv), &rs.fields, &mut r, &|| false).unwrap();
