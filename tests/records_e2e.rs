@@ -263,3 +263,19 @@ fn the_breakdown_length_is_a_digest_option() {
     assert_eq!(names, ["email", "chat", "other"]);
     assert_eq!(out[0]["by_channel"][2]["count"], 2);
 }
+
+#[test]
+fn control_characters_in_feedback_never_reach_the_digests() {
+    let p = route_project("read_csv: data/fb.csv");
+    p.write("data/fb.csv", "id,text,channel\n1,\"nul\u{0}here \u{1b}[2Jcleared\u{7f}\",e\u{0}mail\n");
+    p.run(&["run", "r"]).expect_code(0);
+    for f in ["out/digests/all.html", "out/digests/all.md"] {
+        let d = p.read(f);
+        // (Markdown escapes the `[`.)
+        assert!(d.contains("nulhere ") && d.contains("2Jcleared"), "{f}: the text is there, without its controls: {d}");
+        let bad: Vec<char> = d.chars().filter(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')).collect();
+        assert!(bad.is_empty(), "{f} holds {bad:?}");
+    }
+    let out: Value = serde_json::from_str(&p.read("out/routed.json")).unwrap();
+    assert_eq!(out[0]["by_channel"][0]["name"], "email");
+}

@@ -112,9 +112,48 @@ pub(super) fn slug(name: &str) -> String {
     }
 }
 
+fn bad(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+fn clean(s: &str) -> Option<String> {
+    s.chars().any(bad).then(|| s.chars().filter(|&c| !bad(c)).collect())
+}
+
+/// Removes control characters (NUL, ESC, DEL, C1 controls...) from every string and key of a
+/// team's record, keeping tab and line ends. Feedback is untrusted: a NUL is invalid in HTML
+/// and truncates text in some mail clients, ESC sequences act on a terminal that prints the
+/// Markdown, and none of them is ever meant.
+pub(super) fn strip_controls(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let Some(c) = clean(s) {
+                *s = c;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_controls),
+        Value::Object(m) => strip_controls_map(m),
+        _ => {}
+    }
+}
+
+pub(super) fn strip_controls_map(m: &mut serde_json::Map<String, Value>) {
+    if m.keys().any(|k| k.chars().any(bad)) {
+        *m = std::mem::take(m).into_iter().map(|(k, v)| (clean(&k).unwrap_or(k), v)).collect();
+    }
+    m.values_mut().for_each(strip_controls);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_stripped_everywhere_but_line_ends_and_tabs_stay() {
+        let mut v = serde_json::json!({"a\u{0}b": ["x\u{0}y\u{1b}[31mz\u{7f}\u{85}", "t\tn\nr\r"], "n": 1});
+        strip_controls(&mut v);
+        assert_eq!(v, serde_json::json!({"ab": ["xy[31mz", "t\tn\nr\r"], "n": 1}));
+    }
 
     #[test]
     fn slugs() {

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::bucket::{num, round1, round2, Bucket, Limits};
 use super::chart::bar_chart;
 use super::compile::CompiledTeam;
-use super::digest::slug;
+use super::digest::{slug, strip_controls_map};
 use super::plan::Planned;
 use super::rules::ChartKind;
 use super::webhook;
@@ -69,6 +69,7 @@ impl TeamRecord {
             }
         };
         m.insert("chart_svg".into(), Value::String(svg));
+        strip_controls_map(&mut m);
         TeamRecord { name: team.name.clone(), webhook: team.webhook.clone(), json: m }
     }
 }
