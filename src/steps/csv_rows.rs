@@ -163,9 +163,11 @@ impl<R: Read + Seek> CsvRows<R> {
             return Ok(Row::Bad { line, problem: Problem::TooLarge { limit: self.max } });
         }
         let expected = *self.header_len.get_or_insert(nend);
-        if over_lines && (nend != expected || at_eof || !quotes_close(&self.raw, self.delimiter)) {
-            // A quote opened and never closed (or closed by the quote of a later field): it
-            // swallowed the lines after it.
+        // A quote opened and never closed (the file ended inside it, or the quote that closed it
+        // is the opening quote of a later field, followed by its text): it swallowed the lines
+        // after it. A multi-line field quoted properly is data, even in a row with the wrong
+        // number of fields: reading it again line by line would make rows of its text.
+        if over_lines && (at_eof || !quotes_close(&self.raw, self.delimiter)) {
             // Those are read again, from the line after the quote's.
             let resume = first_nl.unwrap_or(start) + 1;
             self.input.seek(SeekFrom::Start(resume))?;

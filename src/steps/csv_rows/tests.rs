@@ -99,3 +99,9 @@ fn records_are_counted_not_lines() {
         assert_eq!(count_records(&p, b',').unwrap(), want, "{text:?}");
     }
 }
+
+#[test]
+fn a_short_row_with_a_proper_multi_line_field_is_a_field_count_error_not_a_quote_error() {
+    let got = rows(b"id,text,x\n1,\"two\nlines, 3,\"\n2,b,c\n", 1 << 20);
+    assert_eq!(got[1..], [(2, Err(Problem::Fields { len: 2, expected: 3 })), ok(4, &["2", "b", "c"])]);
+}
