@@ -261,3 +261,66 @@ fn commas_in_names_and_addresses_add_no_recipient() {
     // The name is one encoded word (RFC 2047 for `Doe, Jane`), so its comma splits nothing.
     assert_eq!(msgs[0].header("To").unwrap(), "=?utf-8?b?RG9lLCBKYW5l?= <h06@example.org>");
 }
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+#[test]
+fn route_digests_show_record_text_as_text() {
+    let p = TestProject::new();
+    let recs = write_sources(&p);
+    let repo = support::repo();
+    for f in ["templates/feedback_digest.html.hbs", "templates/feedback_digest.txt.hbs"] {
+        p.write(f, &std::fs::read_to_string(repo.join(f)).unwrap());
+    }
+    let feedback: Vec<Value> = recs
+        .iter()
+        .map(|r| {
+            serde_json::json!({"id": r["id"], "created_at": "2024-05-02T09:00:00Z", "channel": "email",
+                "product_area": r["file"], "rating": 2, "customer": r["email"], "text": r["text"]})
+        })
+        .collect();
+    p.write("data/feedback.json", &serde_json::to_string(&feedback).unwrap());
+    p.write(
+        "routing/all.yaml",
+        "teams:\n  - name: Support\n    email: support@example.com\n    when: { field: rating, gte: 1 }\n    urgent: { field: rating, lte: 5 }\n",
+    );
+    p.write(
+        "workflows/fb.yaml",
+        r#"name: fb
+steps:
+  - id: feedback
+    read_json: data/feedback.json
+  - id: routed
+    route:
+      input: feedback
+      rules: routing/all.yaml
+      as_of: "2024-05-02T12:00:00Z"
+      digest:
+        out_dir: out/digests
+        urgent_limit: 50
+        sample_size: 3
+  - id: export
+    write_json: { from: routed, path: out/routed.json }
+"#,
+    );
+    p.run(&["run", "fb"]).expect_code(0);
+    assert_eq!(p.query("SELECT count(*) FROM route_routed"), [recs.len().to_string()]);
+    let routed = written_json(&p, "out/routed.json");
+    let support = routed.iter().find(|t| t["team"]["name"] == "Support").expect("the Support team");
+    assert_eq!(support["count"], recs.len());
+    let html = p.read("out/digests/support.html");
+    let md = p.read("out/digests/support.md");
+    for r in &recs {
+        let (id, mut text) = (field(r, "id"), field(r, "text").to_string());
+        // docs/routing.md: a digest shows at most 1000 characters of a text.
+        if text.chars().count() > 1000 {
+            text = text.chars().take(1000).collect::<String>() + "…";
+        }
+        assert!(html.contains(&escape_html(&text)), "{id}: its text is not in the HTML digest as text");
+        assert!(md.contains(id), "{id} is not in the Markdown digest");
+    }
+    assert!(!html.contains("<script>") && !html.contains("<img"), "markup from a record is live in the HTML digest");
+    assert!(!md.contains("<script>"), "markup from a record is live in the Markdown digest");
+}
