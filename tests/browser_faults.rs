@@ -286,7 +286,7 @@ fn write_run_log(p: &TestProject, sql: &str) -> u64 {
     rt.block_on(async {
         let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(p.db()).busy_timeout(Duration::from_secs(10));
         let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-        let n = sqlx::query(sql).execute(&pool).await.unwrap().rows_affected();
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap().rows_affected();
         pool.close().await;
         n
     })

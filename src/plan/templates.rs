@@ -14,6 +14,8 @@
 mod escape;
 mod message;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use handlebars::{Context, Handlebars};

@@ -52,6 +52,14 @@ impl ItemRunner for Runner {
         if run.dry_run {
             return Ok(ItemOutput::new(json!({"would_run": argv})));
         }
+        // The OS would refuse the argument with a bare "nul byte found in provided data".
+        if let Some(i) = argv.iter().position(|a| a.contains('\0')) {
+            return Err(StepError::Fatal(format!(
+                "argument {i} of `{}` contains a NUL byte (from this record's data), which a program argument cannot hold; remove it from the data",
+                argv[0]
+            ))
+            .into());
+        }
         let out = tokio::process::Command::new(&argv[0])
             .args(&argv[1..])
             .current_dir(&run.project)
@@ -66,7 +74,7 @@ impl ItemRunner for Runner {
             .process_group(0)
             .output()
             .await
-            .map_err(|e| StepError::Fatal(format!("cannot start `{}`: {e}; check that it exists and is executable", argv[0])))?;
+            .map_err(|e| StepError::Fatal(spawn_error(&argv, &e)))?;
         let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if out.status.success() {
             let output = match serde_json::from_str::<Value>(&stdout) {
@@ -91,4 +99,17 @@ impl ItemRunner for Runner {
             Err(StepError::Fatal(msg).into())
         }
     }
+}
+
+/// Only a missing or non-executable program is the program's fault; arguments too long for the
+/// OS (a big field of the record) need the data passed another way.
+fn spawn_error(argv: &[String], e: &std::io::Error) -> String {
+    if e.raw_os_error() == Some(libc::E2BIG) {
+        let longest = argv.iter().map(String::len).max().unwrap_or(0);
+        return format!(
+            "cannot start `{}`: its arguments are too long for the system (the longest is {longest} bytes; Linux allows 128 KiB per argument); pass large data in a file instead",
+            argv[0]
+        );
+    }
+    format!("cannot start `{}`: {e}; check that it exists and is executable", argv[0])
 }

@@ -10,6 +10,8 @@ mod queries;
 mod resolve;
 mod run_log;
 mod schedule;
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -118,9 +118,12 @@ impl Store {
             doomed.extend(ids);
         }
         for chunk in doomed.chunks(500) {
+            // Run ids read back as i64 above: the list is digits and commas, nothing to inject.
             let list = chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
             let paths: Vec<String> =
-                sqlx::query_scalar(&format!("SELECT path FROM artifacts WHERE run_id IN ({list})")).fetch_all(&self.pool).await?;
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT path FROM artifacts WHERE run_id IN ({list})")))
+                    .fetch_all(&self.pool)
+                    .await?;
             // File deletion is blocking work (thousands of files on a slow disk): off the runtime.
             let (root, ids) = (artifacts_root.to_path_buf(), chunk.to_vec());
             report.files_deleted += off_runtime(move || {
@@ -142,7 +145,7 @@ impl Store {
                 deleted
             })
             .await;
-            let r = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({list})")).execute(&self.pool).await?;
+            let r = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM runs WHERE id IN ({list})"))).execute(&self.pool).await?;
             report.runs_deleted += r.rows_affected();
         }
         // Owners long gone that no run or claim names any more: one row per process ever run.

@@ -121,7 +121,7 @@ impl TestProject {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db().display())).await.unwrap();
-            let n = sqlx::query(sql).execute(&pool).await.unwrap_or_else(|e| panic!("`{sql}`: {e}")).rows_affected();
+            let n = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap_or_else(|e| panic!("`{sql}`: {e}")).rows_affected();
             pool.close().await;
             n
         })
@@ -201,7 +201,7 @@ pub(crate) fn try_query(db: &Path, sql: &str) -> Result<Vec<String>, String> {
     rt.block_on(async {
         let url = format!("sqlite://{}?mode=ro", db.display());
         let pool = sqlx::SqlitePool::connect(&url).await.map_err(|e| format!("open run log: {e}"))?;
-        let rows = sqlx::query(sql).fetch_all(&pool).await.map_err(|e| format!("query: {e}"));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&pool).await.map_err(|e| format!("query: {e}"));
         pool.close().await;
         let rows = rows?;
         Ok(rows

@@ -95,7 +95,7 @@ pub fn route_csv<R: Read + Seek>(
     let mut rec = csv::ByteRecord::new();
     let mut seq = 0u64;
     loop {
-        if seq % CANCEL_EVERY == 0 && cancelled() {
+        if seq.is_multiple_of(CANCEL_EVERY) && cancelled() {
             return Err(SourceError::Cancelled);
         }
         let (line, problem) = match rdr.next(&mut rec)? {
