@@ -38,7 +38,11 @@ pub(super) async fn open(s: &SmtpSettings, client_id: &ClientId) -> Result<Async
     let stream: Box<dyn AsyncTokioStream> = if s.tls == Tls::Implicit {
         #[allow(deprecated)] // lettre marks the type deprecated but it is the only way in
         let mut ns = lettre::transport::smtp::client::AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
-        ns.upgrade_tls(tls_params()?).await.map_err(|e| refused(s, &e))?;
+        // A server that takes the connection and never answers the hello must not hold the run.
+        tokio::time::timeout(s.timeout, ns.upgrade_tls(tls_params()?))
+            .await
+            .map_err(|_| transient("complete the TLS handshake with", &"timed out"))?
+            .map_err(|e| refused(s, &e))?;
         Box::new(TlsStream { inner: ns.compat(), peer })
     } else {
         Box::new(tcp)
@@ -164,5 +168,29 @@ impl AsyncWrite for TlsStream {
 impl AsyncTokioStream for TlsStream {
     fn peer_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_silent_during_the_implicit_tls_handshake_fails_within_the_timeout() {
+        // Listening but never accepting: the kernel completes the TCP connection, and no one
+        // ever answers the client's hello.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let s = SmtpSettings::parse(&format!("smtps://127.0.0.1:{port}?timeout=30s")).unwrap();
+        let started = tokio::time::Instant::now();
+        let opened = tokio::time::timeout(Duration::from_secs(3600), open(&s, &ClientId::Domain("t".into())))
+            .await
+            .expect("the handshake must give up by itself, after `timeout`");
+        let Err(e) = opened else { panic!("a silent server cannot open a session") };
+        assert_eq!(e, SendError::Transient(format!("cannot complete the TLS handshake with 127.0.0.1:{port}: timed out")));
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        drop(listener);
     }
 }
