@@ -112,6 +112,14 @@ fn opportunistic_starttls_encrypts_when_the_server_offers_it() {
     assert_eq!(got.len(), 2);
     assert!(got.iter().all(|m| m.tls), "{got:?}");
     assert_eq!(server.plain_lines(), ["EHLO cxflow.localhost", "STARTTLS"]);
+
+    // A server that offers no STARTTLS gets the email in clear: there is no login to protect.
+    let plain = TlsSmtp::start(&pki.server(&["127.0.0.1"]), Options::default());
+    let p = project(&format!("smtp_url: smtp://127.0.0.1:{}\n", plain.port), &pki.ca_pem);
+    run(&p).expect_code(0);
+    let got = plain.messages();
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|m| !m.tls), "{got:?}");
 }
 
 #[test]
@@ -218,4 +226,26 @@ fn a_refused_login_fails_the_run_naming_the_server_and_the_settings_not_the_logi
     assert!(output(&r).contains("check the values of the secrets named by `smtp_user_secret` and `smtp_password_secret`"));
     assert!(!output(&r).contains(USER) && !output(&r).contains("wrong-Pa55"), "{}", output(&r));
     no_secret_in_clear(&server);
+}
+
+#[test]
+fn a_certificate_that_fails_mid_run_fails_its_item_unclaimed_and_the_others_stay_sent() {
+    let pki = Pki::new("Acme private CA");
+    let stranger = Pki::new("Someone else's CA");
+    // The first session (opened before any item) is trusted and takes one email; every later
+    // session shows a certificate from an unknown CA.
+    let options = Options { starttls: true, then: Some(stranger.server(&["127.0.0.1"])), ..Options::default() };
+    let server = TlsSmtp::start(&pki.server(&["127.0.0.1"]), options);
+    let p = project(&format!("smtp_url: smtp://127.0.0.1:{}\nsmtp_ca_file: certs/ca.pem\n", server.port), &pki.ca_pem);
+    p.write("workflows/x.yaml", &p.read("workflows/x.yaml").replace("    send_email:", "    concurrency: 1\n    send_email:"));
+    let r = run(&p);
+    r.expect_code(1);
+    assert_eq!(server.messages().iter().map(|m| m.to.join(",")).collect::<Vec<_>>(), ["ann@example.org"]);
+    let items = p.query("SELECT item_key, status, attempts FROM items WHERE step_id = 'mail' ORDER BY item_key");
+    assert_eq!(items, ["T1|ok|1", "T2|failed|1"]);
+    let error = p.query("SELECT error FROM items WHERE item_key = 'T2'").remove(0);
+    let expected = format!("TLS with 127.0.0.1:{} refused: its certificate is signed neither by a public CA", server.port);
+    assert!(error.contains(&expected), "{error}");
+    assert_eq!(p.query("SELECT key, state FROM ledger"), ["follow-up/T1|sent"]);
+    assert_eq!(p.query("SELECT status FROM runs"), ["partial"]);
 }

@@ -44,7 +44,7 @@ impl SmtpCa {
 }
 
 /// TLS settings for a connection to `host`: the public roots, plus `ca` when set.
-pub fn tls_parameters(ca: Option<&SmtpCa>, host: &str) -> Result<TlsParameters, lettre::transport::smtp::Error> {
+pub(crate) fn tls_parameters(ca: Option<&SmtpCa>, host: &str) -> Result<TlsParameters, lettre::transport::smtp::Error> {
     let mut b = TlsParameters::builder(host.to_string());
     for der in ca.map(|c| c.certs.as_slice()).unwrap_or_default() {
         b = b.add_root_certificate(Certificate::from_der(der.clone())?);

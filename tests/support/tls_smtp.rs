@@ -1,53 +1,22 @@
 //! An SMTP server with TLS on 127.0.0.1 (tokio-rustls) for the tests of email over TLS: STARTTLS
 //! and/or TLS from the first byte, AUTH PLAIN and LOGIN checked against one login, and a
-//! certificate from a CA the test makes (`Pki`, rcgen). It records every line the client sent,
-//! each marked as read in clear or over TLS, so a test can show what crossed the wire unencrypted.
+//! certificate from a CA the test makes (`Pki` in pki.rs). It records every line the client
+//! sent, each marked as read in clear or over TLS, so a test can show what crossed the wire
+//! unencrypted.
 #![allow(dead_code)]
 
 use std::net::TcpListener as StdListener;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// A certificate authority made for one test, and the certificates it signs.
-pub(crate) struct Pki {
-    /// The CA certificate, PEM: what `smtp_ca_file` points at.
-    pub ca_pem: String,
-    ca: rcgen::Certificate,
-    key: KeyPair,
-}
-
-/// A server's certificate chain and key.
-pub(crate) struct Identity {
-    chain: Vec<CertificateDer<'static>>,
-    key: Vec<u8>,
-}
-
-impl Pki {
-    pub(crate) fn new(name: &str) -> Pki {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let ca = params.self_signed(&key).unwrap();
-        Pki { ca_pem: ca.pem(), ca, key }
-    }
-
-    /// A server certificate for `names` (host names or IP addresses), signed by this CA.
-    pub(crate) fn server(&self, names: &[&str]) -> Identity {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        let cert = params.signed_by(&key, &self.ca, &self.key).unwrap();
-        Identity { chain: vec![cert.der().clone()], key: key.serialize_der() }
-    }
-}
+#[path = "pki.rs"]
+mod pki;
+pub(crate) use pki::{Identity, Pki};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Options {
@@ -58,6 +27,9 @@ pub(crate) struct Options {
     /// Offer AUTH (in clear too, as a careless server would) and require this user and password
     /// before MAIL.
     pub login: Option<(String, String)>,
+    /// Close each session after its first message, and show this certificate from the second
+    /// session on: a server whose certificate changes mid-run.
+    pub then: Option<Identity>,
 }
 
 /// One line the client sent.
@@ -95,14 +67,8 @@ pub(crate) struct TlsSmtp {
 
 impl TlsSmtp {
     pub(crate) fn start(identity: &Identity, options: Options) -> TlsSmtp {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(identity.chain.clone(), PrivateKeyDer::Pkcs8(identity.key.clone().into()))
-            .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let first = acceptor(identity);
+        let then = options.then.as_ref().map(acceptor).unwrap_or_else(|| first.clone());
         let listener = StdListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -114,12 +80,15 @@ impl TlsSmtp {
             rt.block_on(async move {
                 let listener = TcpListener::from_std(listener).unwrap();
                 let options = Arc::new(options);
+                let mut sessions = 0;
                 loop {
                     tokio::select! {
                         _ = &mut stopped => return,
                         accepted = listener.accept() => {
                             let Ok((tcp, _)) = accepted else { continue };
-                            tokio::spawn(session(tcp, acceptor.clone(), options.clone(), shared.clone()));
+                            sessions += 1;
+                            let acceptor = if sessions == 1 { first.clone() } else { then.clone() };
+                            tokio::spawn(session(tcp, acceptor, options.clone(), shared.clone()));
                         }
                     }
                 }
@@ -148,6 +117,17 @@ impl TlsSmtp {
     pub(crate) fn logins_refused(&self) -> usize {
         self.state.lock().unwrap().logins_refused
     }
+}
+
+fn acceptor(identity: &Identity) -> TlsAcceptor {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(identity.chain.clone(), PrivateKeyDer::Pkcs8(identity.key.clone().into()))
+        .unwrap();
+    TlsAcceptor::from(Arc::new(config))
 }
 
 impl Drop for TlsSmtp {
@@ -330,6 +310,9 @@ async fn dialogue(mut c: Conn, tls: bool, greet: bool, options: &Options, state:
                     s.inbox.len()
                 };
                 say!("250 2.0.0 queued as {n}");
+                if options.then.is_some() {
+                    return Next::Done;
+                }
             }
             "RSET" => {
                 envelope = None;
