@@ -249,3 +249,20 @@ fn a_certificate_that_fails_mid_run_fails_its_item_unclaimed_and_the_others_stay
     assert_eq!(p.query("SELECT key, state FROM ledger"), ["follow-up/T1|sent"]);
     assert_eq!(p.query("SELECT status FROM runs"), ["partial"]);
 }
+
+#[test]
+fn a_server_that_offers_no_login_is_told_apart_from_a_wrong_password() {
+    let pki = Pki::new("Acme private CA");
+    let server = TlsSmtp::start(&pki.server(&["127.0.0.1"]), Options { starttls: true, ..Options::default() });
+    let url = format!("smtp_url: smtp://127.0.0.1:{}?tls=required\n", server.port);
+    let p = project(&format!("{url}smtp_ca_file: certs/ca.pem\n{LOGIN}"), &pki.ca_pem);
+    let r = run(&p);
+    nothing_sent(&p, &server, &r);
+    let expected = format!(
+        "127.0.0.1:{} offers no login (AUTH PLAIN or LOGIN), but `smtp_user_secret` and `smtp_password_secret` are set: \
+         remove them if the server needs no login, or check that `smtp_url` names the submission port",
+        server.port
+    );
+    assert!(output(&r).contains(&expected), "{}", output(&r));
+    assert!(!server.lines().iter().any(|l| l.text.starts_with("AUTH")), "{:?}", server.lines());
+}

@@ -75,8 +75,17 @@ pub(super) async fn open(s: &SmtpSettings, client_id: &ClientId) -> Result<Async
                     s.host, s.port
                 )));
             }
+            const MECHANISMS: [Mechanism; 2] = [Mechanism::Plain, Mechanism::Login];
+            // Told apart from a refused login, whose fix is another password.
+            if conn.server_info().get_auth_mechanism(&MECHANISMS).is_none() {
+                return Err(SendError::Permanent(format!(
+                    "{}:{} offers no login (AUTH PLAIN or LOGIN), but `smtp_user_secret` and `smtp_password_secret` are \
+                     set: remove them if the server needs no login, or check that `smtp_url` names the submission port",
+                    s.host, s.port
+                )));
+            }
             // The user is a secret too: the message names the server and the settings, not the login.
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], &Credentials::new(user.clone(), pw.clone())).await.map_err(|e| {
+            conn.auth(&MECHANISMS, &Credentials::new(user.clone(), pw.clone())).await.map_err(|e| {
                 SendError::Permanent(format!(
                     "SMTP login to {}:{} failed: {e}; check the values of the secrets named by `smtp_user_secret` and \
                      `smtp_password_secret`",
