@@ -7,6 +7,7 @@
 //! (or the variable) that set them. Built once when a project opens, so `cxflow validate` and
 //! `cxflow serve` refuse a bad value before anything runs.
 
+pub mod smtp_ca;
 pub mod smtp_url;
 mod validate;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 
+pub use self::smtp_ca::SmtpCa;
 pub use self::smtp_url::{SmtpSettings, Tls};
 use crate::schedule::cron_expr::CronSchedule;
 use crate::spec::config_file::{self, ConfigSource};
@@ -44,6 +46,9 @@ pub struct Config {
     pub smtp_user_secret: Option<String>,
     /// Name of the secret (environment variable) that holds the SMTP password.
     pub smtp_password_secret: Option<String>,
+    /// A private CA for the SMTP server's certificate, read when the settings are built. Also in
+    /// `smtp_url`'s settings (`SmtpSettings::ca`), so every sender trusts it.
+    pub smtp_ca_file: Option<SmtpCa>,
     /// Default sender of emails and failure notices.
     pub smtp_from: Mailbox,
     /// Messages per second at most (more than 0); None means no limit.
@@ -82,6 +87,7 @@ impl Default for Config {
             smtp_url: None,
             smtp_user_secret: None,
             smtp_password_secret: None,
+            smtp_ca_file: None,
             smtp_from: "cxflow <cxflow@localhost>".parse().expect("the default sender is a mailbox"),
             smtp_rate_limit: None,
             // Each email holds its connection while its claim is synced (docs/email.md): 8 keeps

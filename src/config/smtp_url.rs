@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use super::SmtpCa;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tls {
     /// Implicit TLS from the first byte (smtps://).
@@ -27,6 +29,8 @@ pub struct SmtpSettings {
     pub user: Option<String>,
     pub password: Option<String>,
     pub timeout: Duration,
+    /// `smtp_ca_file`, laid in by the settings pass (a URL cannot say it).
+    pub ca: Option<SmtpCa>,
 }
 
 // Hand-written so a password never ends up in a log line through `{:?}`.
@@ -38,6 +42,7 @@ impl std::fmt::Debug for SmtpSettings {
             .field("tls", &self.tls)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("ca", &self.ca)
             .finish()
     }
 }
@@ -74,7 +79,12 @@ impl SmtpSettings {
         let user = (!url.username().is_empty()).then(|| decode(url.username())).flatten();
         let password = url.password().and_then(decode);
         let port = url.port().unwrap_or(if implicit { 465 } else { 25 });
-        Ok(SmtpSettings { host, port, tls, user, password, timeout })
+        Ok(SmtpSettings { host, port, tls, user, password, timeout, ca: None })
+    }
+
+    /// The host is this machine: nothing between cxflow and the server can read the wire.
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost") || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 }
 

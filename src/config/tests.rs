@@ -232,3 +232,65 @@ fn max_record_bytes_has_a_default_a_floor_and_an_override() {
     let e = error("max_record_bytes: 10\n", &[]);
     assert!(e.contains("`max_record_bytes`: must be at least 1024 bytes, not `10`") && e.contains("cxflow.yaml:1:19"), "{e}");
 }
+
+/// A self-signed CA certificate: its PEM, and its DER.
+fn ca_pem() -> (String, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&key).unwrap();
+    (ca.pem(), ca.der().to_vec())
+}
+
+#[test]
+fn smtp_ca_file_is_read_from_the_project_folder_and_given_to_smtp_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, der) = ca_pem();
+    std::fs::create_dir(dir.path().join("certs")).unwrap();
+    std::fs::write(dir.path().join("certs/ca.pem"), pem).unwrap();
+    std::fs::write(dir.path().join(FILE_NAME), "smtp_url: smtps://mail.x.com\nsmtp_ca_file: certs/ca.pem\n").unwrap();
+    let c = Config::load(dir.path(), |_| None).unwrap();
+    let want = SmtpCa { path: "certs/ca.pem".into(), certs: vec![der] };
+    assert_eq!(c.smtp_ca_file.as_ref(), Some(&want));
+    // Every sender of `smtp_url` (the step, the scheduler's alerts) trusts it.
+    assert_eq!(c.smtp_url.unwrap().ca, Some(want));
+    let c = Config::load(dir.path(), |k| (k == "CXFLOW_SMTP_URL").then(|| "smtp://mail.y.com?tls=required".into())).unwrap();
+    assert_eq!(c.smtp_url.unwrap().ca.map(|ca| ca.path), Some("certs/ca.pem".into()));
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_used_is_reported_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.pem"), "# the CA goes here\n").unwrap();
+    std::fs::write(dir.path().join("junk.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    let load = |yaml: &str| {
+        std::fs::write(dir.path().join(FILE_NAME), yaml).unwrap();
+        Config::load(dir.path(), |_| None).unwrap_err().0.remove(0)
+    };
+    let e = load("smtp_ca_file: nowhere.pem\n");
+    assert_eq!((e.line, e.col), (1, 15));
+    assert!(e.message.starts_with("`smtp_ca_file`: cannot read `nowhere.pem` ("), "{}", e.message);
+    assert_eq!(
+        e.help.as_deref(),
+        Some("give the PEM file of the CA that signed the mail server's certificate (relative to the project folder)")
+    );
+    let e = load("smtp_ca_file: empty.pem\n");
+    assert_eq!(e.message, "`smtp_ca_file`: `empty.pem` holds no certificate (no `-----BEGIN CERTIFICATE-----` block)");
+    let e = load("smtp_ca_file: junk.pem\n");
+    assert!(e.message.starts_with("`smtp_ca_file`: `junk.pem` holds a certificate that cannot be trusted as a CA ("), "{}", e.message);
+    assert_eq!(load("smtp_ca_file: ''\n").message, "`smtp_ca_file`: the path is empty");
+}
+
+#[test]
+fn a_login_over_tls_none_is_refused_unless_the_server_is_this_machine() {
+    assert_eq!(
+        error("smtp_url: smtp://bot:pa55word@mail.x.com:25?tls=none\n", &[]),
+        "error: `smtp_url`: `tls=none` with a login would send the SMTP password unencrypted to `mail.x.com`\n  --> cxflow.yaml:1:11\n  |\n1 | smtp_url: smtp://bot:***@mail.x.com:25?tls=none\n  |           ^\n  = help: use `tls=required` (STARTTLS) or `smtps://`; `tls=none` with a login is accepted only for a server on this machine (127.0.0.1, localhost)\n"
+    );
+    let e = error("smtp_password_secret: SMTP_PASSWORD\n", &[("CXFLOW_SMTP_URL", "smtp://mail.x.com?tls=none")]);
+    assert!(e.starts_with("error: `CXFLOW_SMTP_URL`: `tls=none` with a login would send"), "{e}");
+    for ok in ["smtp://127.0.0.1:2525?tls=none", "smtp://localhost:2525?tls=none", "smtp://[::1]:2525?tls=none", "smtp://mail.x.com"] {
+        assert!(build(&format!("smtp_url: {ok}\nsmtp_password_secret: P\n"), &[]).is_ok(), "{ok}");
+    }
+    assert!(build("smtp_url: smtp://mail.x.com?tls=none\n", &[]).is_ok(), "no login, nothing to protect");
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 
-use super::{env_diagnostic, Config, EnvOrigins, SmtpSettings};
+use super::{env_diagnostic, Config, EnvOrigins, SmtpCa, SmtpSettings, Tls};
 use crate::schedule::cron_expr::CronSchedule;
 use crate::spec::config_file::{ConfigFile, ConfigSource};
 use crate::spec::{mask, Diagnostic, Diagnostics};
@@ -63,8 +63,10 @@ fn hide_after(line: &str, col: usize) -> String {
 
 pub(super) fn settings(raw: &ConfigFile, file: &ConfigSource, env: &EnvOrigins) -> Result<Config, Diagnostics> {
     let d = Config::default();
+    // Paths in the settings are relative to the project folder, where `cxflow.yaml` is.
+    let project = file.path.parent().unwrap_or(Path::new(""));
     let mut p = Pass { file, env, errors: Vec::new() };
-    let config = Config {
+    let mut config = Config {
         database_url: p.field("database_url", raw.database_url.as_deref(), database_url).unwrap_or(d.database_url),
         workflows_dir: p.field("workflows_dir", raw.workflows_dir.as_deref(), folder).unwrap_or(d.workflows_dir),
         templates_dir: p.field("templates_dir", raw.templates_dir.as_deref(), folder).unwrap_or(d.templates_dir),
@@ -73,6 +75,7 @@ pub(super) fn settings(raw: &ConfigFile, file: &ConfigSource, env: &EnvOrigins) 
         smtp_url: p.field("smtp_url", raw.smtp_url.as_deref(), smtp_url).flatten(),
         smtp_user_secret: p.field("smtp_user_secret", raw.smtp_user_secret.as_deref(), secret_name),
         smtp_password_secret: p.field("smtp_password_secret", raw.smtp_password_secret.as_deref(), secret_name),
+        smtp_ca_file: p.field("smtp_ca_file", raw.smtp_ca_file.as_deref(), |f| ca_file(project, f)),
         smtp_from: p.field("smtp_from", raw.smtp_from.as_deref(), mailbox).unwrap_or(d.smtp_from),
         smtp_rate_limit: p.field("smtp_rate_limit", raw.smtp_rate_limit.as_ref(), rate),
         smtp_pool_size: p.field("smtp_pool_size", raw.smtp_pool_size.as_ref(), pool_size).unwrap_or(d.smtp_pool_size),
@@ -86,6 +89,14 @@ pub(super) fn settings(raw: &ConfigFile, file: &ConfigSource, env: &EnvOrigins) 
         prune_cron: p.field("prune_cron", raw.prune_cron.as_deref(), cron).unwrap_or(d.prune_cron),
         max_record_bytes: p.field("max_record_bytes", raw.max_record_bytes.as_ref(), record_bytes).unwrap_or(d.max_record_bytes),
     };
+    if let Some(s) = &mut config.smtp_url {
+        s.ca = config.smtp_ca_file.clone();
+        let login = s.password.is_some() || config.smtp_password_secret.is_some();
+        if s.tls == Tls::None && login && !s.is_loopback() {
+            let host = s.host.clone();
+            p.field("smtp_url", Some(&()), |_| Err::<(), _>(plain_login(&host)));
+        }
+    }
     if p.errors.is_empty() {
         return Ok(config);
     }
@@ -126,6 +137,22 @@ fn smtp_url(s: &str) -> Result<Option<SmtpSettings>, Problem> {
     SmtpSettings::parse(s)
         .map(Some)
         .map_err(|e| problem(e, "write it like `smtp://mail.example.com:587?tls=required` or `smtps://mail.example.com` (docs/email.md)"))
+}
+
+fn ca_file(project: &Path, f: &Path) -> Result<SmtpCa, Problem> {
+    const HELP: &str = "give the PEM file of the CA that signed the mail server's certificate (relative to the project folder)";
+    if f.as_os_str().is_empty() {
+        return Err(problem("the path is empty", HELP));
+    }
+    SmtpCa::read(f, &project.join(f)).map_err(|e| problem(e, HELP))
+}
+
+/// A login over `tls=none` puts the password on the wire in clear: only this machine may see it.
+fn plain_login(host: &str) -> Problem {
+    problem(
+        format!("`tls=none` with a login would send the SMTP password unencrypted to `{host}`"),
+        "use `tls=required` (STARTTLS) or `smtps://`; `tls=none` with a login is accepted only for a server on this machine (127.0.0.1, localhost)",
+    )
 }
 
 fn secret_name(s: &str) -> Result<String, Problem> {

@@ -26,6 +26,9 @@ pub struct ConfigFile {
     pub smtp_user_secret: Option<String>,
     /// Name of the secret (environment variable) that holds the SMTP password.
     pub smtp_password_secret: Option<String>,
+    /// PEM file of a private CA the SMTP server's certificate may chain to (relative to the
+    /// project folder), trusted besides the public roots.
+    pub smtp_ca_file: Option<PathBuf>,
     /// Default sender: `Name <address>` or a bare address.
     pub smtp_from: Option<String>,
     /// Messages per second at most; unset means no limit.

@@ -8,6 +8,7 @@ pub mod deliver;
 pub mod message;
 pub mod pool;
 pub mod rate;
+mod session;
 // Moved to the settings, which parse `smtp_url` when a project opens; kept at this path for callers.
 pub use crate::config::smtp_url;
 pub mod templates;

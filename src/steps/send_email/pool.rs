@@ -3,31 +3,23 @@
 //! Why not lettre's pooled transport: it never sets TCP_NODELAY and writes the message and the
 //! end-of-data `.` separately, so Nagle holds the `.` until the server's delayed ACK (~40 ms):
 //! about 22 msg/s per connection. Here we connect the socket ourselves with nodelay and hand it
-//! to lettre (`connect_with_transport`), which still does EHLO, STARTTLS and AUTH.
+//! to lettre (`connect_with_transport`), which still does EHLO, STARTTLS and AUTH (session.rs).
 //!
 //! We also drive MAIL/RCPT/DATA ourselves so we know *when* a failure happened: before the
 //! message was handed over it was definitely not delivered; a dropped connection after that
 //! is "uncertain", which the exactly-once ledger must treat differently.
 
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::Error as SmtpError;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
-use super::smtp_url::{SmtpSettings, Tls};
+use super::smtp_url::SmtpSettings;
 use super::transport::Gate;
 
 /// Outcome of a failed send, by what we know about delivery.
@@ -236,56 +228,7 @@ impl SmtpPool {
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
-        let s = &self.settings;
-        let transient = |what: &str, e: &dyn std::fmt::Display| SendError::Transient(format!("cannot {what} {}:{}: {e}", s.host, s.port));
-        let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.host.as_str(), s.port)))
-            .await
-            .map_err(|_| transient("connect to", &"timed out"))?
-            .map_err(|e| transient("connect to", &e))?;
-        tcp.set_nodelay(true).map_err(|e| transient("configure socket to", &e))?;
-        let peer = tcp.peer_addr().map_err(|e| transient("connect to", &e))?;
-        let tls_params = || TlsParameters::new(s.host.clone()).map_err(|e| SendError::Permanent(format!("TLS setup for {}: {e}", s.host)));
-        let stream: Box<dyn AsyncTokioStream> = if s.tls == Tls::Implicit {
-            #[allow(deprecated)] // lettre marks the type deprecated but it is the only way in
-            let mut ns = lettre::transport::smtp::client::AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
-            ns.upgrade_tls(tls_params()?)
-                .await
-                .map_err(|e| SendError::Permanent(format!("TLS handshake with {}:{}: {e}", s.host, s.port)))?;
-            Box::new(TlsStream { inner: ns.compat(), peer })
-        } else {
-            Box::new(tcp)
-        };
-        let setup = async {
-            let mut conn =
-                AsyncSmtpConnection::connect_with_transport(stream, &self.client_id).await.map_err(|e| transient("greet", &e))?;
-            let mut encrypted = s.tls == Tls::Implicit;
-            let offers = conn.server_info().supports_feature(Extension::StartTls);
-            match s.tls {
-                Tls::Required if !offers => {
-                    return Err(SendError::Permanent(format!("{}:{} does not offer STARTTLS but `tls=required`", s.host, s.port)))
-                }
-                Tls::Required | Tls::Opportunistic if offers => {
-                    conn.starttls(tls_params()?, &self.client_id)
-                        .await
-                        .map_err(|e| SendError::Permanent(format!("STARTTLS with {}: {e}", s.host)))?;
-                    encrypted = true;
-                }
-                _ => {}
-            }
-            if let (Some(user), Some(pw)) = (&s.user, &s.password) {
-                if !encrypted && s.tls != Tls::None {
-                    return Err(SendError::Permanent(format!(
-                        "refusing to send the SMTP password to {} unencrypted (server offers no STARTTLS); use smtps:// or `tls=none` explicitly",
-                        s.host
-                    )));
-                }
-                conn.auth(&[Mechanism::Plain, Mechanism::Login], &Credentials::new(user.clone(), pw.clone()))
-                    .await
-                    .map_err(|e| SendError::Permanent(format!("SMTP login as `{user}` failed: {e}")))?;
-            }
-            Ok(conn)
-        };
-        tokio::time::timeout(s.timeout, setup).await.map_err(|_| transient("set up a session with", &"timed out"))?
+        super::session::open(&self.settings, &self.client_id).await
     }
 }
 
@@ -308,38 +251,5 @@ fn classify(phase: Phase, e: &SmtpError) -> SendError {
         SendError::Permanent(msg)
     } else {
         SendError::Transient(msg)
-    }
-}
-
-/// lettre's custom-stream hook wants a tokio stream; an implicit-TLS stream upgraded by lettre
-/// itself is a futures stream, so it is adapted back with `compat`.
-#[derive(Debug)]
-#[allow(deprecated)]
-struct TlsStream {
-    inner: Compat<lettre::transport::smtp::client::AsyncNetworkStream>,
-    peer: SocketAddr,
-}
-
-impl AsyncRead for TlsStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TlsStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-impl AsyncTokioStream for TlsStream {
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.peer)
     }
 }
