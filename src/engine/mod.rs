@@ -115,6 +115,8 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
     let mut secrets = secrets;
     secrets.mask_config_secrets(&config, |k| std::env::var(k).ok());
     let secrets = Arc::new(secrets);
+    // Whatever logs during the run (a step, a dependency) goes to stderr masked.
+    let _masked = secrets.register();
     let artifacts_root = config.path(&plan.project, &config.artifacts_dir);
     let env = RunEnv {
         run_id,
