@@ -81,6 +81,67 @@ pub fn var_refs(src: &str, extra_keywords: &[&str]) -> Vec<VarRef> {
     out
 }
 
+/// The first expression of `src` that can reach `secrets`, in any path form handlebars accepts:
+/// `secrets.X`, `@root.secrets.X`, `this.secrets.X`, `./secrets/X`, `../secrets.X`, `[secrets].X`,
+/// `lookup ... "secrets"`, or the whole context (`@root`, or `this` / `.` outside a block), which
+/// `json`, `lookup` or `#with` can open up to its secrets. For places where a secret must never go
+/// (item keys, file names): it errs on the side of refusing.
+pub fn secret_path(src: &str) -> Option<String> {
+    static EXPR: OnceLock<Regex> = OnceLock::new();
+    static TOKEN: OnceLock<Regex> = OnceLock::new();
+    let expr = EXPR.get_or_init(|| Regex::new(r"\{\{\{?~?([^}]*)\}?\}\}").expect("valid regex"));
+    let token = TOKEN.get_or_init(|| Regex::new(r#""([^"]*)"|'([^']*)'|([A-Za-z0-9_@.\[\]/\-]+)"#).expect("valid regex"));
+    let mut depth = 0usize;
+    for cap in expr.captures_iter(src) {
+        let inner = cap[1].trim().trim_end_matches('~').trim();
+        if inner.starts_with('!') {
+            continue;
+        }
+        if inner.starts_with("/each") || inner.starts_with("/with") {
+            depth = depth.saturating_sub(1);
+            continue;
+        }
+        let body = inner.trim_start_matches(['#', '/', '>', '^', '&']);
+        for t in token.captures_iter(body) {
+            if let Some(lit) = t.get(1).or(t.get(2)) {
+                if lit.as_str().trim_matches(['[', ']']) == "secrets" && body.contains("lookup") {
+                    return Some(inner.to_string());
+                }
+                continue;
+            }
+            let raw = &t[3];
+            let path = normalize(raw);
+            let whole_context = path.is_empty() && (raw.starts_with("@root") || raw.contains("..") || depth == 0);
+            if whole_context || path == "secrets" || path.starts_with("secrets.") {
+                return Some(inner.to_string());
+            }
+        }
+        if inner.starts_with("#each") || inner.starts_with("#with") {
+            depth += 1;
+        }
+    }
+    None
+}
+
+/// `@root/[secrets].PW`, `this.secrets.PW`, `../secrets/PW` → `secrets.PW`; a reference to the
+/// whole context → `""`. Only the words handlebars reads as the context are stripped.
+fn normalize(raw: &str) -> String {
+    let mut p = raw.replace(['[', ']'], "").replace('/', ".");
+    loop {
+        let before = p.len();
+        for prefix in ["@root", "this", "."] {
+            if p == prefix {
+                p.clear();
+            } else if let Some(rest) = p.strip_prefix(prefix).filter(|r| r.starts_with('.') || prefix == ".") {
+                p = rest.to_string();
+            }
+        }
+        if p.len() == before {
+            return p.trim_start_matches('.').to_string();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +171,32 @@ mod tests {
             .map(|r| r.guarded)
             .collect();
         assert_eq!(g, [true, true, true, false]);
+    }
+
+    #[test]
+    fn every_path_form_to_secrets_is_found() {
+        for src in [
+            "{{secrets.PW}}",
+            "{{@root.secrets.PW}}",
+            "{{this.secrets.PW}}",
+            "{{./secrets/PW}}",
+            "{{this/secrets/PW}}",
+            "{{@root/secrets/PW}}",
+            "{{[secrets].[PW]}}",
+            "{{#each item.lines}}{{../secrets.PW}}{{/each}}",
+            "{{#with item}}{{@root.secrets.PW}}{{/with}}",
+            "{{lookup secrets 'PW'}}",
+            "{{lookup (lookup this \"secrets\") 'PW'}}",
+            "{{json @root}}",
+            "{{#with this}}{{secrets.PW}}{{/with}}",
+            "{{#with .}}{{x}}{{/with}}",
+            "{{json ..}}",
+        ] {
+            assert!(secret_path(src).is_some(), "{src}");
+        }
+        for src in ["{{item.id}}-{{run.id}}", "{{item.secrets}}", "{{#each item.lines}}{{this}}{{/each}}", "{{@index}}-{{item.this_id}}"] {
+            assert_eq!(secret_path(src), None, "{src}");
+        }
     }
 
     #[test]
