@@ -168,6 +168,11 @@ impl<'a> PlanCx<'a> {
     pub fn check_refs(&mut self, path: &str, src: &str, extra_roots: &[&str]) {
         let spec = &self.file.spec;
         for r in refs::var_refs(src, extra_roots) {
+            if r.call {
+                let (message, help) = refs::unknown_helper(&r.path);
+                self.error(path, message, Some(help));
+                continue;
+            }
             let first = r.first().unwrap_or("").to_string();
             let problem = match r.root() {
                 "run" if !["id", "workflow", "trigger"].contains(&first.as_str()) => Some((

@@ -19,6 +19,22 @@ pub struct VarRef {
     pub path: String,
     /// Used where a missing value is expected and handled (`#if`, `#unless`, `default`).
     pub guarded: bool,
+    /// In a helper's place (`{{shout item.name}}`, `(shout x)`) and not a known helper: an
+    /// unknown helper, not a variable. Found at any depth, since helpers do not depend on scope.
+    pub call: bool,
+}
+
+/// Helpers handlebars itself provides, besides ours (`helpers::NAMES`).
+const BUILTIN_HELPERS: &[&str] =
+    &["if", "unless", "each", "with", "lookup", "log", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not", "len"];
+
+/// The message and help for a call of a helper that does not exist.
+pub fn unknown_helper(name: &str) -> (String, String) {
+    let all: Vec<&str> = super::helpers::NAMES.iter().chain(BUILTIN_HELPERS).copied().collect();
+    let guess =
+        crate::spec::diagnostic::did_you_mean(name, all.iter().copied()).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
+    let help = format!("{guess}the helpers are: {}", all.join(", "));
+    (format!("unknown helper `{name}` in template"), help)
 }
 
 impl VarRef {
@@ -53,15 +69,26 @@ pub fn var_refs(src: &str, extra_keywords: &[&str]) -> Vec<VarRef> {
             depth = depth.saturating_sub(1);
             continue;
         }
-        let body = strs.replace_all(inner.trim_start_matches(['#', '/', '>', '^', '&']), "");
+        // Literals become `""`: gone as words, but still there as arguments.
+        let body = strs.replace_all(inner.trim_start_matches(['#', '/', '>', '^', '&']), "\"\"");
         // A partial's name (`{{> header}}`) is not a variable.
         if inner.starts_with('>') {
             continue;
         }
         let guarded = ["#if", "#unless", "default "].iter().any(|g| inner.starts_with(g)) || inner.contains("(default ");
-        if depth == 0 {
-            for w in word.find_iter(&body) {
-                let w = w.as_str().trim_end_matches(['.', '-']);
+        for m in word.find_iter(&body) {
+            let w = m.as_str().trim_end_matches(['.', '-']);
+            let (before, after) = (body[..m.start()].trim_end(), &body[m.end()..]);
+            let has_args = after.starts_with(char::is_whitespace) && !after.trim().is_empty() && !after.trim().starts_with(')');
+            let simple = !w.contains(['.', '[', '@', '/']);
+            if simple && has_args && (before.is_empty() || before.ends_with('(')) {
+                let known = super::helpers::NAMES.contains(&w) || BUILTIN_HELPERS.contains(&w) || KEYWORDS.contains(&w);
+                if !known && !extra_keywords.contains(&w) {
+                    out.push(VarRef { path: w.to_string(), guarded: false, call: true });
+                }
+                continue;
+            }
+            if depth == 0 {
                 let root = w.split(['.', '[']).next().unwrap_or("");
                 // `key=value` hash arguments: the key is not a variable.
                 if body[body.find(w).unwrap_or(0) + w.len()..].starts_with('=') {
@@ -71,7 +98,7 @@ pub fn var_refs(src: &str, extra_keywords: &[&str]) -> Vec<VarRef> {
                 if w.starts_with('@') || helper || KEYWORDS.contains(&root) || extra_keywords.contains(&root) {
                     continue;
                 }
-                out.push(VarRef { path: w.to_string(), guarded });
+                out.push(VarRef { path: w.to_string(), guarded, call: false });
             }
         }
         if opens_scope {
@@ -200,8 +227,35 @@ mod tests {
     }
 
     #[test]
+    fn a_call_of_an_unknown_helper_is_one() {
+        let calls = |src: &str| var_refs(src, &[]).into_iter().map(|r| (r.path, r.call)).collect::<Vec<_>>();
+        assert_eq!(calls("{{shout item.name}}"), [("shout".into(), true), ("item.name".into(), false)]);
+        assert_eq!(calls("{{upper (shout 'x')}}"), [("shout".into(), true)]);
+        assert_eq!(calls("{{#each item.lines}}{{shout name}}{{/each}}"), [("item.lines".into(), false), ("shout".into(), true)]);
+        assert_eq!(calls("{{upper item.name}}{{name}}"), [("item.name".into(), false), ("name".into(), false)]);
+    }
+
+    #[test]
+    fn an_unknown_helper_is_named_with_the_available_ones() {
+        let src = "name: x\nvars: {greeting: hi}\nsteps:\n  - id: a\n    command: [echo, \"{{shout vars.greeting}}\"]\n";
+        let file = std::sync::Arc::new(crate::spec::parse(std::path::Path::new("w.yaml"), src.into()).unwrap());
+        let (dir, config) = (tempfile::tempdir().unwrap(), crate::config::Config::default());
+        let errors = crate::plan::build(file, &config, dir.path(), &crate::steps::REGISTRY).unwrap_err().0;
+        let e: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            e,
+            ["error: unknown helper `shout` in template
+  --> w.yaml:5:21
+  |
+5 |     command: [echo, \"{{shout vars.greeting}}\"]
+  |                     ^
+  = help: the helpers are: date, default, pluralize, pluralise, upper, uppercase, lower, lowercase, trim, json, change, inc, if, unless, each, with, lookup, log, eq, ne, gt, gte, lt, lte, and, or, not, len"]
+        );
+    }
+
+    #[test]
     fn root_and_first() {
-        let r = VarRef { path: "vars.a.b".into(), guarded: false };
+        let r = VarRef { path: "vars.a.b".into(), guarded: false, call: false };
         assert_eq!((r.root(), r.first()), ("vars", Some("a")));
     }
 }

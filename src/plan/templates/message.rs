@@ -35,6 +35,10 @@ pub(super) fn render(name: &str, e: &handlebars::RenderError) -> String {
         RenderErrorReason::MissingVariable(None) => format!(
             "a field is missing in `{template}`{at}: this record or context has no such field; fix the data, or, where a missing field is normal, use the `default` helper"
         ),
+        RenderErrorReason::HelperNotFound(name) => {
+            let (message, help) = super::super::refs::unknown_helper(name);
+            format!("{message} `{template}`{at}: {help}")
+        }
         other => format!("cannot render `{template}`{at}: {other}"),
     }
 }

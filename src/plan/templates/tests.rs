@@ -125,3 +125,12 @@ fn syntax_error_is_one_line() {
     let e = t.add("s", "Hi {{item.name").unwrap_err();
     assert!(!e.contains('\n'), "{e}");
 }
+
+#[test]
+fn an_unknown_helper_at_render_time_is_named_with_the_available_ones() {
+    let e = render("Hi {{shout item.name}}", Output::Text, json!({"name": "x"})).unwrap_err();
+    assert_eq!(
+        e,
+        "unknown helper `shout` in template `steps[1].send_email.subject` (line 1, col 4): the helpers are: date, default, pluralize, pluralise, upper, uppercase, lower, lowercase, trim, json, change, inc, if, unless, each, with, lookup, log, eq, ne, gt, gte, lt, lte, and, or, not, len"
+    );
+}
