@@ -42,3 +42,11 @@ pub(super) fn render(name: &str, e: &handlebars::RenderError) -> String {
         other => format!("cannot render `{template}`{at}: {other}"),
     }
 }
+
+/// A render that ran past the step's timeout.
+pub(super) fn overran(name: &str, timeout: std::time::Duration) -> String {
+    format!(
+        "rendering `{name}` took longer than the step's timeout ({}): the template does too much for this record (an `#each` inside an `#each` over a long list?); make it do less, or raise the step's `timeout:`",
+        humantime::format_duration(timeout)
+    )
+}
