@@ -64,6 +64,11 @@ impl Secrets {
         }
     }
 
+    /// Whether `text` holds a secret, in any form `redact` masks.
+    pub fn reveals(&self, text: &str) -> bool {
+        self.matcher().is_some_and(|re| re.is_match(text))
+    }
+
     fn matcher(&self) -> Option<&Regex> {
         self.matcher
             .get_or_init(|| {
