@@ -117,3 +117,18 @@ fn with_the_most_verbose_log_a_secret_given_to_helpers_is_nowhere() {
     assert!(r.stderr.contains("TRACE") && r.stderr.contains("DEBUG"), "the log is verbose: {}", r.stderr);
     assert_nowhere(&p, &[&r]);
 }
+
+#[test]
+fn a_secret_in_a_sources_path_is_masked_in_the_steps_output() {
+    let p = TestProject::new();
+    p.write("data/tok-9f3kq.csv", "id\nr1\n");
+    p.write("workflows/w.yaml", "name: w\nsecrets: [FEED]\nsteps:\n  - id: records\n    read_csv: \"data/{{secrets.FEED}}.csv\"\n");
+    let r = Run::from(p.cxflow().args(["run", "w"]).env("FEED", "tok-9f3kq").output().unwrap());
+    r.expect_code(0);
+    let out = p.query("SELECT output FROM steps WHERE step_id = 'records'");
+    assert!(out[0].ends_with("data/***.csv\"}"), "{out:?}");
+    let show = p.run(&["show", "1", "--json"]);
+    for (what, text) in [("stdout", &r.stdout), ("stderr", &r.stderr), ("show --json", &show.stdout)] {
+        assert!(!text.contains("tok-9f3kq"), "in {what}: {text}");
+    }
+}

@@ -286,9 +286,11 @@ impl Runner<'_> {
         } else {
             json!({"output": output})
         };
-        let stored = (!output.is_null()).then_some(&output);
+        // Masked as stored, not as later templates see it (`steps.<id>.output`): a source's path may
+        // be built from a secret.
+        let stored = (!output.is_null()).then(|| self.env.secrets.redact_value(&output));
         let records = (!step.per_item).then_some(counts.ok);
-        log.finish_step(run_id, &step.id, StepEnd { status, error: error.as_deref(), output: stored, records }).await?;
+        log.finish_step(run_id, &step.id, StepEnd { status, error: error.as_deref(), output: stored.as_ref(), records }).await?;
         self.outputs.insert(step.id.clone(), summary_out);
         self.sources.push((step.id.clone(), source));
         Ok(StepSummary { id: step.id.clone(), status, counts, error })
