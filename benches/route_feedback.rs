@@ -164,7 +164,7 @@ async fn whole_step(case: Case, csv: &Path) {
         // The whole run through the engine: a `read_csv` step (lazy: it only checks the file)
         // and the route step, with the run log on.
         let summary =
-            cxflow::engine::run(&plan, Arc::new(store.clone()), Arc::new(config.clone()), Secrets::placeholders(&[]), opts).await.unwrap();
+            cxflow::engine::run(&plan, Arc::new(store.clone()), Arc::new(config.clone()), Secrets::default(), opts).await.unwrap();
         let row = store.steps(summary.run_id).await.unwrap().into_iter().find(|s| s.step_id == "routed").unwrap();
         let out: serde_json::Value = serde_json::from_str(row.output.as_deref().unwrap()).unwrap();
         println!(

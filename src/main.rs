@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use cxflow::cli::{self, Project, RunArgs, RunsArgs};
+use cxflow::secrets::redact_everywhere;
 
 #[derive(Parser)]
 #[command(name = "cxflow", version, about = "Run customer-experience back-office workflows written in YAML")]
@@ -114,7 +115,7 @@ enum Command {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CXFLOW_LOG").unwrap_or_else(|_| "warn,cxflow=info".into()))
-        .with_writer(std::io::stderr)
+        .with_writer(cxflow::secrets::redacting_stderr)
         // Colours only on a terminal: the journal and log files would get raw escape codes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -147,8 +148,8 @@ fn main() {
         Ok(c) => std::process::exit(c),
         Err(e) => {
             match &e {
-                cli::CliError::Invalid(msg) => eprintln!("{}", msg.trim_end()),
-                cli::CliError::Other(err) => eprintln!("error: {err:#}"),
+                cli::CliError::Invalid(msg) => eprintln!("{}", redact_everywhere(msg.trim_end())),
+                cli::CliError::Other(err) => eprintln!("error: {}", redact_everywhere(&format!("{err:#}"))),
             }
             std::process::exit(e.exit_code());
         }

@@ -21,7 +21,8 @@ async fn every_action_kind_against_the_portal() {
     let driver = Driver::start(DriverConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (client, _) = driver.new_session(dir.path()).await.unwrap();
-    let page = Page { client: &client, wait: Duration::from_secs(3), limit: Duration::from_secs(30) };
+    let no_secrets = cxflow::secrets::Secrets::default();
+    let page = Page { client: &client, secrets: &no_secrets, wait: Duration::from_secs(3), limit: Duration::from_secs(30) };
     let upload = dir.path().join("receipt.txt");
     std::fs::write(&upload, "receipt 42").unwrap();
     let mut out = Produced::default();
@@ -65,7 +66,7 @@ async fn every_action_kind_against_the_portal() {
     assert_eq!(r.attachment_size, 10);
 
     // Errors name the selector and say what was wrong.
-    let quick = Page { client: &client, wait: Duration::from_millis(300), limit: Duration::from_secs(30) };
+    let quick = Page { client: &client, secrets: &no_secrets, wait: Duration::from_millis(300), limit: Duration::from_secs(30) };
     let e = quick.run(&Action::Click(s("#nope")), &mut out).await.unwrap_err();
     assert!(matches!(e, ActError::Page(_)));
     assert_eq!(e.to_string(), "no element matches `#nope` after 300ms");

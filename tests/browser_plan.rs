@@ -98,7 +98,7 @@ fn idempotency_key_is_checked_like_every_template() {
     let e = validate_step("      idempotency_key: \"returns/{{params.month}}\"\n");
     assert!(e.contains("error: `returns/{{params.month}}` is the same for every item, so only the first would be submitted"), "{e}");
     let e = validate_step("      idempotency_key: \"{{secrets.S}}/{{item.id}}\"\n");
-    assert!(e.contains("error: `secrets.S` cannot be used in an idempotency key"), "{e}");
+    assert!(e.contains("error: `{{secrets.S}}` cannot be used in an idempotency key"), "{e}");
     let e = validate_step("      idempotency_key: \"{{item.idd}}\"\n");
     assert!(e.contains("`item.idd` is not a column of `data/a.csv`"), "{e}");
 }

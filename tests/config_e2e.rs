@@ -67,6 +67,15 @@ fn a_password_in_smtp_url_never_appears_in_the_output() {
         assert!(r.stderr.contains("smtp://bot:***@127.0.0.1:1"), "{}", r.stderr);
         assert!(!r.stderr.contains(PASSWORD) && !r.stdout.contains(PASSWORD), "{yaml}: {}", r.stderr);
     }
+    // Written unencoded, a `/`, `?` or `#` would end the password for a URL parser; the mask
+    // hides it whole all the same.
+    for pw in ["pa55/word-x7", "pa55?word-x7", "pa55#word-x7"] {
+        p.write("cxflow.yaml", &format!("smtp_url: [smtp://bot:{pw}@127.0.0.1:1]\n"));
+        let r = p.run(&["validate"]);
+        r.expect_code(2);
+        assert!(r.stderr.contains("1 | smtp_url: [smtp://bot:***@127.0.0.1:1]\n"), "{}", r.stderr);
+        assert!(!r.stderr.contains("word-x7") && !r.stdout.contains("word-x7"), "{pw}: {}", r.stderr);
+    }
     std::fs::remove_file(p.path().join("cxflow.yaml")).unwrap();
     let r = Run::from(p.cxflow().env("CXFLOW_SMTP_URL", format!("{url}?pool=2")).args(["validate"]).output().unwrap());
     r.expect_code(2);

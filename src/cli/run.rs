@@ -35,12 +35,10 @@ fn options(project: &Project, trigger: Trigger, params: Map<String, Value>, dry_
     }
 }
 
-fn secrets(plan: &crate::engine::Plan, dry_run: bool) -> Result<Secrets> {
-    match Secrets::from_env(&plan.secret_names, |k| std::env::var(k).ok()) {
-        Ok(s) => Ok(s),
-        Err(_) if dry_run => Ok(Secrets::placeholders(&plan.secret_names)),
-        Err(e) => Err(CliError::Invalid(e.to_string())),
-    }
+/// A dry run renders every template with the real values, as a real run would, so it needs the
+/// same secrets (its output is masked like a real run's).
+fn secrets(plan: &crate::engine::Plan) -> Result<Secrets> {
+    Secrets::from_env(&plan.secret_names, |k| std::env::var(k).ok()).map_err(|e| CliError::Invalid(e.to_string()))
 }
 
 pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
@@ -48,7 +46,7 @@ pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
     let plan = project.plan(&file)?;
     let given = parse_vars(&args.vars)?;
     let params = engine::resolve_params(&plan, &given).map_err(CliError::Invalid)?;
-    let secrets = secrets(&plan, args.dry_run)?;
+    let secrets = secrets(&plan)?;
     let store = project.store().await?;
     let opts = options(project, Trigger::Manual, params, args.dry_run);
     let summary = engine::run(&plan, std::sync::Arc::new(store.clone()), project.config.clone(), secrets, opts).await?;
@@ -101,7 +99,7 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
             params.insert(k.clone(), default.clone());
         }
     }
-    let secrets = secrets(&plan, false)?;
+    let secrets = secrets(&plan)?;
     let opts = options(project, Trigger::Resume { run_id, from }, params, false);
     let summary = engine::run(&plan, std::sync::Arc::new(store.clone()), project.config.clone(), secrets, opts).await?;
     let code = report(&plan.name, &summary, false);

@@ -190,7 +190,8 @@ async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: 
         attempt += 1;
         let icx = ItemCx { step_id: &step.id, key: &result.key, attempt, ctx: &ctx, run: env };
         let r = match step.timeout {
-            Some(t) => match tokio::time::timeout(t, job.runner.run_item(&icx)).await {
+            // The deadline also bounds the step's template renders, which the timer cannot stop.
+            Some(t) => match tokio::time::timeout(t, crate::plan::templates::with_deadline(t, job.runner.run_item(&icx))).await {
                 Ok(r) => r,
                 Err(_) => Err(StepError::Retryable(format!("timed out after {}", humantime::format_duration(t))).into()),
             },

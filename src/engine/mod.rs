@@ -115,6 +115,8 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
     let mut secrets = secrets;
     secrets.mask_config_secrets(&config, |k| std::env::var(k).ok());
     let secrets = Arc::new(secrets);
+    // Whatever logs during the run (a step, a dependency) goes to stderr masked.
+    let _masked = secrets.register();
     let artifacts_root = config.path(&plan.project, &config.artifacts_dir);
     let env = RunEnv {
         run_id,
@@ -284,9 +286,11 @@ impl Runner<'_> {
         } else {
             json!({"output": output})
         };
-        let stored = (!output.is_null()).then_some(&output);
+        // Masked as stored, not as later templates see it (`steps.<id>.output`): a source's path may
+        // be built from a secret.
+        let stored = (!output.is_null()).then(|| self.env.secrets.redact_value(&output));
         let records = (!step.per_item).then_some(counts.ok);
-        log.finish_step(run_id, &step.id, StepEnd { status, error: error.as_deref(), output: stored, records }).await?;
+        log.finish_step(run_id, &step.id, StepEnd { status, error: error.as_deref(), output: stored.as_ref(), records }).await?;
         self.outputs.insert(step.id.clone(), summary_out);
         self.sources.push((step.id.clone(), source));
         Ok(StepSummary { id: step.id.clone(), status, counts, error })

@@ -173,6 +173,11 @@ impl<'a> PlanCx<'a> {
     pub fn check_refs(&mut self, path: &str, src: &str, extra_roots: &[&str]) {
         let spec = &self.file.spec;
         for r in refs::var_refs(src, extra_roots) {
+            if r.call {
+                let (message, help) = refs::unknown_helper(&r.path);
+                self.error(path, message, Some(help));
+                continue;
+            }
             let first = r.first().unwrap_or("").to_string();
             let problem = match r.root() {
                 "run" if !["id", "workflow", "trigger"].contains(&first.as_str()) => Some((
@@ -218,15 +223,17 @@ impl<'a> PlanCx<'a> {
 
     /// Item keys and output paths are stored in the run log as they render, where redaction
     /// cannot reach them (a redacted key would no longer identify the item on resume), so a
-    /// template there must not use a secret.
-    pub fn forbid_secrets(&mut self, path: &str, src: &str, what: &str) {
-        if let Some(r) = refs::var_refs(src, &[]).into_iter().find(|r| r.root() == "secrets") {
+    /// template there must not reach a secret, by any path. Returns whether it refused.
+    pub fn forbid_secrets(&mut self, path: &str, src: &str, what: &str) -> bool {
+        let found = refs::secret_path(src);
+        if let Some(expr) = &found {
             self.error(
                 path,
-                format!("`{}` cannot be used in {what}: it is written to the run log as is", r.path),
+                format!("`{{{{{expr}}}}}` cannot be used in {what}: it can reach `secrets`, and {what} is written to the run log as is"),
                 Some("secrets are never logged; use a field of the record or a parameter instead".into()),
             );
         }
+        found.is_some()
     }
 
     pub fn current_step(&self) -> Option<&str> {

@@ -19,6 +19,22 @@ pub struct VarRef {
     pub path: String,
     /// Used where a missing value is expected and handled (`#if`, `#unless`, `default`).
     pub guarded: bool,
+    /// In a helper's place (`{{shout item.name}}`, `(shout x)`) and not a known helper: an
+    /// unknown helper, not a variable. Found at any depth, since helpers do not depend on scope.
+    pub call: bool,
+}
+
+/// Helpers handlebars itself provides, besides ours (`helpers::NAMES`).
+const BUILTIN_HELPERS: &[&str] =
+    &["if", "unless", "each", "with", "lookup", "log", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not", "len"];
+
+/// The message and help for a call of a helper that does not exist.
+pub fn unknown_helper(name: &str) -> (String, String) {
+    let all: Vec<&str> = super::helpers::NAMES.iter().chain(BUILTIN_HELPERS).copied().collect();
+    let guess =
+        crate::spec::diagnostic::did_you_mean(name, all.iter().copied()).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
+    let help = format!("{guess}the helpers are: {}", all.join(", "));
+    (format!("unknown helper `{name}` in template"), help)
 }
 
 impl VarRef {
@@ -53,15 +69,26 @@ pub fn var_refs(src: &str, extra_keywords: &[&str]) -> Vec<VarRef> {
             depth = depth.saturating_sub(1);
             continue;
         }
-        let body = strs.replace_all(inner.trim_start_matches(['#', '/', '>', '^', '&']), "");
+        // Literals become `""`: gone as words, but still there as arguments.
+        let body = strs.replace_all(inner.trim_start_matches(['#', '/', '>', '^', '&']), "\"\"");
         // A partial's name (`{{> header}}`) is not a variable.
         if inner.starts_with('>') {
             continue;
         }
         let guarded = ["#if", "#unless", "default "].iter().any(|g| inner.starts_with(g)) || inner.contains("(default ");
-        if depth == 0 {
-            for w in word.find_iter(&body) {
-                let w = w.as_str().trim_end_matches(['.', '-']);
+        for m in word.find_iter(&body) {
+            let w = m.as_str().trim_end_matches(['.', '-']);
+            let (before, after) = (body[..m.start()].trim_end(), &body[m.end()..]);
+            let has_args = after.starts_with(char::is_whitespace) && !after.trim().is_empty() && !after.trim().starts_with(')');
+            let simple = !w.contains(['.', '[', '@', '/']);
+            if simple && has_args && (before.is_empty() || before.ends_with('(')) {
+                let known = super::helpers::NAMES.contains(&w) || BUILTIN_HELPERS.contains(&w) || KEYWORDS.contains(&w);
+                if !known && !extra_keywords.contains(&w) {
+                    out.push(VarRef { path: w.to_string(), guarded: false, call: true });
+                }
+                continue;
+            }
+            if depth == 0 {
                 let root = w.split(['.', '[']).next().unwrap_or("");
                 // `key=value` hash arguments: the key is not a variable.
                 if body[body.find(w).unwrap_or(0) + w.len()..].starts_with('=') {
@@ -71,7 +98,7 @@ pub fn var_refs(src: &str, extra_keywords: &[&str]) -> Vec<VarRef> {
                 if w.starts_with('@') || helper || KEYWORDS.contains(&root) || extra_keywords.contains(&root) {
                     continue;
                 }
-                out.push(VarRef { path: w.to_string(), guarded });
+                out.push(VarRef { path: w.to_string(), guarded, call: false });
             }
         }
         if opens_scope {
@@ -79,6 +106,67 @@ pub fn var_refs(src: &str, extra_keywords: &[&str]) -> Vec<VarRef> {
         }
     }
     out
+}
+
+/// The first expression of `src` that can reach `secrets`, in any path form handlebars accepts:
+/// `secrets.X`, `@root.secrets.X`, `this.secrets.X`, `./secrets/X`, `../secrets.X`, `[secrets].X`,
+/// `lookup ... "secrets"`, or the whole context (`@root`, or `this` / `.` outside a block), which
+/// `json`, `lookup` or `#with` can open up to its secrets. For places where a secret must never go
+/// (item keys, file names): it errs on the side of refusing.
+pub fn secret_path(src: &str) -> Option<String> {
+    static EXPR: OnceLock<Regex> = OnceLock::new();
+    static TOKEN: OnceLock<Regex> = OnceLock::new();
+    let expr = EXPR.get_or_init(|| Regex::new(r"\{\{\{?~?([^}]*)\}?\}\}").expect("valid regex"));
+    let token = TOKEN.get_or_init(|| Regex::new(r#""([^"]*)"|'([^']*)'|([A-Za-z0-9_@.\[\]/\-]+)"#).expect("valid regex"));
+    let mut depth = 0usize;
+    for cap in expr.captures_iter(src) {
+        let inner = cap[1].trim().trim_end_matches('~').trim();
+        if inner.starts_with('!') {
+            continue;
+        }
+        if inner.starts_with("/each") || inner.starts_with("/with") {
+            depth = depth.saturating_sub(1);
+            continue;
+        }
+        let body = inner.trim_start_matches(['#', '/', '>', '^', '&']);
+        for t in token.captures_iter(body) {
+            if let Some(lit) = t.get(1).or(t.get(2)) {
+                if lit.as_str().trim_matches(['[', ']']) == "secrets" && body.contains("lookup") {
+                    return Some(inner.to_string());
+                }
+                continue;
+            }
+            let raw = &t[3];
+            let path = normalize(raw);
+            let whole_context = path.is_empty() && (raw.starts_with("@root") || raw.contains("..") || depth == 0);
+            if whole_context || path == "secrets" || path.starts_with("secrets.") {
+                return Some(inner.to_string());
+            }
+        }
+        if inner.starts_with("#each") || inner.starts_with("#with") {
+            depth += 1;
+        }
+    }
+    None
+}
+
+/// `@root/[secrets].PW`, `this.secrets.PW`, `../secrets/PW` → `secrets.PW`; a reference to the
+/// whole context → `""`. Only the words handlebars reads as the context are stripped.
+fn normalize(raw: &str) -> String {
+    let mut p = raw.replace(['[', ']'], "").replace('/', ".");
+    loop {
+        let before = p.len();
+        for prefix in ["@root", "this", "."] {
+            if p == prefix {
+                p.clear();
+            } else if let Some(rest) = p.strip_prefix(prefix).filter(|r| r.starts_with('.') || prefix == ".") {
+                p = rest.to_string();
+            }
+        }
+        if p.len() == before {
+            return p.trim_start_matches('.').to_string();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -113,8 +201,61 @@ mod tests {
     }
 
     #[test]
+    fn every_path_form_to_secrets_is_found() {
+        for src in [
+            "{{secrets.PW}}",
+            "{{@root.secrets.PW}}",
+            "{{this.secrets.PW}}",
+            "{{./secrets/PW}}",
+            "{{this/secrets/PW}}",
+            "{{@root/secrets/PW}}",
+            "{{[secrets].[PW]}}",
+            "{{#each item.lines}}{{../secrets.PW}}{{/each}}",
+            "{{#with item}}{{@root.secrets.PW}}{{/with}}",
+            "{{lookup secrets 'PW'}}",
+            "{{lookup (lookup this \"secrets\") 'PW'}}",
+            "{{json @root}}",
+            "{{#with this}}{{secrets.PW}}{{/with}}",
+            "{{#with .}}{{x}}{{/with}}",
+            "{{json ..}}",
+        ] {
+            assert!(secret_path(src).is_some(), "{src}");
+        }
+        for src in ["{{item.id}}-{{run.id}}", "{{item.secrets}}", "{{#each item.lines}}{{this}}{{/each}}", "{{@index}}-{{item.this_id}}"] {
+            assert_eq!(secret_path(src), None, "{src}");
+        }
+    }
+
+    #[test]
+    fn a_call_of_an_unknown_helper_is_one() {
+        let calls = |src: &str| var_refs(src, &[]).into_iter().map(|r| (r.path, r.call)).collect::<Vec<_>>();
+        assert_eq!(calls("{{shout item.name}}"), [("shout".into(), true), ("item.name".into(), false)]);
+        assert_eq!(calls("{{upper (shout 'x')}}"), [("shout".into(), true)]);
+        assert_eq!(calls("{{#each item.lines}}{{shout name}}{{/each}}"), [("item.lines".into(), false), ("shout".into(), true)]);
+        assert_eq!(calls("{{upper item.name}}{{name}}"), [("item.name".into(), false), ("name".into(), false)]);
+    }
+
+    #[test]
+    fn an_unknown_helper_is_named_with_the_available_ones() {
+        let src = "name: x\nvars: {greeting: hi}\nsteps:\n  - id: a\n    command: [echo, \"{{shout vars.greeting}}\"]\n";
+        let file = std::sync::Arc::new(crate::spec::parse(std::path::Path::new("w.yaml"), src.into()).unwrap());
+        let (dir, config) = (tempfile::tempdir().unwrap(), crate::config::Config::default());
+        let errors = crate::plan::build(file, &config, dir.path(), &crate::steps::REGISTRY).unwrap_err().0;
+        let e: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            e,
+            ["error: unknown helper `shout` in template
+  --> w.yaml:5:21
+  |
+5 |     command: [echo, \"{{shout vars.greeting}}\"]
+  |                     ^
+  = help: the helpers are: date, default, pluralize, pluralise, upper, uppercase, lower, lowercase, trim, json, change, inc, if, unless, each, with, lookup, log, eq, ne, gt, gte, lt, lte, and, or, not, len"]
+        );
+    }
+
+    #[test]
     fn root_and_first() {
-        let r = VarRef { path: "vars.a.b".into(), guarded: false };
+        let r = VarRef { path: "vars.a.b".into(), guarded: false, call: false };
         assert_eq!((r.root(), r.first()), ("vars", Some("a")));
     }
 }

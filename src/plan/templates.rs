@@ -11,6 +11,7 @@
 //! (a secret given to `{{upper secrets.X}}`) and its `{{log}}` helper prints values, so the crate
 //! is built with its `no_logging` feature (Cargo.toml).
 
+mod deadline;
 mod escape;
 mod message;
 #[cfg(test)]
@@ -21,6 +22,7 @@ mod tests;
 use handlebars::{Context, Handlebars};
 use serde_json::Value;
 
+pub use deadline::with_deadline;
 pub use escape::{escape_html, escape_markdown};
 
 /// What a rendered template becomes; decides how the values in it are escaped.
@@ -129,7 +131,10 @@ impl Templates {
         let Some(hb) = self.registry(t.1) else {
             return Err(RenderError(format!("template `{}` was never compiled", t.0)));
         };
-        let out = hb.render_with_context(&t.0, ctx).map_err(|e| RenderError(message::render(&t.0, &e)))?;
+        let out = deadline::bounded(|w| hb.render_with_context_to_write(&t.0, ctx, w)).map_err(|e| match e {
+            Ok(e) => RenderError(message::render(&t.0, &e)),
+            Err(deadline::Overran(timeout)) => RenderError(message::overran(&t.0, timeout)),
+        })?;
         if t.1 == Output::Header {
             escape::one_line(&t.0, &out).map_err(RenderError)?;
         }

@@ -16,12 +16,14 @@ fn patterns() -> &'static [Regex; 2] {
     static P: OnceLock<[Regex; 2]> = OnceLock::new();
     P.get_or_init(|| {
         [
-            // scheme://user:password@host: the password runs to the last `@` before the path, as
-            // URL parsers read it, so a password holding `@` or `:` is hidden whole.
-            Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#:@]*:([^\s/?#]*)@").expect("valid regex"),
-            // user:password@host with the scheme forgotten: a URL that failed to parse is exactly
-            // the one an error quotes.
-            Regex::new(r#"(?:^|[\s"'\[{,=])[^\s/?#:@"'\[{,=]+:([^\s/?#"']+)@"#).expect("valid regex"),
+            // scheme://user:password@host: the password runs to the last `@` of the word. URL
+            // parsers stop at `/`, `?` or `#`, but a password written unencoded (`p/ss`) is exactly
+            // the URL that fails to parse and gets quoted, so those do not end it: a path holding
+            // an `@` is masked too, which hides nothing anyone needs.
+            Regex::new(r#"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#:@]*:([^\s"'`]*)@"#).expect("valid regex"),
+            // user:password@host with the scheme forgotten, for the same reason. The password
+            // does not start with `/`: that is `scheme://`, which the pattern above handles.
+            Regex::new(r#"(?:^|[\s"'\[{,=])[^\s/?#:@"'\[{,=]+:([^\s/"'`][^\s"'`]*)@"#).expect("valid regex"),
         ]
     })
 }
@@ -88,6 +90,15 @@ mod tests {
         assert_eq!(text("postgres://cx@127.0.0.1/runs and smtp://a@b"), "postgres://cx@127.0.0.1/runs and smtp://a@b");
         assert_eq!(text("smtp_from: Care <care@x.com>"), "smtp_from: Care <care@x.com>");
         assert_eq!(text("shutdown_grace: 1:30"), "shutdown_grace: 1:30");
+    }
+
+    #[test]
+    fn a_password_holding_url_delimiters_is_hidden_whole() {
+        for pw in ["p/ss", "p#ss", "p?ss", "p/s?s#s@x"] {
+            assert_eq!(text(&format!("smtp_url: [smtp://bot:{pw}@mail.x.com:587]")), "smtp_url: [smtp://bot:***@mail.x.com:587]", "{pw}");
+            assert_eq!(text(&format!("smtp_url: bot:{pw}@mail.x.com")), "smtp_url: bot:***@mail.x.com", "{pw}");
+        }
+        assert_eq!(text("a: \"smtp://u:p/w@h\", b: \"x@y\""), "a: \"smtp://u:***@h\", b: \"x@y\"");
     }
 
     #[test]

@@ -83,7 +83,8 @@ impl ItemRunner for Runner {
             };
             return Ok(ItemOutput::new(output));
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Masked before it is cut: a cut through a secret would leave a part the mask cannot know.
+        let stderr = run.secrets.redact(&String::from_utf8_lossy(&out.stderr));
         let mut tail: String = stderr.trim().chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
         if tail.is_empty() {
             tail = "(nothing on stderr)".into();

@@ -35,6 +35,18 @@ pub(super) fn render(name: &str, e: &handlebars::RenderError) -> String {
         RenderErrorReason::MissingVariable(None) => format!(
             "a field is missing in `{template}`{at}: this record or context has no such field; fix the data, or, where a missing field is normal, use the `default` helper"
         ),
+        RenderErrorReason::HelperNotFound(name) => {
+            let (message, help) = super::super::refs::unknown_helper(name);
+            format!("{message} `{template}`{at}: {help}")
+        }
         other => format!("cannot render `{template}`{at}: {other}"),
     }
+}
+
+/// A render that ran past the step's timeout.
+pub(super) fn overran(name: &str, timeout: std::time::Duration) -> String {
+    format!(
+        "rendering `{name}` took longer than the step's timeout ({}): the template does too much for this record (an `#each` inside an `#each` over a long list?); make it do less, or raise the step's `timeout:`",
+        humantime::format_duration(timeout)
+    )
 }

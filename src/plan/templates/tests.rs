@@ -125,3 +125,53 @@ fn syntax_error_is_one_line() {
     let e = t.add("s", "Hi {{item.name").unwrap_err();
     assert!(!e.contains('\n'), "{e}");
 }
+
+#[test]
+fn an_unknown_helper_at_render_time_is_named_with_the_available_ones() {
+    let e = render("Hi {{shout item.name}}", Output::Text, json!({"name": "x"})).unwrap_err();
+    assert_eq!(
+        e,
+        "unknown helper `shout` in template `steps[1].send_email.subject` (line 1, col 4): the helpers are: date, default, pluralize, pluralise, upper, uppercase, lower, lowercase, trim, json, change, inc, if, unless, each, with, lookup, log, eq, ne, gt, gte, lt, lte, and, or, not, len"
+    );
+}
+
+/// `{{#each}}` three deep over 200 rows: 8 million writes, many seconds of work.
+fn slow_template() -> (Templates, TemplateRef, Value) {
+    let mut t = Templates::new();
+    let src = "{{#each item.rows}}{{#each @root.item.rows}}{{#each @root.item.rows}}.{{/each}}{{/each}}{{/each}}";
+    let r = t.add("steps[1].command[2]", src).unwrap();
+    (t, r, json!({"item": {"rows": (0..200).collect::<Vec<u32>>()}}))
+}
+
+// One worker: without moving off it, the ticker could not run while the template renders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_render_stops_at_the_steps_deadline_and_the_runtime_goes_on_meanwhile() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let ticks = std::sync::Arc::new(AtomicUsize::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                ticks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let (t, r, ctx) = slow_template();
+    // Spawned, so that it renders on the one worker (the test's own future is not on it).
+    let render = tokio::spawn({
+        let ticks = ticks.clone();
+        with_deadline(std::time::Duration::from_millis(300), async move {
+            let before = ticks.load(Ordering::Relaxed);
+            let e = t.render(&r, &ctx).unwrap_err();
+            (e, ticks.load(Ordering::Relaxed) - before)
+        })
+    });
+    let (e, during) = render.await.unwrap();
+    ticker.abort();
+    assert_eq!(
+        e.0,
+        "rendering `steps[1].command[2]` took longer than the step's timeout (300ms): the template does too much for this record (an `#each` inside an `#each` over a long list?); make it do less, or raise the step's `timeout:`"
+    );
+    assert!(during > 0, "the runtime was blocked while the template rendered");
+}

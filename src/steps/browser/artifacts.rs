@@ -3,10 +3,41 @@
 
 use std::path::PathBuf;
 
+use fantoccini::error::CmdError;
 use fantoccini::Client;
+use serde_json::{json, Value};
 
 use super::exec::excerpt;
+use crate::secrets::Secrets;
 use crate::steps::{Artifact, RunEnv};
+
+const FIELDS: &str = "Array.from(document.querySelectorAll('input, textarea'))";
+
+/// A screenshot in which no form field shows a secret. A password field shows dots, but a
+/// secret typed into a text field (a user name, an API key) would be in the picture, so fields
+/// whose value holds one are made to look empty while it is taken: their text is made
+/// transparent (the value itself is left alone, and sent nowhere), then their style is restored.
+pub async fn screenshot(client: &Client, secrets: &Secrets) -> Result<Vec<u8>, CmdError> {
+    let values = client.execute(&format!("return {FIELDS}.map(e => String(e.value))"), vec![]).await?;
+    let hide: Vec<usize> = match &values {
+        Value::Array(v) => v.iter().enumerate().filter(|(_, v)| v.as_str().is_some_and(|s| secrets.reveals(s))).map(|(i, _)| i).collect(),
+        _ => Vec::new(),
+    };
+    if hide.is_empty() {
+        return client.screenshot().await;
+    }
+    let js = format!(
+        "const f = {FIELDS}; window.__cxflowHidden = arguments[0].map(i => [i, f[i].style.cssText]);\
+         for (const i of arguments[0]) {{ for (const p of ['color', 'caret-color', '-webkit-text-fill-color']) \
+         f[i].style.setProperty(p, 'transparent', 'important'); f[i].style.setProperty('text-shadow', 'none', 'important'); }}"
+    );
+    client.execute(&js, vec![json!(hide)]).await?;
+    let png = client.screenshot().await;
+    let restore = format!("const f = {FIELDS}; for (const [i, css] of (window.__cxflowHidden || [])) f[i].style.cssText = css;");
+    // Best effort: the picture is taken either way, and a page that navigated has nothing to restore.
+    let _ = client.execute(&restore, vec![]).await;
+    png
+}
 
 /// A file-name-safe form of an item key (keys are order ids, emails, anything).
 fn safe(key: &str) -> String {
@@ -54,7 +85,7 @@ pub async fn save_failure(client: &Client, run: &RunEnv, step_id: &str, key: &st
         .await
         .ok()
         .and_then(Result::ok);
-    if let Ok(Ok(png)) = tokio::time::timeout(timeout, client.screenshot()).await {
+    if let Ok(Ok(png)) = tokio::time::timeout(timeout, screenshot(client, &run.secrets)).await {
         let p = path_for(run, step_id, key, &format!("attempt{attempt}.png"));
         if write(&p, &png).is_ok() {
             saved.push(Artifact::new("screenshot", p));

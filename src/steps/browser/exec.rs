@@ -57,6 +57,8 @@ pub struct Produced {
 
 pub struct Page<'a> {
     pub client: &'a Client,
+    /// Fields holding one are hidden in screenshots.
+    pub secrets: &'a crate::secrets::Secrets,
     /// Default wait for elements.
     pub wait: Duration,
     /// The most one WebDriver command may take.
@@ -148,7 +150,7 @@ impl Page<'_> {
                 Ok(())
             }
             Action::Screenshot(name) => {
-                let png = self.cmd(self.client.screenshot()).await?;
+                let png = self.cmd(super::artifacts::screenshot(self.client, self.secrets)).await?;
                 out.screenshots.push((name.clone(), png));
                 Ok(())
             }

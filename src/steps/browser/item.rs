@@ -64,7 +64,7 @@ impl Item<'_> {
                 return Ok(early);
             }
         }
-        let page = Page { client: &s.client, wait: self.wait, limit: self.limit };
+        let page = Page { client: &s.client, secrets: &self.env.run.secrets, wait: self.wait, limit: self.limit };
         if !s.logged_in {
             self.log_in(&page).await?;
             s.logged_in = true;

@@ -252,14 +252,10 @@ impl Planner<'_, '_> {
         if !has_submit {
             self.err(path, "`idempotency_key` needs a `submit` action", Some("it names what the `submit` click sends".into()));
         }
-        let refs = crate::plan::refs::var_refs(src, &[]);
-        if let Some(r) = refs.iter().find(|r| r.root() == "secrets") {
-            self.err(
-                path,
-                format!("`{}` cannot be used in an idempotency key: it is written to the run log as is", r.path),
-                Some("secrets are never logged; use a field of the record or a parameter instead".into()),
-            );
+        if self.cx.forbid_secrets(path, src, "an idempotency key") {
+            self.failed = true;
         }
+        let refs = crate::plan::refs::var_refs(src, &[]);
         if !refs.iter().any(|r| r.root() == "item") {
             self.err(
                 path,

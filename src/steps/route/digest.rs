@@ -63,7 +63,11 @@ impl DigestTemplates {
         let mut ok = true;
         for (file, src) in [(&html_name, &html), (&text_name, &text)] {
             for r in crate::plan::refs::var_refs(src, &[]) {
-                if !ROOTS.contains(&r.root()) {
+                if r.call {
+                    ok = false;
+                    let (message, help) = crate::plan::refs::unknown_helper(&r.path);
+                    cx.error(path, format!("{message} `{file}`"), Some(help));
+                } else if !ROOTS.contains(&r.root()) {
                     ok = false;
                     cx.error(
                         path,

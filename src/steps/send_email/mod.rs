@@ -73,6 +73,10 @@ pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Opti
     for (p, src) in &inline {
         cx.check_refs(p, src, crate::plan::helpers::NAMES);
     }
+    if let Some(k) = &spec.idempotency_key {
+        // The ledger stores the key as it renders.
+        cx.forbid_secrets(&at("send_email.idempotency_key"), k, "an idempotency key");
+    }
     let dir = cx.templates_dir();
     for ext in ["html", "txt"] {
         if let Ok(src) = std::fs::read_to_string(dir.join(format!("{}.{ext}.hbs", spec.template))) {

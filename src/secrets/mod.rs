@@ -1,7 +1,15 @@
 //! Secret values named by a workflow and read from the environment. They are handed to
 //! templates but must never be written anywhere a person or a file can read them.
 
+mod forms;
+mod global;
+
+use std::sync::OnceLock;
+
+use regex::Regex;
 use serde_json::{Map, Value};
+
+pub use global::{redact_everywhere, redacting_stderr, RedactingStderr, Registered};
 
 #[derive(Debug, Default, Clone)]
 pub struct Secrets {
@@ -9,6 +17,8 @@ pub struct Secrets {
     /// Secret values that are not the workflow's (the SMTP login named in cxflow.yaml): masked
     /// like the others, but not offered to templates.
     masked_only: Vec<String>,
+    /// Every value in every form `forms` knows, built on first use (and again after a change).
+    matcher: OnceLock<Option<Regex>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +33,7 @@ impl Secrets {
             let v = env(name).ok_or_else(|| MissingSecret(name.clone()))?;
             values.insert(name.clone(), Value::String(v));
         }
-        Ok(Secrets { values, masked_only: Vec::new() })
+        Ok(Secrets { values, ..Default::default() })
     }
 
     /// Also mask the values of the environment variables named by the configuration's
@@ -37,29 +47,35 @@ impl Secrets {
         if let Some(pw) = config.smtp_url.as_ref().and_then(|s| s.password.clone()) {
             self.masked_only.push(pw);
         }
-    }
-
-    /// Placeholder values, for validating and dry-running without the real secrets.
-    pub fn placeholders(names: &[String]) -> Secrets {
-        let values = names.iter().map(|n| (n.clone(), Value::String(format!("<secret {n}>")))).collect();
-        Secrets { values, masked_only: Vec::new() }
+        self.matcher = OnceLock::new();
     }
 
     pub fn as_value(&self) -> Value {
         Value::Object(self.values.clone())
     }
 
-    /// `text` with every secret value replaced by `***`.
+    /// `text` with every secret value, in any of the forms `forms` lists (encoded, escaped,
+    /// case-changed), replaced by `***`. Every output goes through here: run log rows, messages,
+    /// artifacts, and (through `global`) the process's stderr.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        let values = self.values.values().filter_map(Value::as_str).chain(self.masked_only.iter().map(String::as_str));
-        for s in values {
-            // Very short values would mask ordinary text everywhere; they are weak secrets anyway.
-            if s.len() >= 3 && out.contains(s) {
-                out = out.replace(s, "***");
-            }
+        match self.matcher() {
+            Some(re) => re.replace_all(text, "***").into_owned(),
+            None => text.to_string(),
         }
-        out
+    }
+
+    /// Whether `text` holds a secret, in any form `redact` masks.
+    pub fn reveals(&self, text: &str) -> bool {
+        self.matcher().is_some_and(|re| re.is_match(text))
+    }
+
+    fn matcher(&self) -> Option<&Regex> {
+        self.matcher
+            .get_or_init(|| {
+                let values = self.values.values().filter_map(Value::as_str).chain(self.masked_only.iter().map(String::as_str));
+                forms::matcher(values)
+            })
+            .as_ref()
     }
 
     /// A JSON value with every string passed through `redact`.
