@@ -4,6 +4,7 @@
 //! template files and checking that input files exist.
 
 pub mod helpers;
+pub mod paths;
 pub mod refs;
 pub mod schedule;
 mod step;
@@ -140,6 +141,11 @@ impl<'a> PlanCx<'a> {
                 None
             }
         }
+    }
+
+    /// Compile a path field: its template, and the rule its rendered value must follow.
+    pub fn path_template(&mut self, path: &str, src: &str) -> Option<paths::PathTemplate> {
+        Some(paths::PathTemplate { tpl: self.template(path, src)?, rule: paths::PathRule::of(src) })
     }
 
     /// Compile a template file `name` under the templates folder (registered as `file:<name>`).

@@ -15,13 +15,14 @@ use serde_json::json;
 
 use super::RunEnv;
 use crate::engine::{Artifact, BatchCx, BatchOutcome, BatchStep, RecordSource};
-use crate::plan::{PlanCx, TemplateRef};
+use crate::plan::paths::PathTemplate;
+use crate::plan::PlanCx;
 use crate::spec::kinds::records::WriteSpec;
 
 #[derive(Debug)]
 pub struct WritePlan {
     pub from: String,
-    pub path: TemplateRef,
+    pub path: PathTemplate,
     pub columns: Option<Vec<String>>,
     pub lines: bool,
     csv: bool,
@@ -39,7 +40,7 @@ fn plan(raw: &serde_yaml::Value, kpath: &str, csv: bool, cx: &mut PlanCx) -> Opt
     let w: WriteSpec = cx.spec(raw, kpath)?;
     let from_ok = cx.require_earlier_step(&format!("{kpath}.from"), &w.from);
     cx.forbid_secrets(&format!("{kpath}.path"), &w.path, "an output path");
-    let path = cx.template(&format!("{kpath}.path"), &w.path);
+    let path = cx.path_template(&format!("{kpath}.path"), &w.path);
     if csv && w.lines.is_some() {
         cx.error_at_key(&format!("{kpath}.lines"), "`lines` applies to `write_json` only", Some("remove it".into()));
     }
