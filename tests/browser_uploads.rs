@@ -54,6 +54,24 @@ steps:
 }
 
 #[test]
+fn a_relative_upload_path_reaches_the_portal_from_a_project_named_through_a_symlink() {
+    let portal = BgPortal::start(PortalOptions::default());
+    let p = upload_project(&portal, &[("SO-1", "")], "receipts/SO-1.txt");
+    p.write("receipts/SO-1.txt", "receipt one");
+    // `-C` names the project through a symlink and a `..`: chromedriver would refuse that path
+    // as "not canonical" if it were passed on as written.
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(p.path(), outside.path().join("proj")).unwrap();
+    std::fs::create_dir(outside.path().join("sub")).unwrap();
+    let via = outside.path().join("sub/../proj");
+    let run = support::Run::from(cxflow(&p).arg("-C").arg(&via).args(["run", "returns"]).output().unwrap());
+    run.expect_code(0);
+    let recs = portal.records();
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!((recs[0].attachment_name.as_deref(), recs[0].attachment_size), (Some("SO-1.txt"), 11));
+}
+
+#[test]
 fn an_upload_path_from_a_record_that_leaves_the_project_fails_only_that_item() {
     let portal = BgPortal::start(PortalOptions::default());
     let p = upload_project(&portal, &[("SO-1", "receipts/SO-1.txt"), ("SO-2", "../../../../../../etc/passwd")], "{{item.file}}");
