@@ -113,3 +113,27 @@ fn a_rendered_output_path_that_leaves_the_project_fails_the_step_and_writes_noth
     p.run(&["run", "w", "--var", "batch=b2"]).expect_code(0);
     assert_eq!(p.read("out/b2.csv"), "id\n1\n");
 }
+
+#[test]
+fn a_comma_in_a_records_address_adds_no_recipient() {
+    let sink = SmtpSink::start();
+    let rows = [["ok", "ann@example.org", ""], ["two", "ann@example.org, evil@evil.test", ""], ["named", "Ann, Jr. <ann@example.org>", ""]];
+    // A list the workflow writes itself may still hold several addresses, next to a rendered one.
+    let p = email_project(&rows, "      to: \"{{item.email}}\"\n      bcc: \"audit@acme.example, desk@acme.example\"\n");
+    run(&p, &sink).expect_code(1);
+    let mut rcpts: Vec<Vec<String>> = sink.messages().into_iter().map(|m| m.to).collect();
+    rcpts.sort();
+    let want = vec!["ann@example.org".to_string(), "audit@acme.example".into(), "desk@acme.example".into()];
+    assert_eq!(rcpts, [want.clone(), want], "RCPT lists");
+    let tos: Vec<String> = sink.messages().iter().map(|m| m.header("To").unwrap()).collect();
+    // The comma inside a display name stays part of the name (`Ann, Jr.`, encoded).
+    assert!(tos.contains(&"=?utf-8?b?QW5uLCBKci4=?= <ann@example.org>".to_string()), "{tos:?}");
+    let e = error_of(&p, "two");
+    assert!(
+        e.starts_with(
+            "item `two`: `to` rendered `ann@example.org, evil@evil.test`, more than one address; an address rendered from a \
+             template must be exactly one mailbox"
+        ),
+        "{e}"
+    );
+}

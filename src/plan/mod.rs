@@ -62,6 +62,8 @@ pub struct PlanCx<'a> {
     columns: HashMap<String, (String, Vec<String>)>,
     /// The known fields of `item` for the step being planned, with the file they come from.
     item_fields: Option<(String, Vec<String>)>,
+    /// Address lists the workflow writes (a routing team's `email:`), joined with `, `.
+    address_lists: Vec<String>,
 }
 
 impl<'a> PlanCx<'a> {
@@ -85,6 +87,19 @@ impl<'a> PlanCx<'a> {
     /// The project folder (where `cxflow.yaml`, `workflows/`, `templates/` live).
     pub fn base_dir(&self) -> &Path {
         self.project
+    }
+
+    /// Record an address list the workflow writes (`a@x.org, b@x.org`): a later address field that
+    /// renders exactly this text may address all of them; any other rendered list is refused.
+    pub fn allow_address_list(&mut self, addresses: &[String]) {
+        if addresses.len() > 1 {
+            self.address_lists.push(addresses.join(", "));
+        }
+    }
+
+    /// The address lists recorded by earlier steps (`allow_address_list`).
+    pub fn address_lists(&self) -> &[String] {
+        &self.address_lists
     }
 
     /// Resolve a path written in the workflow against the project folder.
@@ -331,6 +346,7 @@ pub fn build<P: StepPlanner>(file: Arc<SpecFile>, config: &Config, project: &Pat
         current_step: None,
         columns: HashMap::new(),
         item_fields: None,
+        address_lists: Vec::new(),
     };
     let spec = &file.spec;
     if spec.name.trim().is_empty() {

@@ -23,6 +23,13 @@ pub struct Compiled {
     subject: TemplateRef,
     key: Option<TemplateRef>,
     attachments: Vec<TemplateRef>,
+    /// Per `to`, `cc`, `bcc` entry: written without `{{`, so it may list several addresses.
+    literal_to: Vec<bool>,
+    literal_cc: Vec<bool>,
+    literal_bcc: Vec<bool>,
+    /// Address lists the workflow writes elsewhere (a routing team's), joined with `, `: a
+    /// rendered field may hold several addresses only when it is exactly one of these.
+    pub address_lists: Vec<String>,
     /// Per attachment: where its rendered path may point.
     attachment_rules: Vec<PathRule>,
     /// Per attachment: its path has no `{{`, so it is the same file for every item.
@@ -98,6 +105,8 @@ impl Compiled {
         let mut f = |p: String, s: &str| inline(p, s, Output::Text, &mut ok2);
         let key = spec.idempotency_key.as_deref().map(|s| f("send_email.idempotency_key".into(), s));
         let attachments = spec.attachments.iter().enumerate().map(|(i, s)| f(format!("send_email.attachments[{i}]"), s)).collect();
+        let literal = |v: Option<&super::spec::OneOrMany>| v.map_or(vec![], |v| v.as_slice().iter().map(|s| !s.contains("{{")).collect());
+        let (literal_to, literal_cc, literal_bcc) = (literal(Some(&spec.to)), literal(spec.cc.as_ref()), literal(spec.bcc.as_ref()));
         let literal_attachments = spec.attachments.iter().map(|s| !s.contains("{{")).collect();
         let attachment_rules = spec.attachments.iter().map(|s| PathRule::of(s)).collect();
         if !ok || !ok2 || spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
@@ -112,6 +121,10 @@ impl Compiled {
             to,
             cc,
             bcc,
+            literal_to,
+            literal_cc,
+            literal_bcc,
+            address_lists: Vec::new(),
             reply_to,
             from,
             subject,
@@ -170,12 +183,29 @@ impl Compiled {
                 rule.apply(base_dir, &one(t)?).map_err(|e| format!("item `{item_key}`: refusing `send_email.attachments[{i}]`: {e}"))
             })
             .collect::<Result<Vec<PathBuf>, String>>()?;
-        let all = |ts: &[TemplateRef]| ts.iter().map(one).collect::<Result<Vec<_>, _>>();
+        // A record's `ann@x.org, evil@y.test` would add a recipient: only a list the workflow wrote
+        // may hold several addresses. (`message::mailboxes` splits what passes here.)
+        let addresses = |field: &str, ts: &[TemplateRef], literal: &[bool]| {
+            ts.iter()
+                .zip(literal)
+                .map(|(t, &lit)| {
+                    let v = one(t)?;
+                    let listed = lit || self.address_lists.iter().any(|l| l == v.trim());
+                    if !listed && !v.contains('<') && v.contains(',') {
+                        return Err(format!(
+                            "item `{item_key}`: `{field}` rendered `{v}`, more than one address; an address rendered from a template must \
+                             be exactly one mailbox: to send to several, list them in the workflow (`{field}: [a@example.org, \"{{{{item.email}}}}\"]`)"
+                        ));
+                    }
+                    Ok(v)
+                })
+                .collect::<Result<Vec<_>, String>>()
+        };
         Ok(Rendered {
             from,
-            to: all(&self.to)?,
-            cc: all(&self.cc)?,
-            bcc: all(&self.bcc)?,
+            to: addresses("to", &self.to, &self.literal_to)?,
+            cc: addresses("cc", &self.cc, &self.literal_cc)?,
+            bcc: addresses("bcc", &self.bcc, &self.literal_bcc)?,
             reply_to: self.reply_to.as_ref().map(one).transpose()?,
             subject: one(&self.subject)?,
             headers: self.headers.iter().map(|(k, t)| Ok((k.clone(), one(t)?))).collect::<Result<_, String>>()?,
