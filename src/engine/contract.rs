@@ -218,9 +218,9 @@ impl BatchCx<'_> {
     /// path that leaves it (`PathRule`) is refused.
     pub fn path(&self, t: &PathTemplate) -> anyhow::Result<PathBuf> {
         let p = self.run.templates.render(&t.tpl, self.ctx).map_err(|e| anyhow::anyhow!("cannot render the path: {e}"))?;
-        Ok(t.rule
+        t.rule
             .apply(&self.run.project, &p)
-            .map_err(|e| anyhow::anyhow!("step `{}`: {}", self.step_id, self.run.secrets.redact(&e.to_string())))?)
+            .map_err(|e| anyhow::anyhow!("step `{}`: {}", self.step_id, self.run.secrets.redact(&e.to_string())))
     }
 
     /// The exactly-once capability for one side effect of this step, named by `item` (a team).
