@@ -117,7 +117,7 @@ idempotency_key: "follow-up/{{item.ticket_id}}"
             "ticket_id": 100000 + i, "name": format!("Customer {i}"), "email": format!("c{i}@example.org"),
             "topic": "Billing & invoices", "closed_at": "2024-05-03T10:00:00Z", "replies": i % 4, "agent": "sam"
         }});
-        build(&c.render(&ctx, Some("Acme <support@acme.example>"), "x", &base).unwrap()).unwrap()
+        build(&c.render(&ctx, Some("Acme <support@acme.example>"), "x", &base, "x").unwrap()).unwrap()
     };
     let prebuilt: Vec<_> = if raw { (0..n).map(|i| message(&compiled, i)).collect() } else { Vec::new() };
 

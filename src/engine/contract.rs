@@ -19,7 +19,8 @@ use super::fuse::Fuse;
 use super::log::RunLog;
 use super::records::RecordSource;
 use crate::config::Config;
-use crate::plan::{TemplateRef, Templates};
+use crate::plan::paths::PathTemplate;
+use crate::plan::Templates;
 use crate::secrets::Secrets;
 
 /// Why an item failed, and so whether the engine tries it again.
@@ -213,10 +214,13 @@ pub struct BatchCx<'a> {
 }
 
 impl BatchCx<'_> {
-    /// A path template of the step, rendered and resolved against the project folder.
-    pub fn path(&self, t: &TemplateRef) -> anyhow::Result<PathBuf> {
-        let p = self.run.templates.render(t, self.ctx).map_err(|e| anyhow::anyhow!("cannot render the path: {e}"))?;
-        Ok(self.run.resolve(&p))
+    /// A path field of the step, rendered and resolved against the project folder; a rendered
+    /// path that leaves it (`PathRule`) is refused.
+    pub fn path(&self, t: &PathTemplate) -> anyhow::Result<PathBuf> {
+        let p = self.run.templates.render(&t.tpl, self.ctx).map_err(|e| anyhow::anyhow!("cannot render the path: {e}"))?;
+        t.rule
+            .apply(&self.run.project, &p)
+            .map_err(|e| anyhow::anyhow!("step `{}`: {}", self.step_id, self.run.secrets.redact(&e.to_string())))
     }
 
     /// The exactly-once capability for one side effect of this step, named by `item` (a team).

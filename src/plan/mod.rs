@@ -4,6 +4,7 @@
 //! template files and checking that input files exist.
 
 pub mod helpers;
+pub mod paths;
 pub mod refs;
 pub mod schedule;
 mod step;
@@ -61,6 +62,8 @@ pub struct PlanCx<'a> {
     columns: HashMap<String, (String, Vec<String>)>,
     /// The known fields of `item` for the step being planned, with the file they come from.
     item_fields: Option<(String, Vec<String>)>,
+    /// Address lists the workflow writes (a routing team's `email:`), joined with `, `.
+    address_lists: Vec<String>,
 }
 
 impl<'a> PlanCx<'a> {
@@ -84,6 +87,19 @@ impl<'a> PlanCx<'a> {
     /// The project folder (where `cxflow.yaml`, `workflows/`, `templates/` live).
     pub fn base_dir(&self) -> &Path {
         self.project
+    }
+
+    /// Record an address list the workflow writes (`a@x.org, b@x.org`): a later address field that
+    /// renders exactly this text may address all of them; any other rendered list is refused.
+    pub fn allow_address_list(&mut self, addresses: &[String]) {
+        if addresses.len() > 1 {
+            self.address_lists.push(addresses.join(", "));
+        }
+    }
+
+    /// The address lists recorded by earlier steps (`allow_address_list`).
+    pub fn address_lists(&self) -> &[String] {
+        &self.address_lists
     }
 
     /// Resolve a path written in the workflow against the project folder.
@@ -145,6 +161,11 @@ impl<'a> PlanCx<'a> {
                 None
             }
         }
+    }
+
+    /// Compile a path field: its template, and the rule its rendered value must follow.
+    pub fn path_template(&mut self, path: &str, src: &str) -> Option<paths::PathTemplate> {
+        Some(paths::PathTemplate { tpl: self.template(path, src)?, rule: paths::PathRule::of(src) })
     }
 
     /// Compile a template file `name` under the templates folder (registered as `file:<name>`).
@@ -337,6 +358,7 @@ pub fn build<P: StepPlanner>(file: Arc<SpecFile>, config: &Config, project: &Pat
         current_step: None,
         columns: HashMap::new(),
         item_fields: None,
+        address_lists: Vec::new(),
     };
     let spec = &file.spec;
     if spec.name.trim().is_empty() {

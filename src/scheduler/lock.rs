@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
 
+use crate::plan::paths::real_path;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
@@ -33,8 +35,26 @@ pub fn lock_path(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
+/// The database file as the file system knows it: two projects that spell one file differently
+/// (a symlink, `..`, a relative path) must meet at one lock, or each would run every fire.
+fn real_db(db: &Path) -> PathBuf {
+    let mut p = std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf());
+    // Follow a link at the file itself by hand: the database may not exist yet, so neither may
+    // the link's target, and `canonicalize` would fail.
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(target) => p = p.parent().map_or(target.clone(), |dir| dir.join(&target)),
+            Err(_) => break,
+        }
+    }
+    match (p.parent().and_then(|d| real_path(d).ok()), p.file_name()) {
+        (Some(dir), Some(name)) => dir.join(name),
+        _ => p,
+    }
+}
+
 pub fn acquire(db: &Path) -> Result<SchedulerLock, LockError> {
-    let path = lock_path(db);
+    let path = lock_path(&real_db(db));
     let io = |source| LockError::Io { lock: path.clone(), source };
     let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
     match FileExt::try_lock_exclusive(&file) {

@@ -13,14 +13,15 @@ use tokio::sync::mpsc;
 use super::csv_rows::{count_records, CsvRows, Problem, Row};
 use crate::engine::records::{blocking, complete_lines, open_file, Record, Records, Source};
 use crate::engine::{BatchCx, BatchOutcome, BatchStep, RecordSource};
-use crate::plan::{PlanCx, TemplateRef};
+use crate::plan::paths::PathTemplate;
+use crate::plan::PlanCx;
 use crate::spec::kinds::records::FileSource;
 
 type Tx = mpsc::Sender<anyhow::Result<Record>>;
 
 #[derive(Debug)]
 pub(crate) struct ReadCsv {
-    path: TemplateRef,
+    path: PathTemplate,
     delimiter: u8,
 }
 
@@ -44,7 +45,7 @@ pub(crate) fn plan(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Opt
             cx.known_fields(src.path(), header);
         }
     }
-    let path = cx.template(&ppath, src.path())?;
+    let path = cx.path_template(&ppath, src.path())?;
     Some(Box::new(ReadCsv { path, delimiter: delimiter.unwrap_or(b',') }))
 }
 

@@ -16,14 +16,15 @@ use tokio::sync::mpsc;
 use self::split::{Cut, Elements, Lines};
 use crate::engine::records::{blocking, open_file, Record, Records, Source};
 use crate::engine::{BatchCx, BatchOutcome, BatchStep, RecordSource};
-use crate::plan::{PlanCx, TemplateRef};
+use crate::plan::paths::PathTemplate;
+use crate::plan::PlanCx;
 use crate::spec::kinds::records::FileSource;
 
 type Tx = mpsc::Sender<anyhow::Result<Record>>;
 
 #[derive(Debug)]
 pub(crate) struct ReadJson {
-    path: TemplateRef,
+    path: PathTemplate,
 }
 
 pub(crate) fn plan(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
@@ -36,7 +37,7 @@ pub(crate) fn plan(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Opt
         cx.error_at_key(&format!("{kpath}.delimiter"), "`delimiter` applies to CSV only", Some("remove it".into()));
     }
     cx.check_input_file(&ppath, src.path());
-    Some(Box::new(ReadJson { path: cx.template(&ppath, src.path())? }))
+    Some(Box::new(ReadJson { path: cx.path_template(&ppath, src.path())? }))
 }
 
 #[async_trait]

@@ -1,27 +1,30 @@
 //! `write_csv` and `write_json`: the records of an earlier step (e.g. confirmation ids) to a file.
-//! Written to a temporary file first and renamed, so a crash never leaves half a report.
+//! Written to a temporary file first (a random name, created exclusively) and renamed, so a crash
+//! never leaves half a report and a planted symlink is never written through.
 //! The file work runs on a blocking thread fed through a bounded channel, so a slow disk never
 //! stalls the runtime's workers; a write that fails or is abandoned removes its temporary file.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use futures::StreamExt;
 use serde_json::Value;
+use tempfile::NamedTempFile;
 
 use async_trait::async_trait;
 use serde_json::json;
 
 use super::RunEnv;
 use crate::engine::{Artifact, BatchCx, BatchOutcome, BatchStep, RecordSource};
-use crate::plan::{PlanCx, TemplateRef};
+use crate::plan::paths::PathTemplate;
+use crate::plan::PlanCx;
 use crate::spec::kinds::records::WriteSpec;
 
 #[derive(Debug)]
 pub struct WritePlan {
     pub from: String,
-    pub path: TemplateRef,
+    pub path: PathTemplate,
     pub columns: Option<Vec<String>>,
     pub lines: bool,
     csv: bool,
@@ -39,7 +42,7 @@ fn plan(raw: &serde_yaml::Value, kpath: &str, csv: bool, cx: &mut PlanCx) -> Opt
     let w: WriteSpec = cx.spec(raw, kpath)?;
     let from_ok = cx.require_earlier_step(&format!("{kpath}.from"), &w.from);
     cx.forbid_secrets(&format!("{kpath}.path"), &w.path, "an output path");
-    let path = cx.template(&format!("{kpath}.path"), &w.path);
+    let path = cx.path_template(&format!("{kpath}.path"), &w.path);
     if csv && w.lines.is_some() {
         cx.error_at_key(&format!("{kpath}.lines"), "`lines` applies to `write_json` only", Some("remove it".into()));
     }
@@ -124,66 +127,62 @@ struct Format {
     lines: bool,
 }
 
-/// The temporary file, removed when dropped unless it was renamed into place: whatever stops a
-/// write (an error, reading failing partway, the run cancelled) leaves no `*.cxflow-tmp` behind.
-struct TmpFile {
-    path: PathBuf,
-    renamed: bool,
-}
-
-impl Drop for TmpFile {
-    fn drop(&mut self) {
-        if !self.renamed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// The writer thread: creates the file at the first record (or at the end when there is none),
 /// writes each record as it arrives, and at `End` flushes it and renames it to `path`. If the
 /// channel closes before `End`, the temporary file is removed.
 /// Writes what `next` gives, each record passed through `redact` first; `None` abandons the
 /// file (no temporary file is left).
 fn write_file(next: &mut dyn FnMut() -> Option<Msg>, path: &Path, format: &Format, redact: &dyn Fn(&Value) -> Value) -> anyhow::Result<()> {
-    let tmp = path.with_extension("cxflow-tmp");
-    let mut sink: Option<(Sink, TmpFile)> = None;
+    // The temporary file is removed when dropped unless it was persisted: whatever stops a write
+    // (an error, reading failing partway, the run cancelled) leaves nothing behind.
+    let mut sink: Option<(Sink, NamedTempFile)> = None;
     loop {
         match next() {
             Some(Msg::Record(rec)) => {
                 let rec = redact(&rec);
                 if sink.is_none() {
-                    let (file, guard) = create(path, &tmp)?;
-                    sink = Some((Sink::new(file, format, &rec)?, guard));
+                    let (file, tmp) = create(path)?;
+                    sink = Some((Sink::new(file, format, &rec)?, tmp));
                 }
                 if let Some((s, _)) = sink.as_mut() {
                     s.write(&rec)?;
                 }
             }
             Some(Msg::End) => break,
-            None => return Ok(()), // abandoned: `sink`'s temporary file is removed on drop
+            None => return Ok(()), // abandoned: the temporary file is removed on drop
         }
     }
-    let (sink, mut guard) = match sink {
+    let (sink, tmp) = match sink {
         Some(s) => s,
         // No records: still an (empty) file, so the next step or person finds the report.
         None => {
-            let (file, guard) = create(path, &tmp)?;
-            (Sink::new(file, format, &Value::Null)?, guard)
+            let (file, tmp) = create(path)?;
+            (Sink::new(file, format, &Value::Null)?, tmp)
         }
     };
     sink.finish()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move the finished file to `{}`", path.display()))?;
-    guard.renamed = true;
+    // A rename replaces a symlink at `path` itself, never the file it points to.
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot move the finished file to `{}`", path.display()))?;
     Ok(())
 }
 
-/// The temporary file `tmp` for `path`, with `path`'s folder created if missing.
-fn create(path: &Path, tmp: &Path) -> anyhow::Result<(std::fs::File, TmpFile)> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder `{}`", dir.display()))?;
-    }
-    let file = std::fs::File::create(tmp).with_context(|| format!("cannot create `{}`", tmp.display()))?;
-    Ok((file, TmpFile { path: tmp.to_path_buf(), renamed: false }))
+/// A temporary file next to `path` (created with `path`'s folder if missing), and a handle to
+/// write it through. Its name is random and it is created exclusively (`O_EXCL`, which does not
+/// follow a symlink): a link planted at a predictable name once made the write overwrite its target.
+fn create(path: &Path) -> anyhow::Result<(std::fs::File, NamedTempFile)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder `{}`", dir.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".cxflow-tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in `{}`", dir.display()))?;
+    let file = tmp.as_file().try_clone().with_context(|| format!("cannot open the temporary file in `{}`", dir.display()))?;
+    Ok((file, tmp))
 }
 
 // One sink per step run, so the size difference between the variants costs nothing.
@@ -271,6 +270,30 @@ mod tests {
 
     const CSV: Format = Format { csv: true, columns: None, lines: false };
 
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_old_temporary_name_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "precious").unwrap();
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        let path = dir.path().join("out/r.csv");
+        // The name the writer used to create with `File::create`, which follows links.
+        let planted = path.with_extension("cxflow-tmp");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let mut rx = send_all(vec![Msg::Record(serde_json::json!({"id": 1})), Msg::End]);
+        write_file(&mut || rx.blocking_recv(), &path, &CSV, &Value::clone).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_link(&planted).unwrap(), victim);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "id\n1\n");
+        assert_eq!(names_in(&dir.path().join("out")), ["r.csv", "r.cxflow-tmp"]);
+    }
+
     #[test]
     fn end_renames_the_finished_file_into_place() {
         let dir = tempfile::tempdir().unwrap();
@@ -279,7 +302,7 @@ mod tests {
             send_all(vec![Msg::Record(serde_json::json!({"id": 1, "n": "a"})), Msg::Record(serde_json::json!({"id": 2})), Msg::End]);
         write_file(&mut || rx.blocking_recv(), &path, &CSV, &Value::clone).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "id,n\n1,a\n2,\n");
-        assert!(!path.with_extension("cxflow-tmp").exists());
+        assert_eq!(names_in(&dir.path().join("out")), ["r.csv"]);
     }
 
     #[test]
@@ -289,8 +312,7 @@ mod tests {
         let path = dir.path().join("r.json");
         let mut rx = send_all(vec![Msg::Record(serde_json::json!({"id": 1}))]);
         write_file(&mut || rx.blocking_recv(), &path, &Format { csv: false, columns: None, lines: true }, &Value::clone).unwrap();
-        assert!(!path.exists());
-        assert!(!path.with_extension("cxflow-tmp").exists());
+        assert!(names_in(dir.path()).is_empty());
     }
 
     #[test]
@@ -301,6 +323,6 @@ mod tests {
         let mut rx = send_all(vec![Msg::Record(serde_json::json!({"id": 1})), Msg::End]);
         let e = write_file(&mut || rx.blocking_recv(), &path, &CSV, &Value::clone).unwrap_err();
         assert!(format!("{e:#}").starts_with("cannot move the finished file to"), "{e:#}");
-        assert!(!path.with_extension("cxflow-tmp").exists());
+        assert_eq!(names_in(dir.path()), ["r.csv"], "only the folder that was in the way");
     }
 }

@@ -6,6 +6,7 @@ mod group_commit;
 mod items;
 mod ledger;
 mod owner;
+mod prune;
 mod queries;
 mod resolve;
 mod run_log;

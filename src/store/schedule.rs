@@ -2,10 +2,11 @@
 //! fires, runs abandoned at shutdown, and retention (pruning with space reclaimed).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
+use super::prune::ArtifactFiles;
 use super::{now, owner, Result, Store};
 use crate::engine::log::RunStatus;
 
@@ -117,32 +118,32 @@ impl Store {
             .await?;
             doomed.extend(ids);
         }
+        // Decided on real locations (`prune.rs`): a file a run that stays lists is kept.
+        let doomed_set: std::collections::HashSet<i64> = doomed.iter().copied().collect();
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT run_id, path FROM artifacts").fetch_all(&self.pool).await?;
+        let (gone, kept): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(run, _)| doomed_set.contains(run));
+        let mut gone_paths: HashMap<i64, Vec<String>> = HashMap::new();
+        for (run, path) in gone {
+            gone_paths.entry(run).or_default().push(path);
+        }
+        let root = artifacts_root.to_path_buf();
+        let files = std::sync::Arc::new(
+            off_runtime(move || {
+                let kept: Vec<String> = kept.into_iter().map(|(_, p)| p).collect();
+                let doomed: Vec<String> = gone_paths.values().flatten().cloned().collect();
+                (ArtifactFiles::new(&root, &kept, &doomed), gone_paths)
+            })
+            .await,
+        );
         for chunk in doomed.chunks(500) {
             // Run ids read back as i64 above: the list is digits and commas, nothing to inject.
             let list = chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-            let paths: Vec<String> =
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT path FROM artifacts WHERE run_id IN ({list})")))
-                    .fetch_all(&self.pool)
-                    .await?;
             // File deletion is blocking work (thousands of files on a slow disk): off the runtime.
-            let (root, ids) = (artifacts_root.to_path_buf(), chunk.to_vec());
+            let (files, ids) = (files.clone(), chunk.to_vec());
             report.files_deleted += off_runtime(move || {
-                let mut deleted = 0;
-                // Only files cxflow keeps for itself go: outputs written elsewhere belong to the user.
-                for p in paths {
-                    let p = PathBuf::from(p);
-                    if p.starts_with(&root) && std::fs::remove_file(&p).is_ok() {
-                        deleted += 1;
-                    }
-                }
-                for id in ids {
-                    let dir = root.join(format!("run-{id}"));
-                    if dir.is_dir() {
-                        deleted += count_files(&dir);
-                        let _ = std::fs::remove_dir_all(&dir);
-                    }
-                }
-                deleted
+                let (files, paths) = &*files;
+                let listed: Vec<String> = ids.iter().filter_map(|id| paths.get(id)).flatten().cloned().collect();
+                files.delete(&listed, &ids)
             })
             .await;
             let r = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM runs WHERE id IN ({list})"))).execute(&self.pool).await?;
@@ -189,10 +190,6 @@ async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
 
 fn db_size(f: Option<&Path>) -> u64 {
     f.and_then(|f| std::fs::metadata(f).ok()).map_or(0, |m| m.len())
-}
-
-fn count_files(dir: &Path) -> u64 {
-    std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum()
 }
 
 #[cfg(test)]

@@ -116,11 +116,13 @@ impl Page<'_> {
             }
             Action::Upload(files) => {
                 for (sel, path) in files {
-                    if !path.is_file() {
-                        return Err(ActError::Page(format!("file `{}` does not exist", path.display())));
-                    }
+                    // chromedriver takes only an absolute path with no `..` or symlink in it.
+                    let real = match std::fs::canonicalize(path) {
+                        Ok(p) if p.is_file() => p,
+                        _ => return Err(ActError::Page(format!("file `{}` does not exist", path.display()))),
+                    };
                     let el = self.find(sel, self.wait).await?;
-                    self.cmd(el.send_keys(&path.to_string_lossy())).await?;
+                    self.cmd(el.send_keys(&real.to_string_lossy())).await?;
                 }
                 Ok(())
             }

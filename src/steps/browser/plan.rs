@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::plan::paths::PathRule;
 use crate::plan::templates::Templates;
 use crate::plan::{PlanCx, TemplateRef};
 
@@ -26,18 +27,34 @@ pub enum Text {
 #[derive(Debug, Clone)]
 pub enum PAction {
     Goto(Text),
-    Fill { fields: Vec<(Text, Text)>, mode: InputMode },
+    Fill {
+        fields: Vec<(Text, Text)>,
+        mode: InputMode,
+    },
     Select(Vec<(Text, Text)>),
-    Check { sel: Text, on: bool },
+    Check {
+        sel: Text,
+        on: bool,
+    },
     Click(Text),
     Submit(Text),
-    Press { on: Option<Text>, key: Key },
-    Upload(Vec<(Text, Text)>),
-    WaitFor { target: PWait, timeout: Duration },
+    Press {
+        on: Option<Text>,
+        key: Key,
+    },
+    /// Selector, path, and where the rendered path may point.
+    Upload(Vec<(Text, Text, PathRule)>),
+    WaitFor {
+        target: PWait,
+        timeout: Duration,
+    },
     AssertText(Vec<(Text, Text)>),
     Extract(Vec<(String, Text, Option<String>)>),
     Screenshot(String),
-    IfPresent { sel: Text, then: Vec<PAction> },
+    IfPresent {
+        sel: Text,
+        then: Vec<PAction>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -384,7 +401,16 @@ impl Planner<'_, '_> {
                 };
                 PAction::Press { on, key }
             }
-            "upload" => PAction::Upload(self.fields(a.upload.as_ref()?, &kp)),
+            "upload" => {
+                let map = a.upload.as_ref()?;
+                // `fields` keeps the values that are text, in order: the rules follow the same ones.
+                let rules = map.values().filter_map(|v| match v {
+                    serde_json::Value::String(s) => Some(PathRule::of(s)),
+                    serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Some(PathRule::of("")),
+                    _ => None,
+                });
+                PAction::Upload(self.fields(map, &kp).into_iter().zip(rules).map(|((s, p), r)| (s, p, r)).collect())
+            }
             "wait_for" => {
                 let (target, timeout) = self.wait(a.wait_for.as_ref()?, &kp);
                 PAction::WaitFor { target, timeout: timeout.unwrap_or(self.wait) }
@@ -486,7 +512,14 @@ impl Renderer<'_> {
             PAction::Click(s) => Action::Click(self.sel(s)?),
             PAction::Submit(s) => Action::Submit(self.sel(s)?),
             PAction::Press { on, key } => Action::Press { on: on.as_ref().map(|s| self.sel(s)).transpose()?, key: *key },
-            PAction::Upload(v) => Action::Upload(self.pairs(v)?.into_iter().map(|(s, p)| (s, self.base_dir.join(p))).collect()),
+            PAction::Upload(v) => Action::Upload(
+                v.iter()
+                    .map(|(s, p, rule)| {
+                        let p = self.text(p)?;
+                        Ok((self.sel(s)?, rule.apply(self.base_dir, &p).map_err(|e| format!("refusing the upload: {e}"))?))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
             PAction::WaitFor { target, timeout } => Action::WaitFor { target: self.wait(target)?, timeout: *timeout },
             PAction::AssertText(v) => Action::AssertText(self.pairs(v)?),
             PAction::Extract(v) => Action::Extract(

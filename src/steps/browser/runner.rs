@@ -77,7 +77,7 @@ impl ItemRunner for BrowserRunner {
         let run = env.run;
         let redact = |s: String| run.secrets.redact(&s);
         let r = Renderer { templates: &run.templates, ctx: env.ctx, base_dir: &self.plan.base_dir };
-        let render_err = |e: String| StepError::Fatal(redact(format!("cannot render the actions for this item: {e}")));
+        let render_err = |e: String| StepError::Fatal(redact(format!("cannot render the actions for item `{}`: {e}", env.key)));
         let actions = r.actions(&self.plan.actions).map_err(render_err)?;
         let login = r.actions(&self.plan.login).map_err(render_err)?;
         let logged_out = self.plan.logged_out.as_ref().map(|w| r.wait(w)).transpose().map_err(render_err)?;

@@ -51,6 +51,10 @@ fn plan_spec(spec: &RouteSpec, path: &str, cx: &mut PlanCx) -> Option<Planned> {
         }
         (Some(file), None) => load_rules_file(cx, file, spec, path),
     };
+    // `to: "{{item.team.email}}"` renders a team's addresses joined: a list the workflow wrote.
+    for t in teams.iter().flatten() {
+        cx.allow_address_list(&t.email.to_vec());
+    }
     let as_of = match &spec.as_of {
         None => None,
         Some(s) => {

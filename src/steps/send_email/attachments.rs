@@ -58,7 +58,7 @@ mod tests {
         let c = Compiled::compile(&spec, d.path(), |p, m| panic!("{p}: {m}")).unwrap();
         assert_eq!(c.literal_attachments(), [true, false]);
         let files = AttachmentFiles::for_step(&c);
-        let paths = |n: u32| c.render(&json!({"item": {"n": n}}), Some("s@x.org"), "k", d.path()).unwrap().attachments;
+        let paths = |n: u32| c.render(&json!({"item": {"n": n}}), Some("s@x.org"), "k", d.path(), "k").unwrap().attachments;
 
         let first = files.load(&paths(1)).await.unwrap();
         assert_eq!((first[0].as_slice(), first[1].as_slice()), (&b"terms v1"[..], &b"receipt 1"[..]));

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::message::Rendered;
 use super::spec::{SendEmailSpec, Uncertain};
 use super::templates::{Body, EmailTemplates};
+use crate::plan::paths::PathRule;
 use crate::plan::templates::{Output, TemplateRef};
 
 pub struct Compiled {
@@ -22,6 +23,15 @@ pub struct Compiled {
     subject: TemplateRef,
     key: Option<TemplateRef>,
     attachments: Vec<TemplateRef>,
+    /// Per `to`, `cc`, `bcc` entry: written without `{{`, so it may list several addresses.
+    literal_to: Vec<bool>,
+    literal_cc: Vec<bool>,
+    literal_bcc: Vec<bool>,
+    /// Address lists the workflow writes elsewhere (a routing team's), joined with `, `: a
+    /// rendered field may hold several addresses only when it is exactly one of these.
+    pub address_lists: Vec<String>,
+    /// Per attachment: where its rendered path may point.
+    attachment_rules: Vec<PathRule>,
     /// Per attachment: its path has no `{{`, so it is the same file for every item.
     literal_attachments: Vec<bool>,
     headers: Vec<(String, TemplateRef)>,
@@ -95,7 +105,10 @@ impl Compiled {
         let mut f = |p: String, s: &str| inline(p, s, Output::Text, &mut ok2);
         let key = spec.idempotency_key.as_deref().map(|s| f("send_email.idempotency_key".into(), s));
         let attachments = spec.attachments.iter().enumerate().map(|(i, s)| f(format!("send_email.attachments[{i}]"), s)).collect();
+        let literal = |v: Option<&super::spec::OneOrMany>| v.map_or(vec![], |v| v.as_slice().iter().map(|s| !s.contains("{{")).collect());
+        let (literal_to, literal_cc, literal_bcc) = (literal(Some(&spec.to)), literal(spec.cc.as_ref()), literal(spec.bcc.as_ref()));
         let literal_attachments = spec.attachments.iter().map(|s| !s.contains("{{")).collect();
+        let attachment_rules = spec.attachments.iter().map(|s| PathRule::of(s)).collect();
         if !ok || !ok2 || spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
             if spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
                 err("send_email.rate_limit", "`rate_limit` must be a positive number of messages per second".into());
@@ -108,11 +121,16 @@ impl Compiled {
             to,
             cc,
             bcc,
+            literal_to,
+            literal_cc,
+            literal_bcc,
+            address_lists: Vec::new(),
             reply_to,
             from,
             subject,
             key,
             attachments,
+            attachment_rules,
             literal_attachments,
             headers,
             uncertain: spec.uncertain,
@@ -131,12 +149,19 @@ impl Compiled {
     }
 
     /// Renders one item. `default_key` is `<workflow>/<item key>`, used without
-    /// `idempotency_key`; relative attachment paths resolve against `base_dir`.
-    pub fn render(&self, ctx: &Value, default_from: Option<&str>, default_key: &str, base_dir: &Path) -> Result<Rendered, String> {
+    /// `idempotency_key`; relative attachment paths resolve against `base_dir`, and a rendered
+    /// one that leaves it is refused naming `item_key`.
+    pub fn render(
+        &self,
+        ctx: &Value,
+        default_from: Option<&str>,
+        default_key: &str,
+        base_dir: &Path,
+        item_key: &str,
+    ) -> Result<Rendered, String> {
         // One context for every template of the item: handlebars would copy `ctx` for each.
         let c = Context::from(ctx.clone());
         let one = |t: &TemplateRef| self.templates.render(t, &c);
-        let all = |ts: &[TemplateRef]| ts.iter().map(one).collect::<Result<Vec<_>, _>>();
         let from = match (&self.from, default_from) {
             (Some(t), _) => one(t)?,
             (None, Some(f)) => f.to_string(),
@@ -152,16 +177,35 @@ impl Compiled {
         let attachments = self
             .attachments
             .iter()
-            .map(|t| {
-                let p = PathBuf::from(one(t)?);
-                Ok(if p.is_absolute() { p } else { base_dir.join(p) })
+            .zip(&self.attachment_rules)
+            .enumerate()
+            .map(|(i, (t, rule))| {
+                rule.apply(base_dir, &one(t)?).map_err(|e| format!("item `{item_key}`: refusing `send_email.attachments[{i}]`: {e}"))
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<PathBuf>, String>>()?;
+        // A record's `ann@x.org, evil@y.test` would add a recipient: only a list the workflow wrote
+        // may hold several addresses. (`message::mailboxes` splits what passes here.)
+        let addresses = |field: &str, ts: &[TemplateRef], literal: &[bool]| {
+            ts.iter()
+                .zip(literal)
+                .map(|(t, &lit)| {
+                    let v = one(t)?;
+                    let listed = lit || self.address_lists.iter().any(|l| l == v.trim());
+                    if !listed && !v.contains('<') && v.contains(',') {
+                        return Err(format!(
+                            "item `{item_key}`: `{field}` rendered `{v}`, more than one address; an address rendered from a template must \
+                             be exactly one mailbox: to send to several, list them in the workflow (`{field}: [a@example.org, \"{{{{item.email}}}}\"]`)"
+                        ));
+                    }
+                    Ok(v)
+                })
+                .collect::<Result<Vec<_>, String>>()
+        };
         Ok(Rendered {
             from,
-            to: all(&self.to)?,
-            cc: all(&self.cc)?,
-            bcc: all(&self.bcc)?,
+            to: addresses("to", &self.to, &self.literal_to)?,
+            cc: addresses("cc", &self.cc, &self.literal_cc)?,
+            bcc: addresses("bcc", &self.bcc, &self.literal_bcc)?,
             reply_to: self.reply_to.as_ref().map(one).transpose()?,
             subject: one(&self.subject)?,
             headers: self.headers.iter().map(|(k, t)| Ok((k.clone(), one(t)?))).collect::<Result<_, String>>()?,
@@ -195,13 +239,13 @@ headers: {X-Ticket: "{{item.ticket_id}}"}
         .unwrap();
         let c = Compiled::compile(&spec, d.path(), |p, m| panic!("{p}: {m}")).unwrap();
         let ctx = json!({"item": {"name": "Ann & Bo", "email": "a@x.org", "ticket_id": 7}});
-        let r = c.render(&ctx, Some("s@x.org"), "wf/7", d.path()).unwrap();
+        let r = c.render(&ctx, Some("s@x.org"), "wf/7", d.path(), "7").unwrap();
         assert_eq!(r.to, ["Ann & Bo <a@x.org>"]);
         assert_eq!(r.subject, "How did we do on ticket 7?");
         assert_eq!(r.key, "follow-up/7");
         assert_eq!(r.html.as_deref(), Some("<p>Hi Ann &amp; Bo</p>"));
         assert_eq!(r.headers, [("X-Ticket".to_string(), "7".to_string())]);
-        let e = c.render(&json!({"item": {"name": "A", "ticket_id": 1}}), Some("s@x.org"), "k", d.path()).unwrap_err();
+        let e = c.render(&json!({"item": {"name": "A", "ticket_id": 1}}), Some("s@x.org"), "k", d.path(), "1").unwrap_err();
         assert!(e.contains("`item.email`"), "{e}");
     }
 

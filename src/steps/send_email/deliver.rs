@@ -89,7 +89,7 @@ pub async fn deliver<L: Ledger>(
     ledger: &L,
     input: ItemInput<'_>,
 ) -> Result<Outcome, Failure> {
-    let r = c.render(input.ctx, input.default_from, input.default_key, input.base_dir).map_err(Failure::Fatal)?;
+    let r = c.render(input.ctx, input.default_from, input.default_key, input.base_dir, input.item_key).map_err(Failure::Fatal)?;
     let bytes = files.load(&r.attachments).await.map_err(|e| Failure::Fatal(e.to_string()))?;
     let msg = build_with(&r, &bytes).map_err(|e| Failure::Fatal(e.to_string()))?;
     let to = r.to.join(", ");

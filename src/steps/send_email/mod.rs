@@ -90,7 +90,9 @@ pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Opti
             p.ends_with(".template").then(|| format!("templates live in `{}`: `<name>.html.hbs` and/or `<name>.txt.hbs`", dir.display()));
         cx.error(&p, m, help);
     }
-    Some(Box::new(Planned { compiled: Arc::new(compiled?) }))
+    let mut compiled = compiled?;
+    compiled.address_lists = cx.address_lists().to_vec();
+    Some(Box::new(Planned { compiled: Arc::new(compiled) }))
 }
 
 fn idx(base: &str, i: usize, len: usize) -> String {
