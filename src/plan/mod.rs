@@ -230,32 +230,16 @@ impl<'a> PlanCx<'a> {
 
     /// Deserialize a step kind's raw value (at YAML path `path`) into its spec type; serde's
     /// errors are reported at their own line and column, worded like the spec layer's.
-    pub fn spec<T: serde::de::DeserializeOwned>(&mut self, raw: &serde_yaml::Value, path: &str) -> Option<T> {
+    pub fn spec<T: serde::de::DeserializeOwned>(&mut self, raw: &crate::spec::Node, path: &str) -> Option<T> {
         match serde_path_to_error::deserialize::<_, T>(raw) {
             Ok(v) => Some(v),
             Err(e) => {
                 let inner = e.path().to_string();
-                let msg = strip_yaml_location(&e.inner().to_string());
+                let msg = e.inner().to_string();
                 // An error about the kind's whole value (its shape) points at the step, as the
                 // spec layer does for a step that does not parse.
-                let (at, line_path, key) = if inner == "." {
-                    let step = path.rsplit_once('.').map_or(path, |(s, _)| s).to_string();
-                    (step.clone(), step, false)
-                } else {
-                    let full = if inner.starts_with('[') { format!("{path}{inner}") } else { format!("{path}.{inner}") };
-                    match msg.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
-                        // Unknown keys point at the key itself, within the mapping that holds it.
-                        Some((field, _)) if !inner.ends_with(field) => (full.clone(), format!("{full}.{field}"), true),
-                        Some((field, _)) => {
-                            let parent = full.strip_suffix(&format!(".{field}")).unwrap_or(&full).to_string();
-                            (parent, full.clone(), true)
-                        }
-                        None => {
-                            let parent = full.clone();
-                            (parent, full, false)
-                        }
-                    }
-                };
+                let prefix = if inner == "." { path.rsplit_once('.').map_or(path, |(s, _)| s) } else { path };
+                let (at, line_path, key) = crate::spec::serde_error::locate(prefix, &inner, &msg);
                 let (message, help) = crate::spec::serde_error::explain(Some(&at), &msg);
                 let d = self.file.diagnostic(&line_path, !key, message).with_help(help);
                 self.errors.push(d);
@@ -282,13 +266,6 @@ impl<'a> PlanCx<'a> {
         if let Some(id) = self.current_step.clone() {
             self.columns.insert(id, (label.to_string(), fields));
         }
-    }
-}
-
-fn strip_yaml_location(s: &str) -> String {
-    match s.find(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s.to_string(),
     }
 }
 

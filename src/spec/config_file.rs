@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{mask, serde_error, Diagnostic, Diagnostics, Positions};
+use super::{mask, Diagnostic, Diagnostics, Positions};
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,13 +81,9 @@ pub fn parse(path: &Path, source: String) -> Result<ConfigSource, Diagnostics> {
     if source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Ok(ConfigSource { source, ..ConfigSource::empty(path) });
     }
-    let positions = Positions::index(&source);
-    if !positions.duplicates.is_empty() {
-        return Err(Diagnostics(super::duplicate_keys(path, &source, &positions).0.into_iter().map(mask::diagnostic).collect()));
-    }
-    match serde_yaml::from_str::<ConfigFile>(&source) {
-        Ok(file) => Ok(ConfigSource { path: path.to_path_buf(), source, file, positions }),
-        Err(e) => Err(Diagnostics(vec![mask::diagnostic(serde_error::to_diagnostic(path, &source, &e))])),
+    match super::document::read::<ConfigFile>(path, &source) {
+        Ok(doc) => Ok(ConfigSource { path: path.to_path_buf(), source, file: doc.value, positions: doc.positions }),
+        Err(ds) => Err(Diagnostics(ds.0.into_iter().map(mask::diagnostic).collect())),
     }
 }
 
@@ -112,30 +108,29 @@ pub fn keys() -> Vec<(String, bool)> {
 /// the key. Text keys take the value as written (a folder named `2024` stays a string); others
 /// parse as a YAML scalar so numbers stay numbers. The error is serde's, about this value alone.
 pub fn apply_override(file: &mut ConfigFile, key: &str, text: &str) -> Result<(), String> {
-    use serde_yaml::{Mapping, Value};
+    use serde_json::Value;
     let takes_text = keys().into_iter().any(|(k, t)| k == key && t);
     let value = if text.is_empty() {
         Value::Null
     } else if takes_text {
         Value::String(text.to_string())
     } else {
-        serde_yaml::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+        serde_saphyr::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.to_string()))
     };
-    let clean = |e: serde_yaml::Error| {
+    let clean = |e: serde_json::Error| {
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg);
         msg.strip_prefix(&format!("{key}: ")).unwrap_or(msg).to_string()
     };
     // Checked on its own first, so the error is about this value and not about the whole file.
-    let mut one = Mapping::new();
-    one.insert(Value::String(key.to_string()), value.clone());
-    serde_yaml::from_value::<ConfigFile>(Value::Mapping(one)).map_err(clean)?;
-    let mut all = match serde_yaml::to_value(&*file) {
-        Ok(Value::Mapping(m)) => m,
-        _ => Mapping::new(),
+    let one = serde_json::json!({ key: value.clone() });
+    serde_json::from_value::<ConfigFile>(one).map_err(clean)?;
+    let mut all = match serde_json::to_value(&*file) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
     };
-    all.insert(Value::String(key.to_string()), value);
-    *file = serde_yaml::from_value(Value::Mapping(all)).map_err(clean)?;
+    all.insert(key.to_string(), value);
+    *file = serde_json::from_value(Value::Object(all)).map_err(clean)?;
     Ok(())
 }
 

@@ -1,18 +1,47 @@
-//! Turns serde_yaml's errors into diagnostics that say what to change.
+//! Turns serde's errors about a parsed document into diagnostics that say what to change.
 
 use std::path::Path;
 
 use super::diagnostic::{did_you_mean, Diagnostic};
+use super::Positions;
 
-pub(crate) fn to_diagnostic(path: &Path, source: &str, err: &serde_yaml::Error) -> Diagnostic {
-    let (line, col) = err.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-    let raw = strip_location(&err.to_string());
-    // serde_yaml prefixes the YAML path of the offending node: `steps[0]: unknown field ...`.
-    let (at, msg) = match raw.split_once(": ") {
-        Some((p, m)) if !p.contains(' ') => (Some(p.to_string()), m.to_string()),
-        _ => (None, raw.clone()),
+/// Where a serde error found at `inner` (serde_path_to_error's path, `.` for the whole value)
+/// within the value at `prefix` points: (the path named in the message, the path whose position
+/// is shown, whether that is a key rather than a value).
+pub(crate) fn locate(prefix: &str, inner: &str, msg: &str) -> (String, String, bool) {
+    if inner == "." {
+        return (prefix.to_string(), prefix.to_string(), false);
+    }
+    let full = match (prefix.is_empty(), inner.starts_with('[')) {
+        (true, _) => inner.to_string(),
+        (false, true) => format!("{prefix}{inner}"),
+        (false, false) => format!("{prefix}.{inner}"),
     };
-    let (message, help) = explain(at.as_deref(), &msg);
+    match msg.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
+        // Unknown keys point at the key itself, within the mapping that holds it.
+        Some((field, _)) if !inner.ends_with(field) => {
+            let key = if full.is_empty() { field.to_string() } else { format!("{full}.{field}") };
+            (full, key, true)
+        }
+        Some((field, _)) => {
+            let parent = full.strip_suffix(field).map(|p| p.strip_suffix('.').unwrap_or(p)).unwrap_or(&full).to_string();
+            (parent, full.clone(), true)
+        }
+        None => (full.clone(), full, false),
+    }
+}
+
+/// The diagnostic for serde's error `e` about the document `source` at `path`.
+pub(crate) fn document_diagnostic(
+    path: &Path,
+    source: &str,
+    positions: &Positions,
+    e: &serde_path_to_error::Error<serde::de::value::Error>,
+) -> Diagnostic {
+    let msg = e.inner().to_string();
+    let (at, line_path, key) = locate("", &e.path().to_string(), &msg);
+    let (line, col) = if key { positions.key(&line_path) } else { positions.value(&line_path) };
+    let (message, help) = explain((!at.is_empty()).then_some(at.as_str()), &msg);
     Diagnostic::new(path, line, col, message).with_help(help).with_source(source)
 }
 
@@ -46,12 +75,6 @@ pub fn explain(at: Option<&str>, msg: &str) -> (String, Option<String>) {
     } else {
         (format!("invalid YAML: {msg}"), Some("check indentation and quoting on this line".to_string()))
     }
-}
-
-fn strip_location(s: &str) -> String {
-    static AT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let at = AT.get_or_init(|| regex::Regex::new(r" at line \d+ column \d+").expect("valid regex"));
-    at.replace_all(s, "").into_owned()
 }
 
 fn between_backticks(s: &str) -> Option<String> {
