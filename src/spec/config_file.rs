@@ -77,6 +77,7 @@ impl ConfigSource {
 /// Deserialize `source`, the text of `cxflow.yaml` read from `path`. Unknown keys, repeated keys,
 /// wrong types and YAML syntax errors come back positioned, with URL passwords masked.
 pub fn parse(path: &Path, source: String) -> Result<ConfigSource, Diagnostics> {
+    let source = super::document::strip_bom(source);
     // An empty file (or only comments) is no configuration, not a YAML error.
     if source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Ok(ConfigSource { source, ..ConfigSource::empty(path) });

@@ -52,6 +52,7 @@ pub fn load(path: &Path) -> Result<SpecFile, Diagnostics> {
 
 /// Deserialize workflow `source` read from `path`.
 pub fn parse(path: &Path, source: String) -> Result<SpecFile, Diagnostics> {
+    let source = document::strip_bom(source);
     if source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(Diagnostics(vec![Diagnostic::new(path, 1, 1, "the workflow file is empty")
             .with_help(Some("a workflow needs at least `name:` and `steps:`".into()))]));
