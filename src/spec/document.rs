@@ -42,12 +42,29 @@ pub fn strip_bom(source: String) -> String {
 fn syntax_diagnostic(path: &Path, source: &str, e: &yaml::SyntaxError) -> Diagnostic {
     let err = e.0.without_snippet();
     let (line, col) = err.location().map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
+    let (line, col) = (line.max(1), col.max(1));
     let text = err.to_string();
     // serde-saphyr appends where it happened; the diagnostic shows that itself.
     let msg = text.split(" at line ").next().unwrap_or(&text).to_string();
-    let message = format!("invalid YAML: {msg}");
-    let help = "check indentation and quoting on this line".to_string();
-    Diagnostic::new(path, line.max(1), col.max(1), message).with_help(Some(help)).with_source(source)
+    let (line, col, message, help) = if msg.contains("tab") {
+        let help = "replace the tab with spaces (most editors can insert spaces when Tab is pressed)".to_string();
+        match indentation_tab(source, line) {
+            Some((line, col)) => (line, col, "a tab in the indentation: YAML indents with spaces only".to_string(), help),
+            None => (line, col, "a tab where YAML allows only spaces".to_string(), help),
+        }
+    } else {
+        (line, col, format!("invalid YAML: {msg}"), "check indentation and quoting on this line".to_string())
+    };
+    Diagnostic::new(path, line, col, message).with_help(Some(help)).with_source(source)
+}
+
+/// The tab in the indentation of `line` or the next one (the scanner may report a tab only at
+/// the end of the token before it), as (line, column).
+fn indentation_tab(source: &str, line: usize) -> Option<(usize, usize)> {
+    source.lines().enumerate().skip(line.saturating_sub(1)).take(2).find_map(|(i, l)| {
+        let indent = &l[..l.len() - l.trim_start_matches([' ', '\t']).len()];
+        indent.find('\t').map(|at| (i + 1, indent[..at].chars().count() + 1))
+    })
 }
 
 /// One diagnostic per key given twice in a mapping (serde would report only the first, and
@@ -87,5 +104,17 @@ mod tests {
         assert!(super::super::config_file::parse(Path::new("cxflow.yaml"), "\u{feff}# nothing yet\n".into()).is_ok());
         let e = first_error("\u{feff}# nothing yet\n");
         assert!(e.starts_with("error: the workflow file is empty\n  --> w.yaml:1:1\n"), "{e}");
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_named_where_it_is() {
+        assert_eq!(
+            first_error("name: x\nsteps:\n  - id: a\n\tread_csv: a.csv\n"),
+            "error: a tab in the indentation: YAML indents with spaces only\n  --> w.yaml:4:1\n  |\n4 | \tread_csv: a.csv\n  | ^\n  = help: replace the tab with spaces (most editors can insert spaces when Tab is pressed)"
+        );
+        assert_eq!(
+            first_error("name: x\nsteps:\n  - id: a\n  \t read_csv: a.csv\n"),
+            "error: a tab in the indentation: YAML indents with spaces only\n  --> w.yaml:4:3\n  |\n4 |   \t read_csv: a.csv\n  |   ^\n  = help: replace the tab with spaces (most editors can insert spaces when Tab is pressed)"
+        );
     }
 }
