@@ -46,7 +46,15 @@ fn syntax_diagnostic(path: &Path, source: &str, e: &yaml::SyntaxError) -> Diagno
     let text = err.to_string();
     // serde-saphyr appends where it happened; the diagnostic shows that itself.
     let msg = text.split(" at line ").next().unwrap_or(&text).to_string();
-    let (line, col, message, help) = if msg.contains("tab") {
+    let (line, col, message, help) = if let Some(limit) = alias_limit(err) {
+        let message =
+            format!("too many alias expansions: the aliases in this file would repeat more than {limit} values, so it is refused");
+        let help = "each `*name` copies what `&name` holds, and copies of copies multiply; write the values out, or use fewer, unnested aliases";
+        (line, col, message, help.to_string())
+    } else if let serde_saphyr::Error::Budget { breach, .. } = original(err) {
+        let message = format!("the file is too large or nests too deep to be a workflow ({breach:?}), so it is refused");
+        (line, col, message, "split it into smaller workflows".to_string())
+    } else if msg.contains("tab") {
         let help = "replace the tab with spaces (most editors can insert spaces when Tab is pressed)".to_string();
         match indentation_tab(source, line) {
             Some((line, col)) => (line, col, "a tab in the indentation: YAML indents with spaces only".to_string(), help),
@@ -56,6 +64,23 @@ fn syntax_diagnostic(path: &Path, source: &str, e: &yaml::SyntaxError) -> Diagno
         (line, col, format!("invalid YAML: {msg}"), "check indentation and quoting on this line".to_string())
     };
     Diagnostic::new(path, line, col, message).with_help(Some(help)).with_source(source)
+}
+
+/// The limit an alias "bomb" ran into (a few lines whose aliases expand to millions of values).
+fn alias_limit(err: &serde_saphyr::Error) -> Option<usize> {
+    match original(err) {
+        serde_saphyr::Error::AliasReplayLimitExceeded { max_total_replayed_events, .. } => Some(*max_total_replayed_events),
+        serde_saphyr::Error::AliasExpansionLimitExceeded { max_expansions_per_anchor, .. } => Some(*max_expansions_per_anchor),
+        _ => None,
+    }
+}
+
+/// The error under serde-saphyr's wrappers (a snippet, the alias it was replayed through).
+fn original(err: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    match err {
+        serde_saphyr::Error::WithSnippet { error, .. } | serde_saphyr::Error::AliasError { error, .. } => original(error),
+        other => other,
+    }
 }
 
 /// The tab in the indentation of `line` or the next one (the scanner may report a tab only at
@@ -116,5 +141,20 @@ mod tests {
             first_error("name: x\nsteps:\n  - id: a\n  \t read_csv: a.csv\n"),
             "error: a tab in the indentation: YAML indents with spaces only\n  --> w.yaml:4:3\n  |\n4 |   \t read_csv: a.csv\n  |   ^\n  = help: replace the tab with spaces (most editors can insert spaces when Tab is pressed)"
         );
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_an_alias() {
+        let mut src = String::from("name: x\nsteps: []\nvars:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (name, prev) in ["b", "c", "d", "e", "f", "g"].iter().zip(["a", "b", "c", "d", "e", "f"]) {
+            src += &format!("  {name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n");
+        }
+        let e = first_error(&src);
+        let (head, rest) = e.split_once("\n  --> w.yaml:").unwrap();
+        assert_eq!(head, "error: too many alias expansions: the aliases in this file would repeat more than 10000 values, so it is refused");
+        let (line, col) = rest.split_once('\n').unwrap().0.split_once(':').unwrap();
+        let (line, col): (usize, usize) = (line.parse().unwrap(), col.parse().unwrap());
+        assert_eq!(src.lines().nth(line - 1).unwrap().chars().nth(col - 1), Some('*'), "{e}");
+        assert!(e.ends_with("= help: each `*name` copies what `&name` holds, and copies of copies multiply; write the values out, or use fewer, unnested aliases"), "{e}");
     }
 }

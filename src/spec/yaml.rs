@@ -5,7 +5,11 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::options::AliasLimits;
 use serde_saphyr::{DuplicateKeyPolicy, Spanned};
+
+/// The most YAML events aliases may replay in one file.
+pub(crate) const MAX_ALIAS_EVENTS: usize = 10_000;
 
 /// One YAML value and where it starts, as (line, column), both from 1.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,9 +96,13 @@ pub struct SyntaxError(pub serde_saphyr::Error);
 
 /// Parse `source` (a byte-order mark already removed) into one tree. Repeated keys are kept
 /// in the tree so the caller can report each with both lines; alias expansion is bounded by
-/// serde-saphyr's default budget.
+/// serde-saphyr's default budget, so a "billion laughs" file is refused, not expanded.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
-    let options = serde_saphyr::options! { duplicate_keys: DuplicateKeyPolicy::PassThrough };
+    // A workflow is a page or two of YAML: a few thousand values copied by aliases is already
+    // far more than one needs, and stops a small file from expanding to millions.
+    let mut aliases = AliasLimits::default();
+    aliases.max_total_replayed_events = MAX_ALIAS_EVENTS;
+    let options = serde_saphyr::options! { duplicate_keys: DuplicateKeyPolicy::PassThrough, alias_limits: aliases };
     let mut root: Node = serde_saphyr::from_str_with_options(source, options).map_err(SyntaxError)?;
     root.fill_text(source);
     Ok(root)
