@@ -121,7 +121,7 @@ pub fn apply_override(file: &mut ConfigFile, key: &str, text: &str) -> Result<()
     let clean = |e: serde_json::Error| {
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg);
-        msg.strip_prefix(&format!("{key}: ")).unwrap_or(msg).to_string()
+        super::serde_error::readable_expected(msg.strip_prefix(&format!("{key}: ")).unwrap_or(msg)).0
     };
     // Checked on its own first, so the error is about this value and not about the whole file.
     let one = serde_json::json!({ key: value.clone() });
@@ -164,7 +164,7 @@ mod tests {
     fn wrong_type_is_positioned() {
         assert_eq!(
             first_error("database_url: sqlite://x.db\nsmtp_pool_size: lots\n"),
-            "error: invalid type: string \"lots\", expected usize in `smtp_pool_size`\n  --> cxflow.yaml:2:17\n  |\n2 | smtp_pool_size: lots\n  |                 ^\n  = help: change the value to the expected type"
+            "error: invalid type: string \"lots\", expected a whole number in `smtp_pool_size`\n  --> cxflow.yaml:2:17\n  |\n2 | smtp_pool_size: lots\n  |                 ^\n  = help: write digits without quotes, like `4`"
         );
     }
 
@@ -193,6 +193,6 @@ mod tests {
         assert_eq!((f.workflows_dir.clone(), f.smtp_rate_limit, f.smtp_pool_size), (Some(PathBuf::from("2024")), Some(0.5), Some(2)));
         apply_override(&mut f, "smtp_pool_size", "").unwrap();
         assert_eq!(f.smtp_pool_size, None);
-        assert_eq!(apply_override(&mut f, "smtp_pool_size", "abc").unwrap_err(), "invalid type: string \"abc\", expected usize");
+        assert_eq!(apply_override(&mut f, "smtp_pool_size", "abc").unwrap_err(), "invalid type: string \"abc\", expected a whole number");
     }
 }

@@ -62,7 +62,8 @@ pub fn explain(at: Option<&str>, msg: &str) -> (String, Option<String>) {
         let field = between_backticks(rest).unwrap_or_default();
         (format!("missing field `{field}`{within}"), Some(format!("add `{field}:` here")))
     } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
-        (format!("{msg}{within}"), Some("change the value to the expected type".to_string()))
+        let (msg, help) = readable_expected(msg);
+        (format!("{msg}{within}"), Some(help))
     } else if msg.contains("a file path, or a mapping") {
         (
             format!("expected {msg}{within}"),
@@ -75,6 +76,23 @@ pub fn explain(at: Option<&str>, msg: &str) -> (String, Option<String>) {
     } else {
         (format!("invalid YAML: {msg}"), Some("check indentation and quoting on this line".to_string()))
     }
+}
+
+/// serde names the Rust type it wanted (`expected u32`); say what to write instead.
+pub(crate) fn readable_expected(msg: &str) -> (String, String) {
+    let Some((head, ty)) = msg.rsplit_once(", expected ") else {
+        return (msg.to_string(), "change the value to the expected type".to_string());
+    };
+    let (name, help) = match ty {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => ("a whole number", "write digits without quotes, like `4`"),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => ("a whole number", "write digits without quotes, like `4` or `-4`"),
+        "f32" | "f64" => ("a number", "write a number without quotes, like `4` or `0.5`"),
+        "a boolean" => ("`true` or `false`", "write `true` or `false` without quotes"),
+        "a sequence" => ("a list", "write the items on lines starting with `- `, or as `[a, b]`"),
+        "a string" | "a character" => (ty, "quote the value, like `\"...\"`"),
+        _ => return (msg.to_string(), "change the value to the expected type".to_string()),
+    };
+    (format!("{head}, expected {name}"), help.to_string())
 }
 
 fn between_backticks(s: &str) -> Option<String> {
@@ -95,8 +113,10 @@ mod tests {
     #[test]
     fn wrong_type_names_the_path() {
         let e = first_error("name: x\nsteps:\n  - id: a\n    concurrency: four\n    read_csv: a.csv\n");
-        assert!(e.contains("invalid type: string \"four\", expected u32 in `steps[0].concurrency`"), "{e}");
-        assert!(e.contains("w.yaml:4:18"), "{e}");
+        assert_eq!(
+            e,
+            "error: invalid type: string \"four\", expected a whole number in `steps[0].concurrency`\n  --> w.yaml:4:18\n  |\n4 |     concurrency: four\n  |                  ^\n  = help: write digits without quotes, like `4`"
+        );
     }
 
     #[test]
