@@ -6,6 +6,7 @@
 pub mod helpers;
 pub mod refs;
 pub mod schedule;
+mod durations;
 mod step;
 pub mod templates;
 
@@ -281,13 +282,11 @@ fn sorted<'s>(v: &[&'s str]) -> Vec<&'s str> {
 
 /// Parse a duration like `30s`, `5m`, `1h 30m`; reports at `path`.
 pub fn duration(cx: &mut PlanCx, path: &str, s: &str) -> Option<Duration> {
-    match humantime::parse_duration(s.trim()) {
-        Ok(d) => Some(d),
-        Err(_) => {
-            cx.error(path, format!("`{s}` is not a duration"), Some("write it like `30s`, `5m` or `1h 30m`".into()));
-            None
-        }
+    let d = durations::parse(s);
+    if d.is_none() {
+        cx.error(path, format!("`{s}` is not a duration"), Some("write it like `30s`, `5m` or `1h 30m`".into()));
     }
+    d
 }
 
 /// Validate a loaded workflow and turn it into a plan; collects every error, not just the first.
