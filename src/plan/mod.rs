@@ -3,10 +3,10 @@
 //! so every mistake a user can fix shows before anything runs. Pure: no I/O except reading
 //! template files and checking that input files exist.
 
+mod durations;
 pub mod helpers;
 pub mod refs;
 pub mod schedule;
-mod durations;
 mod step;
 pub mod templates;
 

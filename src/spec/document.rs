@@ -49,7 +49,8 @@ fn syntax_diagnostic(path: &Path, source: &str, e: &yaml::SyntaxError) -> Diagno
     let (line, col, message, help) = if let Some(limit) = alias_limit(err) {
         let message =
             format!("too many alias expansions: the aliases in this file would repeat more than {limit} values, so it is refused");
-        let help = "each `*name` copies what `&name` holds, and copies of copies multiply; write the values out, or use fewer, unnested aliases";
+        let help =
+            "each `*name` copies what `&name` holds, and copies of copies multiply; write the values out, or use fewer, unnested aliases";
         (line, col, message, help.to_string())
     } else if let serde_saphyr::Error::Budget { breach, .. } = original(err) {
         let message = format!("the file is too large or nests too deep to be a workflow ({breach:?}), so it is refused");
@@ -147,11 +148,15 @@ mod tests {
     fn an_alias_bomb_is_refused_at_an_alias() {
         let mut src = String::from("name: x\nsteps: []\nvars:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for (name, prev) in ["b", "c", "d", "e", "f", "g"].iter().zip(["a", "b", "c", "d", "e", "f"]) {
-            src += &format!("  {name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n");
+            src +=
+                &format!("  {name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n");
         }
         let e = first_error(&src);
         let (head, rest) = e.split_once("\n  --> w.yaml:").unwrap();
-        assert_eq!(head, "error: too many alias expansions: the aliases in this file would repeat more than 10000 values, so it is refused");
+        assert_eq!(
+            head,
+            "error: too many alias expansions: the aliases in this file would repeat more than 10000 values, so it is refused"
+        );
         let (line, col) = rest.split_once('\n').unwrap().0.split_once(':').unwrap();
         let (line, col): (usize, usize) = (line.parse().unwrap(), col.parse().unwrap());
         assert_eq!(src.lines().nth(line - 1).unwrap().chars().nth(col - 1), Some('*'), "{e}");

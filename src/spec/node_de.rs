@@ -84,12 +84,7 @@ impl<'de> de::Deserializer<'de> for &'de Node {
         v.visit_newtype_struct(self)
     }
 
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        v: V,
-    ) -> Result<V::Value, Error> {
+    fn deserialize_enum<V: Visitor<'de>>(self, _name: &'static str, _variants: &'static [&'static str], v: V) -> Result<V::Value, Error> {
         match &self.value {
             Value::Str(s) => v.visit_enum(s.as_str().into_deserializer()),
             // `kind: { variant: value }`: a mapping with one key names the variant.
