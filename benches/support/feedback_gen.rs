@@ -99,7 +99,7 @@ pub(super) fn write_feedback(out: &mut impl Write, rows: u64, seed: u64) -> io::
         if i % 1000 == 7 {
             text.push_str(" <script>alert(\"x\")</script>");
         }
-        if r.next() % 4 == 0 {
+        if r.next().is_multiple_of(4) {
             text.push_str(", \"quoted\" part");
         }
         writeln!(
@@ -239,7 +239,7 @@ pub(super) fn write_feedback_ops(out: &mut impl Write, rows: u64, seed: u64) -> 
             let i = (r.next() % (FILLER.len() + OPS_EXTRA_FILLER.len()) as u64) as usize;
             text.push_str(FILLER.get(i).copied().unwrap_or_else(|| OPS_EXTRA_FILLER[i - FILLER.len()]));
         }
-        if r.next() % 5 == 0 {
+        if r.next().is_multiple_of(5) {
             text.push_str(", \"quoted\" part");
         }
         writeln!(

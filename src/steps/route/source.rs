@@ -95,7 +95,7 @@ pub fn route_csv<R: Read>(
     let mut rec = csv::ByteRecord::new();
     let mut seq = 0u64;
     while rdr.read_byte_record(&mut rec)? {
-        if seq % CANCEL_EVERY == 0 && cancelled() {
+        if seq.is_multiple_of(CANCEL_EVERY) && cancelled() {
             return Err(SourceError::Cancelled);
         }
         layout.route(&rec, seq, router);
