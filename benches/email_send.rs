@@ -98,7 +98,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     setup_templates(dir.path());
-    let spec: SendEmailSpec = serde_yaml::from_str(
+    let spec: SendEmailSpec = serde_saphyr::from_str(
         r#"
 to: "{{item.name}} <{{item.email}}>"
 subject: "How did we do on ticket {{item.ticket_id}}?"

@@ -186,7 +186,7 @@ async fn whole_step(case: Case, csv: &Path) {
 /// Routing alone (no run log, no digests): where the time goes.
 fn router_only(case: Case, csv: &Path) {
     let t = Instant::now();
-    let file: RulesFile = serde_yaml::from_str(case.teams_yaml()).unwrap();
+    let file: RulesFile = serde_saphyr::from_str(case.teams_yaml()).unwrap();
     let fields = FieldsSpec::default();
     let rules = compile(&CompileInput {
         teams: &file.teams,

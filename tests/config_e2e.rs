@@ -52,7 +52,11 @@ fn a_bad_override_names_the_variable() {
     assert!(!r.stderr.contains("cxflow.yaml"), "{}", r.stderr);
     let r = Run::from(p.cxflow().env("CXFLOW_SMTP_POOL_SIZE", "lots").args(["run", "good"]).output().unwrap());
     r.expect_code(2);
-    assert!(r.stderr.starts_with("error: invalid type: string \"lots\", expected usize in `CXFLOW_SMTP_POOL_SIZE`\n"), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: invalid type: string \"lots\", expected a whole number in `CXFLOW_SMTP_POOL_SIZE`\n"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

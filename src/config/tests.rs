@@ -50,7 +50,7 @@ fn wrong_type_in_file_points_at_its_line() {
     std::fs::write(dir.path().join(FILE_NAME), "database_url: sqlite://x.db\nsmtp_pool_size: lots\n").unwrap();
     let e = Config::load(dir.path(), |_| None).unwrap_err().0.remove(0);
     assert_eq!((e.line, e.col), (2, 17), "{e}");
-    assert_eq!(e.message, "invalid type: string \"lots\", expected usize in `smtp_pool_size`");
+    assert_eq!(e.message, "invalid type: string \"lots\", expected a whole number in `smtp_pool_size`");
 }
 
 #[test]
@@ -212,7 +212,7 @@ fn bad_variable_names_itself() {
 fn variable_of_the_wrong_type_names_itself() {
     assert_eq!(
         error("", &[("CXFLOW_SMTP_POOL_SIZE", "abc")]),
-        "error: invalid type: string \"abc\", expected usize in `CXFLOW_SMTP_POOL_SIZE`\n  --> (environment):1:23\n  |\n1 | CXFLOW_SMTP_POOL_SIZE=abc\n  |                       ^\n  = help: fix or unset the environment variable CXFLOW_SMTP_POOL_SIZE\n"
+        "error: invalid type: string \"abc\", expected a whole number in `CXFLOW_SMTP_POOL_SIZE`\n  --> (environment):1:23\n  |\n1 | CXFLOW_SMTP_POOL_SIZE=abc\n  |                       ^\n  = help: fix or unset the environment variable CXFLOW_SMTP_POOL_SIZE\n"
     );
 }
 

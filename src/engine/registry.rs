@@ -9,7 +9,7 @@ use crate::plan::{KindPlan, PlanCx, StepPlanner};
 
 /// A kind's plan function: its raw YAML value (at the given YAML path) to its planned form;
 /// `None` when it has errors, which it reports into the `PlanCx`.
-pub type PlanFn<T> = fn(&serde_yaml::Value, &str, &mut PlanCx) -> Option<T>;
+pub type PlanFn<T> = fn(&crate::spec::Node, &str, &mut PlanCx) -> Option<T>;
 
 /// Per-item or batch, with the plan function of that shape.
 #[derive(Clone, Copy)]
@@ -57,7 +57,7 @@ impl StepPlanner for Registry {
         self.kinds.iter().map(|k| k.name).collect()
     }
 
-    fn plan_kind(&self, name: &str, raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<KindPlan<Step>> {
+    fn plan_kind(&self, name: &str, raw: &crate::spec::Node, path: &str, cx: &mut PlanCx) -> Option<KindPlan<Step>> {
         let def = self.kinds.iter().find(|k| k.name == name)?;
         Some(match def.planner {
             Planner::PerItem(plan) => {

@@ -3,6 +3,7 @@
 //! so every mistake a user can fix shows before anything runs. Pure: no I/O except reading
 //! template files and checking that input files exist.
 
+mod durations;
 pub mod helpers;
 pub mod paths;
 pub mod refs;
@@ -263,32 +264,16 @@ impl<'a> PlanCx<'a> {
 
     /// Deserialize a step kind's raw value (at YAML path `path`) into its spec type; serde's
     /// errors are reported at their own line and column, worded like the spec layer's.
-    pub fn spec<T: serde::de::DeserializeOwned>(&mut self, raw: &serde_yaml::Value, path: &str) -> Option<T> {
+    pub fn spec<T: serde::de::DeserializeOwned>(&mut self, raw: &crate::spec::Node, path: &str) -> Option<T> {
         match serde_path_to_error::deserialize::<_, T>(raw) {
             Ok(v) => Some(v),
             Err(e) => {
                 let inner = e.path().to_string();
-                let msg = strip_yaml_location(&e.inner().to_string());
+                let msg = e.inner().to_string();
                 // An error about the kind's whole value (its shape) points at the step, as the
                 // spec layer does for a step that does not parse.
-                let (at, line_path, key) = if inner == "." {
-                    let step = path.rsplit_once('.').map_or(path, |(s, _)| s).to_string();
-                    (step.clone(), step, false)
-                } else {
-                    let full = if inner.starts_with('[') { format!("{path}{inner}") } else { format!("{path}.{inner}") };
-                    match msg.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
-                        // Unknown keys point at the key itself, within the mapping that holds it.
-                        Some((field, _)) if !inner.ends_with(field) => (full.clone(), format!("{full}.{field}"), true),
-                        Some((field, _)) => {
-                            let parent = full.strip_suffix(&format!(".{field}")).unwrap_or(&full).to_string();
-                            (parent, full.clone(), true)
-                        }
-                        None => {
-                            let parent = full.clone();
-                            (parent, full, false)
-                        }
-                    }
-                };
+                let prefix = if inner == "." { path.rsplit_once('.').map_or(path, |(s, _)| s) } else { path };
+                let (at, line_path, key) = crate::spec::serde_error::locate(prefix, &inner, &msg);
                 let (message, help) = crate::spec::serde_error::explain(Some(&at), &msg);
                 let d = self.file.diagnostic(&line_path, !key, message).with_help(help);
                 self.errors.push(d);
@@ -318,13 +303,6 @@ impl<'a> PlanCx<'a> {
     }
 }
 
-fn strip_yaml_location(s: &str) -> String {
-    match s.find(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s.to_string(),
-    }
-}
-
 fn keys(m: &Map<String, Value>) -> Vec<String> {
     m.keys().cloned().collect()
 }
@@ -337,13 +315,11 @@ fn sorted<'s>(v: &[&'s str]) -> Vec<&'s str> {
 
 /// Parse a duration like `30s`, `5m`, `1h 30m`; reports at `path`.
 pub fn duration(cx: &mut PlanCx, path: &str, s: &str) -> Option<Duration> {
-    match humantime::parse_duration(s.trim()) {
-        Ok(d) => Some(d),
-        Err(_) => {
-            cx.error(path, format!("`{s}` is not a duration"), Some("write it like `30s`, `5m` or `1h 30m`".into()));
-            None
-        }
+    let d = durations::parse(s);
+    if d.is_none() {
+        cx.error(path, format!("`{s}` is not a duration"), Some("write it like `30s`, `5m` or `1h 30m`".into()));
     }
+    d
 }
 
 /// Validate a loaded workflow and turn it into a plan; collects every error, not just the first.

@@ -45,7 +45,7 @@ pub trait StepPlanner {
     fn kind_names(&self) -> Vec<&'static str>;
     /// Plan the value of kind `name` (one of `kind_names`) found at YAML path `path`; `None`
     /// when it has errors (reported into `cx`).
-    fn plan_kind(&self, name: &str, raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<KindPlan<Self::Kind>>;
+    fn plan_kind(&self, name: &str, raw: &crate::spec::Node, path: &str, cx: &mut PlanCx) -> Option<KindPlan<Self::Kind>>;
 }
 
 pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, planner: &P, cx: &mut PlanCx) -> Option<PlannedStep<P::Kind>> {

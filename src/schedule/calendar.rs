@@ -49,8 +49,8 @@ impl Calendar {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Calendar, CalendarError> {
-        let form: FileForm =
-            serde_yaml::from_str(text).map_err(|e| CalendarError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+        let form: FileForm = serde_saphyr::from_str(text)
+            .map_err(|e| CalendarError::Format { path: path.to_path_buf(), message: e.without_snippet().to_string() })?;
         let entries = match form {
             FileForm::List(v) => v,
             FileForm::Named { dates, .. } => dates,

@@ -174,7 +174,7 @@ mod tests {
     use super::*;
 
     fn errs(yaml: &str) -> Vec<(String, String)> {
-        let spec: ScheduleSpec = serde_yaml::from_str(yaml).unwrap();
+        let spec: ScheduleSpec = serde_saphyr::from_str(yaml).unwrap();
         let mut out = Vec::new();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let r = compile("w", &spec, root, &mut CalendarCache::default(), &mut |p, m, _| out.push((p.to_string(), m)));
@@ -203,7 +203,7 @@ mod tests {
                 "schedule.on_failure.email[0]"
             ]
         );
-        let spec: ScheduleSpec = serde_yaml::from_str("cron: '@daily'\ntimezone: europe/london").unwrap();
+        let spec: ScheduleSpec = serde_saphyr::from_str("cron: '@daily'\ntimezone: europe/london").unwrap();
         let mut help = None;
         compile("w", &spec, Path::new("."), &mut CalendarCache::default(), &mut |_, _, h| help = h);
         assert!(help.unwrap().contains("`Europe/London`"));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{mask, serde_error, Diagnostic, Diagnostics, Positions};
+use super::{mask, Diagnostic, Diagnostics, Positions};
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -83,17 +83,14 @@ impl ConfigSource {
 /// Deserialize `source`, the text of `cxflow.yaml` read from `path`. Unknown keys, repeated keys,
 /// wrong types and YAML syntax errors come back positioned, with URL passwords masked.
 pub fn parse(path: &Path, source: String) -> Result<ConfigSource, Diagnostics> {
+    let source = super::document::strip_bom(source);
     // An empty file (or only comments) is no configuration, not a YAML error.
     if source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Ok(ConfigSource { source, ..ConfigSource::empty(path) });
     }
-    let positions = Positions::index(&source);
-    if !positions.duplicates.is_empty() {
-        return Err(Diagnostics(super::duplicate_keys(path, &source, &positions).0.into_iter().map(mask::diagnostic).collect()));
-    }
-    match serde_yaml::from_str::<ConfigFile>(&source) {
-        Ok(file) => Ok(ConfigSource { path: path.to_path_buf(), source, file, positions }),
-        Err(e) => Err(Diagnostics(vec![mask::diagnostic(serde_error::to_diagnostic(path, &source, &e))])),
+    match super::document::read::<ConfigFile>(path, &source) {
+        Ok(doc) => Ok(ConfigSource { path: path.to_path_buf(), source, file: doc.value, positions: doc.positions }),
+        Err(ds) => Err(Diagnostics(ds.0.into_iter().map(mask::diagnostic).collect())),
     }
 }
 
@@ -118,30 +115,29 @@ pub fn keys() -> Vec<(String, bool)> {
 /// the key. Text keys take the value as written (a folder named `2024` stays a string); others
 /// parse as a YAML scalar so numbers stay numbers. The error is serde's, about this value alone.
 pub fn apply_override(file: &mut ConfigFile, key: &str, text: &str) -> Result<(), String> {
-    use serde_yaml::{Mapping, Value};
+    use serde_json::Value;
     let takes_text = keys().into_iter().any(|(k, t)| k == key && t);
     let value = if text.is_empty() {
         Value::Null
     } else if takes_text {
         Value::String(text.to_string())
     } else {
-        serde_yaml::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+        serde_saphyr::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.to_string()))
     };
-    let clean = |e: serde_yaml::Error| {
+    let clean = |e: serde_json::Error| {
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg);
-        msg.strip_prefix(&format!("{key}: ")).unwrap_or(msg).to_string()
+        super::serde_error::readable_expected(msg.strip_prefix(&format!("{key}: ")).unwrap_or(msg)).0
     };
     // Checked on its own first, so the error is about this value and not about the whole file.
-    let mut one = Mapping::new();
-    one.insert(Value::String(key.to_string()), value.clone());
-    serde_yaml::from_value::<ConfigFile>(Value::Mapping(one)).map_err(clean)?;
-    let mut all = match serde_yaml::to_value(&*file) {
-        Ok(Value::Mapping(m)) => m,
-        _ => Mapping::new(),
+    let one = serde_json::json!({ key: value.clone() });
+    serde_json::from_value::<ConfigFile>(one).map_err(clean)?;
+    let mut all = match serde_json::to_value(&*file) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
     };
-    all.insert(Value::String(key.to_string()), value);
-    *file = serde_yaml::from_value(Value::Mapping(all)).map_err(clean)?;
+    all.insert(key.to_string(), value);
+    *file = serde_json::from_value(Value::Object(all)).map_err(clean)?;
     Ok(())
 }
 
@@ -174,7 +170,7 @@ mod tests {
     fn wrong_type_is_positioned() {
         assert_eq!(
             first_error("database_url: sqlite://x.db\nsmtp_pool_size: lots\n"),
-            "error: invalid type: string \"lots\", expected usize in `smtp_pool_size`\n  --> cxflow.yaml:2:17\n  |\n2 | smtp_pool_size: lots\n  |                 ^\n  = help: change the value to the expected type"
+            "error: invalid type: string \"lots\", expected a whole number in `smtp_pool_size`\n  --> cxflow.yaml:2:17\n  |\n2 | smtp_pool_size: lots\n  |                 ^\n  = help: write digits without quotes, like `4`"
         );
     }
 
@@ -203,6 +199,6 @@ mod tests {
         assert_eq!((f.workflows_dir.clone(), f.smtp_rate_limit, f.smtp_pool_size), (Some(PathBuf::from("2024")), Some(0.5), Some(2)));
         apply_override(&mut f, "smtp_pool_size", "").unwrap();
         assert_eq!(f.smtp_pool_size, None);
-        assert_eq!(apply_override(&mut f, "smtp_pool_size", "abc").unwrap_err(), "invalid type: string \"abc\", expected usize");
+        assert_eq!(apply_override(&mut f, "smtp_pool_size", "abc").unwrap_err(), "invalid type: string \"abc\", expected a whole number");
     }
 }

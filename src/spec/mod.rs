@@ -4,19 +4,23 @@
 
 pub mod config_file;
 pub mod diagnostic;
+pub mod document;
 pub mod kinds;
 pub mod mask;
 pub mod model;
+mod node_de;
 pub mod positions;
 pub mod schedule;
 pub mod schema;
 pub mod serde_error;
+pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::{StepSpec, WorkflowSpec};
 pub use positions::Positions;
+pub use yaml::Node;
 
 /// A workflow file read and deserialized, with what is needed to point into it.
 #[derive(Debug, Clone)]
@@ -48,31 +52,24 @@ pub fn load(path: &Path) -> Result<SpecFile, Diagnostics> {
 
 /// Deserialize workflow `source` read from `path`.
 pub fn parse(path: &Path, source: String) -> Result<SpecFile, Diagnostics> {
+    let source = document::strip_bom(source);
     if source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(Diagnostics(vec![Diagnostic::new(path, 1, 1, "the workflow file is empty")
             .with_help(Some("a workflow needs at least `name:` and `steps:`".into()))]));
     }
-    let positions = Positions::index(&source);
-    if !positions.duplicates.is_empty() {
-        return Err(duplicate_keys(path, &source, &positions));
+    let doc = document::read::<WorkflowSpec>(path, &source)?;
+    let mut spec = doc.value;
+    // Serde checked the settings of each step; its kind stays raw YAML for the registry.
+    for (i, step) in spec.steps.iter_mut().enumerate() {
+        let node = doc.tree.get("steps").and_then(|s| match &s.value {
+            yaml::Value::Seq(items) => items.get(i),
+            _ => None,
+        });
+        for (key, value) in &mut step.kinds {
+            if let Some(v) = node.and_then(|n| n.get(key)) {
+                *value = v.clone();
+            }
+        }
     }
-    match serde_yaml::from_str::<WorkflowSpec>(&source) {
-        Ok(spec) => Ok(SpecFile { path: path.to_path_buf(), source, spec, positions }),
-        Err(e) => Err(Diagnostics(vec![serde_error::to_diagnostic(path, &source, &e)])),
-    }
-}
-
-/// One diagnostic per key given twice in a mapping (serde would report only the first, and
-/// keeps the last entry of a map without a word).
-pub(crate) fn duplicate_keys(path: &Path, source: &str, positions: &Positions) -> Diagnostics {
-    let ds = positions.duplicates.iter().map(|(key, (line, col), (first, _))| {
-        let (within, name) = match key.rsplit_once('.') {
-            Some((parent, name)) => (format!(" in `{parent}`"), name),
-            None => (String::new(), key.as_str()),
-        };
-        Diagnostic::new(path, *line, *col, format!("duplicate key `{name}`{within} (first on line {first})"))
-            .with_help(Some("keep one of them: a key can appear only once in a mapping".into()))
-            .with_source(source)
-    });
-    Diagnostics(ds.collect())
+    Ok(SpecFile { path: path.to_path_buf(), source, spec, positions: doc.positions })
 }

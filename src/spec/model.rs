@@ -75,7 +75,7 @@ pub struct StepSpec {
     pub concurrency: Option<u32>,
     pub on_error: Option<OnError>,
     /// Every other key, in file order: the step kind (and, in a broken file, unknown keys).
-    pub kinds: Vec<(String, serde_yaml::Value)>,
+    pub kinds: Vec<(String, super::Node)>,
 }
 
 /// The settings every step has, as the JSON schema shows them (the registry adds the kinds).
@@ -158,8 +158,9 @@ impl<'de> Deserialize<'de> for StepSpec {
                         "concurrency" => s.concurrency = map.next_value()?,
                         "on_error" => s.on_error = map.next_value()?,
                         _ => {
-                            let v: serde_yaml::Value = map.next_value()?;
-                            s.kinds.push((key, v));
+                            // `spec::parse` fills in the value from the tree, positions and all.
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            s.kinds.push((key, super::Node::null()));
                         }
                     }
                 }

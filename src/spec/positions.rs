@@ -1,11 +1,11 @@
 //! Where each key and value of a YAML document stands, by path (`steps[2].send_email.to`).
 //!
-//! serde_yaml gives positions only for its own errors; the validation pass runs on plain
-//! structs, so it looks positions up here to point at the line the user has to change.
+//! The validation pass runs on plain structs, so it looks positions up here to point at the
+//! line the user has to change. Built from the one parsed tree (`yaml::Node`).
 
 use std::collections::HashMap;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+
+use super::yaml::{Node, Value};
 
 /// A repeated key: its path, where it repeats and where it was first, as (line, column).
 pub type Duplicate = (String, (usize, usize), (usize, usize));
@@ -20,12 +20,45 @@ pub struct Positions {
 }
 
 impl Positions {
-    /// Index `source`; a document that does not parse yields an empty index (serde reports that error).
+    /// Index `source`; a document that does not parse yields an empty index (the parse reports that error).
     pub fn index(source: &str) -> Positions {
-        let mut b = Builder::default();
-        let mut parser = Parser::new_from_str(source);
-        let _ = parser.load(&mut b, false);
-        b.out
+        super::yaml::parse(source).map(|n| Positions::of(&n)).unwrap_or_default()
+    }
+
+    /// Index the tree of a parsed document.
+    pub fn of(root: &Node) -> Positions {
+        let mut out = Positions::default();
+        out.walk(String::new(), root);
+        out
+    }
+
+    fn walk(&mut self, path: String, node: &Node) {
+        match &node.value {
+            Value::Map(entries) => {
+                // A block mapping starts at its first key; an empty one where it is written.
+                let first = entries.first().map_or(node.at, |(k, _)| k.at);
+                self.values.entry(path.clone()).or_insert(first);
+                for (k, v) in entries {
+                    // A key that is a sequence or mapping has no name to compare; serde reports it.
+                    let name = k.as_key();
+                    let p = join(&path, name.as_deref().unwrap_or("?"));
+                    if let (Some(_), Some(first)) = (&name, self.keys.get(&p)) {
+                        self.duplicates.push((p.clone(), k.at, *first));
+                    }
+                    self.keys.entry(p.clone()).or_insert(k.at);
+                    self.walk(p, v);
+                }
+            }
+            Value::Seq(items) => {
+                self.values.entry(path.clone()).or_insert(node.at);
+                for (i, item) in items.iter().enumerate() {
+                    self.walk(format!("{path}[{i}]"), item);
+                }
+            }
+            _ => {
+                self.values.entry(path).or_insert(node.at);
+            }
+        }
     }
 
     /// Position of the key at `path`, falling back to its value, then to the nearest parent.
@@ -66,82 +99,6 @@ fn join(parent: &str, key: &str) -> String {
         key.to_string()
     } else {
         format!("{parent}.{key}")
-    }
-}
-
-enum Frame {
-    Map { path: String, pending_key: Option<String> },
-    Seq { path: String, next: usize },
-}
-
-#[derive(Default)]
-struct Builder {
-    stack: Vec<Frame>,
-    out: Positions,
-}
-
-impl Builder {
-    /// The path of the node that starts now, or None when this scalar is a mapping key.
-    fn node_path(&mut self, scalar: Option<&str>, mark: Marker, is_map: bool) -> Option<String> {
-        let pos = (mark.line(), mark.col() + 1);
-        match self.stack.last_mut() {
-            None => Some(String::new()),
-            Some(Frame::Seq { path, next }) => {
-                let p = format!("{path}[{next}]");
-                *next += 1;
-                // A block mapping's start mark lies after its first key; its first key marks it better.
-                if !is_map {
-                    self.out.values.insert(p.clone(), pos);
-                }
-                Some(p)
-            }
-            Some(Frame::Map { path, pending_key }) => match pending_key.take() {
-                Some(k) => {
-                    let p = join(path, &k);
-                    if !is_map {
-                        self.out.values.insert(p.clone(), pos);
-                    }
-                    Some(p)
-                }
-                None => {
-                    let k = scalar.unwrap_or("?").to_string();
-                    let p = join(path, &k);
-                    // A non-scalar key has no name to compare; serde reports it.
-                    if let (Some(_), Some(first)) = (scalar, self.out.keys.get(&p)) {
-                        self.out.duplicates.push((p.clone(), pos, *first));
-                    }
-                    self.out.keys.entry(p).or_insert(pos);
-                    self.out.values.entry(path.clone()).or_insert(pos);
-                    *pending_key = Some(k);
-                    None
-                }
-            },
-        }
-    }
-}
-
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        match ev {
-            Event::Scalar(s, ..) => {
-                self.node_path(Some(&s), mark, false);
-            }
-            Event::Alias(_) => {
-                self.node_path(Some("*"), mark, false);
-            }
-            Event::MappingStart(..) => {
-                let path = self.node_path(None, mark, true).unwrap_or_default();
-                self.stack.push(Frame::Map { path, pending_key: None });
-            }
-            Event::SequenceStart(..) => {
-                let path = self.node_path(None, mark, false).unwrap_or_default();
-                self.stack.push(Frame::Seq { path, next: 0 });
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                self.stack.pop();
-            }
-            _ => {}
-        }
     }
 }
 

@@ -113,11 +113,11 @@ mod tests {
 
     #[test]
     fn full_block_and_defaults() {
-        let s: ScheduleSpec = serde_yaml::from_str("cron: '30 2 * * *'").unwrap();
+        let s: ScheduleSpec = serde_saphyr::from_str("cron: '30 2 * * *'").unwrap();
         assert_eq!(s.timezone, None);
         assert_eq!(s.overlap, Overlap::Skip);
         assert_eq!(s.catch_up, CatchUp::Latest);
-        let s: ScheduleSpec = serde_yaml::from_str(
+        let s: ScheduleSpec = serde_saphyr::from_str(
             "cron: '0 9 * * 1-5'\ntimezone: Europe/London\noverlap: queue\ncatch_up: all\ncatch_up_limit: 3\n\
 max_runtime: 2h\ncalendar: calendars/uk-bank-holidays.yaml\nbusiness_days: true\nconcurrency: 2\n\
 retention: {days: 30}\nresume: auto\non_failure: {webhook: 'http://127.0.0.1:9/x', email: [ops@example.com]}\n",
@@ -126,7 +126,7 @@ retention: {days: 30}\nresume: auto\non_failure: {webhook: 'http://127.0.0.1:9/x
         assert_eq!(s.retention, Some(RetentionSpec { days: Some(30), runs: None }));
         assert_eq!(s.resume, Resume::Auto);
         assert_eq!(s.on_failure.unwrap().email, vec!["ops@example.com".to_string()]);
-        let e = serde_yaml::from_str::<ScheduleSpec>("cron: x\noverlapp: skip").unwrap_err();
+        let e = serde_saphyr::from_str::<ScheduleSpec>("cron: x\noverlapp: skip").unwrap_err();
         assert!(e.to_string().contains("unknown field `overlapp`"));
     }
 }

@@ -20,7 +20,7 @@ pub struct Planned {
     argv: Vec<TemplateRef>,
 }
 
-pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<Box<dyn ItemStep>> {
+pub(crate) fn plan(raw: &crate::spec::Node, path: &str, cx: &mut PlanCx) -> Option<Box<dyn ItemStep>> {
     let spec: CommandSpec = cx.spec(raw, path)?;
     if spec.is_empty() || spec[0].trim().is_empty() {
         cx.error(path, "the command is empty", Some("write it as a list: `command: [python3, scripts/x.py, \"{{item.id}}\"]`".into()));

@@ -25,7 +25,7 @@ pub(crate) struct ReadCsv {
     delimiter: u8,
 }
 
-pub(crate) fn plan(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
+pub(crate) fn plan(raw: &crate::spec::Node, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
     let src: FileSource = cx.spec(raw, kpath)?;
     let (ppath, dpath) = match &src {
         FileSource::Path(_) => (kpath.to_string(), kpath.to_string()),

@@ -27,7 +27,7 @@ pub(crate) struct ReadJson {
     path: PathTemplate,
 }
 
-pub(crate) fn plan(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
+pub(crate) fn plan(raw: &crate::spec::Node, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
     let src: FileSource = cx.spec(raw, kpath)?;
     let ppath = match &src {
         FileSource::Path(_) => kpath.to_string(),

@@ -53,7 +53,7 @@ mod tests {
         assert!(e.contains("did you mean `subject`?"), "{e}");
         let e = first_error("name: x\nsteps:\n  - id: a\n    browser:\n      sessions: two\n      actions: []\n");
         assert!(
-            e.starts_with("error: invalid type: string \"two\", expected u32 in `steps[0].browser.sessions`\n  --> w.yaml:5:17"),
+            e.starts_with("error: invalid type: string \"two\", expected a whole number in `steps[0].browser.sessions`\n  --> w.yaml:5:17"),
             "{e}"
         );
     }

@@ -30,15 +30,15 @@ pub struct WritePlan {
     csv: bool,
 }
 
-pub(crate) fn plan_csv(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
+pub(crate) fn plan_csv(raw: &crate::spec::Node, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
     plan(raw, kpath, true, cx)
 }
 
-pub(crate) fn plan_json(raw: &serde_yaml::Value, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
+pub(crate) fn plan_json(raw: &crate::spec::Node, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
     plan(raw, kpath, false, cx)
 }
 
-fn plan(raw: &serde_yaml::Value, kpath: &str, csv: bool, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
+fn plan(raw: &crate::spec::Node, kpath: &str, csv: bool, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
     let w: WriteSpec = cx.spec(raw, kpath)?;
     let from_ok = cx.require_earlier_step(&format!("{kpath}.from"), &w.from);
     cx.forbid_secrets(&format!("{kpath}.path"), &w.path, "an output path");

@@ -79,7 +79,7 @@ template: follow_up
 idempotency_key: "follow-up/{{item.ticket_id}}"
 attachments: []
 "#;
-        let s: SendEmailSpec = serde_yaml::from_str(y).unwrap();
+        let s: SendEmailSpec = serde_saphyr::from_str(y).unwrap();
         assert_eq!(s.to.as_slice().len(), 1);
         assert_eq!(s.uncertain, Uncertain::Skip);
         assert!(s.attachments.is_empty());
@@ -88,9 +88,9 @@ attachments: []
     #[test]
     fn rejects_unknown_fields_and_lists_work() {
         let bad = "to: a@b.c\nsubject: s\ntemplate: t\nsubjet: x\n";
-        assert!(serde_yaml::from_str::<SendEmailSpec>(bad).is_err());
+        assert!(serde_saphyr::from_str::<SendEmailSpec>(bad).is_err());
         let ok = "to: [a@b.c, d@e.f]\ncc: x@y.z\nsubject: s\ntemplate: t\nuncertain: resend\nheaders: {X-A: b}\n";
-        let s: SendEmailSpec = serde_yaml::from_str(ok).unwrap();
+        let s: SendEmailSpec = serde_saphyr::from_str(ok).unwrap();
         assert_eq!(s.to.as_slice().len(), 2);
         assert_eq!(s.uncertain, Uncertain::Resend);
     }

@@ -87,7 +87,7 @@ pub struct PlannedBrowser {
     pub base_dir: PathBuf,
 }
 
-pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<Box<dyn crate::engine::ItemStep>> {
+pub(crate) fn plan(raw: &crate::spec::Node, path: &str, cx: &mut PlanCx) -> Option<Box<dyn crate::engine::ItemStep>> {
     let spec: BrowserSpec = cx.spec(raw, path)?;
     plan_spec(&spec, path, cx).map(|p| Box::new(p) as Box<dyn crate::engine::ItemStep>)
 }

@@ -28,7 +28,7 @@ pub struct Planned {
     pub templates: Arc<DigestTemplates>,
 }
 
-pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<Box<dyn crate::engine::BatchStep>> {
+pub(crate) fn plan(raw: &crate::spec::Node, path: &str, cx: &mut PlanCx) -> Option<Box<dyn crate::engine::BatchStep>> {
     let spec: RouteSpec = cx.spec(raw, path)?;
     plan_spec(&spec, path, cx).map(|p| Box::new(p) as Box<dyn crate::engine::BatchStep>)
 }
@@ -98,13 +98,13 @@ fn load_rules_file(cx: &mut PlanCx, file: &str, spec: &RouteSpec, path: &str) ->
             return None;
         }
     };
-    match serde_yaml::from_str::<RulesFile>(&src) {
-        Ok(rules) => {
-            check(cx, &rules.teams, "teams", spec, path, Some((&full, &src)));
-            Some(rules.teams)
+    match crate::spec::document::read::<RulesFile>(&full, &src) {
+        Ok(doc) => {
+            check(cx, &doc.value.teams, "teams", spec, path, Some((&full, &src)));
+            Some(doc.value.teams)
         }
-        Err(e) => {
-            cx.push(crate::spec::serde_error::to_diagnostic(&full, &src, &e));
+        Err(ds) => {
+            ds.0.into_iter().for_each(|d| cx.push(d));
             None
         }
     }

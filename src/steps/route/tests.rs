@@ -11,7 +11,7 @@ use super::values::parse_timestamp;
 const AS_OF: &str = "2024-05-02T12:00:00Z";
 
 fn rules(yaml: &str, unmatched: Option<&str>) -> Result<RuleSet, Vec<RuleError>> {
-    let file: RulesFile = serde_yaml::from_str(yaml).expect("yaml");
+    let file: RulesFile = serde_saphyr::from_str(yaml).expect("yaml");
     let fields = FieldsSpec::default();
     compile(&CompileInput {
         teams: &file.teams,
@@ -226,7 +226,7 @@ fn combinator_misuse_is_reported() {
 
 #[test]
 fn unknown_operator_is_a_parse_error_with_position() {
-    let err = serde_yaml::from_str::<RulesFile>("teams:\n  - name: a\n    when:\n      field: text\n      startswith: x\n").unwrap_err();
+    let err = serde_saphyr::from_str::<RulesFile>("teams:\n  - name: a\n    when:\n      field: text\n      startswith: x\n").unwrap_err();
     let loc = err.location().unwrap();
     assert_eq!((loc.line(), loc.column()), (5, 7));
     assert!(err.to_string().contains("unknown field `startswith`"), "{err}");
@@ -241,7 +241,7 @@ fn parallel_routing_equals_sequential() {
     use super::parallel::{route_csv_parallel, Setup};
     let mut csv = Vec::new();
     feedback_gen::write_feedback(&mut csv, 20_000, 7).unwrap();
-    let file: RulesFile = serde_yaml::from_str(feedback_gen::TEAMS_YAML).unwrap();
+    let file: RulesFile = serde_saphyr::from_str(feedback_gen::TEAMS_YAML).unwrap();
     let fields = FieldsSpec::default();
     let rs = compile(&CompileInput {
         teams: &file.teams,
@@ -283,7 +283,7 @@ fn parallel_routing_equals_sequential() {
 }
 
 fn compile_yaml(yaml: &str, unmatched: Option<&str>) -> RuleSet {
-    let file: RulesFile = serde_yaml::from_str(yaml).unwrap();
+    let file: RulesFile = serde_saphyr::from_str(yaml).unwrap();
     let fields = FieldsSpec::default();
     compile(&CompileInput {
         teams: &file.teams,
@@ -354,7 +354,7 @@ fn keywords_errors_carry_yaml_paths() {
     assert_eq!(e, vec![("teams[0].when.keywords".into(), "empty `keywords:` list".into())]);
     let e = errors("teams:\n  - name: a\n    when: {field: text, keywords: [refund, ' invoice']}\n", None);
     assert_eq!(e, vec![("teams[0].when.keywords".into(), "keyword ` invoice` is empty or has spaces at its ends".into())]);
-    let err = serde_yaml::from_str::<RulesFile>("teams:\n  - name: a\n    when: {field: text, keyword: [x]}\n").unwrap_err();
+    let err = serde_saphyr::from_str::<RulesFile>("teams:\n  - name: a\n    when: {field: text, keyword: [x]}\n").unwrap_err();
     assert!(err.to_string().contains("unknown field `keyword`"), "{err}");
 }
 

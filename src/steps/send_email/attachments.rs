@@ -54,7 +54,8 @@ mod tests {
         std::fs::write(d.path().join("terms.pdf"), "terms v1").unwrap();
         std::fs::write(d.path().join("r-1.pdf"), "receipt 1").unwrap();
         std::fs::write(d.path().join("r-2.pdf"), "receipt 2").unwrap();
-        let spec = serde_yaml::from_str("to: a@x.org\nsubject: Hi\ntemplate: m\nattachments: [terms.pdf, \"r-{{item.n}}.pdf\"]\n").unwrap();
+        let spec =
+            serde_saphyr::from_str("to: a@x.org\nsubject: Hi\ntemplate: m\nattachments: [terms.pdf, \"r-{{item.n}}.pdf\"]\n").unwrap();
         let c = Compiled::compile(&spec, d.path(), |p, m| panic!("{p}: {m}")).unwrap();
         assert_eq!(c.literal_attachments(), [true, false]);
         let files = AttachmentFiles::for_step(&c);

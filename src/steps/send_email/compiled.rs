@@ -227,7 +227,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("follow_up.html.hbs"), "<p>Hi {{item.name}}</p>").unwrap();
         std::fs::write(d.path().join("follow_up.txt.hbs"), "Hi {{item.name}}").unwrap();
-        let spec: SendEmailSpec = serde_yaml::from_str(
+        let spec: SendEmailSpec = serde_saphyr::from_str(
             r#"
 to: "{{item.name}} <{{item.email}}>"
 subject: "How did we do on ticket {{item.ticket_id}}?"
@@ -253,7 +253,7 @@ headers: {X-Ticket: "{{item.ticket_id}}"}
     fn reports_every_problem_with_its_path() {
         let d = tempfile::tempdir().unwrap();
         let spec: SendEmailSpec =
-            serde_yaml::from_str("to: ['{{item.a', ok@x.org]\nsubject: '{{#if}}'\ntemplate: missing\nrate_limit: 0\n").unwrap();
+            serde_saphyr::from_str("to: ['{{item.a', ok@x.org]\nsubject: '{{#if}}'\ntemplate: missing\nrate_limit: 0\n").unwrap();
         let mut errs = vec![];
         assert!(Compiled::compile(&spec, d.path(), |p, m| errs.push(format!("{p}: {m}"))).is_none());
         let all = errs.join("\n");

@@ -245,7 +245,7 @@ mod tests {
     fn compiled(dir: &Path, extra: &str) -> Compiled {
         std::fs::write(dir.join("m.txt.hbs"), "Hi {{item.name}}").unwrap();
         let y = format!("to: \"{{{{item.name}}}} <{{{{item.email}}}}>\"\nsubject: Hi\ntemplate: m\n{extra}");
-        let spec = serde_yaml::from_str(&y).unwrap();
+        let spec = serde_saphyr::from_str(&y).unwrap();
         Compiled::compile(&spec, dir, |p, m| panic!("{p}: {m}")).unwrap()
     }
 

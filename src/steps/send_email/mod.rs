@@ -43,7 +43,7 @@ impl std::fmt::Debug for Planned {
 
 /// Compiles every template of the step and checks the variables they use; all problems are
 /// reported at their own YAML position.
-pub(crate) fn plan(raw: &serde_yaml::Value, path: &str, cx: &mut PlanCx) -> Option<Box<dyn ItemStep>> {
+pub(crate) fn plan(raw: &crate::spec::Node, path: &str, cx: &mut PlanCx) -> Option<Box<dyn ItemStep>> {
     let spec: SendEmailSpec = cx.spec(raw, path)?;
     let spec = &spec;
     let at = |rel: &str| format!("{path}{}", rel.strip_prefix("send_email").unwrap_or(rel));
