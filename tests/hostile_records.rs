@@ -175,7 +175,6 @@ fn commas_in_names_and_addresses_add_no_recipient() {
 /// A `../` path in a record's data must not reach a file outside the project folder: the item
 /// fails naming the path, and nothing is sent with it attached.
 #[test]
-#[ignore = "needs issue 11 fix: path confinement (templated attachment paths from record data)"]
 fn a_dotdot_path_in_a_record_attaches_nothing_from_outside_the_project() {
     let sink = smtp::SmtpSink::start();
     let p = TestProject::new();
