@@ -305,7 +305,13 @@ fn sorted<'s>(v: &[&'s str]) -> Vec<&'s str> {
 /// Parse a duration like `30s`, `5m`, `1h 30m`; reports at `path`.
 pub fn duration(cx: &mut PlanCx, path: &str, s: &str) -> Option<Duration> {
     match humantime::parse_duration(s.trim()) {
-        Ok(d) => Some(d),
+        Ok(d) => match crate::config::limits::duration_problem(s, d) {
+            None => Some(d),
+            Some(m) => {
+                cx.error(path, m, Some("write it like `30s`, `5m` or `1h 30m`".into()));
+                None
+            }
+        },
         Err(_) => {
             cx.error(path, format!("`{s}` is not a duration"), Some("write it like `30s`, `5m` or `1h 30m`".into()));
             None

@@ -96,10 +96,11 @@ impl Compiled {
         let key = spec.idempotency_key.as_deref().map(|s| f("send_email.idempotency_key".into(), s));
         let attachments = spec.attachments.iter().enumerate().map(|(i, s)| f(format!("send_email.attachments[{i}]"), s)).collect();
         let literal_attachments = spec.attachments.iter().map(|s| !s.contains("{{")).collect();
-        if !ok || !ok2 || spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
-            if spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
-                err("send_email.rate_limit", "`rate_limit` must be a positive number of messages per second".into());
-            }
+        let rate_problem = spec.rate_limit.and_then(crate::config::limits::rate_problem);
+        if let Some(m) = &rate_problem {
+            err("send_email.rate_limit", format!("`rate_limit` {m}"));
+        }
+        if !ok || !ok2 || rate_problem.is_some() {
             return None;
         }
         Some(Compiled {
