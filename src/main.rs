@@ -117,6 +117,8 @@ fn main() {
         .with_writer(std::io::stderr)
         // Colours only on a terminal: the journal and log files would get raw escape codes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // On a failed write it would `eprintln!`, which panics when stderr is a broken pipe.
+        .log_internal_errors(false)
         .init();
     let args = match Args::try_parse() {
         Ok(a) => a,
@@ -147,8 +149,8 @@ fn main() {
         Ok(c) => std::process::exit(c),
         Err(e) => {
             match &e {
-                cli::CliError::Invalid(msg) => eprintln!("{}", msg.trim_end()),
-                cli::CliError::Other(err) => eprintln!("error: {err:#}"),
+                cli::CliError::Invalid(msg) => cxflow::errln!("{}", msg.trim_end()),
+                cli::CliError::Other(err) => cxflow::errln!("error: {err:#}"),
             }
             std::process::exit(e.exit_code());
         }

@@ -70,19 +70,19 @@ pub fn validate(project: &Project, path: Option<&Path>) -> Result<i32> {
     let mut bad = 0;
     for f in &files {
         match project.plan(f) {
-            Ok(plan) => println!("ok: {} ({}, {} steps)", f.display(), plan.name, plan.steps.len()),
+            Ok(plan) => outln!("ok: {} ({}, {} steps)", f.display(), plan.name, plan.steps.len()),
             Err(CliError::Invalid(msg)) => {
                 bad += 1;
-                eprint!("{msg}");
+                errprint!("{msg}");
                 if !msg.ends_with('\n') {
-                    eprintln!();
+                    errln!();
                 }
             }
             Err(e) => return Err(e),
         }
     }
     if bad > 0 {
-        eprintln!("{bad} of {} workflow file(s) have errors", files.len());
+        errln!("{bad} of {} workflow file(s) have errors", files.len());
         return Ok(exit::INVALID);
     }
     Ok(exit::OK)
@@ -101,6 +101,6 @@ pub fn quiet_broken_pipe() {
 /// `cxflow schema`: the JSON Schema of the workflow format.
 pub fn schema() -> Result<i32> {
     let s = serde_json::to_string_pretty(&crate::steps::REGISTRY.workflow_schema()).map_err(anyhow::Error::from)?;
-    println!("{s}");
+    outln!("{s}");
     Ok(exit::OK)
 }

@@ -191,9 +191,9 @@ pub async fn serve(project: &Project) -> Result<i32> {
 pub fn next(project: &Project, count: usize, now: DateTime<Utc>) -> Result<i32> {
     let (good, bad) = load_all(project)?;
     for (_, msg) in &bad {
-        eprint!("{msg}");
+        errprint!("{msg}");
         if !msg.ends_with('\n') {
-            eprintln!();
+            errln!();
         }
     }
     let mut rows = Vec::new();
@@ -214,14 +214,14 @@ pub fn next(project: &Project, count: usize, now: DateTime<Utc>) -> Result<i32> 
         }
     }
     if rows.is_empty() {
-        println!("no scheduled workflows in `{}` (add a `schedule:` block)", project.workflows_dir().display());
+        outln!("no scheduled workflows in `{}` (add a `schedule:` block)", project.workflows_dir().display());
     } else {
         let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(8).max(8);
         let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(9).max(9);
         let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(10).max(10);
-        println!("{:<w0$}  {:<w1$}  {:<w2$}", "WORKFLOW", "ZONE TIME", "LOCAL TIME");
+        outln!("{:<w0$}  {:<w1$}  {:<w2$}", "WORKFLOW", "ZONE TIME", "LOCAL TIME");
         for (a, b, c, d) in rows {
-            println!("{a:<w0$}  {b:<w1$}  {c:<w2$}  {d}");
+            outln!("{a:<w0$}  {b:<w1$}  {c:<w2$}  {d}");
         }
     }
     Ok(if bad.is_empty() { exit::OK } else { exit::INVALID })
@@ -237,10 +237,10 @@ pub async fn prune(project: &Project) -> Result<i32> {
     }
     let (default, rules) = retention_rules(project, &plans);
     if !default.is_set() && rules.is_empty() {
-        println!("no retention configured (set `retention_days` / `retention_runs` in cxflow.yaml or `schedule.retention` in a workflow); reclaiming free space only");
+        outln!("no retention configured (set `retention_days` / `retention_runs` in cxflow.yaml or `schedule.retention` in a workflow); reclaiming free space only");
     }
     let r = prune_now(project, &store, &plans).await?;
-    println!(
+    outln!(
         "pruned {} run(s), {} artifact file(s); run log {} → {} bytes",
         r.runs_deleted, r.files_deleted, r.bytes_before, r.bytes_after
     );
