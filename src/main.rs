@@ -149,8 +149,9 @@ fn main() {
         Ok(c) => std::process::exit(c),
         Err(e) => {
             match &e {
-                cli::CliError::Invalid(msg) => cxflow::errln!("{}", msg.trim_end()),
-                cli::CliError::Other(err) => cxflow::errln!("error: {err:#}"),
+                // Errors may quote a record or a file: escape what a terminal would run.
+                cli::CliError::Invalid(msg) => cxflow::errln!("{}", cli::term::printable(msg.trim_end())),
+                cli::CliError::Other(err) => cxflow::errln!("error: {}", cli::term::printable(&format!("{err:#}"))),
             }
             std::process::exit(e.exit_code());
         }

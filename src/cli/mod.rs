@@ -1,5 +1,12 @@
 //! The commands behind `cxflow <command>`. They return an exit status; `main` prints errors.
 
+/// `outln!` for lines that may hold record data: control characters are escaped (`term.rs`).
+macro_rules! termln {
+    ($($t:tt)*) => {
+        outln!("{}", $crate::cli::term::printable(&format!($($t)*)))
+    };
+}
+
 mod demo;
 mod load;
 mod resolve;
@@ -7,6 +14,7 @@ mod run;
 mod serve;
 mod show;
 mod signals;
+pub mod term;
 
 use std::path::{Path, PathBuf};
 
@@ -73,7 +81,7 @@ pub fn validate(project: &Project, path: Option<&Path>) -> Result<i32> {
             Ok(plan) => outln!("ok: {} ({}, {} steps)", f.display(), plan.name, plan.steps.len()),
             Err(CliError::Invalid(msg)) => {
                 bad += 1;
-                errprint!("{msg}");
+                errprint!("{}", term::printable(&msg));
                 if !msg.ends_with('\n') {
                     errln!();
                 }

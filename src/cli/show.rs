@@ -30,13 +30,13 @@ pub async fn runs(project: &Project, a: RunsArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     if rows.is_empty() {
-        outln!("no runs yet; start one with `cxflow run <workflow>`");
+        termln!("no runs yet; start one with `cxflow run <workflow>`");
         return Ok(exit::OK);
     }
-    outln!("{:>6}  {:<24} {:<12} {:<9} {:<25} error", "run", "workflow", "status", "trigger", "started");
+    termln!("{:>6}  {:<24} {:<12} {:<9} {:<25} error", "run", "workflow", "status", "trigger", "started");
     for r in rows {
         let err = r.error.unwrap_or_default();
-        outln!("{:>6}  {:<24} {:<12} {:<9} {:<25} {}", r.id, r.workflow, r.status, r.trigger, r.started_at, err);
+        termln!("{:>6}  {:<24} {:<12} {:<9} {:<25} {}", r.id, r.workflow, r.status, r.trigger, r.started_at, err);
     }
     Ok(exit::OK)
 }
@@ -66,55 +66,55 @@ pub async fn show(project: &Project, run_id: i64, as_json: bool) -> Result<i32> 
         outln!("{}", serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
         return Ok(exit::OK);
     }
-    outln!("run {} of {} ({}): {}", run.id, run.workflow, run.file, run.status);
-    outln!("  trigger {}, started {}, finished {}", run.trigger, run.started_at, run.finished_at.as_deref().unwrap_or("-"));
+    termln!("run {} of {} ({}): {}", run.id, run.workflow, run.file, run.status);
+    termln!("  trigger {}, started {}, finished {}", run.trigger, run.started_at, run.finished_at.as_deref().unwrap_or("-"));
     if run.params != "{}" {
-        outln!("  params {}", run.params);
+        termln!("  params {}", run.params);
     }
     if let Some(e) = &run.error {
-        outln!("  error: {e}");
+        termln!("  error: {e}");
     }
-    outln!("steps:");
+    termln!("steps:");
     for s in &steps {
-        outln!("  {:<20} {:<11} {:<12} ok {:<6} failed {:<6} skipped {}", s.step_id, s.kind, s.status, s.ok, s.failed, s.skipped);
+        termln!("  {:<20} {:<11} {:<12} ok {:<6} failed {:<6} skipped {}", s.step_id, s.kind, s.status, s.ok, s.failed, s.skipped);
         if let Some(e) = &s.error {
-            outln!("    {e}");
+            termln!("    {e}");
         }
     }
     if !failed.is_empty() {
-        outln!("failed items:");
+        termln!("failed items:");
         for i in &failed {
-            outln!("  {} {} (attempts {}): {}", i.step_id, i.item_key, i.attempts, i.error.as_deref().unwrap_or(""));
+            termln!("  {} {} (attempts {}): {}", i.step_id, i.item_key, i.attempts, i.error.as_deref().unwrap_or(""));
             for a in artifacts.iter().filter(|a| a.step_id == i.step_id && a.item_key.as_deref() == Some(&i.item_key)) {
-                outln!("    {}: {}", a.kind, a.path);
+                termln!("    {}: {}", a.kind, a.path);
             }
         }
         if failed.len() as i64 == SHOWN_ITEMS {
-            outln!("  (first {SHOWN_ITEMS}; `cxflow show {run_id} --json` lists all)");
+            termln!("  (first {SHOWN_ITEMS}; `cxflow show {run_id} --json` lists all)");
         }
     }
     if !uncertain.is_empty() {
-        outln!("uncertain (cut off between hand-over and confirmation; may or may not have happened):");
+        termln!("uncertain (cut off between hand-over and confirmation; may or may not have happened):");
         for u in &uncertain {
-            outln!("  {} {} key {}", u.step_id, u.item_key, u.key);
+            termln!("  {} {} key {}", u.step_id, u.item_key, u.key);
         }
-        outln!("decide with: cxflow resolve {run_id} ITEM_KEY... --as sent|not-sent (or --all), then cxflow resume {run_id}");
+        termln!("decide with: cxflow resolve {run_id} ITEM_KEY... --as sent|not-sent (or --all), then cxflow resume {run_id}");
     }
     let resolutions = store.resolutions(run_id).await?;
     if !resolutions.is_empty() {
-        outln!("resolved by hand:");
+        termln!("resolved by hand:");
         for (item, decision, by, at) in &resolutions {
-            outln!("  {item} as {decision} by {by} at {at}");
+            termln!("  {item} as {decision} by {by} at {at}");
         }
     }
     if !artifacts.is_empty() {
-        outln!("artifacts: {}", artifacts.len());
+        termln!("artifacts: {}", artifacts.len());
         for a in artifacts.iter().take(20) {
-            outln!("  {} {} {}", a.kind, a.item_key.as_deref().unwrap_or("-"), a.path);
+            termln!("  {} {} {}", a.kind, a.item_key.as_deref().unwrap_or("-"), a.path);
         }
     }
     if matches!(run.status.as_str(), "failed" | "partial" | "interrupted") {
-        outln!("resume with: cxflow resume {run_id}");
+        termln!("resume with: cxflow resume {run_id}");
     }
     Ok(exit::OK)
 }
