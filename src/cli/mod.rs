@@ -9,6 +9,7 @@ macro_rules! termln {
 
 mod demo;
 mod load;
+mod names;
 mod resolve;
 mod run;
 mod serve;
@@ -76,8 +77,14 @@ pub fn validate(project: &Project, path: Option<&Path>) -> Result<i32> {
         return Err(CliError::Invalid(format!("no workflow files (*.yaml, *.yml) in `{}`", target.display())));
     }
     let mut bad = 0;
+    let dups = names::duplicates(project, &files);
     for f in &files {
-        match project.plan(f) {
+        let planned = match (project.plan(f), dups.iter().find(|(g, _)| g == f)) {
+            (Ok(_), Some((_, d))) => Err(CliError::Invalid(format!("{d}\n"))),
+            (Err(CliError::Invalid(msg)), Some((_, d))) => Err(CliError::Invalid(format!("{msg}{d}\n"))),
+            (other, _) => other,
+        };
+        match planned {
             Ok(plan) => outln!("ok: {} ({}, {} steps)", f.display(), plan.name, plan.steps.len()),
             Err(CliError::Invalid(msg)) => {
                 bad += 1;

@@ -46,6 +46,7 @@ fn secrets(plan: &crate::engine::Plan, dry_run: bool) -> Result<Secrets> {
 pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
     let file = project.find_workflow(&args.workflow)?;
     let plan = project.plan(&file)?;
+    super::names::check_unique(project, &file)?;
     let given = parse_vars(&args.vars)?;
     let params = engine::resolve_params(&plan, &given).map_err(CliError::Invalid)?;
     let secrets = secrets(&plan, args.dry_run)?;
@@ -74,6 +75,7 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
         return Ok(exit::OK);
     }
     let plan = project.plan(std::path::Path::new(&row.file))?;
+    super::names::check_unique(project, std::path::Path::new(&row.file))?;
     if let Some(f) = &from {
         if plan.step(f).is_none() {
             let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();

@@ -42,7 +42,13 @@ fn load_all(project: &Project) -> Result<Loaded> {
     let dir = project.workflows_dir();
     let files = if dir.is_dir() { workflow_files(&dir)? } else { Vec::new() };
     let (mut good, mut bad) = (Vec::new(), Vec::new());
+    // A name two files share runs neither: which one was meant is for a person to say.
+    let dups = super::names::duplicates(project, &files);
     for f in files {
+        if let Some((_, d)) = dups.iter().find(|(g, _)| *g == f) {
+            bad.push((f, format!("{d}\n")));
+            continue;
+        }
         match project.plan(&f) {
             Ok(p) => good.push((f, Arc::new(p))),
             Err(CliError::Invalid(msg)) => bad.push((f, msg)),
@@ -77,7 +83,7 @@ async fn prune_now(project: &Project, store: &Store, plans: &Plans) -> Result<cr
 fn catalog_of(project: &Project, store: &Store) -> Catalog {
     let planner: catalog::PlanFile = {
         let project = clone_project(project);
-        Arc::new(move |f: &Path| match project.plan(f) {
+        Arc::new(move |f: &Path| match project.plan(f).and_then(|p| super::names::check_unique(&project, f).map(|()| p)) {
             Ok(p) => Ok(p),
             Err(CliError::Invalid(m)) => Err(m),
             Err(CliError::Other(e)) => Err(format!("{e:#}")),
