@@ -307,7 +307,8 @@ fn redirected_webhook(extra: &str) -> (TestProject, [tokio::runtime::Runtime; 2]
     let rt = tokio::runtime::Runtime::new().unwrap();
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();
     let elsewhere = format!("http://{}/stolen", keeping_receiver(&rt, got.clone()));
-    let app = Router::new().route("/hook/{team}", post(move || async move { (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, elsewhere.clone())]) }));
+    let app =
+        Router::new().route("/hook/{team}", post(move || async move { (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, elsewhere.clone())]) }));
     let (p, first) = project_with_billing_webhook(app);
     let rules = p.read("routing/teams.yaml").replace("/hook/billing\n", &format!("/hook/billing\n{extra}"));
     p.write("routing/teams.yaml", &rules);

@@ -246,10 +246,7 @@ pub async fn prune(project: &Project) -> Result<i32> {
         outln!("no retention configured (set `retention_days` / `retention_runs` in cxflow.yaml or `schedule.retention` in a workflow); reclaiming free space only");
     }
     let r = prune_now(project, &store, &plans).await?;
-    outln!(
-        "pruned {} run(s), {} artifact file(s); run log {} → {} bytes",
-        r.runs_deleted, r.files_deleted, r.bytes_before, r.bytes_after
-    );
+    outln!("pruned {} run(s), {} artifact file(s); run log {} → {} bytes", r.runs_deleted, r.files_deleted, r.bytes_before, r.bytes_after);
     Ok(exit::OK)
 }
 

@@ -40,7 +40,7 @@ mod tests {
     fn control_characters_are_escaped_and_text_is_kept() {
         assert_eq!(printable("Zoë 日本 ok\n\tnext"), "Zoë 日本 ok\n\tnext");
         assert_eq!(printable("a\x1b]0;owned\x07b"), "a\\x1b]0;owned\\x07b");
-        assert_eq!(printable("\rx\u{9b}31m\u{7f}"), "\\x0d" .to_string() + "x\\x9b31m\\x7f");
+        assert_eq!(printable("\rx\u{9b}31m\u{7f}"), "\\x0d".to_string() + "x\\x9b31m\\x7f");
         assert_eq!(printable("abc\u{202e}fdp.exe"), "abc\\u{202e}fdp.exe");
     }
 }

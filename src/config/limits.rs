@@ -23,7 +23,9 @@ pub fn rate_problem(rate: f64) -> Option<String> {
         return Some(format!("must be more than 0 messages per second, not `{rate}`"));
     }
     if rate < MIN_RATE {
-        return Some(format!("`{rate}` messages per second is less than the slowest rate cxflow takes, {MIN_RATE} (one message every 10000s)"));
+        return Some(format!(
+            "`{rate}` messages per second is less than the slowest rate cxflow takes, {MIN_RATE} (one message every 10000s)"
+        ));
     }
     None
 }

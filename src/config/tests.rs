@@ -226,11 +226,17 @@ fn variable_smtp_url_never_shows_its_password() {
 
 #[test]
 fn numbers_beyond_their_bounds_are_errors_at_their_line_not_panics_later() {
-    let e = error("smtp_rate_limit: 1e-20\nretention_days: 4000000000\nsmtp_pool_size: 18446744073709551615\nshutdown_grace: 1000000000y\n", &[]);
+    let e = error(
+        "smtp_rate_limit: 1e-20\nretention_days: 4000000000\nsmtp_pool_size: 18446744073709551615\nshutdown_grace: 1000000000y\n",
+        &[],
+    );
     assert!(e.starts_with("error: `smtp_rate_limit`: `0.00000000000000000001` messages per second is less than the slowest rate cxflow takes, 0.0001 (one message every 10000s)\n  --> cxflow.yaml:1:18\n"), "{e}");
     assert!(e.contains("error: `retention_days`: `4000000000` days is more than the longest retention, 36500 days (100 years)\n  --> cxflow.yaml:2:17\n"), "{e}");
     assert!(e.contains("error: `smtp_pool_size`: `18446744073709551615` connections is more than 1000\n  --> cxflow.yaml:3:17\n"), "{e}");
-    assert!(e.contains("error: `shutdown_grace`: `1000000000y` is longer than the longest grace period, 24h\n  --> cxflow.yaml:4:17\n"), "{e}");
+    assert!(
+        e.contains("error: `shutdown_grace`: `1000000000y` is longer than the longest grace period, 24h\n  --> cxflow.yaml:4:17\n"),
+        "{e}"
+    );
     let c = build("smtp_rate_limit: 0.0001\nretention_days: 36500\nsmtp_pool_size: 1000\nshutdown_grace: 24h\n", &[]).unwrap();
     assert_eq!((c.smtp_rate_limit, c.retention_days, c.smtp_pool_size), (Some(0.0001), Some(36500), 1000));
 }

@@ -99,7 +99,7 @@ pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, plann
     };
     if let Some((name, k)) = &planned {
         if !k.records {
-            cx.mark_sink(&s.id, *name);
+            cx.mark_sink(&s.id, name);
         }
     }
     let when = s.when.as_ref().and_then(|w| cx.template(&format!("{path}.when"), w));

@@ -61,7 +61,11 @@ pub fn compile(
         None => None,
         Some(Ok(d)) if d > crate::config::limits::MAX_DURATION => {
             let s = spec.max_runtime.as_deref().unwrap_or_default();
-            report("schedule.max_runtime", crate::config::limits::duration_problem(s, d).unwrap_or_default(), Some("e.g. `2h` or `90m`".into()));
+            report(
+                "schedule.max_runtime",
+                crate::config::limits::duration_problem(s, d).unwrap_or_default(),
+                Some("e.g. `2h` or `90m`".into()),
+            );
             ok = false;
             None
         }

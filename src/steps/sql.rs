@@ -183,7 +183,10 @@ mod tests {
     #[test]
     fn a_template_in_the_query_is_refused_at_its_line_pointing_to_args() {
         let e = plan_error("      query: \"SELECT * FROM t WHERE name = '{{params.name}}'\"\n");
-        assert!(e.starts_with("error: the query is not a template: `{{...}}` would reach the database as written\n  --> w.yaml:8:14"), "{e}");
+        assert!(
+            e.starts_with("error: the query is not a template: `{{...}}` would reach the database as written\n  --> w.yaml:8:14"),
+            "{e}"
+        );
         assert!(e.contains("`args:`") && e.contains("`$1`"), "{e}");
     }
 

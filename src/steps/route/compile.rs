@@ -197,7 +197,15 @@ pub fn compile(input: &CompileInput<'_>) -> Result<RuleSet, Vec<RuleError>> {
         }
         let when = t.when.as_ref().and_then(|w| c.cond(w, &format!("{path}.when")));
         let urgent = t.urgent.as_ref().and_then(|w| c.cond(w, &format!("{path}.urgent")));
-        teams.push(CompiledTeam { name: t.name.clone(), emails, webhook: t.webhook.clone(), follow_redirects: t.webhook_follow_redirects, priority: t.priority, when, urgent });
+        teams.push(CompiledTeam {
+            name: t.name.clone(),
+            emails,
+            webhook: t.webhook.clone(),
+            follow_redirects: t.webhook_follow_redirects,
+            priority: t.priority,
+            when,
+            urgent,
+        });
     }
     let unmatched = match input.unmatched {
         None => None,
