@@ -38,6 +38,38 @@
 //!
 //! `docs/architecture.md` explains each seam and walks through adding a step kind.
 
+// `println!` and friends panic when a write fails: stdout or stderr a pipe whose reader has gone
+// (a closed terminal, `| head`, a stopped log collector) would abort a run half way, leaving it
+// `running`. Everything cxflow prints goes through these instead, which drop what cannot be
+// written. Defined before the modules so that they can use them by name.
+
+/// `println!` that never panics.
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics.
+#[macro_export]
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// `eprint!` that never panics.
+#[macro_export]
+macro_rules! errprint {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod cli;
 pub mod config;
 pub mod demo_portal;

@@ -118,6 +118,8 @@ fn main() {
         .with_writer(cxflow::secrets::redacting_stderr)
         // Colours only on a terminal: the journal and log files would get raw escape codes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // On a failed write it would `eprintln!`, which panics when stderr is a broken pipe.
+        .log_internal_errors(false)
         .init();
     let args = match Args::try_parse() {
         Ok(a) => a,
@@ -148,8 +150,9 @@ fn main() {
         Ok(c) => std::process::exit(c),
         Err(e) => {
             match &e {
-                cli::CliError::Invalid(msg) => eprintln!("{}", redact_everywhere(msg.trim_end())),
-                cli::CliError::Other(err) => eprintln!("error: {}", redact_everywhere(&format!("{err:#}"))),
+                // Errors may quote a record or a file: secrets masked, and escaped what a terminal would run.
+                cli::CliError::Invalid(msg) => cxflow::errln!("{}", cli::term::printable(&redact_everywhere(msg.trim_end()))),
+                cli::CliError::Other(err) => cxflow::errln!("error: {}", cli::term::printable(&redact_everywhere(&format!("{err:#}")))),
             }
             std::process::exit(e.exit_code());
         }

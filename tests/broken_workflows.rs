@@ -33,6 +33,8 @@ fn every_broken_workflow_gets_its_exact_positioned_error() {
         let rel = format!("workflows/{name}");
         p.write(&rel, &src);
         let r = p.run(&["validate", &rel]);
+        // Alone in the folder: the files share `name: broken`, which is an error of its own.
+        std::fs::remove_file(p.path().join(&rel)).unwrap();
         if r.code != 2 || r.stderr.contains("panicked") {
             failures.push(format!("{name}: exit {} (want 2)\n{}", r.code, r.stderr));
             continue;

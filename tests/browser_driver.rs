@@ -67,6 +67,48 @@ async fn killed_chromedriver_is_restarted() {
     assert!(!group_alive(pgid));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromedriver_listens_on_loopback_only() {
+    let driver = Driver::start(DriverConfig::default()).await.unwrap();
+    let pgid = driver.pgid().await.unwrap();
+    let drivers: Vec<i32> = group_members(pgid).into_iter().filter(|pid| comm(*pid).contains("chromedriver")).collect();
+    assert!(!drivers.is_empty(), "no chromedriver in group {pgid}");
+    let addrs: Vec<String> = drivers.iter().flat_map(|pid| listening_addresses(*pid)).collect();
+    driver.shutdown().await;
+    assert!(!addrs.is_empty(), "chromedriver {drivers:?} listens on nothing");
+    let open: Vec<&String> = addrs.iter().filter(|a| !is_loopback(a)).collect();
+    assert!(open.is_empty(), "chromedriver listens beyond loopback: {open:?} (all: {addrs:?})");
+}
+
+/// The local addresses (hex, as /proc/net/tcp{,6} writes them) of the sockets `pid` listens on.
+fn listening_addresses(pid: i32) -> Vec<String> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| l.to_string_lossy().strip_prefix("socket:[")?.strip_suffix(']').map(String::from))
+        .collect();
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table).unwrap_or_default().lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1, st field 3 (0A: LISTEN), inode field 9.
+            if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
+                out.push(f[1].to_string());
+            }
+        }
+    }
+    out
+}
+
+/// `0100007F:PORT` is 127.0.0.1 (127.0.0.0/8: the last byte of the little-endian word); `::1`
+/// is `00000000000000000000000001000000:PORT`.
+fn is_loopback(addr: &str) -> bool {
+    let ip = addr.split(':').next().unwrap_or_default();
+    (ip.len() == 8 && ip.ends_with("7F")) || ip == "00000000000000000000000001000000"
+}
+
 /// Waits (off the runtime: it polls /proc with sleeps) until no live process is left in `pgid`.
 async fn wait_gone(pgid: i32, what: String) {
     tokio::task::spawn_blocking(move || support::wait_until(Duration::from_secs(10), &what, || !group_alive(pgid))).await.unwrap();

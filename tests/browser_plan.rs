@@ -53,6 +53,15 @@ fn bad_wait_timeout() {
 }
 
 #[test]
+fn a_wait_beyond_a_year_is_refused_before_it_can_overflow_the_clock() {
+    let e = validate("        - wait_for: { selector: \"#a\", timeout: 1000000000y }\n");
+    assert!(
+        e.contains("error: `1000000000y` is longer than a year, the longest duration cxflow takes\n  --> workflows/bad.yaml:9:48"),
+        "{e}"
+    );
+}
+
+#[test]
 fn shipped_sample_validates() {
     let r = support::TestProject::new();
     let wf = support::repo().join("workflows/portal-returns.yaml");

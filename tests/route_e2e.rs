@@ -283,3 +283,61 @@ fn a_webhook_that_refuses_makes_the_run_partial_and_leaves_no_claim() {
     assert_eq!(p.query("SELECT count(*) FROM ledger WHERE key LIKE 'route-webhook:%'"), ["0"], "refused: released, not uncertain");
     rt.shutdown_background();
 }
+
+/// A receiver on 127.0.0.1 that keeps every body POSTed to it; returns its address.
+fn keeping_receiver(rt: &tokio::runtime::Runtime, got: Arc<Mutex<Vec<Value>>>) -> std::net::SocketAddr {
+    use axum::{routing::post, Json, Router};
+    let app = Router::new().fallback(post(move |Json(body): Json<Value>| {
+        let got = got.clone();
+        async move {
+            got.lock().unwrap().push(body);
+            "ok"
+        }
+    }));
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The Billing webhook answers 307 to another loopback receiver; `extra` goes after `webhook:`.
+/// Returns the project, the two listeners' runtimes and what the redirect target received.
+fn redirected_webhook(extra: &str) -> (TestProject, [tokio::runtime::Runtime; 2], Arc<Mutex<Vec<Value>>>) {
+    use axum::{http::header::LOCATION, http::StatusCode, routing::post, Router};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let elsewhere = format!("http://{}/stolen", keeping_receiver(&rt, got.clone()));
+    let app =
+        Router::new().route("/hook/{team}", post(move || async move { (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, elsewhere.clone())]) }));
+    let (p, first) = project_with_billing_webhook(app);
+    let rules = p.read("routing/teams.yaml").replace("/hook/billing\n", &format!("/hook/billing\n{extra}"));
+    p.write("routing/teams.yaml", &rules);
+    (p, [first, rt], got)
+}
+
+#[test]
+fn a_webhook_redirect_is_not_followed_and_the_delivery_fails() {
+    let (p, rts, got) = redirected_webhook("");
+    p.run(&["run", "fb"]).expect_code(1);
+    assert!(got.lock().unwrap().is_empty(), "the redirect target received the bucket");
+    let out = routed(&p);
+    let hook = &team(&out, "Billing")["webhook"];
+    assert_eq!(hook["status"], "failed", "{hook}");
+    let e = hook["error"].as_str().unwrap();
+    assert!(e.contains("HTTP 307, a redirect, which is not followed") && e.contains("webhook_follow_redirects: true"), "{e}");
+    assert!(!e.contains("/stolen"), "{e}");
+    for rt in rts {
+        rt.shutdown_background();
+    }
+}
+
+#[test]
+fn a_team_may_ask_for_its_webhook_redirects_to_be_followed() {
+    let (p, rts, got) = redirected_webhook("    webhook_follow_redirects: true\n");
+    p.run(&["run", "fb"]).expect_code(0);
+    assert_eq!(got.lock().unwrap().len(), 1);
+    assert_eq!(team(&routed(&p), "Billing")["webhook"]["status"], "sent");
+    for rt in rts {
+        rt.shutdown_background();
+    }
+}

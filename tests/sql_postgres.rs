@@ -68,3 +68,44 @@ steps:
     assert!(!r.stdout.contains("pg-pass-9876") && !r.stderr.contains("pg-pass-9876"));
     assert!(!err[0].contains("pg-pass-9876"));
 }
+
+#[test]
+fn template_values_are_bound_as_parameters_never_spliced_into_the_sql() {
+    let pg = postgres::Postgres::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+        sqlx::query("CREATE TABLE customers (id INT, name TEXT)").execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO customers VALUES (1, 'Ann'), (2, 'O''Brien'), (3, 'Bo')").execute(&pool).await.unwrap();
+    });
+    let p = support::TestProject::new();
+    p.write(
+        "workflows/w.yaml",
+        r#"name: pg
+params:
+  db: ""
+  name: ""
+  max_id: "9"
+steps:
+  - id: found
+    sql:
+      url: "{{params.db}}"
+      query: "SELECT id FROM customers WHERE name = $1 AND id <= $2::int ORDER BY id"
+      args: ["{{params.name}}", "{{params.max_id}}"]
+  - id: out
+    write_csv: { from: found, path: out/found.csv }
+"#,
+    );
+    let db = format!("db={}", pg.url());
+    // A quote is data, not SQL: it finds the row named with it.
+    p.run(&["run", "w", "--var", &db, "--var", "name=O'Brien"]).expect_code(0);
+    assert_eq!(p.read("out/found.csv"), "id\n2\n");
+    // A value that would rewrite a spliced query matches nothing, and the table is intact.
+    p.run(&["run", "w", "--var", &db, "--var", "name=x' OR '1'='1"]).expect_code(0);
+    assert_eq!(p.read("out/found.csv"), "");
+    let n: i64 = rt.block_on(async {
+        let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM customers").fetch_one(&pool).await.unwrap()
+    });
+    assert_eq!(n, 3);
+}

@@ -12,8 +12,8 @@ pub async fn demo_portal(port: u16, opts: PortalOptions) -> Result<i32> {
     let portal = demo_portal::serve(addr, opts)
         .await
         .map_err(|e| CliError::Invalid(format!("cannot listen on {addr}: {e}; pick another `--port`")))?;
-    println!("demo portal on {} (user `{user}`, password `{password}`); Ctrl-C stops it", portal.url());
-    println!("submitted records: {}/api/records", portal.url());
+    outln!("demo portal on {} (user `{user}`, password `{password}`); Ctrl-C stops it", portal.url());
+    outln!("submitted records: {}/api/records", portal.url());
     let _ = tokio::signal::ctrl_c().await;
     portal.stop().await.map_err(|e| CliError::Other(e.into()))?;
     Ok(exit::OK)

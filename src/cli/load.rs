@@ -24,11 +24,15 @@ impl Project {
         self.config.path(&self.dir, &self.config.workflows_dir)
     }
 
-    /// A workflow by path, or by name (`ticket-follow-up` → `workflows/ticket-follow-up.yaml`).
+    /// A workflow by path, by its `name:` in the workflows folder, or by file name there
+    /// (`ticket-follow-up` → `workflows/ticket-follow-up.yaml`) when no workflow has that name.
     pub fn find_workflow(&self, arg: &str) -> Result<PathBuf> {
         let p = Path::new(arg);
-        if p.exists() {
+        if p.is_file() {
             return Ok(p.to_path_buf());
+        }
+        if let Some(f) = super::names::by_name(self, arg)? {
+            return Ok(f);
         }
         for ext in ["yaml", "yml"] {
             let c = self.workflows_dir().join(format!("{arg}.{ext}"));
@@ -37,7 +41,7 @@ impl Project {
             }
         }
         Err(CliError::Invalid(format!(
-            "no workflow `{arg}`: give a file path or the name of a file in `{}` (`cxflow validate` lists them)",
+            "no workflow `{arg}`: give a workflow's `name:`, a file path, or the name of a file in `{}` (`cxflow validate` lists them)",
             self.workflows_dir().display()
         )))
     }
@@ -77,7 +81,7 @@ impl Project {
 }
 
 /// Workflow files directly in `dir`, sorted.
-pub(super) fn workflow_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn workflow_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| CliError::Invalid(format!("cannot read folder `{}`: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -1,12 +1,21 @@
 //! The commands behind `cxflow <command>`. They return an exit status; `main` prints errors.
 
+/// `outln!` for lines that may hold record data: control characters are escaped (`term.rs`).
+macro_rules! termln {
+    ($($t:tt)*) => {
+        outln!("{}", $crate::cli::term::printable(&format!($($t)*)))
+    };
+}
+
 mod demo;
 mod load;
+mod names;
 mod resolve;
 mod run;
 mod serve;
 mod show;
 mod signals;
+pub mod term;
 
 use std::path::{Path, PathBuf};
 
@@ -68,21 +77,27 @@ pub fn validate(project: &Project, path: Option<&Path>) -> Result<i32> {
         return Err(CliError::Invalid(format!("no workflow files (*.yaml, *.yml) in `{}`", target.display())));
     }
     let mut bad = 0;
+    let dups = names::duplicates(project, &files);
     for f in &files {
-        match project.plan(f) {
-            Ok(plan) => println!("ok: {} ({}, {} steps)", f.display(), plan.name, plan.steps.len()),
+        let planned = match (project.plan(f), dups.iter().find(|(g, _)| g == f)) {
+            (Ok(_), Some((_, d))) => Err(CliError::Invalid(format!("{d}\n"))),
+            (Err(CliError::Invalid(msg)), Some((_, d))) => Err(CliError::Invalid(format!("{msg}{d}\n"))),
+            (other, _) => other,
+        };
+        match planned {
+            Ok(plan) => outln!("ok: {} ({}, {} steps)", f.display(), plan.name, plan.steps.len()),
             Err(CliError::Invalid(msg)) => {
                 bad += 1;
-                eprint!("{msg}");
+                errprint!("{}", term::printable(&msg));
                 if !msg.ends_with('\n') {
-                    eprintln!();
+                    errln!();
                 }
             }
             Err(e) => return Err(e),
         }
     }
     if bad > 0 {
-        eprintln!("{bad} of {} workflow file(s) have errors", files.len());
+        errln!("{bad} of {} workflow file(s) have errors", files.len());
         return Ok(exit::INVALID);
     }
     Ok(exit::OK)
@@ -101,6 +116,6 @@ pub fn quiet_broken_pipe() {
 /// `cxflow schema`: the JSON Schema of the workflow format.
 pub fn schema() -> Result<i32> {
     let s = serde_json::to_string_pretty(&crate::steps::REGISTRY.workflow_schema()).map_err(anyhow::Error::from)?;
-    println!("{s}");
+    outln!("{s}");
     Ok(exit::OK)
 }

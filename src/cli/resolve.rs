@@ -32,12 +32,12 @@ pub async fn resolve(project: &Project, a: ResolveArgs) -> Result<i32> {
         other => CliError::Invalid(other.to_string()),
     })?;
     for r in &done {
-        println!("{}  {}  {}  resolved as {} by {by}", r.step_id, r.item_key, r.key, decision.as_str());
+        termln!("{}  {}  {}  resolved as {} by {by}", r.step_id, r.item_key, r.key, decision.as_str());
     }
     match decision {
-        Resolution::Sent => println!("{} delivery(ies) recorded as sent; no run sends them again", done.len()),
+        Resolution::Sent => termln!("{} delivery(ies) recorded as sent; no run sends them again", done.len()),
         Resolution::NotSent => {
-            println!("{} delivery(ies) recorded as not sent; `cxflow resume {}` sends them", done.len(), a.run_id)
+            termln!("{} delivery(ies) recorded as not sent; `cxflow resume {}` sends them", done.len(), a.run_id)
         }
     }
     Ok(exit::OK)

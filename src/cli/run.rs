@@ -44,6 +44,7 @@ fn secrets(plan: &crate::engine::Plan) -> Result<Secrets> {
 pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
     let file = project.find_workflow(&args.workflow)?;
     let plan = project.plan(&file)?;
+    super::names::check_unique(project, &file)?;
     let given = parse_vars(&args.vars)?;
     let params = engine::resolve_params(&plan, &given).map_err(CliError::Invalid)?;
     let secrets = secrets(&plan)?;
@@ -68,10 +69,11 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
         return Err(CliError::Invalid(format!("run {run_id} was a dry run; start a real one with `cxflow run {}`", row.workflow)));
     }
     if row.status == RunStatus::Succeeded && from.is_none() {
-        println!("run {run_id} already succeeded; nothing to resume (use --from STEP to redo steps)");
+        termln!("run {run_id} already succeeded; nothing to resume (use --from STEP to redo steps)");
         return Ok(exit::OK);
     }
     let plan = project.plan(std::path::Path::new(&row.file))?;
+    super::names::check_unique(project, std::path::Path::new(&row.file))?;
     if let Some(f) = &from {
         if plan.step(f).is_none() {
             let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
@@ -114,19 +116,19 @@ async fn list_uncertain(store: &crate::store::Store, run_id: i64) {
     if rows.is_empty() {
         return;
     }
-    println!("uncertain: {} item(s) may or may not have reached the other side:", rows.len());
+    termln!("uncertain: {} item(s) may or may not have reached the other side:", rows.len());
     for (step, item) in rows.iter().take(20) {
-        println!("  {step} {item}");
+        termln!("  {step} {item}");
     }
     if rows.len() > 20 {
-        println!("  ... `cxflow show {run_id}` lists all {}", rows.len());
+        termln!("  ... `cxflow show {run_id}` lists all {}", rows.len());
     }
-    println!("check the other side, then `cxflow resolve RUN ITEM_KEY... --as sent|not-sent` (the run each item's error names), and `cxflow resume {run_id}`");
+    termln!("check the other side, then `cxflow resolve RUN ITEM_KEY... --as sent|not-sent` (the run each item's error names), and `cxflow resume {run_id}`");
 }
 
 fn report(name: &str, s: &RunSummary, dry_run: bool) -> i32 {
     let what = if dry_run { "dry run" } else { "run" };
-    println!("{what} {} of {name}: {}", s.run_id, s.status.as_str());
+    termln!("{what} {} of {name}: {}", s.run_id, s.status.as_str());
     for st in &s.steps {
         let c = &st.counts;
         let counts = if c.ok + c.failed + c.skipped + c.earlier > 0 {
@@ -135,19 +137,19 @@ fn report(name: &str, s: &RunSummary, dry_run: bool) -> i32 {
         } else {
             String::new()
         };
-        println!("  {:<20} {:<12}{counts}", st.id, st.status);
+        termln!("  {:<20} {:<12}{counts}", st.id, st.status);
         if let Some(e) = &st.error {
-            println!("    {e}");
+            termln!("    {e}");
         }
     }
     match s.status {
         RunStatus::Succeeded => exit::OK,
         RunStatus::Interrupted => {
-            println!("resume with: cxflow resume {}", s.run_id);
+            termln!("resume with: cxflow resume {}", s.run_id);
             exit::INTERRUPTED
         }
         _ => {
-            println!("details: cxflow show {}", s.run_id);
+            termln!("details: cxflow show {}", s.run_id);
             exit::FAILED
         }
     }

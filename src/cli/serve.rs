@@ -42,7 +42,13 @@ fn load_all(project: &Project) -> Result<Loaded> {
     let dir = project.workflows_dir();
     let files = if dir.is_dir() { workflow_files(&dir)? } else { Vec::new() };
     let (mut good, mut bad) = (Vec::new(), Vec::new());
+    // A name two files share runs neither: which one was meant is for a person to say.
+    let dups = super::names::duplicates(project, &files);
     for f in files {
+        if let Some((_, d)) = dups.iter().find(|(g, _)| *g == f) {
+            bad.push((f, format!("{d}\n")));
+            continue;
+        }
         match project.plan(&f) {
             Ok(p) => good.push((f, Arc::new(p))),
             Err(CliError::Invalid(msg)) => bad.push((f, msg)),
@@ -77,7 +83,7 @@ async fn prune_now(project: &Project, store: &Store, plans: &Plans) -> Result<cr
 fn catalog_of(project: &Project, store: &Store) -> Catalog {
     let planner: catalog::PlanFile = {
         let project = clone_project(project);
-        Arc::new(move |f: &Path| match project.plan(f) {
+        Arc::new(move |f: &Path| match project.plan(f).and_then(|p| super::names::check_unique(&project, f).map(|()| p)) {
             Ok(p) => Ok(p),
             Err(CliError::Invalid(m)) => Err(m),
             Err(CliError::Other(e)) => Err(format!("{e:#}")),
@@ -191,9 +197,9 @@ pub async fn serve(project: &Project) -> Result<i32> {
 pub fn next(project: &Project, count: usize, now: DateTime<Utc>) -> Result<i32> {
     let (good, bad) = load_all(project)?;
     for (_, msg) in &bad {
-        eprint!("{msg}");
+        errprint!("{msg}");
         if !msg.ends_with('\n') {
-            eprintln!();
+            errln!();
         }
     }
     let mut rows = Vec::new();
@@ -214,14 +220,14 @@ pub fn next(project: &Project, count: usize, now: DateTime<Utc>) -> Result<i32> 
         }
     }
     if rows.is_empty() {
-        println!("no scheduled workflows in `{}` (add a `schedule:` block)", project.workflows_dir().display());
+        outln!("no scheduled workflows in `{}` (add a `schedule:` block)", project.workflows_dir().display());
     } else {
         let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(8).max(8);
         let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(9).max(9);
         let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(10).max(10);
-        println!("{:<w0$}  {:<w1$}  {:<w2$}", "WORKFLOW", "ZONE TIME", "LOCAL TIME");
+        outln!("{:<w0$}  {:<w1$}  {:<w2$}", "WORKFLOW", "ZONE TIME", "LOCAL TIME");
         for (a, b, c, d) in rows {
-            println!("{a:<w0$}  {b:<w1$}  {c:<w2$}  {d}");
+            outln!("{a:<w0$}  {b:<w1$}  {c:<w2$}  {d}");
         }
     }
     Ok(if bad.is_empty() { exit::OK } else { exit::INVALID })
@@ -237,13 +243,10 @@ pub async fn prune(project: &Project) -> Result<i32> {
     }
     let (default, rules) = retention_rules(project, &plans);
     if !default.is_set() && rules.is_empty() {
-        println!("no retention configured (set `retention_days` / `retention_runs` in cxflow.yaml or `schedule.retention` in a workflow); reclaiming free space only");
+        outln!("no retention configured (set `retention_days` / `retention_runs` in cxflow.yaml or `schedule.retention` in a workflow); reclaiming free space only");
     }
     let r = prune_now(project, &store, &plans).await?;
-    println!(
-        "pruned {} run(s), {} artifact file(s); run log {} → {} bytes",
-        r.runs_deleted, r.files_deleted, r.bytes_before, r.bytes_after
-    );
+    outln!("pruned {} run(s), {} artifact file(s); run log {} → {} bytes", r.runs_deleted, r.files_deleted, r.bytes_before, r.bytes_after);
     Ok(exit::OK)
 }
 

@@ -26,17 +26,17 @@ pub async fn runs(project: &Project, a: RunsArgs) -> Result<i32> {
     store.interrupt_orphans().await?;
     let rows = store.runs(&RunFilter { workflow: a.workflow, status: a.status, limit: a.limit }).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?);
+        outln!("{}", serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?);
         return Ok(exit::OK);
     }
     if rows.is_empty() {
-        println!("no runs yet; start one with `cxflow run <workflow>`");
+        termln!("no runs yet; start one with `cxflow run <workflow>`");
         return Ok(exit::OK);
     }
-    println!("{:>6}  {:<24} {:<12} {:<9} {:<25} error", "run", "workflow", "status", "trigger", "started");
+    termln!("{:>6}  {:<24} {:<12} {:<9} {:<25} error", "run", "workflow", "status", "trigger", "started");
     for r in rows {
         let err = r.error.unwrap_or_default();
-        println!("{:>6}  {:<24} {:<12} {:<9} {:<25} {}", r.id, r.workflow, r.status, r.trigger, r.started_at, err);
+        termln!("{:>6}  {:<24} {:<12} {:<9} {:<25} {}", r.id, r.workflow, r.status, r.trigger, r.started_at, err);
     }
     Ok(exit::OK)
 }
@@ -63,58 +63,58 @@ pub async fn show(project: &Project, run_id: i64, as_json: bool) -> Result<i32> 
             })
             .collect();
         let v = json!({"run": run, "steps": steps, "failed_items": failed, "artifacts": artifacts, "uncertain": uncertain});
-        println!("{}", serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
+        outln!("{}", serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
         return Ok(exit::OK);
     }
-    println!("run {} of {} ({}): {}", run.id, run.workflow, run.file, run.status);
-    println!("  trigger {}, started {}, finished {}", run.trigger, run.started_at, run.finished_at.as_deref().unwrap_or("-"));
+    termln!("run {} of {} ({}): {}", run.id, run.workflow, run.file, run.status);
+    termln!("  trigger {}, started {}, finished {}", run.trigger, run.started_at, run.finished_at.as_deref().unwrap_or("-"));
     if run.params != "{}" {
-        println!("  params {}", run.params);
+        termln!("  params {}", run.params);
     }
     if let Some(e) = &run.error {
-        println!("  error: {e}");
+        termln!("  error: {e}");
     }
-    println!("steps:");
+    termln!("steps:");
     for s in &steps {
-        println!("  {:<20} {:<11} {:<12} ok {:<6} failed {:<6} skipped {}", s.step_id, s.kind, s.status, s.ok, s.failed, s.skipped);
+        termln!("  {:<20} {:<11} {:<12} ok {:<6} failed {:<6} skipped {}", s.step_id, s.kind, s.status, s.ok, s.failed, s.skipped);
         if let Some(e) = &s.error {
-            println!("    {e}");
+            termln!("    {e}");
         }
     }
     if !failed.is_empty() {
-        println!("failed items:");
+        termln!("failed items:");
         for i in &failed {
-            println!("  {} {} (attempts {}): {}", i.step_id, i.item_key, i.attempts, i.error.as_deref().unwrap_or(""));
+            termln!("  {} {} (attempts {}): {}", i.step_id, i.item_key, i.attempts, i.error.as_deref().unwrap_or(""));
             for a in artifacts.iter().filter(|a| a.step_id == i.step_id && a.item_key.as_deref() == Some(&i.item_key)) {
-                println!("    {}: {}", a.kind, a.path);
+                termln!("    {}: {}", a.kind, a.path);
             }
         }
         if failed.len() as i64 == SHOWN_ITEMS {
-            println!("  (first {SHOWN_ITEMS}; `cxflow show {run_id} --json` lists all)");
+            termln!("  (first {SHOWN_ITEMS}; `cxflow show {run_id} --json` lists all)");
         }
     }
     if !uncertain.is_empty() {
-        println!("uncertain (cut off between hand-over and confirmation; may or may not have happened):");
+        termln!("uncertain (cut off between hand-over and confirmation; may or may not have happened):");
         for u in &uncertain {
-            println!("  {} {} key {}", u.step_id, u.item_key, u.key);
+            termln!("  {} {} key {}", u.step_id, u.item_key, u.key);
         }
-        println!("decide with: cxflow resolve {run_id} ITEM_KEY... --as sent|not-sent (or --all), then cxflow resume {run_id}");
+        termln!("decide with: cxflow resolve {run_id} ITEM_KEY... --as sent|not-sent (or --all), then cxflow resume {run_id}");
     }
     let resolutions = store.resolutions(run_id).await?;
     if !resolutions.is_empty() {
-        println!("resolved by hand:");
+        termln!("resolved by hand:");
         for (item, decision, by, at) in &resolutions {
-            println!("  {item} as {decision} by {by} at {at}");
+            termln!("  {item} as {decision} by {by} at {at}");
         }
     }
     if !artifacts.is_empty() {
-        println!("artifacts: {}", artifacts.len());
+        termln!("artifacts: {}", artifacts.len());
         for a in artifacts.iter().take(20) {
-            println!("  {} {} {}", a.kind, a.item_key.as_deref().unwrap_or("-"), a.path);
+            termln!("  {} {} {}", a.kind, a.item_key.as_deref().unwrap_or("-"), a.path);
         }
     }
     if matches!(run.status.as_str(), "failed" | "partial" | "interrupted") {
-        println!("resume with: cxflow resume {run_id}");
+        termln!("resume with: cxflow resume {run_id}");
     }
     Ok(exit::OK)
 }

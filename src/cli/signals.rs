@@ -18,7 +18,7 @@ pub(super) fn on_shutdown() -> CancellationToken {
             _ = tokio::signal::ctrl_c() => {}
             _ = term => {}
         }
-        eprintln!("stopping: no new items; items in flight may finish (Ctrl-C again to quit at once)");
+        errln!("stopping: no new items; items in flight may finish (Ctrl-C again to quit at once)");
         t.cancel();
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(super::exit::INTERRUPTED);

@@ -8,6 +8,7 @@
 //! `cxflow serve` refuse a bad value before anything runs.
 
 pub mod smtp_ca;
+pub mod limits;
 pub mod smtp_url;
 mod validate;
 

@@ -294,3 +294,27 @@ fn a_login_over_tls_none_is_refused_unless_the_server_is_this_machine() {
     }
     assert!(build("smtp_url: smtp://mail.x.com?tls=none\n", &[]).is_ok(), "no login, nothing to protect");
 }
+
+#[test]
+fn numbers_beyond_their_bounds_are_errors_at_their_line_not_panics_later() {
+    let e = error(
+        "smtp_rate_limit: 1e-20\nretention_days: 4000000000\nsmtp_pool_size: 18446744073709551615\nshutdown_grace: 1000000000y\n",
+        &[],
+    );
+    assert!(e.starts_with("error: `smtp_rate_limit`: `0.00000000000000000001` messages per second is less than the slowest rate cxflow takes, 0.0001 (one message every 10000s)\n  --> cxflow.yaml:1:18\n"), "{e}");
+    assert!(e.contains("error: `retention_days`: `4000000000` days is more than the longest retention, 36500 days (100 years)\n  --> cxflow.yaml:2:17\n"), "{e}");
+    assert!(e.contains("error: `smtp_pool_size`: `18446744073709551615` connections is more than 1000\n  --> cxflow.yaml:3:17\n"), "{e}");
+    assert!(
+        e.contains("error: `shutdown_grace`: `1000000000y` is longer than the longest grace period, 24h\n  --> cxflow.yaml:4:17\n"),
+        "{e}"
+    );
+    let c = build("smtp_rate_limit: 0.0001\nretention_days: 36500\nsmtp_pool_size: 1000\nshutdown_grace: 24h\n", &[]).unwrap();
+    assert_eq!((c.smtp_rate_limit, c.retention_days, c.smtp_pool_size), (Some(0.0001), Some(36500), 1000));
+}
+
+#[test]
+fn overrides_beyond_their_bounds_name_the_variable() {
+    let e = error("", &[("CXFLOW_SMTP_RATE_LIMIT", "1e-20"), ("CXFLOW_RETENTION_DAYS", "4000000000")]);
+    assert!(e.contains("error: `CXFLOW_SMTP_RATE_LIMIT`: `0.00000000000000000001` messages per second is less than"), "{e}");
+    assert!(e.contains("error: `CXFLOW_RETENTION_DAYS`: `4000000000` days is more than the longest retention"), "{e}");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 
+use super::limits::{self, MAX_POOL_SIZE, MAX_SHUTDOWN_GRACE};
 use super::{env_diagnostic, Config, EnvOrigins, SmtpCa, SmtpSettings, Tls};
 use crate::schedule::cron_expr::CronSchedule;
 use crate::spec::config_file::{ConfigFile, ConfigSource};
@@ -82,9 +83,9 @@ pub(super) fn settings(raw: &ConfigFile, file: &ConfigSource, env: &EnvOrigins) 
         webdriver_url: p.field("webdriver_url", raw.webdriver_url.as_deref(), webdriver_url),
         chromedriver: p.field("chromedriver", raw.chromedriver.as_deref(), program),
         chromium: p.field("chromium", raw.chromium.as_deref(), program),
-        shutdown_grace: p.field("shutdown_grace", raw.shutdown_grace.as_deref(), duration).unwrap_or(d.shutdown_grace),
+        shutdown_grace: p.field("shutdown_grace", raw.shutdown_grace.as_deref(), grace).unwrap_or(d.shutdown_grace),
         max_concurrent_runs: p.field("max_concurrent_runs", raw.max_concurrent_runs.as_ref(), max_runs),
-        retention_days: raw.retention_days,
+        retention_days: p.field("retention_days", raw.retention_days.as_ref(), retention_days),
         retention_runs: raw.retention_runs,
         prune_cron: p.field("prune_cron", raw.prune_cron.as_deref(), cron).unwrap_or(d.prune_cron),
         max_record_bytes: p.field("max_record_bytes", raw.max_record_bytes.as_ref(), record_bytes).unwrap_or(d.max_record_bytes),
@@ -176,17 +177,35 @@ fn mailbox(s: &str) -> Result<Mailbox, Problem> {
 }
 
 fn rate(r: &f64) -> Result<f64, Problem> {
-    if r.is_finite() && *r > 0.0 {
-        return Ok(*r);
+    match limits::rate_problem(*r) {
+        None => Ok(*r),
+        Some(m) => Err(problem(m, "remove it for no limit, or give a rate like `5` or `0.5`")),
     }
-    Err(problem(format!("must be more than 0 messages per second, not `{r}`"), "remove it for no limit, or give a rate like `5` or `0.5`"))
 }
 
 fn pool_size(n: &usize) -> Result<usize, Problem> {
+    if *n > MAX_POOL_SIZE {
+        return Err(problem(format!("`{n}` connections is more than {MAX_POOL_SIZE}"), "remove it for the default of 8 connections"));
+    }
     if *n >= 1 {
         return Ok(*n);
     }
     Err(problem("must be at least 1 connection, not `0`", "remove it for the default of 8 connections"))
+}
+
+fn retention_days(n: &u32) -> Result<u32, Problem> {
+    match limits::retention_days_problem(*n) {
+        None => Ok(*n),
+        Some(m) => Err(problem(m, "give the days to keep runs, like `90`, or remove it to keep them all")),
+    }
+}
+
+fn grace(s: &str) -> Result<Duration, Problem> {
+    let d = duration(s)?;
+    if d > MAX_SHUTDOWN_GRACE {
+        return Err(problem(format!("`{s}` is longer than the longest grace period, 24h"), "write it like `30s` or `5m`"));
+    }
+    Ok(d)
 }
 
 fn webdriver_url(s: &str) -> Result<String, Problem> {

@@ -140,6 +140,11 @@ pub trait BatchStep: fmt::Debug + Send + Sync {
     fn input(&self) -> Option<&str> {
         None
     }
+    /// Whether later steps can read records from it; a sink (`write_csv`) answers false, and
+    /// `for_each` or `from:` naming it is a validation error.
+    fn produces_records(&self) -> bool {
+        true
+    }
     async fn run(&self, input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome>;
 }
 

@@ -55,7 +55,7 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let done = Self::done(c);
         let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
-        eprintln!("{}: {done}{of} items, ok {} failed {} skipped {} ({:.0}/s)", self.step, c.ok, c.failed, c.skipped, done as f64 / secs);
+        errln!("{}: {done}{of} items, ok {} failed {} skipped {} ({:.0}/s)", self.step, c.ok, c.failed, c.skipped, done as f64 / secs);
     }
 
     pub(super) fn finish(&self, c: &Counts) {

@@ -62,9 +62,12 @@ impl StepPlanner for Registry {
         Some(match def.planner {
             Planner::PerItem(plan) => {
                 let s = plan(raw, path, cx)?;
-                KindPlan { default_concurrency: s.default_concurrency(), per_item: true, kind: Step::Item(s) }
+                KindPlan { default_concurrency: s.default_concurrency(), per_item: true, records: true, kind: Step::Item(s) }
             }
-            Planner::Batch(plan) => KindPlan { default_concurrency: 1, per_item: false, kind: Step::Batch(plan(raw, path, cx)?) },
+            Planner::Batch(plan) => {
+                let s = plan(raw, path, cx)?;
+                KindPlan { default_concurrency: 1, per_item: false, records: s.produces_records(), kind: Step::Batch(s) }
+            }
         })
     }
 }

@@ -58,6 +58,8 @@ pub struct PlanCx<'a> {
     errors: Vec<Diagnostic>,
     /// Ids of the steps before the one being planned, with their index.
     earlier: HashMap<String, usize>,
+    /// Earlier steps that produce no records (sinks), with their kind: nothing can iterate them.
+    sinks: HashMap<String, &'static str>,
     current_step: Option<String>,
     /// Column names of steps whose records are known before running (a CSV file with a literal path).
     columns: HashMap<String, (String, Vec<String>)>,
@@ -146,6 +148,30 @@ impl<'a> PlanCx<'a> {
         };
         self.error(path, msg, help);
         false
+    }
+
+    /// Like `require_earlier_step`, for a step whose records are read (`for_each`, `from:`,
+    /// `input:`): a step that produces none (a `write_csv`) would give zero items, and a run
+    /// that did nothing would say `succeeded`.
+    pub fn require_records(&mut self, path: &str, id: &str) -> bool {
+        if !self.require_earlier_step(path, id) {
+            return false;
+        }
+        let Some(kind) = self.sinks.get(id).copied() else { return true };
+        let mut with: Vec<&str> = self.earlier.keys().filter(|k| !self.sinks.contains_key(*k)).map(String::as_str).collect();
+        with.sort_by_key(|k| self.earlier[*k]);
+        let help = if with.is_empty() {
+            "no step before this one produces records; add a source (`read_csv`, `read_json`, `sql`) first".to_string()
+        } else {
+            format!("steps before this one that produce records: {}", with.join(", "))
+        };
+        self.error(path, format!("step `{id}` is a `{kind}` step, which produces no records to read"), Some(help));
+        false
+    }
+
+    /// Records that the step being planned (`id`, a `kind` step) produces no records.
+    pub(crate) fn mark_sink(&mut self, id: &str, kind: &'static str) {
+        self.sinks.insert(id.to_string(), kind);
     }
 
     /// Compile an inline template at `path` and check the variables it uses.
@@ -315,11 +341,16 @@ fn sorted<'s>(v: &[&'s str]) -> Vec<&'s str> {
 
 /// Parse a duration like `30s`, `5m`, `1h 30m`; reports at `path`.
 pub fn duration(cx: &mut PlanCx, path: &str, s: &str) -> Option<Duration> {
-    let d = durations::parse(s);
-    if d.is_none() {
-        cx.error(path, format!("`{s}` is not a duration"), Some("write it like `30s`, `5m` or `1h 30m`".into()));
+    let help = || Some("write it like `30s`, `5m` or `1h 30m`".into());
+    let Some(d) = durations::parse(s) else {
+        cx.error(path, format!("`{s}` is not a duration"), help());
+        return None;
+    };
+    if let Some(m) = crate::config::limits::duration_problem(s, d) {
+        cx.error(path, m, help());
+        return None;
     }
-    d
+    Some(d)
 }
 
 /// Validate a loaded workflow and turn it into a plan; collects every error, not just the first.
@@ -331,6 +362,7 @@ pub fn build<P: StepPlanner>(file: Arc<SpecFile>, config: &Config, project: &Pat
         templates: Templates::new(),
         errors: Vec::new(),
         earlier: HashMap::new(),
+        sinks: HashMap::new(),
         current_step: None,
         columns: HashMap::new(),
         item_fields: None,

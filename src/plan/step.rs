@@ -33,6 +33,8 @@ pub struct PlannedStep<K> {
 pub struct KindPlan<K> {
     pub kind: K,
     pub per_item: bool,
+    /// Whether later steps can read records from it (`for_each`, `from:`); false for sinks.
+    pub records: bool,
     /// Items at once when the step does not set `concurrency` (a browser step: its `sessions`).
     pub default_concurrency: usize,
 }
@@ -95,6 +97,11 @@ pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, plann
             None
         }
     };
+    if let Some((name, k)) = &planned {
+        if !k.records {
+            cx.mark_sink(&s.id, name);
+        }
+    }
     let when = s.when.as_ref().and_then(|w| cx.template(&format!("{path}.when"), w));
     let per_item = planned.as_ref().map(|(_, k)| k.per_item);
     let for_each = match (&s.for_each, per_item) {
@@ -107,7 +114,7 @@ pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, plann
             );
             None
         }
-        (Some(f), _) => cx.require_earlier_step(&format!("{path}.for_each"), f).then(|| f.clone()),
+        (Some(f), _) => cx.require_records(&format!("{path}.for_each"), f).then(|| f.clone()),
         (None, _) => None,
     };
     for (key, set) in [("item_key", s.item_key.is_some()), ("skip_if", s.skip_if.is_some())] {

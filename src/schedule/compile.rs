@@ -59,6 +59,16 @@ pub fn compile(
     };
     let max_runtime = match spec.max_runtime.as_deref().map(humantime::parse_duration) {
         None => None,
+        Some(Ok(d)) if d > crate::config::limits::MAX_DURATION => {
+            let s = spec.max_runtime.as_deref().unwrap_or_default();
+            report(
+                "schedule.max_runtime",
+                crate::config::limits::duration_problem(s, d).unwrap_or_default(),
+                Some("e.g. `2h` or `90m`".into()),
+            );
+            ok = false;
+            None
+        }
         Some(Ok(d)) if !d.is_zero() => Some(d),
         Some(Ok(_)) => {
             report("schedule.max_runtime", "max_runtime must be longer than zero".into(), Some("e.g. `2h` or `90m`".into()));
@@ -129,6 +139,10 @@ pub fn compile(
     if let Some(r) = &spec.retention {
         if r.days.is_none() && r.runs.is_none() {
             report("schedule.retention", "retention needs `days`, `runs` or both".into(), Some("e.g. `retention: {days: 30}`".into()));
+            ok = false;
+        }
+        if let Some(m) = r.days.and_then(crate::config::limits::retention_days_problem) {
+            report("schedule.retention.days", m, Some("e.g. `retention: {days: 90}`".into()));
             ok = false;
         }
     }

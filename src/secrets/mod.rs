@@ -50,6 +50,11 @@ impl Secrets {
         self.matcher = OnceLock::new();
     }
 
+    /// The workflow's own secrets, by name: what it declared, and so what a program it runs may see.
+    pub(crate) fn declared(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+    }
+
     pub fn as_value(&self) -> Value {
         Value::Object(self.values.clone())
     }

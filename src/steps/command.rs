@@ -1,5 +1,7 @@
 //! `command`: run a program once per item, like a person running a script per record.
 //! Arguments are templates; there is no shell, so record data can never inject commands.
+//! The program sees a small base environment plus the secrets its workflow declares, never the
+//! whole environment of cxflow (which holds the SMTP login and every other workflow's secrets).
 //! Exit 0 is success, exit 75 (EX_TEMPFAIL) asks for a retry, anything else fails the item.
 
 use std::process::Stdio;
@@ -11,6 +13,15 @@ use super::{Failed, ItemCx, ItemOutput, StepCx, StepError};
 use crate::engine::{ItemRunner, ItemStep};
 use crate::plan::{PlanCx, TemplateRef};
 use crate::spec::kinds::records::CommandSpec;
+
+/// Variables passed through from cxflow's own environment: what a program needs to find other
+/// programs, its home and temporary folders, and to speak the user's language and time zone.
+/// `LC_*` (every locale category) comes too. Documented in docs/security.md.
+pub(crate) const BASE_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR"];
+
+fn passed_through(name: &str) -> bool {
+    BASE_ENV.contains(&name) || name.starts_with("LC_")
+}
 
 /// The exit status by which a program asks to be tried again later (sysexits.h EX_TEMPFAIL).
 pub const RETRY_EXIT: i32 = 75;
@@ -60,9 +71,13 @@ impl ItemRunner for Runner {
             ))
             .into());
         }
+        let base = std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(passed_through));
         let out = tokio::process::Command::new(&argv[0])
             .args(&argv[1..])
             .current_dir(&run.project)
+            .env_clear()
+            .envs(base)
+            .envs(run.secrets.declared())
             .env("CXFLOW_RUN_ID", run.run_id.to_string())
             .env("CXFLOW_ITEM_KEY", env.key)
             .env("CXFLOW_ATTEMPT", env.attempt.to_string())

@@ -19,6 +19,7 @@ use crate::spec::kinds::records::SqlSpec;
 pub(crate) struct Sql {
     url: TemplateRef,
     query: String,
+    args: Vec<TemplateRef>,
 }
 
 pub(crate) fn plan(raw: &crate::spec::Node, kpath: &str, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
@@ -34,14 +35,33 @@ pub(crate) fn plan(raw: &crate::spec::Node, kpath: &str, cx: &mut PlanCx) -> Opt
     if q.query.trim().is_empty() {
         cx.error(&format!("{kpath}.query"), "the query is empty", None);
     }
-    Some(Box::new(Sql { url: cx.template(&format!("{kpath}.url"), &q.url)?, query: q.query.clone() }))
+    // Splicing a rendered value into SQL lets a record (or a parameter) rewrite the query; a
+    // template here would otherwise reach the database as written, with no warning.
+    if q.query.contains("{{") {
+        cx.error(
+            &format!("{kpath}.query"),
+            "the query is not a template: `{{...}}` would reach the database as written",
+            Some(
+                "bind the value instead: list the template under the step's `args:` (`args: [\"{{params.name}}\"]`) \
+                 and write `$1` (PostgreSQL) or `?1` (SQLite) where it goes in the query"
+                    .into(),
+            ),
+        );
+    }
+    let args: Vec<Option<TemplateRef>> = q.args.iter().enumerate().map(|(i, a)| cx.template(&format!("{kpath}.args[{i}]"), a)).collect();
+    let url = cx.template(&format!("{kpath}.url"), &q.url)?;
+    Some(Box::new(Sql { url, query: q.query.clone(), args: args.into_iter().collect::<Option<_>>()? }))
 }
 
 #[async_trait]
 impl BatchStep for Sql {
     async fn run(&self, _input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome> {
         let url = cx.run.templates.render(&self.url, cx.ctx).context("cannot render the database URL")?;
-        Ok(BatchOutcome::source(RecordSource::Source(Arc::new(Query { url, query: self.query.clone() })), json!({})))
+        let mut args = Vec::with_capacity(self.args.len());
+        for (i, a) in self.args.iter().enumerate() {
+            args.push(cx.run.templates.render(a, cx.ctx).with_context(|| format!("cannot render `args[{i}]` of the sql step"))?);
+        }
+        Ok(BatchOutcome::source(RecordSource::Source(Arc::new(Query { url, query: self.query.clone(), args })), json!({})))
     }
 }
 
@@ -49,11 +69,13 @@ impl BatchStep for Sql {
 struct Query {
     url: String,
     query: String,
+    /// Bound to the query's parameters; may hold secrets, so never shown.
+    args: Vec<String>,
 }
 
 impl Source for Query {
     fn open(&self) -> Records {
-        read_sql(self.url.clone(), self.query.clone())
+        read_sql(self.url.clone(), self.query.clone(), self.args.clone())
     }
 
     fn describe(&self) -> String {
@@ -61,10 +83,11 @@ impl Source for Query {
     }
 }
 
-fn read_sql(url: String, query: String) -> Records {
+fn read_sql(url: String, query: String, args: Vec<String>) -> Records {
     let (tx, mut rx) = mpsc::channel::<anyhow::Result<Record>>(BUFFER);
     tokio::spawn(async move {
-        let res = if url.starts_with("sqlite:") { sql_sqlite(&url, &query, &tx).await } else { sql_pg(&url, &query, &tx).await };
+        let res =
+            if url.starts_with("sqlite:") { sql_sqlite(&url, &query, &args, &tx).await } else { sql_pg(&url, &query, &args, &tx).await };
         if let Err(e) = res {
             let _ = tx.send(Err(e)).await;
         }
@@ -72,25 +95,27 @@ fn read_sql(url: String, query: String) -> Records {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
-async fn sql_sqlite(url: &str, query: &str, tx: &mpsc::Sender<anyhow::Result<Record>>) -> anyhow::Result<()> {
+async fn sql_sqlite(url: &str, query: &str, args: &[String], tx: &mpsc::Sender<anyhow::Result<Record>>) -> anyhow::Result<()> {
     use std::str::FromStr;
     let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?.read_only(true);
     let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(|e| connect_error(url, e))?;
-    forward(sqlx::query(workflow_query(query)).fetch(&pool), sqlite_value, tx).await
+    let q = args.iter().fold(sqlx::query(workflow_query(query)), |q, a| q.bind(a.as_str()));
+    forward(q.fetch(&pool), sqlite_value, tx).await
 }
 
-async fn sql_pg(url: &str, query: &str, tx: &mpsc::Sender<anyhow::Result<Record>>) -> anyhow::Result<()> {
+async fn sql_pg(url: &str, query: &str, args: &[String], tx: &mpsc::Sender<anyhow::Result<Record>>) -> anyhow::Result<()> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(std::time::Duration::from_secs(10))
         .connect(url)
         .await
         .map_err(|e| connect_error(url, e))?;
-    forward(sqlx::query(workflow_query(query)).fetch(&pool), pg_value, tx).await
+    let q = args.iter().fold(sqlx::query(workflow_query(query)), |q, a| q.bind(a.as_str()));
+    forward(q.fetch(&pool), pg_value, tx).await
 }
 
-/// The query is the workflow author's own, as written in the workflow file (templates cannot
-/// reach it, so no record's data is in it), sent as written against a database they named.
+/// The query is the workflow author's own, as written in the workflow file: `{{` is refused
+/// there at validation, and template values reach the database only as bound `args`.
 fn workflow_query(query: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(query.to_string())
 }
@@ -147,4 +172,34 @@ fn connect_error(url: &str, e: sqlx::Error) -> anyhow::Error {
     let shown =
         url::Url::parse(url).map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""))).unwrap_or_else(|_| "the database".into());
     anyhow!("cannot connect to {shown}: {e}; check the `url` of the sql step")
+}
+
+#[cfg(test)]
+mod tests {
+    fn plan_error(step: &str) -> String {
+        let src = format!("name: x\nparams:\n  name: ann\nsteps:\n  - id: q\n    sql:\n      url: sqlite://x.db\n{step}");
+        let file = std::sync::Arc::new(crate::spec::parse(std::path::Path::new("w.yaml"), src).unwrap());
+        let (dir, config) = (tempfile::tempdir().unwrap(), crate::config::Config::default());
+        match crate::plan::build(file, &config, dir.path(), &crate::steps::REGISTRY) {
+            Ok(_) => String::new(),
+            Err(e) => e.0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"),
+        }
+    }
+
+    #[test]
+    fn a_template_in_the_query_is_refused_at_its_line_pointing_to_args() {
+        let e = plan_error("      query: \"SELECT * FROM t WHERE name = '{{params.name}}'\"\n");
+        assert!(
+            e.starts_with("error: the query is not a template: `{{...}}` would reach the database as written\n  --> w.yaml:8:14"),
+            "{e}"
+        );
+        assert!(e.contains("`args:`") && e.contains("`$1`"), "{e}");
+    }
+
+    #[test]
+    fn args_are_templates_checked_like_any_other() {
+        assert_eq!(plan_error("      query: \"SELECT * FROM t WHERE name = ?1\"\n      args: [\"{{params.name}}\"]\n"), "");
+        let e = plan_error("      query: \"SELECT * FROM t WHERE name = ?1\"\n      args: [\"{{params.nme}}\"]\n");
+        assert!(e.contains("w.yaml:9:"), "{e}");
+    }
 }

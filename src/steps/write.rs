@@ -40,7 +40,7 @@ pub(crate) fn plan_json(raw: &crate::spec::Node, kpath: &str, cx: &mut PlanCx) -
 
 fn plan(raw: &crate::spec::Node, kpath: &str, csv: bool, cx: &mut PlanCx) -> Option<Box<dyn BatchStep>> {
     let w: WriteSpec = cx.spec(raw, kpath)?;
-    let from_ok = cx.require_earlier_step(&format!("{kpath}.from"), &w.from);
+    let from_ok = cx.require_records(&format!("{kpath}.from"), &w.from);
     cx.forbid_secrets(&format!("{kpath}.path"), &w.path, "an output path");
     let path = cx.path_template(&format!("{kpath}.path"), &w.path);
     if csv && w.lines.is_some() {
@@ -56,6 +56,10 @@ fn plan(raw: &crate::spec::Node, kpath: &str, csv: bool, cx: &mut PlanCx) -> Opt
 impl BatchStep for WritePlan {
     fn input(&self) -> Option<&str> {
         Some(&self.from)
+    }
+
+    fn produces_records(&self) -> bool {
+        false
     }
 
     async fn run(&self, input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome> {

@@ -68,7 +68,12 @@ impl FileSource {
 pub struct SqlSpec {
     /// `sqlite://path/to.db` or `postgres://user@host/db` (a template: put passwords in secrets).
     pub url: String,
+    /// SQL as written, not a template: values from templates go in `args`.
     pub query: String,
+    /// Templates whose rendered values are bound to the query's parameters, in order (`$1`,
+    /// `$2` for PostgreSQL; `?1`, `?2` for SQLite), never spliced into the SQL. Bound as text.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// Write the records of an earlier step to a file.

@@ -67,6 +67,11 @@ pub struct TeamSpec {
     /// Optional Slack/Teams-style incoming webhook that receives the bucket as JSON.
     #[serde(default)]
     pub webhook: Option<String>,
+    /// Follow an HTTP redirect from the webhook, POSTing the bucket again to where it points.
+    /// Off by default: a redirect fails the delivery, so a moved or hijacked receiver never
+    /// gets the team's feedback without someone changing the rule file.
+    #[serde(default)]
+    pub webhook_follow_redirects: bool,
     /// Higher is checked first in `first_match` mode; ties keep file order. Default 0.
     #[serde(default)]
     pub priority: i64,

@@ -156,7 +156,9 @@ async fn spawn_chromedriver(cfg: &DriverConfig) -> anyhow::Result<(String, Owned
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
             // $1 = binary, $2 = port. `kill -KILL 0` signals the wrapper's own process group.
-            .arg(r#""$1" --port="$2" --allowed-ips=127.0.0.1 --log-level=OFF </dev/null & read _ ; kill -KILL 0"#)
+            // No `--allowed-ips`: given any list, chromedriver listens on every interface (and
+            // only filters by peer address); without it, it binds 127.0.0.1 and ::1 alone.
+            .arg(r#""$1" --port="$2" --log-level=OFF </dev/null & read _ ; kill -KILL 0"#)
             .arg("cxflow-chromedriver")
             .arg(&bin)
             .arg(port.to_string())

@@ -184,7 +184,13 @@ fn default_logged_out(login: &[ActionSpec]) -> Option<PWait> {
 
 fn duration(cx: &mut PlanCx, path: &str, s: &str) -> Option<Duration> {
     match humantime::parse_duration(s) {
-        Ok(d) => Some(d),
+        Ok(d) => match crate::config::limits::duration_problem(s, d) {
+            None => Some(d),
+            Some(m) => {
+                cx.error(path, m, Some("write it like `5s`, `500ms` or `1m`".into()));
+                None
+            }
+        },
         Err(_) => {
             cx.error(path, format!("`{s}` is not a duration"), Some("write it like `5s`, `500ms` or `1m`".into()));
             None

@@ -99,6 +99,7 @@ pub struct CompiledTeam {
     pub name: String,
     pub emails: Vec<String>,
     pub webhook: Option<String>,
+    pub follow_redirects: bool,
     pub priority: i64,
     pub when: Option<Cond>,
     pub urgent: Option<Cond>,
@@ -179,6 +180,13 @@ pub fn compile(input: &CompileInput<'_>) -> Result<RuleSet, Vec<RuleError>> {
                 c.err(&format!("{path}.webhook"), format!("`{w}` is not an http(s) URL"), None);
             }
         }
+        if t.webhook_follow_redirects && t.webhook.is_none() {
+            c.err(
+                &format!("{path}.webhook_follow_redirects"),
+                format!("team `{}` has `webhook_follow_redirects` but no `webhook:`", t.name),
+                Some("add the team's `webhook:`, or remove this line".into()),
+            );
+        }
         let is_unmatched = input.unmatched == Some(t.name.as_str());
         if t.when.is_none() && !is_unmatched {
             c.err(
@@ -189,7 +197,15 @@ pub fn compile(input: &CompileInput<'_>) -> Result<RuleSet, Vec<RuleError>> {
         }
         let when = t.when.as_ref().and_then(|w| c.cond(w, &format!("{path}.when")));
         let urgent = t.urgent.as_ref().and_then(|w| c.cond(w, &format!("{path}.urgent")));
-        teams.push(CompiledTeam { name: t.name.clone(), emails, webhook: t.webhook.clone(), priority: t.priority, when, urgent });
+        teams.push(CompiledTeam {
+            name: t.name.clone(),
+            emails,
+            webhook: t.webhook.clone(),
+            follow_redirects: t.webhook_follow_redirects,
+            priority: t.priority,
+            when,
+            urgent,
+        });
     }
     let unmatched = match input.unmatched {
         None => None,

@@ -20,6 +20,7 @@ use crate::steps::RunEnv;
 pub(super) struct TeamRecord {
     pub name: String,
     pub webhook: Option<String>,
+    pub follow_redirects: bool,
     pub json: Map<String, Value>,
 }
 
@@ -70,7 +71,7 @@ impl TeamRecord {
         };
         m.insert("chart_svg".into(), Value::String(svg));
         strip_controls_map(&mut m);
-        TeamRecord { name: team.name.clone(), webhook: team.webhook.clone(), json: m }
+        TeamRecord { name: team.name.clone(), webhook: team.webhook.clone(), follow_redirects: team.follow_redirects, json: m }
     }
 }
 
@@ -86,7 +87,10 @@ pub(super) async fn deliver(
     let mut artifacts = Vec::new();
     let dir = p.out_dir.clone().unwrap_or_else(|| env.artifacts_dir.join(&p.step_id));
     tokio::fs::create_dir_all(&dir).await.with_context(|| format!("cannot create the digest folder `{}`", dir.display()))?;
-    let client = reqwest::Client::builder().build()?;
+    // A redirect would re-POST the bucket to wherever it points (307/308 keep the body): only
+    // for teams whose rule file asks for it.
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let following = reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(5)).build()?;
     let mut used = std::collections::HashSet::new();
     let mut out = Vec::new();
     for mut t in teams {
@@ -115,7 +119,8 @@ pub(super) async fn deliver(
         let hook = match (&t.webhook, p.digest.webhooks, env.dry_run) {
             (Some(url), true, false) => {
                 let file = dir.join(format!("{name}.webhook.json"));
-                let (hook, posted) = post_webhook(p, cx, &client, &t, url, &file).await?;
+                let client = if t.follow_redirects { &following } else { &client };
+                let (hook, posted) = post_webhook(p, cx, client, &t, url, &file).await?;
                 if posted {
                     artifacts.push(Artifact::new("webhook", file).for_item(&t.name));
                 }

@@ -35,7 +35,7 @@ pub(crate) fn plan(raw: &crate::spec::Node, path: &str, cx: &mut PlanCx) -> Opti
 
 fn plan_spec(spec: &RouteSpec, path: &str, cx: &mut PlanCx) -> Option<Planned> {
     let step_id = cx.current_step().unwrap_or("route").to_string();
-    let input_ok = cx.require_earlier_step(&format!("{path}.input"), &spec.input);
+    let input_ok = cx.require_records(&format!("{path}.input"), &spec.input);
     let teams = match (&spec.rules, &spec.teams) {
         (Some(_), Some(_)) => {
             cx.error_at_key(&format!("{path}.teams"), "give either `rules:` (a file) or inline `teams:`, not both", None);

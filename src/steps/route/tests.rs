@@ -191,6 +191,7 @@ teams:
     webhook: ftp://x
     when: {field: rating}
   - name: lonely
+    webhook_follow_redirects: true
 "#,
         Some("trage"),
     );
@@ -204,6 +205,7 @@ teams:
             "teams[1].name",
             "teams[1].webhook",
             "teams[1].when.field",
+            "teams[2].webhook_follow_redirects",
             "teams[2]",
             "unmatched"
         ]

@@ -44,6 +44,13 @@ pub(super) async fn post(client: &reqwest::Client, url: &str, body: &Value) -> R
             Ok(r) => {
                 let s = r.status();
                 last = (true, format!("the webhook answered HTTP {}", s.as_u16()));
+                if s.is_redirection() {
+                    // Not the Location: it may carry another receiver's token.
+                    last.1.push_str(
+                        ", a redirect, which is not followed: put the URL it points to in the rule file, \
+                         or set `webhook_follow_redirects: true` on the team",
+                    );
+                }
                 if !(s.is_server_error() || s.as_u16() == 429) {
                     break;
                 }

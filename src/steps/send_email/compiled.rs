@@ -109,10 +109,11 @@ impl Compiled {
         let (literal_to, literal_cc, literal_bcc) = (literal(Some(&spec.to)), literal(spec.cc.as_ref()), literal(spec.bcc.as_ref()));
         let literal_attachments = spec.attachments.iter().map(|s| !s.contains("{{")).collect();
         let attachment_rules = spec.attachments.iter().map(|s| PathRule::of(s)).collect();
-        if !ok || !ok2 || spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
-            if spec.rate_limit.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
-                err("send_email.rate_limit", "`rate_limit` must be a positive number of messages per second".into());
-            }
+        let rate_problem = spec.rate_limit.and_then(crate::config::limits::rate_problem);
+        if let Some(m) = &rate_problem {
+            err("send_email.rate_limit", format!("`rate_limit` {m}"));
+        }
+        if !ok || !ok2 || rate_problem.is_some() {
             return None;
         }
         Some(Compiled {
