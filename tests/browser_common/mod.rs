@@ -11,6 +11,9 @@ use cxflow::demo_portal::{self, Portal, PortalOptions, Record};
 use crate::support::TestProject;
 
 pub(crate) const PASSWORD: &str = "s3cret-Pass-4711";
+/// The portal login, a secret like the password. Not `demo`: secrets are masked in any case, and
+/// the portal's title says `Demo Returns Portal`, which the error tests read.
+pub(crate) const USER: &str = "returns-bot";
 
 pub(crate) struct BgPortal {
     pub url: String,
@@ -22,6 +25,10 @@ pub(crate) struct BgPortal {
 impl BgPortal {
     pub(crate) fn start(mut opts: PortalOptions) -> BgPortal {
         opts.password = PASSWORD.into();
+        // A test that names its own login keeps it; the others log in as `USER`.
+        if opts.user == PortalOptions::default().user {
+            opts.user = USER.into();
+        }
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let portal = rt.block_on(demo_portal::serve("127.0.0.1:0".parse().unwrap(), opts)).unwrap();
         BgPortal { url: portal.url(), portal, _rt: rt }
@@ -88,7 +95,7 @@ steps:
 
 pub(crate) fn cxflow(p: &TestProject) -> std::process::Command {
     let mut c = p.cxflow();
-    c.env("PORTAL_USER", "demo").env("PORTAL_PASSWORD", PASSWORD);
+    c.env("PORTAL_USER", USER).env("PORTAL_PASSWORD", PASSWORD);
     c
 }
 
