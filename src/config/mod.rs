@@ -7,8 +7,8 @@
 //! (or the variable) that set them. Built once when a project opens, so `cxflow validate` and
 //! `cxflow serve` refuse a bad value before anything runs.
 
-pub mod smtp_ca;
 pub mod limits;
+pub mod smtp_ca;
 pub mod smtp_url;
 mod validate;
 
