@@ -249,4 +249,6 @@ pub(crate) fn count_records(path: &std::path::Path, delimiter: u8) -> std::io::R
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

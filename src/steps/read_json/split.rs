@@ -165,6 +165,9 @@ impl<R: BufRead> Elements<R> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
