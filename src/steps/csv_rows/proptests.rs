@@ -72,7 +72,9 @@ proptest! {
                 Row::Bad { line, .. } => line,
                 Row::End => unreachable!(),
             };
-            prop_assert!(line > last && line <= lines, "line {line} after {last}, of {lines}");
+            // Lines count `\n`: records ended by a bare `\r` (csv_core ends a record there too)
+            // share a line number, so the numbers only never go back.
+            prop_assert!(line >= last.max(1) && line <= lines, "line {line} after {last}, of {lines}");
             last = line;
         }
     }

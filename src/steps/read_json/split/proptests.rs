@@ -68,7 +68,8 @@ proptest! {
         let mut lines = Lines::new(&text[..], max);
         for (c, buf) in cuts(text.len(), |b| lines.next(b)) {
             prop_assert!(buf.len() <= max);
-            prop_assert!(matches!(c, Cut::Record { .. } | Cut::TooLarge { .. }));
+            let cut_ok = matches!(c, Cut::Record { .. } | Cut::TooLarge { .. });
+            prop_assert!(cut_ok, "a line cut as {:?}", c);
         }
         let mut elements = Elements::new(&text[..], max, 0);
         for (_, buf) in cuts(text.len(), |b| elements.next(b)) {
