@@ -79,13 +79,15 @@ steps:
     }
 }
 
-/// A sink reading a source with one bad row: the row fails alone and the file holds the others
-/// (today the whole write step fails and no file is written).
+/// A sink reading a source with one bad row: the row fails alone (an item naming file and line,
+/// as in a per-item step) and the file holds the others.
 #[test]
-#[ignore = "finding (issue 11, not yet fixed): write_csv/write_json stop at a source's first bad row instead of failing that row alone"]
 fn a_bad_source_row_fails_alone_in_a_sink() {
     let p = TestProject::new();
     let recs = write_sources(&p);
+    // The 1 MB record is over the default `max_record_bytes`: let it through, so the one bad row
+    // is the one that is not UTF-8.
+    p.write("cxflow.yaml", "max_record_bytes: 2097152\n");
     p.write(
         "workflows/hostile.yaml",
         "name: hostile\nsteps:\n  - id: rows\n    read_csv: data/hostile.csv\n  - id: out\n    write_json: { from: rows, path: out/rows.json }\n",
@@ -93,6 +95,19 @@ fn a_bad_source_row_fails_alone_in_a_sink() {
     p.run(&["run", "workflows/hostile.yaml"]).expect_code(1);
     let ids: Vec<String> = written_json(&p, "out/rows.json").iter().map(|r| field(r, "id").to_string()).collect();
     assert_eq!(ids, recs.iter().map(|r| field(r, "id").to_string()).collect::<Vec<_>>());
+    let bad = format!("#{}", recs.len() + 1);
+    let got = items(&p, "out");
+    assert_eq!(got.keys().collect::<Vec<_>>(), [&bad], "{got:?}");
+    let csv = p.path().join("data/hostile.csv");
+    assert_eq!(
+        error_of(&got, &bad),
+        format!("bad record: `{}` line 17: this row is not valid UTF-8; save the file as UTF-8", csv.display())
+    );
+    assert_eq!(
+        p.query("SELECT status || ' ' || error FROM steps WHERE step_id = 'out'"),
+        ["partial 1 item(s) failed; `cxflow show 1` lists them"]
+    );
+    assert_eq!(p.query("SELECT status FROM runs"), ["partial"]);
 }
 
 fn email_project(recs_filter: &[&str]) -> (TestProject, Vec<Rec>) {
