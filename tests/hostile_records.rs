@@ -170,6 +170,31 @@ fn send_email_delivers_record_text_literally_and_refuses_header_injection() {
     assert!(msgs.iter().all(|m| m.to.len() == 1 && m.header("Bcc").is_none()), "an injected recipient got mail");
 }
 
+/// A header refused for a line break in a 1 MB field quotes 80 characters of it, escaped, in
+/// the run log: not the megabyte, and not the escape sequence.
+#[test]
+fn a_refused_header_quotes_a_huge_field_cut_and_escaped() {
+    let sink = smtp::SmtpSink::start();
+    let (p, _) = email_project(&["H01"]);
+    let subject = format!("Hi\r\nBcc: all@x.test \u{1b}[2J{}", "x".repeat(1_000_000));
+    p.write("data/mail.json", &serde_json::json!([{"id": "H01", "name": subject, "email": "h01@example.org", "text": "t"}]).to_string());
+    p.write(
+        "workflows/mail.yaml",
+        &p.read("workflows/mail.yaml")
+            .replace("\"About {{item.id}}: {{item.name}}\"", "\"{{item.name}}\"")
+            .replace("{{item.name}} <{{item.email}}>", "{{item.email}}"),
+    );
+    send(&p, &sink).expect_code(1);
+    assert_eq!(
+        error_of(&items(&p, "mail"), "H01"),
+        format!(
+            r#"`steps[1].send_email.subject` contains a line break ("Hi\r\nBcc: all@x.test \u{{1b}}[2J{}"… (1000024 bytes)); refusing to send (header injection): a header must be one line, remove the line break from the data"#,
+            "x".repeat(56)
+        )
+    );
+    assert!(sink.messages().is_empty());
+}
+
 /// A comma in a display name is part of the name; a comma between two addresses in one field is
 /// not a way to add a recipient.
 #[test]

@@ -61,13 +61,29 @@ fn line_start_marker(s: &str) -> Option<usize> {
     }
 }
 
+/// Characters of record text an error quotes; the rest is cut and only counted.
+const QUOTED_CHARS: usize = 80;
+
+/// Record text as an error message quotes it: in double quotes with control characters (and
+/// quotes, backslashes, invisible format characters) escaped as `\r`, `\u{1b}`, ..., and cut to
+/// its first 80 characters followed by its full length: `"Eve\r\nBcc: …"… (1048594 bytes)`.
+/// A 1 MB field would otherwise make a 1 MB error in the run log and on the terminal, and an
+/// escape sequence in the data would act on the terminal of whoever reads the log.
+pub fn quote_data(s: &str) -> String {
+    match s.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+    }
+}
+
 /// A header value must be one line: a CR or LF in it would start a header of the data's choosing
 /// (`Bcc: everyone`). Any control character (not just CR/LF) is either that or broken data; a tab
 /// is legitimate folding whitespace. Same rule as `send_email::message`, which checks again.
 pub(super) fn one_line(name: &str, value: &str) -> Result<(), String> {
     if value.chars().any(|c| c.is_control() && c != '\t') {
         return Err(format!(
-            "`{name}` contains a line break ({value:?}); refusing to send (header injection): a header must be one line, remove the line break from the data"
+            "`{name}` contains a line break ({}); refusing to send (header injection): a header must be one line, remove the line break from the data",
+            quote_data(value)
         ));
     }
     Ok(())

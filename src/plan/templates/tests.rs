@@ -72,6 +72,30 @@ fn a_line_break_in_a_header_is_refused() {
 }
 
 #[test]
+fn record_text_in_an_error_is_escaped_and_cut() {
+    assert_eq!(quote_data("Eve\r\nBcc: x"), r#""Eve\r\nBcc: x""#);
+    assert_eq!(quote_data("\u{1b}[2J\u{0}\u{202e}\"\\"), r#""\u{1b}[2J\0\u{202e}\"\\""#);
+    let eighty = "é".repeat(80);
+    assert_eq!(quote_data(&eighty), format!("\"{eighty}\""), "80 characters are shown whole");
+    let big = format!("Eve\r\n{}", "é".repeat(1 << 19));
+    assert_eq!(quote_data(&big), format!("\"Eve\\r\\n{}\"… (1048581 bytes)", "é".repeat(75)));
+}
+
+/// A refused header quotes 80 characters of a 1 MB field, not the field.
+#[test]
+fn a_huge_header_value_with_a_line_break_makes_a_short_error() {
+    let name = format!("Eve\r\nBcc: all@x.test {}", "x".repeat(1 << 20));
+    let e = render("{{item.name}}", Output::Header, json!({ "name": name })).unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            r#"`steps[1].send_email.subject` contains a line break ("Eve\r\nBcc: all@x.test {}"… (1048597 bytes)); refusing to send (header injection): a header must be one line, remove the line break from the data"#,
+            "x".repeat(59)
+        )
+    );
+}
+
+#[test]
 fn a_missing_field_has_one_message_everywhere() {
     let want = "`item.email` is missing in `steps[1].send_email.subject` (line 1, col 4): this record or context has no such field; fix the data, or, where a missing field `item.email` is normal, write `{{default item.email \"...\"}}`";
     for o in [Output::Text, Output::Html, Output::Markdown, Output::Header] {
