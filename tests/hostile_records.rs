@@ -195,6 +195,23 @@ fn a_refused_header_quotes_a_huge_field_cut_and_escaped() {
     assert!(sink.messages().is_empty());
 }
 
+/// NUL and terminal escapes in a record never reach the HTML part; the text part keeps the
+/// record's text as written.
+#[test]
+fn control_characters_reach_no_html_part() {
+    let sink = smtp::SmtpSink::start();
+    let (p, recs) = email_project(&["H03", "H07"]);
+    send(&p, &sink).expect_code(0);
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 2);
+    for (id, html) in [("H03", "<p>beforeafter</p>"), ("H07", "<p>[2J]0;pwned[31mred[0m</p>")] {
+        let r = recs.iter().find(|r| field(r, "id") == id).unwrap();
+        let m = msgs.iter().find(|m| m.to == [field(r, "email")]).unwrap_or_else(|| panic!("{id} not delivered"));
+        assert_eq!(m.part("text/html").unwrap().trim_end(), html, "{id}");
+        assert_eq!(m.part("text/plain").unwrap().replace("\r\n", "\n"), field(r, "text"), "{id}");
+    }
+}
+
 /// A comma in a display name is part of the name; a comma between two addresses in one field is
 /// not a way to add a recipient.
 #[test]

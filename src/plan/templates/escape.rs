@@ -1,7 +1,16 @@
 //! How a value is escaped for each kind of output, and the one check a header value needs.
 
+/// A control character no rendered page or message means: NUL, ESC, DEL, the C1 controls (all
+/// of `char::is_control` but tab and line ends). A NUL is invalid HTML and cuts the text short in
+/// some mail clients; an ESC sequence acts on a terminal that prints the output. Route's digests
+/// drop the same ones.
+pub fn is_stray_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
 /// Handlebars' own escape also escapes `=` and backticks, which breaks query strings in links
-/// (`?a=1&b=2` → `?a&#x3D;1...`). Escaping exactly these five is enough for text and attributes.
+/// (`?a=1&b=2` → `?a&#x3D;1...`). Escaping exactly these five is enough for text and attributes;
+/// stray control characters (`is_stray_control`) are dropped.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
@@ -11,6 +20,7 @@ pub fn escape_html(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if is_stray_control(c) => {}
             c => out.push(c),
         }
     }

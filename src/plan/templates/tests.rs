@@ -25,6 +25,16 @@ fn html_keeps_urls_working_and_escapes_only_five_characters() {
     assert_eq!(h, "&lt;script&gt;alert(&#39;x&quot;y&#39;)&lt;/script&gt; `a=b`");
 }
 
+/// NUL, ESC, DEL and C1 controls never reach an HTML part; tab and line ends do, and so does
+/// the text part, which is delivered as the record wrote it.
+#[test]
+fn html_drops_control_characters_but_tabs_and_line_ends() {
+    let x = "a\u{0}b\u{1b}[2J\u{1b}]0;t\u{7}c\u{7f}\u{85}\u{9f}d\te\r\nf\u{c}g";
+    assert_eq!(render("{{item.x}}", Output::Html, json!({ "x": x })).unwrap(), "ab[2J]0;tcd\te\r\nfg");
+    assert_eq!(render("<p title=\"{{item.x}}\">", Output::Html, json!({"x": "\u{0}\"<"})).unwrap(), "<p title=\"&quot;&lt;\">");
+    assert_eq!(render("{{item.x}}", Output::Text, json!({ "x": x })).unwrap(), x);
+}
+
 #[test]
 fn text_and_header_leave_values_as_they_are() {
     for o in [Output::Text, Output::Header] {
