@@ -354,6 +354,8 @@ fn temp_files(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// A bad record partway through fails alone (an item naming the file and line); the report holds
+/// the good ones and no temporary file is left.
 #[test]
 fn a_write_whose_records_fail_partway_leaves_no_temp_file() {
     let p = TestProject::new();
@@ -368,9 +370,15 @@ fn a_write_whose_records_fail_partway_leaves_no_temp_file() {
     let r = p.run(&["run", "w"]);
     r.expect_code(1);
     let show = p.run(&["show", "1"]);
-    assert!(show.stdout.contains("cannot read the records of step `r`"), "{}", show.stdout);
+    for step in ["out", "out_csv"] {
+        let line =
+            format!("  {step} #601 (attempts 0): bad record: `{}` line 601: expected value", p.path().join("data/r.jsonl").display());
+        assert!(show.stdout.contains(&line), "{line}\n{}", show.stdout);
+    }
     assert_eq!(temp_files(p.path()), Vec::<String>::new());
-    assert!(!p.path().join("out/r.json").exists(), "half a report was put in place");
+    let written: Vec<serde_json::Value> = serde_json::from_str(&p.read("out/r.json")).unwrap();
+    assert_eq!(written, (1..=600).map(|i| serde_json::json!({"id": i})).collect::<Vec<_>>());
+    assert_eq!(p.read("out/r.csv").lines().count(), 601, "the header and 600 rows");
 }
 
 #[test]

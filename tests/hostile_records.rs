@@ -81,13 +81,15 @@ steps:
     }
 }
 
-/// A sink reading a source with one bad row: the row fails alone and the file holds the others
-/// (today the whole write step fails and no file is written).
+/// A sink reading a source with one bad row: the row fails alone (an item naming file and line,
+/// as in a per-item step) and the file holds the others.
 #[test]
-#[ignore = "finding (issue 11, not yet fixed): write_csv/write_json stop at a source's first bad row instead of failing that row alone"]
 fn a_bad_source_row_fails_alone_in_a_sink() {
     let p = TestProject::new();
     let recs = write_sources(&p);
+    // The 1 MB record is over the default `max_record_bytes`: let it through, so the one bad row
+    // is the one that is not UTF-8.
+    p.write("cxflow.yaml", "max_record_bytes: 2097152\n");
     p.write(
         "workflows/hostile.yaml",
         "name: hostile\nsteps:\n  - id: rows\n    read_csv: data/hostile.csv\n  - id: out\n    write_json: { from: rows, path: out/rows.json }\n",
@@ -95,6 +97,19 @@ fn a_bad_source_row_fails_alone_in_a_sink() {
     p.run(&["run", "workflows/hostile.yaml"]).expect_code(1);
     let ids: Vec<String> = written_json(&p, "out/rows.json").iter().map(|r| field(r, "id").to_string()).collect();
     assert_eq!(ids, recs.iter().map(|r| field(r, "id").to_string()).collect::<Vec<_>>());
+    let bad = format!("#{}", recs.len() + 1);
+    let got = items(&p, "out");
+    assert_eq!(got.keys().collect::<Vec<_>>(), [&bad], "{got:?}");
+    let csv = p.path().join("data/hostile.csv");
+    assert_eq!(
+        error_of(&got, &bad),
+        format!("bad record: `{}` line 17: this row is not valid UTF-8; save the file as UTF-8", csv.display())
+    );
+    assert_eq!(
+        p.query("SELECT status || ' ' || error FROM steps WHERE step_id = 'out'"),
+        ["partial 1 item(s) failed; `cxflow show 1` lists them"]
+    );
+    assert_eq!(p.query("SELECT status FROM runs"), ["partial"]);
 }
 
 fn email_project(recs_filter: &[&str]) -> (TestProject, Vec<Rec>) {
@@ -155,6 +170,48 @@ fn send_email_delivers_record_text_literally_and_refuses_header_injection() {
     let h04 = msgs.iter().find(|m| m.to == ["h04@example.org"]).unwrap();
     assert!(h04.part("text/plain").unwrap().starts_with("{{secrets.SMTP_PASSWORD}} {{> footer}}"));
     assert!(msgs.iter().all(|m| m.to.len() == 1 && m.header("Bcc").is_none()), "an injected recipient got mail");
+}
+
+/// A header refused for a line break in a 1 MB field quotes 80 characters of it, escaped, in
+/// the run log: not the megabyte, and not the escape sequence.
+#[test]
+fn a_refused_header_quotes_a_huge_field_cut_and_escaped() {
+    let sink = smtp::SmtpSink::start();
+    let (p, _) = email_project(&["H01"]);
+    let subject = format!("Hi\r\nBcc: all@x.test \u{1b}[2J{}", "x".repeat(1_000_000));
+    p.write("data/mail.json", &serde_json::json!([{"id": "H01", "name": subject, "email": "h01@example.org", "text": "t"}]).to_string());
+    p.write(
+        "workflows/mail.yaml",
+        &p.read("workflows/mail.yaml")
+            .replace("\"About {{item.id}}: {{item.name}}\"", "\"{{item.name}}\"")
+            .replace("{{item.name}} <{{item.email}}>", "{{item.email}}"),
+    );
+    send(&p, &sink).expect_code(1);
+    assert_eq!(
+        error_of(&items(&p, "mail"), "H01"),
+        format!(
+            r#"`steps[1].send_email.subject` contains a line break ("Hi\r\nBcc: all@x.test \u{{1b}}[2J{}"… (1000024 bytes)); refusing to send (header injection): a header must be one line, remove the line break from the data"#,
+            "x".repeat(56)
+        )
+    );
+    assert!(sink.messages().is_empty());
+}
+
+/// NUL and terminal escapes in a record never reach the HTML part; the text part keeps the
+/// record's text as written.
+#[test]
+fn control_characters_reach_no_html_part() {
+    let sink = smtp::SmtpSink::start();
+    let (p, recs) = email_project(&["H03", "H07"]);
+    send(&p, &sink).expect_code(0);
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 2);
+    for (id, html) in [("H03", "<p>beforeafter</p>"), ("H07", "<p>[2J]0;pwned[31mred[0m</p>")] {
+        let r = recs.iter().find(|r| field(r, "id") == id).unwrap();
+        let m = msgs.iter().find(|m| m.to == [field(r, "email")]).unwrap_or_else(|| panic!("{id} not delivered"));
+        assert_eq!(m.part("text/html").unwrap().trim_end(), html, "{id}");
+        assert_eq!(m.part("text/plain").unwrap().replace("\r\n", "\n"), field(r, "text"), "{id}");
+    }
 }
 
 /// A comma in a display name is part of the name; a comma between two addresses in one field is

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::delivery::{Delivery, RouteLog};
 use super::fuse::Fuse;
 use super::log::RunLog;
-use super::records::RecordSource;
+use super::records::{BadRecords, RecordSource};
 use crate::config::Config;
 use crate::plan::paths::PathTemplate;
 use crate::plan::Templates;
@@ -216,9 +217,16 @@ pub struct BatchCx<'a> {
     /// `{vars, params, secrets, steps, run}`.
     pub ctx: &'a Value,
     pub run: &'a RunEnv,
+    /// Bad input records logged as failed items (through `bad_records`), for the step's message.
+    pub(super) bad_logged: Arc<AtomicU64>,
 }
 
 impl BatchCx<'_> {
+    /// Where the step records input records it could not use: each becomes a failed item.
+    pub fn bad_records(&self) -> BadRecords {
+        BadRecords::new(self.run, self.step_id, self.bad_logged.clone())
+    }
+
     /// A path field of the step, rendered and resolved against the project folder; a rendered
     /// path that leaves it (`PathRule`) is refused.
     pub fn path(&self, t: &PathTemplate) -> anyhow::Result<PathBuf> {

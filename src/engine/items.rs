@@ -132,8 +132,7 @@ async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: 
     let rec = match rec {
         Ok(r) => r,
         Err(e) => {
-            result.error = Some(env.secrets.redact(&format!("bad record: {e:#}")));
-            writer.write(result).await;
+            writer.write(super::records::bad_record(env, &step.id, seq, &e)).await;
             return Outcome::Written(ItemStatus::Failed);
         }
     };

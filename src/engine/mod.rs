@@ -246,11 +246,15 @@ impl Runner<'_> {
                 return Ok(StepSummary { id: step.id.clone(), status: StepStatus::Skipped, counts: Counts::default(), error: None });
             }
         }
+        // Failed records the run log lists as items (all of them, in a per-item step).
+        let mut failed_items = 0;
         let (source, output, counts) = match &step.kind {
             Step::Batch(b) => {
                 let input = b.input().map(|id| self.source_of(id)).unwrap_or(RecordSource::Empty);
-                let out = b.run(input, &BatchCx { step_id: &step.id, ctx: &ctx, run: &self.env }).await?;
+                let cx = BatchCx { step_id: &step.id, ctx: &ctx, run: &self.env, bad_logged: Default::default() };
+                let out = b.run(input, &cx).await?;
                 record_artifacts(&self.env, &step.id, None, &out.artifacts).await;
+                failed_items = cx.bad_logged.load(std::sync::atomic::Ordering::Relaxed);
                 (out.records, out.output, Counts { ok: out.ok, failed: out.failed, ..Counts::default() })
             }
             Step::Item(k) => {
@@ -277,7 +281,7 @@ impl Runner<'_> {
         } else {
             StepStatus::Succeeded
         };
-        let error = (counts.failed > 0).then(|| match step.per_item {
+        let error = (counts.failed > 0).then(|| match step.per_item || failed_items == counts.failed {
             true => format!("{} item(s) failed; `cxflow show {run_id}` lists them", counts.failed),
             false => format!("{} record(s) failed; `cxflow show {run_id} --json` has the step's error samples", counts.failed),
         });

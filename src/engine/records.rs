@@ -2,6 +2,7 @@
 //! records are (a file, a query, the run log), opened lazily by whichever step consumes it,
 //! so a million-row CSV flows through without being held in memory.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::contract::RunEnv;
+use super::log::{ItemResult, ItemSink, ItemStatus};
 
 pub type Record = Map<String, Value>;
 pub type Records = BoxStream<'static, anyhow::Result<Record>>;
@@ -106,6 +108,57 @@ pub fn as_record(v: Value, field: &str) -> anyhow::Result<Record> {
         Value::Object(m) => m,
         other => Map::from_iter([(field.to_string(), other)]),
     })
+}
+
+/// A record its source could not read (a CSV row that is not UTF-8, a JSON line that does not
+/// parse), as the run log keeps it: a failed item of the consuming step, keyed by its position in
+/// the stream (`#17`), its error naming the file and line. Per-item steps and batch sinks record
+/// it the same way, so a bad row fails alone whichever kind reads it.
+pub(super) fn bad_record(env: &RunEnv, step_id: &str, seq: i64, e: &anyhow::Error) -> ItemResult {
+    ItemResult {
+        run_id: env.run_id,
+        step_id: step_id.to_string(),
+        key: format!("#{seq}"),
+        seq,
+        status: ItemStatus::Failed,
+        attempts: 0,
+        error: Some(env.secrets.redact(&format!("bad record: {e:#}"))),
+        output: None,
+    }
+}
+
+/// The bad records a batch step met while reading its input, written to the run log as they come
+/// (a file of bad rows costs no memory). Take it with `BatchCx::bad_records`; `finish` when done.
+pub struct BadRecords {
+    env: RunEnv,
+    step_id: String,
+    sink: Box<dyn ItemSink>,
+    count: u64,
+    logged: Arc<AtomicU64>,
+}
+
+impl BadRecords {
+    pub(super) fn new(env: &RunEnv, step_id: &str, logged: Arc<AtomicU64>) -> BadRecords {
+        BadRecords { env: env.clone(), step_id: step_id.to_string(), sink: env.log.item_sink(), count: 0, logged }
+    }
+
+    /// Record `e`, the error the input gave at position `seq` (1-based, counting good records too).
+    pub async fn add(&mut self, seq: u64, e: &anyhow::Error) {
+        self.sink.write(bad_record(&self.env, &self.step_id, seq as i64, e)).await;
+        self.count += 1;
+        self.logged.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Commit them; returns how many there were. A failed write blows the run's fuse, so the
+    /// step ends `failed` with the reason, as in the item loop.
+    pub async fn finish(self) -> u64 {
+        if self.count > 0 {
+            if let Err(e) = self.sink.flush().await {
+                self.env.fuse.blow(format!("item results: {e}"));
+            }
+        }
+        self.count
+    }
 }
 
 /// Run a blocking reader on its own thread, feeding a bounded channel (backpressure keeps memory flat).

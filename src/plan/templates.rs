@@ -23,7 +23,7 @@ use handlebars::{Context, Handlebars};
 use serde_json::Value;
 
 pub use deadline::with_deadline;
-pub use escape::{escape_html, escape_markdown};
+pub use escape::{escape_html, escape_markdown, is_stray_control, quote_data};
 
 /// What a rendered template becomes; decides how the values in it are escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::RunEnv;
+use crate::engine::records::BadRecords;
 use crate::engine::{Artifact, BatchCx, BatchOutcome, BatchStep, RecordSource};
 use crate::plan::paths::PathTemplate;
 use crate::plan::PlanCx;
@@ -64,58 +65,67 @@ impl BatchStep for WritePlan {
 
     async fn run(&self, input: RecordSource, cx: &BatchCx<'_>) -> anyhow::Result<BatchOutcome> {
         let path = cx.path(&self.path)?;
-        let n = write(&input, &path, self.csv, self, cx.run).await?;
+        let (n, failed) = write(&input, &path, self.csv, self, cx.run, cx.bad_records()).await?;
         let artifacts = match cx.run.dry_run {
             true => Vec::new(),
             false => vec![Artifact::new(if self.csv { "csv" } else { "json" }, path.clone())],
         };
         let output = json!({"path": path.display().to_string(), "count": n});
-        Ok(BatchOutcome { records: RecordSource::Empty, output, ok: n, failed: 0, artifacts })
+        Ok(BatchOutcome { records: RecordSource::Empty, output, ok: n, failed, artifacts })
     }
 }
 
-/// Write all records of `input` to `path`; returns how many. In a dry run nothing is written.
+/// Write the records of `input` to `path`; returns how many were written and how many the input
+/// could not give (a row that does not parse). Those fail alone, as items in `bad`, like in a
+/// per-item step: the file holds the others. In a dry run nothing is written.
 ///
 /// The file is written on a blocking thread that pulls the records itself: a hand-off through
 /// the runtime cost a thread wake-up per record (twice the futex calls of a direct read).
-pub async fn write(input: &RecordSource, path: &Path, csv: bool, w: &WritePlan, env: &RunEnv) -> anyhow::Result<u64> {
+pub async fn write(
+    input: &RecordSource,
+    path: &Path,
+    csv: bool,
+    w: &WritePlan,
+    env: &RunEnv,
+    mut bad: BadRecords,
+) -> anyhow::Result<(u64, u64)> {
     let mut records = input.open(env);
-    let read_context = format!("cannot read the records of step `{}`", w.from);
     if env.dry_run {
-        let mut n = 0u64;
+        let (mut n, mut seq) = (0u64, 0u64);
         while let Some(rec) = records.next().await {
-            rec.context(read_context.clone())?;
-            n += 1;
+            seq += 1;
+            match rec {
+                Ok(_) => n += 1,
+                Err(e) => bad.add(seq, &e).await,
+            }
         }
-        return Ok(n);
+        return Ok((n, bad.finish().await));
     }
     let (path, format) = (path.to_path_buf(), Format { csv, columns: w.columns.clone(), lines: w.lines });
     let secrets = env.secrets.clone();
     let handle = tokio::runtime::Handle::current();
-    let (written, n, read_error) = tokio::task::spawn_blocking(move || {
-        let (mut n, mut read_error) = (0u64, None);
-        let mut next = || match handle.block_on(records.next()) {
-            Some(Ok(rec)) => {
-                n += 1;
-                Some(Msg::Record(Value::Object(rec)))
+    let (written, n, bad) = tokio::task::spawn_blocking(move || {
+        // `seq` counts bad records too, so an item key `#17` is the 17th record of the input.
+        let (mut n, mut seq) = (0u64, 0u64);
+        let mut next = || loop {
+            seq += 1;
+            match handle.block_on(records.next()) {
+                Some(Ok(rec)) => {
+                    n += 1;
+                    return Some(Msg::Record(Value::Object(rec)));
+                }
+                Some(Err(e)) => handle.block_on(bad.add(seq, &e)),
+                None => return Some(Msg::End),
             }
-            // Not `End`: the writer drops the temporary file instead of renaming it.
-            Some(Err(e)) => {
-                read_error = Some(e.context(read_context.clone()));
-                None
-            }
-            None => Some(Msg::End),
         };
         let written = write_file(&mut next, &path, &format, &|v| secrets.redact_value(v));
-        (written, n, read_error)
+        (written, n, bad)
     })
     .await
     .context("the file writer stopped unexpectedly")?;
-    if let Some(e) = read_error {
-        return Err(e);
-    }
+    let failed = bad.finish().await;
     written?;
-    Ok(n)
+    Ok((n, failed))
 }
 
 enum Msg {

@@ -1,7 +1,16 @@
 //! How a value is escaped for each kind of output, and the one check a header value needs.
 
+/// A control character no rendered page or message means: NUL, ESC, DEL, the C1 controls (all
+/// of `char::is_control` but tab and line ends). A NUL is invalid HTML and cuts the text short in
+/// some mail clients; an ESC sequence acts on a terminal that prints the output. Route's digests
+/// drop the same ones.
+pub fn is_stray_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
 /// Handlebars' own escape also escapes `=` and backticks, which breaks query strings in links
-/// (`?a=1&b=2` → `?a&#x3D;1...`). Escaping exactly these five is enough for text and attributes.
+/// (`?a=1&b=2` → `?a&#x3D;1...`). Escaping exactly these five is enough for text and attributes;
+/// stray control characters (`is_stray_control`) are dropped.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
@@ -11,6 +20,7 @@ pub fn escape_html(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if is_stray_control(c) => {}
             c => out.push(c),
         }
     }
@@ -61,13 +71,29 @@ fn line_start_marker(s: &str) -> Option<usize> {
     }
 }
 
+/// Characters of record text an error quotes; the rest is cut and only counted.
+const QUOTED_CHARS: usize = 80;
+
+/// Record text as an error message quotes it: in double quotes with control characters (and
+/// quotes, backslashes, invisible format characters) escaped as `\r`, `\u{1b}`, ..., and cut to
+/// its first 80 characters followed by its full length: `"Eve\r\nBcc: …"… (1048594 bytes)`.
+/// A 1 MB field would otherwise make a 1 MB error in the run log and on the terminal, and an
+/// escape sequence in the data would act on the terminal of whoever reads the log.
+pub fn quote_data(s: &str) -> String {
+    match s.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+    }
+}
+
 /// A header value must be one line: a CR or LF in it would start a header of the data's choosing
 /// (`Bcc: everyone`). Any control character (not just CR/LF) is either that or broken data; a tab
 /// is legitimate folding whitespace. Same rule as `send_email::message`, which checks again.
 pub(super) fn one_line(name: &str, value: &str) -> Result<(), String> {
     if value.chars().any(|c| c.is_control() && c != '\t') {
         return Err(format!(
-            "`{name}` contains a line break ({value:?}); refusing to send (header injection): a header must be one line, remove the line break from the data"
+            "`{name}` contains a line break ({}); refusing to send (header injection): a header must be one line, remove the line break from the data",
+            quote_data(value)
         ));
     }
     Ok(())

@@ -25,6 +25,16 @@ fn html_keeps_urls_working_and_escapes_only_five_characters() {
     assert_eq!(h, "&lt;script&gt;alert(&#39;x&quot;y&#39;)&lt;/script&gt; `a=b`");
 }
 
+/// NUL, ESC, DEL and C1 controls never reach an HTML part; tab and line ends do, and so does
+/// the text part, which is delivered as the record wrote it.
+#[test]
+fn html_drops_control_characters_but_tabs_and_line_ends() {
+    let x = "a\u{0}b\u{1b}[2J\u{1b}]0;t\u{7}c\u{7f}\u{85}\u{9f}d\te\r\nf\u{c}g";
+    assert_eq!(render("{{item.x}}", Output::Html, json!({ "x": x })).unwrap(), "ab[2J]0;tcd\te\r\nfg");
+    assert_eq!(render("<p title=\"{{item.x}}\">", Output::Html, json!({"x": "\u{0}\"<"})).unwrap(), "<p title=\"&quot;&lt;\">");
+    assert_eq!(render("{{item.x}}", Output::Text, json!({ "x": x })).unwrap(), x);
+}
+
 #[test]
 fn text_and_header_leave_values_as_they_are() {
     for o in [Output::Text, Output::Header] {
@@ -69,6 +79,30 @@ fn a_line_break_in_a_header_is_refused() {
     assert_eq!(render("{{item.x}}", Output::Header, json!({"x": "a\tb"})).unwrap(), "a\tb");
     // The same value is fine in a body.
     assert!(render("{{item.x}}", Output::Text, json!({"x": "a\r\nb"})).is_ok());
+}
+
+#[test]
+fn record_text_in_an_error_is_escaped_and_cut() {
+    assert_eq!(quote_data("Eve\r\nBcc: x"), r#""Eve\r\nBcc: x""#);
+    assert_eq!(quote_data("\u{1b}[2J\u{0}\u{202e}\"\\"), r#""\u{1b}[2J\0\u{202e}\"\\""#);
+    let eighty = "é".repeat(80);
+    assert_eq!(quote_data(&eighty), format!("\"{eighty}\""), "80 characters are shown whole");
+    let big = format!("Eve\r\n{}", "é".repeat(1 << 19));
+    assert_eq!(quote_data(&big), format!("\"Eve\\r\\n{}\"… (1048581 bytes)", "é".repeat(75)));
+}
+
+/// A refused header quotes 80 characters of a 1 MB field, not the field.
+#[test]
+fn a_huge_header_value_with_a_line_break_makes_a_short_error() {
+    let name = format!("Eve\r\nBcc: all@x.test {}", "x".repeat(1 << 20));
+    let e = render("{{item.name}}", Output::Header, json!({ "name": name })).unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            r#"`steps[1].send_email.subject` contains a line break ("Eve\r\nBcc: all@x.test {}"… (1048597 bytes)); refusing to send (header injection): a header must be one line, remove the line break from the data"#,
+            "x".repeat(59)
+        )
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@
 use handlebars::Context;
 use serde_json::Value;
 
-use crate::plan::templates::{Output, TemplateRef, Templates};
+use crate::plan::templates::{is_stray_control, Output, TemplateRef, Templates};
 use crate::plan::PlanCx;
 
 /// Shipped templates, used when the project's templates folder has none of its own.
@@ -116,12 +116,8 @@ pub(super) fn slug(name: &str) -> String {
     }
 }
 
-fn bad(c: char) -> bool {
-    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
-}
-
 fn clean(s: &str) -> Option<String> {
-    s.chars().any(bad).then(|| s.chars().filter(|&c| !bad(c)).collect())
+    s.chars().any(is_stray_control).then(|| s.chars().filter(|&c| !is_stray_control(c)).collect())
 }
 
 /// Removes control characters (NUL, ESC, DEL, C1 controls...) from every string and key of a
@@ -142,7 +138,7 @@ pub(super) fn strip_controls(v: &mut Value) {
 }
 
 pub(super) fn strip_controls_map(m: &mut serde_json::Map<String, Value>) {
-    if m.keys().any(|k| k.chars().any(bad)) {
+    if m.keys().any(|k| k.chars().any(is_stray_control)) {
         *m = std::mem::take(m).into_iter().map(|(k, v)| (clean(&k).unwrap_or(k), v)).collect();
     }
     m.values_mut().for_each(strip_controls);

@@ -10,6 +10,8 @@ use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
+use crate::plan::templates::quote_data;
+
 /// One email with every template already rendered.
 #[derive(Debug, Clone, Default)]
 pub struct Rendered {
@@ -30,9 +32,10 @@ pub struct Rendered {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MessageError {
-    #[error("`{field}` contains a line break ({value:?}); refusing to send (header injection)")]
+    // Record data is quoted cut and escaped: a 1 MB field must not make a 1 MB error.
+    #[error("`{field}` contains a line break ({}); refusing to send (header injection)", quote_data(.value))]
     LineBreak { field: String, value: String },
-    #[error("`{field}` is not a valid address: `{value}` ({reason})")]
+    #[error("`{field}` is not a valid address: {} ({reason})", quote_data(.value))]
     BadAddress { field: String, value: String, reason: String },
     #[error("`to` is empty after rendering; there is nobody to send to")]
     NoRecipient,
@@ -267,13 +270,32 @@ mod tests {
         let mut r = base();
         r.to = vec!["Bob <not-an-address>".into()];
         let e = build(&r).unwrap_err().to_string();
-        assert!(e.contains("`to` is not a valid address: `Bob <not-an-address>`"), "{e}");
+        assert!(e.contains("`to` is not a valid address: \"Bob <not-an-address>\""), "{e}");
         let mut r = base();
         r.headers = vec![("Bcc".into(), "x@y.z".into())];
         assert!(matches!(build(&r), Err(MessageError::BadHeader(..))));
         let mut r = base();
         r.to = vec![" ".into()];
         assert_eq!(build(&r).unwrap_err(), MessageError::NoRecipient);
+    }
+
+    #[test]
+    fn a_refusal_quotes_record_data_cut_and_escaped() {
+        let mut r = base();
+        r.subject = format!("Hi\u{1b}[2J{}", "y".repeat(1 << 20));
+        assert_eq!(
+            build(&r).unwrap_err().to_string(),
+            format!(
+                r#"`subject` contains a line break ("Hi\u{{1b}}[2J{}"… (1048582 bytes)); refusing to send (header injection)"#,
+                "y".repeat(74)
+            )
+        );
+        let mut r = base();
+        r.to = vec![format!("Bob <{}>", "z".repeat(1 << 20))];
+        assert_eq!(
+            build(&r).unwrap_err().to_string(),
+            format!(r#"`to` is not a valid address: "Bob <{}"… (1048582 bytes) (Missing domain or user)"#, "z".repeat(75))
+        );
     }
 
     #[test]

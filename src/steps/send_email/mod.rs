@@ -84,7 +84,10 @@ pub(crate) fn plan(raw: &crate::spec::Node, path: &str, cx: &mut PlanCx) -> Opti
         }
     }
     let mut errs = vec![];
-    let compiled = Compiled::compile_at(spec, &dir, path, |p, m| errs.push((at(p), m)));
+    // `path` is the kind's own path (`steps[1].send_email`) and the template names already start
+    // with `send_email.`: the step's path alone, or a render error names `send_email.send_email.`.
+    let step_path = path.strip_suffix(".send_email").unwrap_or(path);
+    let compiled = Compiled::compile_at(spec, &dir, step_path, |p, m| errs.push((at(p), m)));
     for (p, m) in errs {
         let help =
             p.ends_with(".template").then(|| format!("templates live in `{}`: `<name>.html.hbs` and/or `<name>.txt.hbs`", dir.display()));
