@@ -110,6 +110,26 @@ pub fn as_record(v: Value, field: &str) -> anyhow::Result<Record> {
     })
 }
 
+/// The error of one record its source could not give while the source itself goes on (a row
+/// that does not parse, one over the size limit, a tail still being written): the consumer fails
+/// that record alone. Any other error in a record stream means the source itself failed (a
+/// database it cannot reach, a file it cannot read), and a batch step fails with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadRecord(pub String);
+
+impl BadRecord {
+    /// `e` as the error of one bad record (its message kept).
+    pub fn wrap(e: anyhow::Error) -> anyhow::Error {
+        anyhow::Error::new(BadRecord(format!("{e:#}")))
+    }
+}
+
+/// Whether `e` is one bad record (`BadRecord`), not a failure of the whole source.
+pub fn is_bad_record(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<BadRecord>().is_some()
+}
+
 /// A record its source could not read (a CSV row that is not UTF-8, a JSON line that does not
 /// parse), as the run log keeps it: a failed item of the consuming step, keyed by its position in
 /// the stream (`#17`), its error naming the file and line. Per-item steps and batch sinks record

@@ -11,7 +11,7 @@ use serde_json::{json, Number, Value};
 use tokio::sync::mpsc;
 
 use super::csv_rows::{count_records, CsvRows, Problem, Row};
-use crate::engine::records::{blocking, complete_lines, open_file, Record, Records, Source};
+use crate::engine::records::{blocking, complete_lines, open_file, BadRecord, Record, Records, Source};
 use crate::engine::{BatchCx, BatchOutcome, BatchStep, RecordSource};
 use crate::plan::paths::PathTemplate;
 use crate::plan::PlanCx;
@@ -141,18 +141,18 @@ fn read_csv(path: &Path, delimiter: u8, max: usize, tx: Tx) -> anyhow::Result<()
             // not green and a resume after the file is complete picks it up.
             Row::End if cut_short => {
                 let line = rows.next_line();
-                let _ = tx.blocking_send(Err(anyhow!(
+                let _ = tx.blocking_send(Err(BadRecord::wrap(anyhow!(
                     "`{}` line {line}: this last line has no line end, so the file may still be being written; it was left out. \
                      If the file is complete, end it with a line break, then resume the run",
                     path.display()
-                )));
+                ))));
                 return Ok(());
             }
             Row::End => return Ok(()),
             Row::Record { line } => record(&headers, &rec).map_err(|p| anyhow!("`{}` line {line}: {p}", path.display())),
             Row::Bad { line, problem } => Err(anyhow!("`{}` line {line}: {problem}", path.display())),
         };
-        if tx.blocking_send(msg).is_err() {
+        if tx.blocking_send(msg.map_err(BadRecord::wrap)).is_err() {
             return Ok(()); // the consumer stopped (on_error: stop, or shutdown)
         }
     }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use self::split::{Cut, Elements, Lines};
-use crate::engine::records::{blocking, open_file, Record, Records, Source};
+use crate::engine::records::{blocking, open_file, BadRecord, Record, Records, Source};
 use crate::engine::{BatchCx, BatchOutcome, BatchStep, RecordSource};
 use crate::plan::paths::PathTemplate;
 use crate::plan::PlanCx;
@@ -118,14 +118,14 @@ fn send_all(path: &Path, max: usize, tx: &Tx, mut next: impl FnMut(&mut Vec<u8>)
                 path.display()
             )),
             Cut::Unclosed { line } => {
-                let _ = tx.blocking_send(Err(anyhow!(
+                let _ = tx.blocking_send(Err(BadRecord::wrap(anyhow!(
                     "`{}` line {line}: the file ends inside this record (a bracket or quote is not closed); close the array",
                     path.display()
-                )));
+                ))));
                 return Ok(());
             }
         };
-        if tx.blocking_send(rec).is_err() {
+        if tx.blocking_send(rec.map_err(BadRecord::wrap)).is_err() {
             return Ok(()); // the consumer stopped
         }
     }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::RunEnv;
-use crate::engine::records::BadRecords;
+use crate::engine::records::{is_bad_record, BadRecords};
 use crate::engine::{Artifact, BatchCx, BatchOutcome, BatchStep, RecordSource};
 use crate::plan::paths::PathTemplate;
 use crate::plan::PlanCx;
@@ -90,13 +90,18 @@ pub async fn write(
     mut bad: BadRecords,
 ) -> anyhow::Result<(u64, u64)> {
     let mut records = input.open(env);
+    let read_context = format!("cannot read the records of step `{}`", w.from);
     if env.dry_run {
         let (mut n, mut seq) = (0u64, 0u64);
         while let Some(rec) = records.next().await {
             seq += 1;
             match rec {
                 Ok(_) => n += 1,
-                Err(e) => bad.add(seq, &e).await,
+                Err(e) if is_bad_record(&e) => bad.add(seq, &e).await,
+                Err(e) => {
+                    bad.finish().await;
+                    return Err(e.context(read_context));
+                }
             }
         }
         return Ok((n, bad.finish().await));
@@ -104,9 +109,9 @@ pub async fn write(
     let (path, format) = (path.to_path_buf(), Format { csv, columns: w.columns.clone(), lines: w.lines });
     let secrets = env.secrets.clone();
     let handle = tokio::runtime::Handle::current();
-    let (written, n, bad) = tokio::task::spawn_blocking(move || {
+    let (written, n, bad, source_error) = tokio::task::spawn_blocking(move || {
         // `seq` counts bad records too, so an item key `#17` is the 17th record of the input.
-        let (mut n, mut seq) = (0u64, 0u64);
+        let (mut n, mut seq, mut source_error) = (0u64, 0u64, None);
         let mut next = || loop {
             seq += 1;
             match handle.block_on(records.next()) {
@@ -114,16 +119,24 @@ pub async fn write(
                     n += 1;
                     return Some(Msg::Record(Value::Object(rec)));
                 }
-                Some(Err(e)) => handle.block_on(bad.add(seq, &e)),
+                Some(Err(e)) if is_bad_record(&e) => handle.block_on(bad.add(seq, &e)),
+                // The source itself failed: not `End`, so the writer drops the temporary file.
+                Some(Err(e)) => {
+                    source_error = Some(e.context(read_context.clone()));
+                    return None;
+                }
                 None => return Some(Msg::End),
             }
         };
         let written = write_file(&mut next, &path, &format, &|v| secrets.redact_value(v));
-        (written, n, bad)
+        (written, n, bad, source_error)
     })
     .await
     .context("the file writer stopped unexpectedly")?;
     let failed = bad.finish().await;
+    if let Some(e) = source_error {
+        return Err(e);
+    }
     written?;
     Ok((n, failed))
 }
