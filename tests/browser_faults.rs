@@ -50,12 +50,7 @@ steps:
     browser:
 {extra}
       rejected_if: {{ selector: "#errors", text: "required" }}
-      login:
-        - goto: "{{{{params.portal}}}}/login"
-        - fill: {{ "#username": "{{{{secrets.PORTAL_USER}}}}", "#password": "{{{{secrets.PORTAL_PASSWORD}}}}" }}
-        - click: "button[type=submit]"
-        - wait_for: "#dashboard"
-      actions:
+{login}      actions:
         - goto: "{{{{params.portal}}}}/returns/new"
         - fill: {{ "#order": "{{{{item.order_id}}}}", "#name": "{{{{item.name}}}}", "#email": "{{{{item.email}}}}" }}
         - select: {{ "#reason": "damaged" }}
@@ -64,6 +59,7 @@ steps:
         - wait_for: {{ selector: "#confirmation", timeout: 10s }}
         - extract: {{ confirmation_id: "#confirmation" }}
 "##,
+            login = browser_common::LOGIN,
             url = portal.url
         ),
     );

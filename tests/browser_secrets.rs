@@ -47,14 +47,10 @@ steps:
     item_key: "{{{{item.id}}}}"
     concurrency: 1
     browser:
-      login:
-        - goto: "{{{{params.portal}}}}/login"
-        - fill: {{ "#username": "{{{{secrets.PORTAL_USER}}}}", "#password": "{{{{secrets.PORTAL_PASSWORD}}}}" }}
-        - click: "button[type=submit]"
-        - wait_for: "#dashboard"
-      actions:
+{login}      actions:
         - wait_for: {{ selector: "#never", timeout: 1s }}
 "##,
+            login = browser_common::LOGIN,
             url = portal.url
         ),
     );

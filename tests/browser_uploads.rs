@@ -33,12 +33,7 @@ steps:
     item_key: "{{{{item.order_id}}}}"
     browser:
       sessions: 1
-      login:
-        - goto: "{{{{params.portal}}}}/login"
-        - fill: {{ "#username": "{{{{secrets.PORTAL_USER}}}}", "#password": "{{{{secrets.PORTAL_PASSWORD}}}}" }}
-        - click: "button[type=submit]"
-        - wait_for: "#dashboard"
-      actions:
+{login}      actions:
         - goto: "{{{{params.portal}}}}/returns/new"
         - fill: {{ "#order": "{{{{item.order_id}}}}", "#email": "a@example.com" }}
         - select: {{ "#reason": "damaged" }}
@@ -47,6 +42,7 @@ steps:
         - submit: "#submit"
         - wait_for: {{ selector: "#confirmation", timeout: 10s }}
 "##,
+            login = browser_common::LOGIN,
             url = portal.url
         ),
     );

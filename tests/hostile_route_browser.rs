@@ -99,12 +99,7 @@ steps:
     for_each: rows
     item_key: "{{{{item.id}}}}"
     browser:
-      login:
-        - goto: "{{{{params.portal}}}}/login"
-        - fill: {{ "#username": "{{{{secrets.PORTAL_USER}}}}", "#password": "{{{{secrets.PORTAL_PASSWORD}}}}" }}
-        - click: "button[type=submit]"
-        - wait_for: "#dashboard"
-      actions:
+{login}      actions:
         - goto: "{{{{params.portal}}}}/returns/new"
         - fill: {{ "#order": "{{{{item.id}}}}", "#email": "{{{{lower item.id}}}}@example.org", "#comment": "{{{{item.text}}}}" }}
         - select: {{ "#reason": "damaged" }}
@@ -112,6 +107,7 @@ steps:
         - submit: "#submit"
         - wait_for: {{ selector: "#confirmation", timeout: 20s }}
 "##,
+            login = browser_common::LOGIN,
             url = portal.url
         ),
     );

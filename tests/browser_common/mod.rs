@@ -46,6 +46,14 @@ pub(crate) fn rows(n: usize) -> Vec<[String; 3]> {
     (1..=n).map(|i| [format!("SO-{}", 5000 + i), format!("c{i}@example.com"), reasons[i % 4].to_string()]).collect()
 }
 
+/// The login every portal workflow of the tests starts with, as workflow text.
+pub(crate) const LOGIN: &str = r##"      login:
+        - goto: "{{params.portal}}/login"
+        - fill: { "#username": "{{secrets.PORTAL_USER}}", "#password": "{{secrets.PORTAL_PASSWORD}}" }
+        - click: "button[type=submit]"
+        - wait_for: "#dashboard"
+"##;
+
 /// A project with `data/returns.csv` (`rows`) and `workflows/returns.yaml` whose browser step
 /// has `browser_extra` (indented step keys) and the standard login and form actions.
 pub(crate) fn project(portal: &BgPortal, n: usize, browser_extra: &str, field: impl Fn(usize) -> String) -> TestProject {
@@ -70,12 +78,7 @@ steps:
     item_key: "{{{{item.order_id}}}}"
     browser:
 {browser_extra}
-      login:
-        - goto: "{{{{params.portal}}}}/login"
-        - fill: {{ "#username": "{{{{secrets.PORTAL_USER}}}}", "#password": "{{{{secrets.PORTAL_PASSWORD}}}}" }}
-        - click: "button[type=submit]"
-        - wait_for: "#dashboard"
-      actions:
+{login}      actions:
         - goto: "{{{{params.portal}}}}/returns/new"
         - if_present: "#cookie-banner"
           then:
@@ -87,6 +90,7 @@ steps:
         - wait_for: {{ selector: "#confirmation", timeout: 10s }}
         - extract: {{ confirmation_id: "#confirmation" }}
 "##,
+            login = LOGIN,
             url = portal.url
         ),
     );
