@@ -1,5 +1,5 @@
 //! The hostile-records corpus (`tests/hostile/`) end to end with the real binary, through
-//! sources, `command`, the file sinks and `send_email`: each record either arrives literally on
+//! sources (`read_csv`, `read_json`, `sql`), `command`, the file sinks and `send_email`: each record either arrives literally on
 //! the other side (the program's argument, the written file, the SMTP sink) or fails as one item
 //! whose error names it, and the other records go through untouched. Nothing panics.
 
@@ -79,6 +79,51 @@ steps:
     for (row, r) in rows.iter().zip(&recs) {
         assert_eq!(row.get(3), Some(field(r, "text")), "{}", field(r, "id"));
     }
+}
+
+/// The `sql` source over a SQLite table holding the corpus (and the 1 MB record): every value comes
+/// back exactly, and a hostile value bound through `args` is data, never SQL.
+#[test]
+fn sql_rows_are_written_back_exactly_and_args_stay_data() {
+    let p = TestProject::new();
+    let recs = write_sources(&p);
+    let db = p.path().join("data/hostile.sqlite");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&db).create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::query("CREATE TABLE recs (n INTEGER, id TEXT, name TEXT, email TEXT, text TEXT, file TEXT)").execute(&pool).await.unwrap();
+        for (n, r) in recs.iter().enumerate() {
+            let q = sqlx::query("INSERT INTO recs VALUES (?, ?, ?, ?, ?, ?)").bind(n as i64);
+            let q = ["id", "name", "email", "text", "file"].iter().fold(q, |q, c| q.bind(field(r, c).to_string()));
+            q.execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    });
+    p.write(
+        "workflows/hostile.yaml",
+        &format!(
+            r#"name: hostile
+params:
+  skip: "x' AND 0 OR 'a'='b"
+steps:
+  - id: rows
+    sql:
+      url: "sqlite://{}"
+      query: "SELECT id, name, email, text, file FROM recs WHERE id <> ?1 ORDER BY n"
+      args: ["{{{{params.skip}}}}"]
+  - id: out
+    write_json: {{ from: rows, path: out/rows.json }}
+"#,
+            db.display()
+        ),
+    );
+    p.run(&["run", "workflows/hostile.yaml"]).expect_code(0);
+    assert_eq!(written_json(&p, "out/rows.json"), recs);
+    // Bound, the injection-shaped value is a string no id equals, so every row came back (spliced,
+    // `WHERE id <> 'x' AND 0 OR 'a'='b'` would have matched none); a real id leaves out that row.
+    p.run(&["run", "workflows/hostile.yaml", "--var", &format!("skip={}", field(&recs[0], "id"))]).expect_code(0);
+    assert_eq!(written_json(&p, "out/rows.json"), recs[1..].to_vec());
 }
 
 /// A sink reading a source with one bad row: the row fails alone (an item naming file and line,
