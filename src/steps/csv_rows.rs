@@ -56,8 +56,6 @@ pub(crate) struct CsvRows<R> {
     lines: u64,
     fields: Vec<u8>,
     ends: Vec<usize>,
-    /// The current record as written, to check its quoting when it runs over lines.
-    raw: Vec<u8>,
     header_len: Option<usize>,
 }
 
@@ -74,7 +72,6 @@ impl<R: Read + Seek> CsvRows<R> {
             lines: 0,
             fields: vec![0; 1 << 12],
             ends: vec![0; 64],
-            raw: Vec::new(),
             header_len: None,
         }
     }
@@ -114,7 +111,6 @@ impl<R: Read + Seek> CsvRows<R> {
         self.skip_line_ends()?;
         let (line, start) = (self.lines + 1, self.pos);
         let mut first_nl: Option<u64> = None;
-        self.raw.clear();
         let (mut nout, mut nend, mut size, mut too_big) = (0usize, 0usize, 0u64, false);
         let mut at_eof;
         loop {
@@ -138,14 +134,12 @@ impl<R: Read + Seek> CsvRows<R> {
             at_eof = buf.is_empty();
             let (res, nin, o, e) = self.core.read_record(buf, fields, ends);
             let read = &buf[..nin];
-            if first_nl.is_none() {
-                first_nl = memchr::memchr(b'\n', read).map(|i| pos + i as u64);
+            // One pass for both: where the record's first `\n` is, and how many there are.
+            let mut newlines = memchr::memchr_iter(b'\n', read);
+            if let Some(i) = newlines.next() {
+                first_nl.get_or_insert(pos + i as u64);
+                self.lines += 1 + newlines.count() as u64;
             }
-            if !too_big {
-                self.raw.extend_from_slice(read);
-            }
-            let nl = memchr::memchr_iter(b'\n', read).count() as u64;
-            self.lines += nl;
             self.consume(nin);
             (nout, nend, size) = (nout + o, nend + e, size + nin as u64);
             too_big |= size > self.max as u64;
@@ -167,7 +161,7 @@ impl<R: Read + Seek> CsvRows<R> {
         // is the opening quote of a later field, followed by its text): it swallowed the lines
         // after it. A multi-line field quoted properly is data, even in a row with the wrong
         // number of fields: reading it again line by line would make rows of its text.
-        if over_lines && (at_eof || !quotes_close(&self.raw, self.delimiter)) {
+        if over_lines && (at_eof || !quotes_close(&self.raw_since(start)?, self.delimiter)) {
             // Those are read again, from the line after the quote's.
             let resume = first_nl.unwrap_or(start) + 1;
             self.input.seek(SeekFrom::Start(resume))?;
@@ -184,6 +178,15 @@ impl<R: Read + Seek> CsvRows<R> {
             s = e;
         }
         Ok(Row::Record { line })
+    }
+
+    /// The bytes of the record just read, as written, read again from the file: only a record
+    /// that ran over lines needs them (to check its quoting), so no record is copied for it.
+    fn raw_since(&mut self, start: u64) -> std::io::Result<Vec<u8>> {
+        let mut raw = vec![0; usize::try_from(self.pos - start).unwrap_or(usize::MAX)];
+        self.input.seek(SeekFrom::Start(start))?;
+        self.input.read_exact(&mut raw)?;
+        Ok(raw)
     }
 
     /// The line the next record would start on, at the least (for "the last line" messages).
