@@ -34,6 +34,8 @@
 //! - [`store`]: the SQLite run log: every SQL string and the migrations; implements `RunLog`.
 //! - [`cli`]: the commands behind `cxflow <command>`; `main.rs` prints errors and picks exit codes.
 //! - [`scheduler`]: `cxflow serve`, the daemon: catalog with hot reload, launcher, lock, alerts.
+//! - [`web`]: the dashboard, the HTTP API and `/metrics` (`cxflow serve`, `cxflow ui`): pages and
+//!   JSON over the store's reads, actions through `control`, who may do what in `web::auth`.
 //! - [`demo_portal`]: a small returns portal on loopback that the `browser` step is tested against.
 //!
 //! `docs/architecture.md` explains each seam and walks through adding a step kind.
@@ -82,3 +84,4 @@ pub mod secrets;
 pub mod spec;
 pub mod steps;
 pub mod store;
+pub mod web;

@@ -75,6 +75,8 @@ enum Command {
     Schema,
     /// Run every workflow with a `schedule:` on its cron until SIGTERM / Ctrl-C (docs/scheduling.md).
     Serve,
+    /// Serve the dashboard, the HTTP API and /metrics over the run log, without scheduling (docs/dashboard.md).
+    Ui,
     /// List upcoming fire times of every scheduled workflow, in its zone and local time.
     Next {
         /// Fire times per workflow.
@@ -188,6 +190,7 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         }
         Command::Schema | Command::DemoPortal { .. } => unreachable!("handled above: they need no project"),
         Command::Serve => cli::serve(&project).await,
+        Command::Ui => cli::ui(&project).await,
         Command::Next { count, after } => cli::next(&project, count, after.unwrap_or_else(chrono::Utc::now)),
         Command::Prune => cli::prune(&project).await,
     }

@@ -16,6 +16,7 @@ mod serve;
 mod show;
 mod signals;
 pub mod term;
+mod ui;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,8 @@ pub use load::Project;
 pub use resolve::{resolve, ResolveArgs};
 pub use run::{resume, run, RunArgs};
 pub use serve::{next, prune, serve, sqlite_file};
+pub(crate) use serve::{clone_project, load_all};
+pub use ui::ui;
 pub use show::{runs, show, RunsArgs};
 
 /// Exit codes, documented in the README.

@@ -30,7 +30,7 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
 }
 
-fn clone_project(p: &Project) -> Project {
+pub(crate) fn clone_project(p: &Project) -> Project {
     Project { dir: p.dir.clone(), config: p.config.clone() }
 }
 
@@ -38,7 +38,7 @@ fn clone_project(p: &Project) -> Project {
 type Loaded = (Vec<(PathBuf, Arc<Plan>)>, Vec<(PathBuf, String)>);
 
 /// Every workflow file of the project: the valid ones planned, the others with their errors.
-fn load_all(project: &Project) -> Result<Loaded> {
+pub(crate) fn load_all(project: &Project) -> Result<Loaded> {
     let dir = project.workflows_dir();
     let files = if dir.is_dir() { workflow_files(&dir)? } else { Vec::new() };
     let (mut good, mut bad) = (Vec::new(), Vec::new());
@@ -187,6 +187,7 @@ pub async fn serve(project: &Project) -> Result<i32> {
         ..RunnerConfig::default()
     };
     let shutdown = signals::on_shutdown();
+    let _web = super::ui::start_web(project, &store, Some(plans.clone()), shutdown.clone()).await?;
     tracing::info!(workflows = initial.len(), invalid = bad.len(), resumed = resumes.len(), run_log = %url, "cxflow serve started");
     run_loop(config, initial, resumes, Arc::new(SystemClock), launcher, ctl_rx, shutdown).await;
     tracing::info!("cxflow serve stopped");

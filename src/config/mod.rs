@@ -75,6 +75,8 @@ pub struct Config {
     pub prune_cron: CronSchedule,
     /// Largest record the record readers accept, in bytes, at least 1024.
     pub max_record_bytes: usize,
+    /// Where the dashboard, the API and /metrics listen; None: `off`, no listener.
+    pub http_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -104,6 +106,7 @@ impl Default for Config {
             prune_cron: CronSchedule::parse("17 3 * * *").expect("the default prune time is a cron expression"),
             // Far above any real feedback row or export line, far below what hurts a small server.
             max_record_bytes: 1 << 20,
+            http_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
         }
     }
 }

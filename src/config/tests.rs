@@ -233,6 +233,17 @@ fn max_record_bytes_has_a_default_a_floor_and_an_override() {
     assert!(e.contains("`max_record_bytes`: must be at least 1024 bytes, not `10`") && e.contains("cxflow.yaml:1:19"), "{e}");
 }
 
+#[test]
+fn http_addr_defaults_to_loopback_takes_off_and_names_a_bad_value() {
+    assert_eq!(build("", &[]).unwrap().http_addr, Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))));
+    assert_eq!(build("http_addr: off\n", &[]).unwrap().http_addr, None);
+    assert_eq!(build("", &[("CXFLOW_HTTP_ADDR", "127.0.0.1:0")]).unwrap().http_addr, Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))));
+    assert_eq!(
+        error("http_addr: localhost:80\n", &[]),
+        "error: `http_addr`: `localhost:80` is not an address and port\n  --> cxflow.yaml:1:12\n  |\n1 | http_addr: localhost:80\n  |            ^\n  = help: write it like `127.0.0.1:8080` (an IP address, not a host name), or `off` for no dashboard\n"
+    );
+}
+
 /// A self-signed CA certificate: its PEM, and its DER.
 fn ca_pem() -> (String, Vec<u8>) {
     let key = rcgen::KeyPair::generate().unwrap();

@@ -89,6 +89,7 @@ pub(super) fn settings(raw: &ConfigFile, file: &ConfigSource, env: &EnvOrigins) 
         retention_runs: raw.retention_runs,
         prune_cron: p.field("prune_cron", raw.prune_cron.as_deref(), cron).unwrap_or(d.prune_cron),
         max_record_bytes: p.field("max_record_bytes", raw.max_record_bytes.as_ref(), record_bytes).unwrap_or(d.max_record_bytes),
+        http_addr: p.field("http_addr", raw.http_addr.as_deref(), http_addr).unwrap_or(d.http_addr),
     };
     if let Some(s) = &mut config.smtp_url {
         s.ca = config.smtp_ca_file.clone();
@@ -232,6 +233,19 @@ fn record_bytes(n: &usize) -> Result<usize, Problem> {
         return Ok(*n);
     }
     Err(problem(format!("must be at least 1024 bytes, not `{n}`"), "remove it for the default of 1048576 (1 MiB)"))
+}
+
+fn http_addr(s: &str) -> Result<Option<std::net::SocketAddr>, Problem> {
+    let s = s.trim();
+    if s == "off" {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|_| {
+        problem(
+            format!("`{s}` is not an address and port"),
+            "write it like `127.0.0.1:8080` (an IP address, not a host name), or `off` for no dashboard",
+        )
+    })
 }
 
 fn cron(s: &str) -> Result<CronSchedule, Problem> {

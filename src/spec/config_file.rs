@@ -55,6 +55,9 @@ pub struct ConfigFile {
     /// Largest record `read_csv`, `read_json` and `route` read, in bytes (default 1048576, 1 MiB):
     /// a larger one fails that item and is never held in memory.
     pub max_record_bytes: Option<usize>,
+    /// Where `cxflow serve` and `cxflow ui` serve the dashboard, the API and /metrics:
+    /// `host:port` (default `127.0.0.1:8080`; port 0 picks a free one), or `off`.
+    pub http_addr: Option<String>,
 }
 
 /// `cxflow.yaml` read and deserialized, with what is needed to point into it.

@@ -96,6 +96,8 @@ impl TestProject {
                 c.env_remove(k);
             }
         }
+        // Tests run side by side: each `serve` or `ui` gets a free port (it prints the URL).
+        c.env("CXFLOW_HTTP_ADDR", "127.0.0.1:0");
         c
     }
 

@@ -1,0 +1,42 @@
+//! `cxflow ui`, and the dashboard `cxflow serve` starts beside its scheduler.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{exit, signals, CliError, Project, Result};
+use crate::scheduler::launch::Plans;
+use crate::store::Store;
+use crate::web::{self, workflows::Workflows, App, AppInner};
+
+/// Starts the dashboard on `http_addr` unless it is `off`; None then. It stops with `shutdown`.
+pub(crate) async fn start_web(
+    project: &Project,
+    store: &Store,
+    scheduled: Option<Plans>,
+    shutdown: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = project.config.http_addr else { return Ok(None) };
+    let project = Arc::new(super::clone_project(project));
+    let workflows = Workflows::load(project.clone());
+    workflows.watch(shutdown.clone());
+    let app = App::new(AppInner { store: store.clone(), project, workflows, scheduled, shutdown });
+    let (bound, task) = web::start(app, addr).await.map_err(|e| CliError::Invalid(format!("error: {e:#}")))?;
+    // Tests and scripts with `http_addr: 127.0.0.1:0` read the port from here.
+    errln!("dashboard: http://{bound}/");
+    Ok(Some(task))
+}
+
+/// `cxflow ui`: the dashboard and API over the run log, without scheduling, until SIGTERM.
+pub async fn ui(project: &Project) -> Result<i32> {
+    if project.config.http_addr.is_none() {
+        return Err(CliError::Invalid("`http_addr` is `off`; set it (e.g. `http_addr: 127.0.0.1:8080`) to serve the dashboard".into()));
+    }
+    let store = project.store().await?;
+    let shutdown = signals::on_shutdown();
+    let task = start_web(project, &store, None, shutdown.clone()).await?;
+    if let Some(t) = task {
+        let _ = t.await;
+    }
+    Ok(exit::OK)
+}
