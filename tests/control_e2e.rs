@@ -42,7 +42,12 @@ fn a_paused_workflow_is_skipped_by_serve_and_shown_by_next_until_unpaused() {
     next.expect_code(0);
     let row = next.stdout.lines().find(|l| l.starts_with("tick")).unwrap_or_else(|| panic!("no row for tick:\n{}", next.stdout));
     assert!(row.contains("paused by ana since 20") && row.contains("(`cxflow unpause tick`)"), "{row}");
-    assert_eq!(next.stdout.lines().filter(|l| l.starts_with("tick")).count(), 1, "fire times listed for a paused workflow:\n{}", next.stdout);
+    assert_eq!(
+        next.stdout.lines().filter(|l| l.starts_with("tick")).count(),
+        1,
+        "fire times listed for a paused workflow:\n{}",
+        next.stdout
+    );
 
     let (mut serve, logs) = Serve::in_project(&p);
     wait_until(Duration::from_secs(30), "two fires skipped as paused", || {
@@ -61,10 +66,10 @@ fn a_paused_workflow_is_skipped_by_serve_and_shown_by_next_until_unpaused() {
     serve.sigterm();
     let status = support::wait_for_some(Duration::from_secs(30), "serve to stop after SIGTERM", || serve.0.try_wait().unwrap());
     assert_eq!(status.code(), Some(0), "{}", logs.text());
-    assert_eq!(p.query("SELECT actor, role, action, workflow, outcome FROM actions ORDER BY id"), [
-        "ana|admin|pause|tick|ok",
-        "bo|admin|unpause|tick|ok"
-    ]);
+    assert_eq!(
+        p.query("SELECT actor, role, action, workflow, outcome FROM actions ORDER BY id"),
+        ["ana|admin|pause|tick|ok", "bo|admin|unpause|tick|ok"]
+    );
 }
 
 const SLOW: &str = r#"name: w

@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 use serde_json::{Map, Value};
 
 use super::{exit, signals, CliError, Project, Result};
-use crate::engine::{self, RunOptions, RunStatus, RunSummary, Trigger};
 use crate::control::ResumePlan;
+use crate::engine::{self, RunOptions, RunStatus, RunSummary, Trigger};
 use crate::secrets::Secrets;
 
 pub struct RunArgs {
@@ -63,7 +63,7 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
             termln!("run {run_id} already succeeded; nothing to resume (use --from STEP to redo steps)");
             return Ok(exit::OK);
         }
-        ResumePlan::Ready { plan, params, secrets } => (plan, params, secrets),
+        ResumePlan::Ready(r) => (r.plan, r.params, r.secrets),
     };
     let opts = options(project, Trigger::Resume { run_id, from }, params, false);
     let summary = engine::run(&plan, std::sync::Arc::new(store.clone()), project.config.clone(), secrets, opts).await?;

@@ -20,7 +20,7 @@ use crate::cli::Project;
 use crate::store::{NewAction, Store};
 pub use errors::ControlError;
 pub(crate) use resume::secrets_for;
-pub use resume::{prepare_resume, ResumePlan};
+pub use resume::{prepare_resume, Resumable, ResumePlan};
 
 pub type Result<T> = std::result::Result<T, ControlError>;
 
@@ -75,8 +75,7 @@ impl Actor {
     /// The person at the command line: `by`, else $USER (or $LOGNAME), as admin: whoever can run
     /// the CLI on the machine can already do everything it does.
     pub fn cli(by: Option<String>) -> Actor {
-        let name =
-            by.or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok()).unwrap_or_else(|| "unknown".into());
+        let name = by.or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok()).unwrap_or_else(|| "unknown".into());
         Actor { name, role: Role::Admin }
     }
 }

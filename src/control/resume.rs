@@ -14,7 +14,14 @@ use crate::store::{Store, TriggerKind};
 pub enum ResumePlan {
     /// The run succeeded and no step to redo was named: nothing to do.
     AlreadySucceeded,
-    Ready { plan: Box<Plan>, params: Map<String, Value>, secrets: Secrets },
+    Ready(Box<Resumable>),
+}
+
+/// A run that may go on: its workflow planned again, its parameters, the secrets it needs.
+pub struct Resumable {
+    pub plan: Plan,
+    pub params: Map<String, Value>,
+    pub secrets: Secrets,
 }
 
 /// The secrets `plan` declares, from the environment. A dry run renders every template with
@@ -71,5 +78,5 @@ pub async fn prepare_resume(project: &Project, store: &Store, run_id: i64, from:
         }
     }
     let secrets = secrets_for(&plan)?;
-    Ok(ResumePlan::Ready { plan: Box::new(plan), params, secrets })
+    Ok(ResumePlan::Ready(Box::new(Resumable { plan, params, secrets })))
 }

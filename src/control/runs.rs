@@ -48,7 +48,7 @@ impl Control {
             ResumePlan::AlreadySucceeded => Err(ControlError::Invalid(format!(
                 "run {run_id} already succeeded; nothing to resume (name a step to redo it and the steps after it)"
             ))),
-            ResumePlan::Ready { plan, params, secrets } => self.spawn(*plan, Trigger::Resume { run_id, from }, params, secrets).await,
+            ResumePlan::Ready(r) => self.spawn(r.plan, Trigger::Resume { run_id, from }, r.params, r.secrets).await,
         }
     }
 

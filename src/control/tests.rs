@@ -71,7 +71,10 @@ async fn start_run_answers_with_the_id_and_refusals_are_recorded() {
     let rows = store.actions(&ActionFilter::default(), None, 10).await.unwrap();
     let seen: Vec<(&str, &str, Option<i64>, &str)> =
         rows.iter().map(|r| (r.actor.as_str(), r.action.as_str(), r.run_id, r.outcome.split(':').next().unwrap())).collect();
-    assert_eq!(seen, [("vic", "run", None, "refused"), ("ana", "run", None, "refused"), ("ana", "run", None, "refused"), ("ana", "run", Some(id), "ok")]);
+    assert_eq!(
+        seen,
+        [("vic", "run", None, "refused"), ("ana", "run", None, "refused"), ("ana", "run", None, "refused"), ("ana", "run", Some(id), "ok")]
+    );
     assert_eq!(rows[3].detail.as_deref(), Some(r#"{"params":{"who":"Ana"}}"#));
     assert_eq!(rows[3].role, "operator");
 }
@@ -91,7 +94,10 @@ async fn cancel_stops_a_run_started_here_at_once_and_resume_finishes_it() {
     assert!(row.error.as_deref().unwrap_or_default().starts_with(&format!("cancelled by bo at {}", req.at)), "{:?}", row.error);
     assert!(items_ok(&store, id).await < N as i64, "the cancel did not stop the run");
     let e = c.cancel(&ana(), id).await.unwrap_err();
-    assert_eq!(e.to_string(), format!("run {id} is not running (it is interrupted); there is nothing to cancel; `cxflow resume {id}` continues it"));
+    assert_eq!(
+        e.to_string(),
+        format!("run {id} is not running (it is interrupted); there is nothing to cancel; `cxflow resume {id}` continues it")
+    );
 
     let e = c.resume(&ana(), id, Some("nope".into())).await.unwrap_err();
     assert_eq!(e.to_string(), "workflow `slow` has no step `nope`; its steps are: records, act");
@@ -100,8 +106,13 @@ async fn cancel_stops_a_run_started_here_at_once_and_resume_finishes_it() {
     assert_eq!(items_ok(&store, id).await, N as i64);
     let e = c.resume(&ana(), id, None).await.unwrap_err();
     assert!(e.to_string().starts_with(&format!("run {id} already succeeded")), "{e}");
-    let actions: Vec<String> =
-        store.actions(&ActionFilter { run_id: Some(id), ..Default::default() }, None, 20).await.unwrap().into_iter().map(|r| r.action).collect();
+    let actions: Vec<String> = store
+        .actions(&ActionFilter { run_id: Some(id), ..Default::default() }, None, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
     assert_eq!(actions, ["resume", "resume", "resume", "cancel", "cancel", "resume", "run"]);
 }
 

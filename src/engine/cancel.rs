@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::log::{CancelRequest, RunLog};
+use super::log::RunLog;
 
 /// How often a running run looks for a cancel request: one indexed read per second per run,
 /// and a person sees the run stop about a second after asking.
@@ -46,9 +46,15 @@ pub(super) fn watch(log: Arc<dyn RunLog>, run_id: i64, stop: CancellationToken) 
     }))
 }
 
-/// The run's error when it stopped for a cancel request.
-pub(super) fn message(r: &CancelRequest) -> String {
-    format!("cancelled by {} at {}; `cxflow resume` continues it", r.by, r.at)
+/// The error of an interrupted run: when a person asked for the stop, say who, whichever way
+/// the request arrived (the run log, or a token of the process that started the run).
+pub(super) async fn with_who(log: &dyn RunLog, run_id: i64, error: Option<String>) -> Option<String> {
+    let Ok(Some(r)) = log.cancel_requested(run_id).await else { return error };
+    let who = format!("cancelled by {} at {}; `cxflow resume {run_id}` continues it", r.by, r.at);
+    Some(match error {
+        Some(e) => format!("{who}; {e}"),
+        None => who,
+    })
 }
 
 #[cfg(test)]

@@ -204,13 +204,7 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
     }
     let mut error = summary.steps.iter().find_map(|s| s.error.clone().map(|e| format!("step `{}`: {e}", s.id)));
     if summary.status == RunStatus::Interrupted {
-        // Asked for by a person rather than a signal: say who, whichever way it arrived.
-        if let Ok(Some(r)) = log.cancel_requested(run_id).await {
-            error = Some(match error {
-                Some(e) => format!("{}; {e}", cancel::message(&r)),
-                None => cancel::message(&r),
-            });
-        }
+        error = cancel::with_who(&*log, run_id, error).await;
     }
     log.finish_run(run_id, summary.status, error.as_deref()).await?;
     Ok(summary)

@@ -46,8 +46,10 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
         let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
         let p = serde_json::json!({});
-        let run =
-            a.start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None }).await.unwrap();
+        let run = a
+            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
+            .await
+            .unwrap();
         assert_eq!(a.cancel_requested(run).await.unwrap(), None);
         let first = b.request_cancel(run, "ana").await.unwrap();
         assert_eq!(first.by, "ana");

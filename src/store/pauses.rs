@@ -30,13 +30,15 @@ impl Store {
     /// Pause `workflow`'s schedule. Pausing a paused workflow keeps the first pause (who and
     /// since when) and returns it; otherwise returns the new one.
     pub async fn pause_schedule(&self, workflow: &str, by: &str, reason: Option<&str>) -> Result<Pause> {
-        sqlx::query("INSERT INTO schedule_pauses (workflow, paused_by, paused_at, reason) VALUES (?, ?, ?, ?) ON CONFLICT (workflow) DO NOTHING")
-            .bind(workflow)
-            .bind(by)
-            .bind(now())
-            .bind(reason)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO schedule_pauses (workflow, paused_by, paused_at, reason) VALUES (?, ?, ?, ?) ON CONFLICT (workflow) DO NOTHING",
+        )
+        .bind(workflow)
+        .bind(by)
+        .bind(now())
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
         Ok(self.schedule_pause(workflow).await?.unwrap_or_else(|| Pause {
             // Unpaused by someone else between the two statements: report what was asked.
             workflow: workflow.into(),
@@ -64,7 +66,9 @@ impl Store {
 
     /// Every paused workflow, by name.
     pub async fn paused_schedules(&self) -> Result<Vec<Pause>> {
-        Ok(sqlx::query_as("SELECT workflow, paused_by, paused_at, reason FROM schedule_pauses ORDER BY workflow").fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as("SELECT workflow, paused_by, paused_at, reason FROM schedule_pauses ORDER BY workflow")
+            .fetch_all(&self.pool)
+            .await?)
     }
 }
 

@@ -20,7 +20,8 @@ async fn a_cancel_request_from_another_handle_stops_the_run_and_names_who() {
     let ids: String = (1..=N).map(|i| format!("r{i:02}\n")).collect();
     std::fs::write(dir.path().join("r.csv"), format!("id\n{ids}")).unwrap();
     // Each item marks that it started, then takes a while.
-    let src = "name: w\nsteps:\n  - id: records\n    read_csv: r.csv\n  - id: act\n    for_each: records\n    item_key: \"{{item.id}}\"\n    \
+    let src =
+        "name: w\nsteps:\n  - id: records\n    read_csv: r.csv\n  - id: act\n    for_each: records\n    item_key: \"{{item.id}}\"\n    \
                command: [sh, -c, 'echo $0 >> started.txt; sleep 0.2', \"{{item.id}}\"]\n";
     let file = Arc::new(crate::spec::parse(&dir.path().join("w.yaml"), src.into()).unwrap());
     let config = Arc::new(crate::config::Config::default());
