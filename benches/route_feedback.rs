@@ -158,6 +158,7 @@ async fn whole_step(case: Case, csv: &Path) {
             shutdown: tokio_util::sync::CancellationToken::new(),
             grace: std::time::Duration::from_secs(5),
             progress_bars: false,
+            on_start: None,
         };
         let t = Instant::now();
         let cpu0 = cpu_secs();

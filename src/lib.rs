@@ -32,6 +32,8 @@
 //!   contract, the kind table type, `RunLog` and the `Delivery` capability. Never sees YAML or SQL.
 //! - [`steps`]: one module per step kind, listed once in `steps::registry::KINDS`.
 //! - [`store`]: the SQLite run log: every SQL string and the migrations; implements `RunLog`.
+//! - [`control`]: the actions the CLI and the dashboard share (run, resume, cancel, pause,
+//!   resolve), each recorded in the run log with who did it.
 //! - [`cli`]: the commands behind `cxflow <command>`; `main.rs` prints errors and picks exit codes.
 //! - [`scheduler`]: `cxflow serve`, the daemon: catalog with hot reload, launcher, lock, alerts.
 //! - [`web`]: the dashboard, the HTTP API and `/metrics` (`cxflow serve`, `cxflow ui`): pages and
@@ -74,6 +76,7 @@ macro_rules! errprint {
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod demo_portal;
 pub mod engine;
 pub mod plan;

@@ -71,6 +71,31 @@ enum Command {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Pause a workflow's schedule: its fires are recorded as skipped (not caught up later) until unpaused.
+    Pause {
+        /// The workflow's `name:`.
+        workflow: String,
+        /// Why, shown with the skipped fires and in `cxflow next`.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who paused it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Lift a pause: the workflow's next fire runs.
+    Unpause {
+        workflow: String,
+        /// Who unpaused it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Stop a running run (in any process): no new items, it ends `interrupted`; `cxflow resume` continues it.
+    Cancel {
+        run_id: i64,
+        /// Who cancelled it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Print the JSON Schema of the workflow format (for editor completion and checks).
     Schema,
     /// Run every workflow with a `schedule:` on its cron until SIGTERM / Ctrl-C (docs/scheduling.md).
@@ -188,10 +213,13 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         Command::Resolve { run_id, items, all, decision, by } => {
             cli::resolve(&project, cli::ResolveArgs { run_id, items, all, decision, by }).await
         }
+        Command::Pause { workflow, reason, by } => cli::pause(&project, &workflow, reason, by).await,
+        Command::Unpause { workflow, by } => cli::unpause(&project, &workflow, by).await,
+        Command::Cancel { run_id, by } => cli::cancel(&project, run_id, by).await,
         Command::Schema | Command::DemoPortal { .. } => unreachable!("handled above: they need no project"),
         Command::Serve => cli::serve(&project).await,
         Command::Ui => cli::ui(&project).await,
-        Command::Next { count, after } => cli::next(&project, count, after.unwrap_or_else(chrono::Utc::now)),
+        Command::Next { count, after } => cli::next(&project, count, after.unwrap_or_else(chrono::Utc::now)).await,
         Command::Prune => cli::prune(&project).await,
     }
 }

@@ -7,6 +7,7 @@ macro_rules! termln {
     };
 }
 
+mod actions;
 mod demo;
 mod load;
 mod names;
@@ -20,8 +21,10 @@ mod ui;
 
 use std::path::{Path, PathBuf};
 
+pub use actions::{cancel, pause, unpause};
 pub use demo::demo_portal;
 pub use load::Project;
+pub(crate) use names::{by_name as workflow_by_name, check_unique};
 pub use resolve::{resolve, ResolveArgs};
 pub use run::{resume, run, RunArgs};
 pub use serve::{next, prune, serve, sqlite_file};
@@ -63,6 +66,15 @@ impl From<crate::store::StoreError> for CliError {
         match e {
             crate::store::StoreError::NoSuchRun(_) | crate::store::StoreError::StillRunning { .. } => CliError::Invalid(e.to_string()),
             other => CliError::Other(other.into()),
+        }
+    }
+}
+
+impl From<crate::control::ControlError> for CliError {
+    fn from(e: crate::control::ControlError) -> Self {
+        match e {
+            crate::control::ControlError::Other(e) => CliError::Other(e),
+            other => CliError::Invalid(other.to_string()),
         }
     }
 }

@@ -65,7 +65,7 @@ pub(super) fn duplicates(project: &Project, files: &[PathBuf]) -> Vec<(PathBuf, 
 }
 
 /// Refuses `file` when another workflow file of the project has the same name.
-pub(super) fn check_unique(project: &Project, file: &Path) -> Result<()> {
+pub(crate) fn check_unique(project: &Project, file: &Path) -> Result<()> {
     match duplicates(project, &[file.to_path_buf()]).into_iter().next() {
         Some((_, d)) => Err(CliError::Invalid(d.to_string())),
         None => Ok(()),
@@ -73,7 +73,7 @@ pub(super) fn check_unique(project: &Project, file: &Path) -> Result<()> {
 }
 
 /// The file of the workflow named `name` in the workflows folder, if exactly one has it.
-pub(super) fn by_name(project: &Project, name: &str) -> Result<Option<PathBuf>> {
+pub(crate) fn by_name(project: &Project, name: &str) -> Result<Option<PathBuf>> {
     let hits: Vec<SpecFile> = named(project, None).into_iter().filter(|s| s.spec.name == name).collect();
     match hits.as_slice() {
         [] => Ok(None),

@@ -2,7 +2,7 @@
 //! deliveries a run left uncertain, recorded in the run log with who and when.
 
 use super::{exit, CliError, Project, Result};
-use crate::store::{Resolution, ResolveError};
+use crate::store::Resolution;
 
 pub struct ResolveArgs {
     pub run_id: i64,
@@ -24,13 +24,10 @@ pub async fn resolve(project: &Project, a: ResolveArgs) -> Result<i32> {
             false => format!("name the items to resolve (`cxflow show {}` lists the uncertain ones), or pass `--all`", a.run_id),
         }));
     }
-    let by = a.by.or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok()).unwrap_or_else(|| "unknown".into());
-    let store = project.store().await?;
-    store.interrupt_orphans().await?;
-    let done = store.resolve(a.run_id, &a.items, decision, &by).await.map_err(|e| match e {
-        ResolveError::Store(s) => CliError::from(s),
-        other => CliError::Invalid(other.to_string()),
-    })?;
+    let actor = crate::control::Actor::cli(a.by);
+    let by = actor.name.clone();
+    let control = crate::control::Control::new(project, project.store().await?, Default::default());
+    let done = control.resolve(&actor, a.run_id, &a.items, decision).await?;
     for r in &done {
         termln!("{}  {}  {}  resolved as {} by {by}", r.step_id, r.item_key, r.key, decision.as_str());
     }

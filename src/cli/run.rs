@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use serde_json::{Map, Value};
 
 use super::{exit, signals, CliError, Project, Result};
+use crate::control::ResumePlan;
 use crate::engine::{self, RunOptions, RunStatus, RunSummary, Trigger};
 use crate::secrets::Secrets;
 
@@ -32,13 +33,12 @@ fn options(project: &Project, trigger: Trigger, params: Map<String, Value>, dry_
         shutdown: signals::on_shutdown(),
         grace: project.config.shutdown_grace,
         progress_bars: std::io::stderr().is_terminal(),
+        on_start: None,
     }
 }
 
-/// A dry run renders every template with the real values, as a real run would, so it needs the
-/// same secrets (its output is masked like a real run's).
 fn secrets(plan: &crate::engine::Plan) -> Result<Secrets> {
-    Secrets::from_env(&plan.secret_names, |k| std::env::var(k).ok()).map_err(|e| CliError::Invalid(e.to_string()))
+    Ok(crate::control::secrets_for(plan)?)
 }
 
 pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
@@ -58,50 +58,13 @@ pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
 
 pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Result<i32> {
     let store = project.store().await?;
-    let row = store.run(run_id).await?;
-    if row.status == RunStatus::Running {
-        store.interrupt_orphans().await?;
-        if store.run(run_id).await?.status == RunStatus::Running {
-            return Err(CliError::Invalid(format!("run {run_id} is still running in another process; wait for it or stop it first")));
+    let (plan, params, secrets) = match crate::control::prepare_resume(project, &store, run_id, from.as_deref()).await? {
+        ResumePlan::AlreadySucceeded => {
+            termln!("run {run_id} already succeeded; nothing to resume (use --from STEP to redo steps)");
+            return Ok(exit::OK);
         }
-    }
-    if row.trigger == crate::store::TriggerKind::DryRun {
-        return Err(CliError::Invalid(format!("run {run_id} was a dry run; start a real one with `cxflow run {}`", row.workflow)));
-    }
-    if row.status == RunStatus::Succeeded && from.is_none() {
-        termln!("run {run_id} already succeeded; nothing to resume (use --from STEP to redo steps)");
-        return Ok(exit::OK);
-    }
-    let plan = project.plan(std::path::Path::new(&row.file))?;
-    super::names::check_unique(project, std::path::Path::new(&row.file))?;
-    if let Some(f) = &from {
-        if plan.step(f).is_none() {
-            let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
-            return Err(CliError::Invalid(format!("workflow `{}` has no step `{f}`; its steps are: {}", plan.name, ids.join(", "))));
-        }
-    }
-    // Parameters that do not read back would resume on the defaults, a different run than the one
-    // that stopped: refuse instead.
-    let mut params: Map<String, Value> = serde_json::from_str(&row.params).map_err(|e| {
-        CliError::Other(anyhow::anyhow!(
-            "run {run_id} cannot resume: its parameters in the run log are not a JSON object ({e}); start a new run with `cxflow run {}`",
-            row.workflow
-        ))
-    })?;
-    // The workflow may have changed since the run started: a parameter added since would be
-    // missing from every item's templates. One with a default takes it; a required one stops here.
-    for (k, default) in &plan.params {
-        if !params.contains_key(k) {
-            if default.is_null() {
-                return Err(CliError::Invalid(format!(
-                    "run {run_id} cannot resume: workflow `{}` now requires parameter `{k}`, which the run was started without; start a new run with `cxflow run {} --var {k}=...`",
-                    plan.name, row.workflow
-                )));
-            }
-            params.insert(k.clone(), default.clone());
-        }
-    }
-    let secrets = secrets(&plan)?;
+        ResumePlan::Ready(r) => (r.plan, r.params, r.secrets),
+    };
     let opts = options(project, Trigger::Resume { run_id, from }, params, false);
     let summary = engine::run(&plan, std::sync::Arc::new(store.clone()), project.config.clone(), secrets, opts).await?;
     let code = report(&plan.name, &summary, false);

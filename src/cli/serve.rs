@@ -187,16 +187,21 @@ pub async fn serve(project: &Project) -> Result<i32> {
         ..RunnerConfig::default()
     };
     let shutdown = signals::on_shutdown();
-    let _web = super::ui::start_web(project, &store, Some(plans.clone()), shutdown.clone()).await?;
+    let web = super::ui::start_web(project, &store, Some(plans.clone()), shutdown.clone()).await?;
     tracing::info!(workflows = initial.len(), invalid = bad.len(), resumed = resumes.len(), run_log = %url, "cxflow serve started");
     run_loop(config, initial, resumes, Arc::new(SystemClock), launcher, ctl_rx, shutdown).await;
+    if let Some(web) = web {
+        // Runs started from the dashboard end `interrupted`, resumable, before the process does.
+        web.control.wait_for_runs().await;
+    }
     tracing::info!("cxflow serve stopped");
     Ok(exit::OK)
 }
 
 /// `cxflow next [--count N]`: upcoming fire times of every scheduled workflow.
-pub fn next(project: &Project, count: usize, now: DateTime<Utc>) -> Result<i32> {
+pub async fn next(project: &Project, count: usize, now: DateTime<Utc>) -> Result<i32> {
     let (good, bad) = load_all(project)?;
+    let pauses = paused(project).await?;
     for (_, msg) in &bad {
         errprint!("{msg}");
         if !msg.ends_with('\n') {
@@ -207,6 +212,11 @@ pub fn next(project: &Project, count: usize, now: DateTime<Utc>) -> Result<i32> 
     for (_, plan) in &good {
         let Some(s) = &plan.schedule else { continue };
         let w = &s.compiled;
+        if let Some(p) = pauses.iter().find(|p| p.workflow == plan.name) {
+            // Its fires would only be recorded as skipped: show why instead of times.
+            rows.push((plan.name.clone(), "-".into(), "-".into(), format!("{} (`cxflow unpause {}`)", p.skip_reason(), plan.name)));
+            continue;
+        }
         for t in w.cron.iter_after(now, w.tz).take(count) {
             let zoned = t.with_timezone(&w.tz);
             let note = skip_reason(zoned.date_naive(), w.business_days, w.calendar.as_deref())
@@ -232,6 +242,14 @@ pub fn next(project: &Project, count: usize, now: DateTime<Utc>) -> Result<i32> 
         }
     }
     Ok(if bad.is_empty() { exit::OK } else { exit::INVALID })
+}
+
+/// Paused workflows, from the run log if there is one (`cxflow next` does not create it).
+async fn paused(project: &Project) -> Result<Vec<crate::store::Pause>> {
+    match sqlite_file(&project.database_url()) {
+        Some(f) if f.exists() => Ok(project.store().await?.paused_schedules().await?),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// `cxflow prune`: apply retention now.

@@ -5,26 +5,30 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{exit, signals, CliError, Project, Result};
+use crate::control::Control;
 use crate::scheduler::launch::Plans;
 use crate::store::Store;
 use crate::web::{self, workflows::Workflows, App, AppInner};
 
+/// The dashboard's server task, and the actions library whose background runs the caller waits
+/// for when shutting down.
+pub(crate) struct Web {
+    pub task: tokio::task::JoinHandle<()>,
+    pub control: Control,
+}
+
 /// Starts the dashboard on `http_addr` unless it is `off`; None then. It stops with `shutdown`.
-pub(crate) async fn start_web(
-    project: &Project,
-    store: &Store,
-    scheduled: Option<Plans>,
-    shutdown: CancellationToken,
-) -> Result<Option<tokio::task::JoinHandle<()>>> {
+pub(crate) async fn start_web(project: &Project, store: &Store, scheduled: Option<Plans>, shutdown: CancellationToken) -> Result<Option<Web>> {
     let Some(addr) = project.config.http_addr else { return Ok(None) };
+    let control = Control::new(project, store.clone(), shutdown.clone());
     let project = Arc::new(super::clone_project(project));
     let workflows = Workflows::load(project.clone());
     workflows.watch(shutdown.clone());
-    let app = App::new(AppInner { store: store.clone(), project, workflows, scheduled, shutdown });
+    let app = App::new(AppInner { store: store.clone(), project, workflows, scheduled, control: control.clone(), shutdown });
     let (bound, task) = web::start(app, addr).await.map_err(|e| CliError::Invalid(format!("error: {e:#}")))?;
     // Tests and scripts with `http_addr: 127.0.0.1:0` read the port from here.
     errln!("dashboard: http://{bound}/");
-    Ok(Some(task))
+    Ok(Some(Web { task, control }))
 }
 
 /// `cxflow ui`: the dashboard and API over the run log, without scheduling, until SIGTERM.
@@ -34,9 +38,10 @@ pub async fn ui(project: &Project) -> Result<i32> {
     }
     let store = project.store().await?;
     let shutdown = signals::on_shutdown();
-    let task = start_web(project, &store, None, shutdown.clone()).await?;
-    if let Some(t) = task {
-        let _ = t.await;
+    if let Some(web) = start_web(project, &store, None, shutdown.clone()).await? {
+        let _ = web.task.await;
+        // Runs started from the dashboard end `interrupted`, resumable, before the process does.
+        web.control.wait_for_runs().await;
     }
     Ok(exit::OK)
 }

@@ -171,6 +171,14 @@ pub enum Claim {
     InFlight { run_id: i64 },
 }
 
+/// A request to stop a running run, from any process (`cxflow cancel`, the dashboard).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CancelRequest {
+    pub by: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
 /// The figures of one team's digest, kept for the trend in the next digest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigestFigures {
@@ -244,6 +252,9 @@ pub trait RunLog: Send + Sync {
     async fn routed_ids(&self, scope: &str, run_id: i64) -> anyhow::Result<Option<String>>;
     fn routing_writer(&self, scope: &str, run_id: i64) -> (Box<dyn RoutingWriter>, IdsSender);
     async fn previous_digest(&self, scope: &str, team: &str, before_run: i64) -> anyhow::Result<Option<PreviousDigest>>;
+
+    /// Whether someone asked for run `run_id` to stop; polled while the run goes on.
+    async fn cancel_requested(&self, run_id: i64) -> anyhow::Result<Option<CancelRequest>>;
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! contract (`contract.rs`) and records everything in the run log through `RunLog` (`log.rs`),
 //! which it alone holds.
 
+mod cancel;
 pub mod contract;
 pub mod delivery;
 mod fuse;
@@ -27,7 +28,7 @@ pub use contract::{
 };
 pub use delivery::{Delivery, RouteLog};
 pub use items::Counts;
-pub use log::{Claim, ItemStatus, RunLog, RunStatus, StepStatus, TriggerKind};
+pub use log::{CancelRequest, Claim, ItemStatus, RunLog, RunStatus, StepStatus, TriggerKind};
 use log::{NewArtifact, NewRun, StepEnd};
 pub use records::RecordSource;
 pub use registry::{KindDef, Planner, Registry};
@@ -61,6 +62,9 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Draw progress bars (stderr is a terminal) rather than log lines.
     pub progress_bars: bool,
+    /// Told the run's id as soon as the run is in the run log (a caller running it in the
+    /// background answers with the id without waiting for the end).
+    pub on_start: Option<tokio::sync::oneshot::Sender<i64>>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +108,7 @@ pub fn resolve_params(plan: &Plan, given: &Map<String, Value>) -> Result<Map<Str
 }
 
 pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets: Secrets, opts: RunOptions) -> anyhow::Result<RunSummary> {
+    let mut opts = opts;
     let (run_id, resume_from) = match &opts.trigger {
         Trigger::Resume { run_id, from } => {
             log.reopen_run(*run_id).await?;
@@ -112,6 +117,13 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
         Trigger::Schedule { at } => (start(plan, &*log, &opts, Some(*at)).await?, None),
         Trigger::Manual => (start(plan, &*log, &opts, None).await?, None),
     };
+    if let Some(tx) = opts.on_start.take() {
+        let _ = tx.send(run_id);
+    }
+    // The caller's token (Ctrl-C, SIGTERM, the scheduler) or a cancel request stops the run;
+    // everything below watches this child of it.
+    opts.shutdown = opts.shutdown.child_token();
+    let _watch = cancel::watch(log.clone(), run_id, opts.shutdown.clone());
     let mut secrets = secrets;
     secrets.mask_config_secrets(&config, |k| std::env::var(k).ok());
     let secrets = Arc::new(secrets);
@@ -190,7 +202,10 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
     if opts.shutdown.is_cancelled() && summary.status != RunStatus::Failed {
         summary.status = RunStatus::Interrupted;
     }
-    let error = summary.steps.iter().find_map(|s| s.error.clone().map(|e| format!("step `{}`: {e}", s.id)));
+    let mut error = summary.steps.iter().find_map(|s| s.error.clone().map(|e| format!("step `{}`: {e}", s.id)));
+    if summary.status == RunStatus::Interrupted {
+        error = cancel::with_who(&*log, run_id, error).await;
+    }
     log.finish_run(run_id, summary.status, error.as_deref()).await?;
     Ok(summary)
 }

@@ -51,6 +51,13 @@ impl Launcher for EngineLauncher {
                 let _ = store.record_skipped(&req.workflow, "", Some(req.fire), "the workflow is no longer loaded").await;
                 return RunStatus::Failed;
             };
+            // Read at each fire, so a pause made by another process (`cxflow pause`, the
+            // dashboard) holds from the next fire on.
+            match store.schedule_pause(&req.workflow).await {
+                Ok(Some(p)) => return paused(&store, &plan, &req, &p).await,
+                Ok(None) => {}
+                Err(e) => tracing::error!(workflow = %req.workflow, "cannot read whether the workflow is paused; running it: {e}"),
+            }
             let (status, run_id, message) = run_plan(&plan, &store, config, grace, &req).await;
             if matches!(status, RunStatus::Failed | RunStatus::Partial) {
                 notify(&plan, &config2, &http, &req, status, run_id, message).await;
@@ -91,6 +98,22 @@ impl Launcher for EngineLauncher {
     }
 }
 
+/// A fire of a paused workflow: recorded as skipped with who paused it. A run the scheduler
+/// would resume after a crash is left `interrupted` (a person resumes it, or the unpaused
+/// scheduler at its next start).
+async fn paused(store: &Store, plan: &Plan, req: &StartRequest, p: &crate::store::Pause) -> RunStatus {
+    let reason = p.skip_reason();
+    if let Some(run_id) = req.resume_run {
+        tracing::info!(workflow = %req.workflow, run_id, %reason, "not resuming the interrupted run: the workflow is paused");
+        return RunStatus::Interrupted;
+    }
+    tracing::info!(workflow = %req.workflow, fire = %req.fire, %reason, "skipped scheduled run");
+    if let Err(e) = store.record_skipped(&req.workflow, &plan.file.display().to_string(), Some(req.fire), &reason).await {
+        tracing::error!(workflow = %req.workflow, "cannot record a skipped run: {e}");
+    }
+    RunStatus::Skipped
+}
+
 /// Runs one scheduled (or resumed) run; returns its final status, run id and error message.
 async fn run_plan(
     plan: &Plan,
@@ -128,7 +151,7 @@ async fn run_plan(
         Some(run_id) => Trigger::Resume { run_id, from: None },
         None => Trigger::Schedule { at: req.fire },
     };
-    let opts = RunOptions { trigger, params, dry_run: false, shutdown: req.stop.clone(), grace, progress_bars: false };
+    let opts = RunOptions { trigger, params, dry_run: false, shutdown: req.stop.clone(), grace, progress_bars: false, on_start: None };
     match engine::run(plan, Arc::new(store.clone()), config, secrets, opts).await {
         Ok(summary) => {
             let _ = req.run_id.set(summary.run_id);

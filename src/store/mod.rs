@@ -1,11 +1,14 @@
 //! The run log. Owns every SQL string and the migrations, and speaks in domain terms.
 //! The only module that knows it talks to SQLite.
 
+mod actions;
+mod cancel;
 mod digests;
 mod group_commit;
 mod items;
 mod ledger;
 mod owner;
+mod pauses;
 mod prune;
 mod queries;
 mod resolve;
@@ -23,8 +26,11 @@ use sqlx::SqlitePool;
 
 pub use crate::engine::log::{Claim, DigestFigures, ItemResult, ItemStatus, NewRun, PreviousDigest, RunStatus, StepStatus, TriggerKind};
 use crate::engine::log::{NewArtifact, StepEnd};
+pub use actions::{ActionFilter, ActionRow, NewAction};
+pub use cancel::CancelRequest;
 pub use digests::{IdsSender, RoutingWriter};
 pub use items::ItemWriter;
+pub use pauses::Pause;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use resolve::{Resolution, ResolveError};
 pub use schedule::{PruneReport, Retention};
@@ -185,7 +191,8 @@ impl Store {
         if changed == 0 {
             return Err(StoreError::StillRunning { run_id, pid: 0, host: "another process".into() });
         }
-        Ok(())
+        // A cancel request was for the run as it went before; the resume must not stop at once.
+        self.clear_cancel(run_id).await
     }
 
     pub async fn finish_run(&self, run_id: i64, status: RunStatus, error: Option<&str>) -> Result<()> {

@@ -66,6 +66,9 @@ impl RunLog for Store {
     async fn previous_digest(&self, scope: &str, team: &str, before_run: i64) -> anyhow::Result<Option<PreviousDigest>> {
         Ok(Store::previous_digest(self, scope, team, before_run).await?)
     }
+    async fn cancel_requested(&self, run_id: i64) -> anyhow::Result<Option<log::CancelRequest>> {
+        Ok(Store::cancel_requested(self, run_id).await?)
+    }
 }
 
 #[async_trait]

@@ -45,6 +45,8 @@ pub struct AppInner {
     /// The plans `serve` schedules (None in `cxflow ui`): a broken file whose last good version
     /// still runs is shown as such.
     pub scheduled: Option<Plans>,
+    /// Runs, resumes, cancels, pauses and resolutions, recorded with who asked.
+    pub control: crate::control::Control,
     /// Stops the server, and the runs the dashboard started, with the process.
     pub shutdown: CancellationToken,
 }

@@ -9,25 +9,7 @@ use axum::Router;
 
 use super::{App, WebError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Role {
-    /// Runs and digests, read-only (product teams).
-    Viewer,
-    /// Also run, resume, resolve, cancel, pause.
-    Operator,
-    Admin,
-}
-
-impl Role {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
+pub(crate) use crate::control::Role;
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
@@ -60,6 +42,11 @@ impl Caller {
 
     pub(crate) fn can_log_out(&self) -> bool {
         self.session
+    }
+
+    /// Who `control` records as having done an action.
+    pub(crate) fn actor(&self) -> crate::control::Actor {
+        crate::control::Actor::new(self.name.clone(), self.role)
     }
 }
 
