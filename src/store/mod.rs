@@ -6,6 +6,8 @@ mod group_commit;
 mod items;
 mod ledger;
 mod owner;
+// replaced by store/dashboard.rs at merge
+mod pages_tmp;
 mod prune;
 mod queries;
 mod resolve;
@@ -25,6 +27,11 @@ pub use crate::engine::log::{Claim, DigestFigures, ItemResult, ItemStatus, NewRu
 use crate::engine::log::{NewArtifact, StepEnd};
 pub use digests::{IdsSender, RoutingWriter};
 pub use items::ItemWriter;
+// replaced by store/dashboard.rs at merge
+pub use pages_tmp::{
+    parse_time_bound, ArtifactWithId, BadCursor, BadTime, ItemCursor, ItemRowWithSeq, ItemsQuery, Page, RunPoint, RunsQuery, StepCounts,
+    UncertainRow, WorkflowSummary, DEFAULT_LIMIT, FAILURE_DAYS, MAX_LIMIT, RECENT_RUNS,
+};
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use resolve::{Resolution, ResolveError};
 pub use schedule::{PruneReport, Retention};
