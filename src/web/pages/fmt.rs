@@ -42,11 +42,14 @@ pub(super) fn duration_between(started: &str, finished: Option<&str>, now: DateT
 /// `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`.
 pub(super) fn duration_ms(ms: i64) -> String {
     let s = ms / 1000;
-    match ms {
-        ..1_000 => format!("{ms} ms"),
-        ..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        ..3_600_000 => format!("{} min {:02} s", s / 60, s % 60),
-        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
     }
 }
 
