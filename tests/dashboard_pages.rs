@@ -96,6 +96,7 @@ fn the_pages_show_what_real_runs_recorded() {
     assert!(!body.contains("<tr><td><code>t-1</code>"), "the filter holds: {body}");
     assert!(body.contains("no &lt;good&gt; at all"), "{body}");
     assert!(!body.contains("<script>alert(1)"), "{body}");
+    assert_eq!(body.matches("The file cannot be shown (gone, or outside the artifacts folder).").count(), 1, "out/tickets.json: {body}");
 
     // The CSV inside the artifacts folder is served as text; the JSON written elsewhere is not.
     let arts = p.query("SELECT id, path FROM artifacts ORDER BY id");

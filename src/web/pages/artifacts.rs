@@ -95,22 +95,38 @@ pub(super) async fn file(
     Ok(r)
 }
 
-/// The start of a text artifact, read for showing inline.
-pub(super) struct Preview {
-    text: String,
-    /// The file is longer than what is shown.
-    cut: bool,
+/// What the page can show of an artifact's file.
+pub(super) enum Preview {
+    /// Gone, or outside the artifacts folder: `file` refuses it too.
+    Unreadable,
+    Served,
+    /// The start of a text artifact; `cut` when the file is longer.
+    Text {
+        text: String,
+        cut: bool,
+    },
 }
 
-/// Previews of the text artifacts of `rows` that can be read (confined like `file`).
+/// For each artifact of `rows`, whether `file` serves it (confined the same way), and the
+/// start of the text ones.
 pub(super) async fn previews(app: &App, rows: &[ArtifactWithId]) -> HashMap<i64, Preview> {
     let mut out = HashMap::new();
-    for a in rows.iter().filter(|a| show(a) == Show::Text) {
-        let Some(path) = confined(app, &a.path) else { continue };
-        let Ok(bytes) = tokio::fs::read(&path).await else { continue };
-        let cut = bytes.len() > PREVIEW_BYTES;
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(PREVIEW_BYTES)]).into_owned();
-        out.insert(a.id, Preview { text, cut });
+    for a in rows {
+        let Some(path) = confined(app, &a.path) else {
+            out.insert(a.id, Preview::Unreadable);
+            continue;
+        };
+        let p = match show(a) {
+            Show::Text => match tokio::fs::read(&path).await {
+                Ok(bytes) => Preview::Text {
+                    text: String::from_utf8_lossy(&bytes[..bytes.len().min(PREVIEW_BYTES)]).into_owned(),
+                    cut: bytes.len() > PREVIEW_BYTES,
+                },
+                Err(_) => Preview::Unreadable,
+            },
+            _ => Preview::Served,
+        };
+        out.insert(a.id, p);
     }
     out
 }
@@ -127,15 +143,13 @@ pub(super) fn section(run_id: i64, page: &Page<ArtifactWithId>, previews: &HashM
                         a href=(href) { (name) } " "
                         span.muted { (a.kind) " · step " (a.step_id) @if let Some(k) = &a.item_key { " · item " code { (k) } } }
                     }
-                    @match show(a) {
-                        Show::Image => img.artifact src=(href) alt=(name) loading="lazy";,
+                    @match (show(a), previews.get(&a.id)) {
+                        (_, Some(Preview::Unreadable) | None) => p.muted { "The file cannot be shown (gone, or outside the artifacts folder)." },
+                        (_, Some(Preview::Text { text, cut })) => { pre.artifact { (text) } @if *cut { p.muted { "Cut; the link has the whole file." } } },
+                        (Show::Image, _) => img.artifact src=(href) alt=(name) loading="lazy";,
                         // An empty `sandbox`: no script, no same-origin, no forms, no top navigation.
-                        Show::Frame => iframe.artifact sandbox="" src=(href) title=(name) loading="lazy" {},
-                        Show::Text => @match previews.get(&a.id) {
-                            Some(p) => { pre.artifact { (p.text) } @if p.cut { p.muted { "Cut; the link has the whole file." } } },
-                            None => p.muted { "The file cannot be read (gone, or outside the artifacts folder)." },
-                        },
-                        Show::Link => {},
+                        (Show::Frame, _) => iframe.artifact sandbox="" src=(href) title=(name) loading="lazy" {},
+                        (Show::Text | Show::Link, _) => {},
                     }
                 }
             }

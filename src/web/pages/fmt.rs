@@ -105,3 +105,28 @@ pub(super) fn word<T: Copy>(field: &str, v: &Option<String>, all: &[T], name: fn
         WebError::BadRequest(format!("`{field}={}` is not one of {}; pick one of those", cut(v, 40), words.join(", ")))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_text_and_links_read_as_documented() {
+        assert_eq!(duration_ms(850), "850 ms");
+        assert_eq!(duration_ms(12_340), "12.3 s");
+        assert_eq!(duration_ms(245_000), "4 min 05 s");
+        assert_eq!(duration_ms(7_380_000), "2 h 03 min");
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("first line\nsecond", 100), "first line…");
+        assert_eq!(cut("ééééé", 2), "éé…");
+        assert_eq!(
+            url("/runs", &[("workflow", Some("a b&c".into())), ("status", None), ("to", Some(String::new()))]),
+            "/runs?workflow=a+b%26c"
+        );
+        assert_eq!(url("/runs", &[("status", None)]), "/runs");
+        assert_eq!(
+            word("status", &Some(" failed ".into()), crate::store::RunStatus::ALL, crate::store::RunStatus::as_str).unwrap(),
+            Some(crate::store::RunStatus::Failed)
+        );
+    }
+}

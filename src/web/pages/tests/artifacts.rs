@@ -67,5 +67,5 @@ async fn an_artifact_of_another_run_or_outside_the_artifacts_folder_is_404() {
     // The run page does not read them either.
     let body = f.page(&format!("/runs/{a}")).await;
     assert!(!body.contains("the user's own file"), "{body}");
-    assert_eq!(body.matches("The file cannot be read").count(), 4, "{body}");
+    assert_eq!(body.matches("The file cannot be shown").count(), 4, "{body}");
 }
