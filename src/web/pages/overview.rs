@@ -141,7 +141,9 @@ fn row(p: &Plan, s: &WorkflowSummary, now: DateTime<Utc>) -> Markup {
             td { (sparkline::svg(&s.recent)) }
             td.num {
                 @if s.failures_7d > 0 {
-                    a.error href=(fmt::url("/runs", &[("workflow", Some(p.name.clone())), ("status", Some("failed".into()))])) { (s.failures_7d) }
+                    // Failed and partial runs: one status filter cannot say both, the window can.
+                    @let since = (now - chrono::Duration::days(FAILURE_DAYS)).format("%Y-%m-%d").to_string();
+                    a.error href=(fmt::url("/runs", &[("workflow", Some(p.name.clone())), ("from", Some(since))])) title="failed or partial" { (s.failures_7d) }
                 } @else { "0" }
             }
         }

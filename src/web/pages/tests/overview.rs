@@ -23,7 +23,11 @@ async fn overview_shows_schedules_next_fires_last_run_durations_and_failures() {
     assert!(body.contains(&format!(r#"<a href="/runs/{last}">#{last}</a> <span class="status s-failed">failed</span>"#)), "{body}");
     assert_eq!(body.matches("<rect ").count(), 4, "{body}");
     assert!(body.contains(r##"fill="#b3261e"><title>#"##), "failed runs are red: {body}");
-    assert!(body.contains(r#"<a class="error" href="/runs?workflow=nightly&amp;status=failed">3</a>"#), "{body}");
+    let since = (chrono::Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%d");
+    assert!(
+        body.contains(&format!(r#"<a class="error" href="/runs?workflow=nightly&amp;from={since}" title="failed or partial">3</a>"#)),
+        "{body}"
+    );
     assert!(body.contains(r#"<span class="muted">never ran</span>"#), "by-hand never ran: {body}");
     assert!(!body.contains("<script>alert"), "{body}");
 }
