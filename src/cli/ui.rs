@@ -8,7 +8,7 @@ use super::{exit, signals, CliError, Project, Result};
 use crate::control::Control;
 use crate::scheduler::launch::Plans;
 use crate::store::Store;
-use crate::web::{self, workflows::Workflows, App, AppInner};
+use crate::web::{self, App};
 
 /// The dashboard's server task, and the actions library whose background runs the caller waits
 /// for when shutting down.
@@ -18,13 +18,16 @@ pub(crate) struct Web {
 }
 
 /// Starts the dashboard on `http_addr` unless it is `off`; None then. It stops with `shutdown`.
-pub(crate) async fn start_web(project: &Project, store: &Store, scheduled: Option<Plans>, shutdown: CancellationToken) -> Result<Option<Web>> {
+pub(crate) async fn start_web(
+    project: &Project,
+    store: &Store,
+    scheduled: Option<Plans>,
+    shutdown: CancellationToken,
+) -> Result<Option<Web>> {
     let Some(addr) = project.config.http_addr else { return Ok(None) };
-    let control = Control::new(project, store.clone(), shutdown.clone());
-    let project = Arc::new(super::clone_project(project));
-    let workflows = Workflows::load(project.clone());
-    workflows.watch(shutdown.clone());
-    let app = App::new(AppInner { store: store.clone(), project, workflows, scheduled, control: control.clone(), shutdown });
+    let app = App::for_project(Arc::new(super::clone_project(project)), store.clone(), scheduled, shutdown.clone());
+    app.workflows.watch(shutdown);
+    let control = app.control.clone();
     let (bound, task) = web::start(app, addr).await.map_err(|e| CliError::Invalid(format!("error: {e:#}")))?;
     // Tests and scripts with `http_addr: 127.0.0.1:0` read the port from here.
     errln!("dashboard: http://{bound}/");

@@ -9,6 +9,8 @@ mod items;
 mod ledger;
 mod owner;
 mod pauses;
+// replaced by store/dashboard.rs at merge
+mod pages_tmp;
 mod prune;
 mod queries;
 mod resolve;
@@ -31,6 +33,11 @@ pub use cancel::CancelRequest;
 pub use digests::{IdsSender, RoutingWriter};
 pub use items::ItemWriter;
 pub use pauses::Pause;
+// replaced by store/dashboard.rs at merge
+pub use pages_tmp::{
+    parse_time_bound, ArtifactWithId, BadCursor, BadTime, ItemCursor, ItemRowWithSeq, ItemsQuery, Page, RunPoint, RunsQuery, StepCounts,
+    UncertainRow, WorkflowSummary, DEFAULT_LIMIT, FAILURE_DAYS, MAX_LIMIT, RECENT_RUNS,
+};
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use resolve::{Resolution, ResolveError};
 pub use schedule::{PruneReport, Retention};

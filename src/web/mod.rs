@@ -62,6 +62,14 @@ impl App {
     pub fn new(inner: AppInner) -> App {
         App(Arc::new(inner))
     }
+
+    /// The dashboard of `project`: its workflows planned (not watched: `Workflows::watch`), and
+    /// an actions library whose runs stop with `shutdown`.
+    pub fn for_project(project: Arc<Project>, store: Store, scheduled: Option<Plans>, shutdown: CancellationToken) -> App {
+        let control = crate::control::Control::new(&project, store.clone(), shutdown.clone());
+        let workflows = workflows::Workflows::load(project.clone());
+        App::new(AppInner { store, project, workflows, scheduled, control, shutdown })
+    }
 }
 
 /// Every route: pages, API, auth.

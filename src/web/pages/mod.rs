@@ -1,26 +1,26 @@
-//! The dashboard's pages, rendered on the server (maud).
+//! The dashboard's read pages, rendered on the server (maud): the overview, the runs list, one
+//! run, and a run's artifact files. Each page reads the store in one `load` function, so what it
+//! reads is in one place; rendering is separate and pure.
 
-use axum::extract::State;
+mod artifacts;
+mod fmt;
+mod items;
+mod overview;
+mod run;
+mod runs;
+mod sparkline;
+#[cfg(test)]
+mod tests;
+
 use axum::routing::get;
 use axum::Router;
-use maud::{html, Markup};
 
-use super::auth::Caller;
-use super::{layout, App, WebError};
+use super::App;
 
 pub(crate) fn routes() -> Router<App> {
-    Router::new().route("/", get(overview))
-}
-
-/// Placeholder until the overview page lands: the workflows by name.
-async fn overview(State(app): State<App>, caller: Caller) -> Result<Markup, WebError> {
-    let snap = app.workflows.snapshot();
-    Ok(layout::page(
-        "Overview",
-        &caller,
-        html! {
-            h1 { "Workflows" }
-            ul { @for w in &snap.good { li { (w.name) } } }
-        },
-    ))
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/runs", get(runs::page))
+        .route("/runs/{id}", get(run::page))
+        .route("/runs/{id}/artifacts/{artifact_id}", get(artifacts::file))
 }
