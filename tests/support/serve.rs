@@ -43,7 +43,7 @@ impl Serve {
 pub(crate) struct Logs(Arc<Mutex<Vec<String>>>);
 
 impl Logs {
-    fn collect(child: &mut Child) -> Logs {
+    pub(crate) fn collect(child: &mut Child) -> Logs {
         let logs = Logs::default();
         let stderr = child.stderr.take().expect("stderr piped");
         let lines = logs.0.clone();

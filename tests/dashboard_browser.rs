@@ -1,0 +1,276 @@
+//! The dashboard end to end in a real headless Chromium (WebDriver through chromedriver), as an
+//! operator uses it: log in, find the failed run, open its screenshot, resolve an uncertain
+//! delivery, start a run with a parameter and watch it finish, pause a schedule. Each step
+//! checks what the page shows and what the other side holds (the run log, the portal,
+//! `cxflow next`). With `CXFLOW_SCREENSHOTS=1` the tests also save the PNGs of
+//! docs/screenshots/ (1280×800) for the documentation.
+
+mod browser_common;
+#[path = "support/dashboard.rs"]
+mod dashboard;
+mod support;
+
+use browser_common::{cxflow, BgPortal, LOGIN};
+use cxflow::demo_portal::PortalOptions;
+use dashboard::{Browser, Dashboard, DEADLINE};
+use serde_json::json;
+use support::{wait_until, TestProject};
+
+/// Who logs in to the dashboard, or None while the project has no users (local mode: every
+/// caller is `local`, admin).
+const DASHBOARD_USER: Option<(&str, &str)> = None;
+/// The name the dashboard records actions under.
+const ACTOR: &str = "local";
+/// The action forms (run, resolve, pause) are on the pages.
+const ACTION_FORMS: bool = false;
+
+/// A portal workflow that registers returns with the customer name, and says how the portal
+/// refuses a record (`rejected_if`): a refusal fails the item with a screenshot. `after` are
+/// actions after the confirmation (one that fails leaves the delivery uncertain).
+fn portal_workflow(name: &str, portal: &BgPortal, csv: &str, after: &str) -> String {
+    format!(
+        r##"name: {name}
+params:
+  portal: {url}
+secrets: [PORTAL_USER, PORTAL_PASSWORD]
+steps:
+  - id: returns
+    read_csv: {csv}
+  - id: register
+    for_each: returns
+    item_key: "{{{{item.order_id}}}}"
+    browser:
+      wait: 2s
+      rejected_if: {{ selector: "#errors", text: "required" }}
+{login}      actions:
+        - goto: "{{{{params.portal}}}}/returns/new"
+        - fill: {{ "#order": "{{{{item.order_id}}}}", "#name": "{{{{item.name}}}}", "#email": "{{{{item.email}}}}" }}
+        - select: {{ "#reason": "damaged" }}
+        - check: "#consent"
+        - submit: "#submit"
+        - wait_for: {{ selector: "#confirmation", timeout: 10s }}
+        - extract: {{ confirmation_id: "#confirmation" }}
+{after}"##,
+        url = portal.url,
+        login = LOGIN,
+    )
+}
+
+/// A quick scheduled export, so the overview has more than the portal's runs.
+const TICKETS: &str = r#"name: tickets
+schedule:
+  cron: "30 2 * * 1-5"
+  catch_up: none
+steps:
+  - id: tickets
+    read_csv: data/tickets.csv
+  - id: stamp
+    for_each: tickets
+    item_key: "{{item.id}}"
+    command: ["python3", "-c", "import json,sys; print(json.dumps({'id': sys.argv[1]}))", "{{item.id}}"]
+"#;
+
+/// Writes users to cxflow.yaml when the dashboard has logins (hashes from the real
+/// `cxflow hash-password`).
+fn configure_login(p: &TestProject) {
+    let Some((name, password)) = DASHBOARD_USER else { return };
+    use std::io::Write;
+    let mut child =
+        p.cxflow().arg("hash-password").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "cxflow hash-password failed");
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    p.write("cxflow.yaml", &format!("users:\n  - name: {name}\n    role: operator\n    password_hash: \"{hash}\"\n"));
+}
+
+#[test]
+fn the_failed_run_is_found_its_screenshot_loads_and_an_uncertain_delivery_is_resolved() {
+    let portal = BgPortal::start(PortalOptions { require_name: true, ..Default::default() });
+    let p = TestProject::new();
+    configure_login(&p);
+    p.write("data/tickets.csv", "id\nT-1\nT-2\nT-3\n");
+    p.write("workflows/tickets.yaml", TICKETS);
+    p.write(
+        "data/returns.csv",
+        "order_id,name,email\nSO-7001,Customer 1,c1@example.com\nSO-7002,,c2@example.com\nSO-7003,Customer 3,c3@example.com\n",
+    );
+    p.write("workflows/returns.yaml", &portal_workflow("returns", &portal, "data/returns.csv", ""));
+    // The confirmation page has no `#receipt`: the record is on the portal, the run cannot know.
+    p.write("data/late.csv", "order_id,name,email\nSO-8001,Customer 8,c8@example.com\n");
+    p.write("workflows/late.yaml", &portal_workflow("late", &portal, "data/late.csv", "        - extract: { receipt: \"#receipt\" }\n"));
+
+    p.run(&["run", "tickets"]).expect_code(0);
+    let run = support::Run::from(cxflow(&p).args(["run", "returns"]).output().unwrap());
+    run.expect_code(1);
+    let late = support::Run::from(cxflow(&p).args(["run", "late"]).output().unwrap());
+    assert_ne!(late.code, 0, "{}\n{}", late.stdout, late.stderr);
+    assert_eq!(
+        p.query("SELECT id, workflow, status FROM runs ORDER BY id"),
+        ["1|tickets|succeeded", "2|returns|partial", "3|late|partial"]
+    );
+    assert_eq!(p.query("SELECT item_key FROM ledger WHERE state = 'sending'"), ["SO-8001"]);
+    assert_eq!(portal.stats().rejected, 1);
+    let shot = p.query("SELECT id FROM artifacts WHERE run_id = 2 AND item_key = 'SO-7002' AND kind = 'screenshot'");
+    assert_eq!(shot.len(), 1, "{shot:?}");
+    let shot = &shot[0];
+
+    let ui = Dashboard::start(p.cxflow(), "ui");
+    let b = Browser::open(&ui.base);
+    b.login(DASHBOARD_USER);
+
+    // The overview lists the workflows, and the portal's partial run as a failure of the week.
+    b.goto("/");
+    b.wait_text("main", "returns");
+    b.wait_text("main", "tickets");
+    b.shot("overview", None);
+
+    // The runs list, filtered to the portal's runs that did not fully succeed.
+    b.goto("/runs");
+    let filter = "form[action=\"/runs\"]";
+    b.fill(filter, "workflow", "returns");
+    b.fill(filter, "status", "partial");
+    b.submit(filter);
+    assert_eq!(b.path(), "/runs?workflow=returns&status=partial&trigger=&from=&to=");
+    let listed = b.wait_for("main table tbody");
+    assert!(listed.contains("returns") && listed.contains("partial"), "{listed}");
+    assert!(!listed.contains("tickets") && !listed.contains("late"), "the filter holds: {listed}");
+    b.shot("runs", None);
+
+    // Open it: the failed item says why, with the portal's screenshot of the refusal.
+    b.click_and_wait("main table tbody a[href=\"/runs/2\"]");
+    assert_eq!(b.path(), "/runs/2");
+    b.wait_text("#run-live table.summary .status", "partial");
+    let items = "form[action=\"/runs/2\"]";
+    b.fill(items, "status", "failed");
+    b.submit(items);
+    let failed = b.wait_for("#items-table");
+    assert!(failed.contains("SO-7002") && failed.contains("Customer name is required"), "{failed}");
+    assert!(!failed.contains("SO-7001") && !failed.contains("SO-7003"), "only the failed item: {failed}");
+    b.shot("run", None);
+    let img = format!("img[src=\"/runs/2/artifacts/{shot}\"]");
+    let width = b.wait_image(&img);
+    assert_eq!(width, 1280, "the screenshot is the portal's page at the browser step's window width");
+    b.shot("run-failed", Some("#items"));
+
+    // The screenshot on its own, as its link serves it.
+    b.goto(&format!("/runs/2/artifacts/{shot}"));
+    assert!(b.wait_image("img") > 0);
+    b.shot("artifact", None);
+
+    // The late workflow's delivery: on the portal, unconfirmed in the run log.
+    b.goto("/runs/3");
+    let uncertain = b.wait_text("section#uncertain", "SO-8001");
+    assert!(uncertain.contains("register"), "{uncertain}");
+    assert!(portal.records().iter().any(|r| r.order == "SO-8001"), "the portal has the record");
+    b.shot("uncertain", Some("section#uncertain"));
+    if ACTION_FORMS {
+        let resolve = "section#uncertain form[action=\"/runs/3/resolve\"]";
+        b.fill(resolve, "items", "SO-8001");
+        b.fill(resolve, "as", "sent");
+        b.submit(resolve);
+        b.goto("/runs/3");
+        wait_until(DEADLINE, "the uncertain list to be empty", || !b.wait_for("section#uncertain").contains("SO-8001"));
+        assert_eq!(p.query("SELECT state FROM ledger WHERE item_key = 'SO-8001'"), ["sent"]);
+        assert_eq!(
+            p.query("SELECT decision, decided_by FROM resolutions WHERE run_id = 3 AND item_key = 'SO-8001'"),
+            [format!("sent|{ACTOR}")]
+        );
+        assert_eq!(
+            p.query("SELECT actor, action, run_id, outcome FROM actions WHERE action = 'resolve'"),
+            [format!("{ACTOR}|resolve|3|ok")]
+        );
+    }
+}
+
+/// A nightly job whose one item waits until the test lets it finish (a file named after the
+/// `batch` parameter), so the page is seen running and then finishing.
+const NIGHTLY: &str = r#"name: nightly
+schedule:
+  cron: "0 2 * * *"
+  catch_up: none
+params:
+  batch: null
+steps:
+  - id: batches
+    read_csv: data/batches.csv
+  - id: load
+    for_each: batches
+    item_key: "{{item.id}}"
+    command:
+      - python3
+      - -c
+      - |
+        import json, os, sys, time
+        end = time.time() + 120
+        while not os.path.exists("go-" + sys.argv[1]) and time.time() < end:
+            time.sleep(0.05)
+        print(json.dumps({"batch": sys.argv[1], "item": sys.argv[2]}))
+      - "{{params.batch}}"
+      - "{{item.id}}"
+"#;
+
+#[test]
+fn a_run_started_with_a_parameter_is_watched_to_the_end_and_a_schedule_paused() {
+    let p = TestProject::new();
+    configure_login(&p);
+    p.write("data/batches.csv", "id\nb-1\n");
+    p.write("workflows/nightly.yaml", NIGHTLY);
+    let serve = Dashboard::start(p.cxflow(), "serve");
+    let b = Browser::open(&serve.base);
+    b.login(DASHBOARD_USER);
+    if !ACTION_FORMS {
+        b.goto("/");
+        b.wait_text("main", "nightly");
+        return;
+    }
+
+    // Run now, with the parameter.
+    b.goto("/workflows/nightly");
+    let run_form = "form[action=\"/workflows/nightly/runs\"]";
+    b.wait_for(run_form);
+    b.shot("workflow", None);
+    b.fill(run_form, "batch", "2026-12-02");
+    b.submit(run_form);
+    let id: i64 =
+        p.wait_for_rows(DEADLINE, "the run the form started", "SELECT id FROM runs WHERE workflow = 'nightly'")[0].parse().unwrap();
+    assert_eq!(b.path(), format!("/runs/{id}"));
+    assert_eq!(p.query(&format!("SELECT trigger, params FROM runs WHERE id = {id}")), [r#"manual|{"batch":"2026-12-02"}"#]);
+    b.wait_text("#run-live table.summary .status", "running");
+
+    // The page follows the run by itself: a mark on this page survives until it reads succeeded.
+    b.js("window.__sameDocument = 'yes'", vec![]);
+    p.write("go-2026-12-02", "");
+    b.wait_text("#run-live table.summary .status", "succeeded");
+    assert_eq!(b.js("return window.__sameDocument", vec![]), json!("yes"), "the test did not reload the page; the page did not either");
+    b.wait_for("#run-live:not([data-live])");
+    assert_eq!(p.query(&format!("SELECT status FROM runs WHERE id = {id}")), ["succeeded"]);
+    assert_eq!(p.query(&format!("SELECT output FROM items WHERE run_id = {id}")), [r#"{"batch":"2026-12-02","item":"b-1"}"#]);
+    b.shot("run-live", None);
+
+    // Pause the schedule; the real `cxflow next` shows it.
+    b.goto("/workflows/nightly");
+    let pause = "form[action=\"/workflows/nightly/pause\"]";
+    b.wait_for(pause);
+    if b.js("return !!document.querySelector(arguments[0] + ' [name=reason]')", vec![json!(pause)]) == json!(true) {
+        b.fill(pause, "reason", "warehouse inventory");
+    }
+    b.submit(pause);
+    b.goto("/workflows/nightly");
+    b.wait_text("main", "paused");
+    let next = p.run(&["next", "--count", "2"]);
+    next.expect_code(0);
+    let row = next.stdout.lines().find(|l| l.starts_with("nightly")).unwrap_or_else(|| panic!("no row for nightly:\n{}", next.stdout));
+    assert!(row.contains(&format!("paused by {ACTOR} since 20")), "{row}");
+    assert_eq!(
+        p.query("SELECT actor, action, workflow, outcome FROM actions ORDER BY id"),
+        [format!("{ACTOR}|run|nightly|ok"), format!("{ACTOR}|pause|nightly|ok")]
+    );
+
+    b.goto("/actions");
+    b.wait_text("main", "pause");
+    b.shot("actions", None);
+    b.goto("/digests");
+    b.wait_for("main h1");
+    b.shot("digests", None);
+}
