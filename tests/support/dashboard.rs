@@ -233,17 +233,21 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    /// Logs in through `/login` when the project has users; with none (local mode) every caller
-    /// is `local` admin and there is nothing to do.
+    /// Logs in as a person does: the dashboard sends a caller without a session to `/login`,
+    /// the form logs them in and returns them to the page they asked for. With no users (local
+    /// mode) every caller is `local` admin and there is nothing to do.
     pub(crate) fn login(&self, user: Option<(&str, &str)>) {
         let Some((name, password)) = user else { return };
-        self.goto("/login");
+        self.goto("/runs");
+        let path = self.path();
+        assert!(path.starts_with("/login?"), "a caller without a session is sent to the login page, not {path}");
         let form = "form[action=\"/login\"]";
+        self.wait_for(form);
         self.shot("login", None);
         self.fill(form, "name", name);
         self.fill(form, "password", password);
         self.submit(form);
-        assert!(!self.path().starts_with("/login"), "still on the login page after logging in as {name}: {}", self.path());
+        assert_eq!(self.path(), "/runs", "after logging in as {name}, back on the page asked for");
         self.wait_text("header .who", name);
     }
 }
