@@ -129,14 +129,16 @@ fn the_failed_run_is_found_its_screenshot_loads_and_an_uncertain_delivery_is_res
     b.wait_text("main", "tickets");
     b.shot("overview", None);
 
-    // The runs list, filtered to the portal's runs that did not fully succeed.
-    b.goto("/runs");
+    // Its failures figure leads to the workflow's runs of the week; the filter narrows them to
+    // the partial ones.
+    b.click_and_wait("main a.error[href^=\"/runs?workflow=returns&\"]");
+    let path = b.path();
+    assert!(path.starts_with("/runs?workflow=returns&from=20"), "{path}");
     let filter = "form[action=\"/runs\"]";
-    b.fill(filter, "workflow", "returns");
     b.fill(filter, "status", "partial");
     b.submit(filter);
     let path = b.path();
-    assert!(path.starts_with("/runs?") && path.contains("workflow=returns") && path.contains("status=partial"), "{path}");
+    assert!(path.contains("workflow=returns") && path.contains("status=partial") && path.contains("from=20"), "{path}");
     let listed = b.wait_for("main table tbody");
     assert!(listed.contains("returns") && listed.contains("partial"), "{listed}");
     assert!(!listed.contains("tickets") && !listed.contains("late"), "the filter holds: {listed}");
