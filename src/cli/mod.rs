@@ -8,6 +8,7 @@ macro_rules! termln {
 }
 
 mod demo;
+mod hash_password;
 mod load;
 mod names;
 mod resolve;
@@ -21,6 +22,7 @@ mod ui;
 use std::path::{Path, PathBuf};
 
 pub use demo::demo_portal;
+pub use hash_password::hash_password;
 pub use load::Project;
 pub use resolve::{resolve, ResolveArgs};
 pub use run::{resume, run, RunArgs};
