@@ -8,7 +8,8 @@ use super::{exit, CliError, Result};
 
 pub fn hash_password() -> Result<i32> {
     let password = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("password: ").map_err(|e| CliError::Other(anyhow::anyhow!("cannot read the password: {e}")))?;
+        let first =
+            rpassword::prompt_password("password: ").map_err(|e| CliError::Other(anyhow::anyhow!("cannot read the password: {e}")))?;
         let again = rpassword::prompt_password("again: ").map_err(|e| CliError::Other(anyhow::anyhow!("cannot read the password: {e}")))?;
         if first != again {
             return Err(CliError::Invalid("the two passwords differ; run `cxflow hash-password` again".into()));
@@ -21,7 +22,9 @@ pub fn hash_password() -> Result<i32> {
         s.strip_suffix('\r').unwrap_or(s).to_string()
     };
     if password.is_empty() {
-        return Err(CliError::Invalid("the password is empty; type it, or pipe it in: `printf '%s' \"$PASSWORD\" | cxflow hash-password`".into()));
+        return Err(CliError::Invalid(
+            "the password is empty; type it, or pipe it in: `printf '%s' \"$PASSWORD\" | cxflow hash-password`".into(),
+        ));
     }
     let hash = crate::web::auth::hash_password(&password)?;
     crate::outln!("{hash}");

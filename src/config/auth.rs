@@ -98,7 +98,12 @@ pub(super) fn check(
     }
     for (first, name, var) in same {
         let i = tokens.iter().rposition(|t| t.name == name).unwrap_or(0);
-        c.error(&format!("api_tokens[{i}].env"), format!("API token `{name}` has the same value as `{first}` (in `{var}`)"), "give each token its own value, so the audit log says who acted", false);
+        c.error(
+            &format!("api_tokens[{i}].env"),
+            format!("API token `{name}` has the same value as `{first}` (in `{var}`)"),
+            "give each token its own value, so the audit log says who acted",
+            false,
+        );
         tokens.retain(|t| t.name != name);
     }
     (users, tokens)
@@ -134,7 +139,12 @@ impl Check<'_> {
         let line = self.file.positions.value(&format!("{path}.name")).0;
         if let Some(first) = self.names.get(name) {
             let msg = format!("the name `{name}` is used twice (first on line {first})");
-            self.error(&format!("{path}.name"), msg, "give each user and API token its own name: the audit log records who acted by it", false);
+            self.error(
+                &format!("{path}.name"),
+                msg,
+                "give each user and API token its own name: the audit log records who acted by it",
+                false,
+            );
             return None;
         }
         self.names.insert(name.to_string(), line);
@@ -173,7 +183,8 @@ impl Check<'_> {
         let var = t.env.trim();
         let at = format!("{path}.env");
         const SET: &str = "set it to the token (at least 24 characters, e.g. from `openssl rand -hex 32`) where `cxflow serve` runs";
-        let valid_name = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let valid_name = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         let digest = if !valid_name {
             let help = "give the name of the variable that holds the token (like `CXFLOW_TOKEN_HELPDESK`), not the token itself";
             self.error(&at, format!("{who}: `env` is not the name of an environment variable"), help, true);
@@ -258,7 +269,12 @@ mod tests {
     fn every_problem_of_the_logins_is_reported_at_once() {
         let yaml = "users:\n  - name: alice\n    role: admin\n    password_hash: hunter2-not-a-hash\n  - name: alice\n    role: viewer\n    password_hash: \"$argon2id$v=19$m=19456,t=2,p=1$C/QhLddIg8ic7yeibESxUQ$fynIY8Ww/mxudGqIXVH4V0OOfZRJKDX8FZ98FaZr++E\"\napi_tokens:\n  - name: a\n    role: viewer\n    env: TA\n  - name: b\n    role: viewer\n    env: TB\n";
         let e = build(yaml, &[("TA", TOKEN), ("TB", TOKEN)]).unwrap_err();
-        assert!(e.contains("error: user `alice`: `password_hash` is not an argon2 hash\n  --> cxflow.yaml:4:20\n  |\n4 |     password_hash: ***\n"), "{e}");
+        assert!(
+            e.contains(
+                "error: user `alice`: `password_hash` is not an argon2 hash\n  --> cxflow.yaml:4:20\n  |\n4 |     password_hash: ***\n"
+            ),
+            "{e}"
+        );
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("error: the name `alice` is used twice (first on line 2)\n  --> cxflow.yaml:5:11\n"), "{e}");
         assert!(e.contains("error: API token `b` has the same value as `a` (in `TB`)\n  --> cxflow.yaml:14:10\n"), "{e}");

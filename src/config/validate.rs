@@ -98,8 +98,13 @@ pub(super) fn settings(
         users: Vec::new(),
         api_tokens: Vec::new(),
     };
-    (config.users, config.api_tokens) =
-        super::auth::check(raw.users.as_deref().unwrap_or_default(), raw.api_tokens.as_deref().unwrap_or_default(), file, vars, &mut p.errors);
+    (config.users, config.api_tokens) = super::auth::check(
+        raw.users.as_deref().unwrap_or_default(),
+        raw.api_tokens.as_deref().unwrap_or_default(),
+        file,
+        vars,
+        &mut p.errors,
+    );
     if let Some(s) = &mut config.smtp_url {
         s.ca = config.smtp_ca_file.clone();
         let login = s.password.is_some() || config.smtp_password_secret.is_some();

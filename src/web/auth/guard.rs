@@ -202,7 +202,8 @@ async fn csrf_sent(req: Request) -> Result<(Option<String>, Request), WebError> 
         return Ok((None, req));
     }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| WebError::BadRequest("the form is too large (2 MiB at most)".into()))?;
+    let bytes =
+        axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| WebError::BadRequest("the form is too large (2 MiB at most)".into()))?;
     let token = url::form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
     Ok((token, Request::from_parts(parts, Body::from(bytes))))
 }

@@ -35,7 +35,10 @@ fn local_next(next: Option<&str>) -> String {
 
 /// `Secure` when the browser reached us over https (a TLS-terminating proxy says so).
 fn secure(h: &HeaderMap) -> &'static str {
-    let https = h.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.split(',').next().unwrap_or("").trim().eq_ignore_ascii_case("https"));
+    let https = h
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.split(',').next().unwrap_or("").trim().eq_ignore_ascii_case("https"));
     if https {
         "; Secure"
     } else {
@@ -102,7 +105,8 @@ struct Login {
 async fn login(Extension(auth): Extension<Arc<AuthState>>, req: Request) -> Result<Response, WebError> {
     let addr = client_ip(req.extensions());
     let headers = req.headers().clone();
-    let Form(f) = Form::<Login>::from_request(req, &()).await.map_err(|e| WebError::BadRequest(format!("the login form is incomplete: {e}")))?;
+    let Form(f) =
+        Form::<Login>::from_request(req, &()).await.map_err(|e| WebError::BadRequest(format!("the login form is incomplete: {e}")))?;
     let next = local_next(f.next.as_deref());
     let logins = auth.logins();
     if !auth.required(&logins) {

@@ -31,7 +31,10 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
 /// recommended parameters: what `cxflow hash-password` prints.
 pub(crate) fn hash_password(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
 }
 
 /// Whether `password` matches `phc`. CPU-heavy on purpose: call it off the async threads.

@@ -77,7 +77,11 @@ impl AuthState {
         if cur.0 != now {
             match Config::load(&self.project_dir, |k| std::env::var(k).ok()) {
                 Ok(c) => {
-                    tracing::info!(users = c.users.len(), api_tokens = c.api_tokens.len(), "cxflow.yaml changed: the dashboard's logins follow it");
+                    tracing::info!(
+                        users = c.users.len(),
+                        api_tokens = c.api_tokens.len(),
+                        "cxflow.yaml changed: the dashboard's logins follow it"
+                    );
                     cur.1 = Arc::new(Logins { users: c.users, tokens: c.api_tokens });
                 }
                 Err(d) => tracing::error!("cxflow.yaml changed but is not valid; the dashboard keeps the logins it had:\n{d}"),
