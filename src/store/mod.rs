@@ -18,6 +18,7 @@ mod run_log;
 mod schedule;
 #[cfg(test)]
 mod tests;
+mod web_sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub use pages_tmp::{
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use resolve::{Resolution, ResolveError};
 pub use schedule::{PruneReport, Retention};
+pub use web_sessions::{SessionLife, WebSession};
 
 // The sqlx error is part of each message and deliberately not a `source`: `{:#}` would print it
 // again, and sqlx's database errors repeat their own cause, so one reason showed three times.
