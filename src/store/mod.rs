@@ -1,6 +1,7 @@
 //! The run log. Owns every SQL string and the migrations, and speaks in domain terms.
 //! The only module that knows it talks to SQLite.
 
+mod dashboard;
 mod digests;
 mod group_commit;
 mod items;
@@ -23,6 +24,11 @@ use sqlx::SqlitePool;
 
 pub use crate::engine::log::{Claim, DigestFigures, ItemResult, ItemStatus, NewRun, PreviousDigest, RunStatus, StepStatus, TriggerKind};
 use crate::engine::log::{NewArtifact, StepEnd};
+pub use dashboard::{
+    parse_time_bound, ArtifactWithId, BadCursor, BadTime, DigestPoint, DigestTeam, ItemCursor, ItemRowWithSeq, ItemsQuery, Page,
+    RunLogStats, RunPoint, RunsQuery, StepCounts, UncertainRow, WorkflowSummary, DEFAULT_LIMIT, FAILURE_DAYS, MAX_HISTORY, MAX_LIMIT,
+    RECENT_RUNS,
+};
 pub use digests::{IdsSender, RoutingWriter};
 pub use items::ItemWriter;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
