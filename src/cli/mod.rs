@@ -24,10 +24,10 @@ pub use demo::demo_portal;
 pub use load::Project;
 pub use resolve::{resolve, ResolveArgs};
 pub use run::{resume, run, RunArgs};
-pub use serve::{next, prune, serve, sqlite_file};
 pub(crate) use serve::{clone_project, load_all};
-pub use ui::ui;
+pub use serve::{next, prune, serve, sqlite_file};
 pub use show::{runs, show, RunsArgs};
+pub use ui::ui;
 
 /// Exit codes, documented in the README.
 pub mod exit {
