@@ -96,6 +96,8 @@ enum Command {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Print the `password_hash` for a dashboard user in cxflow.yaml; reads the password on stdin.
+    HashPassword,
     /// Print the JSON Schema of the workflow format (for editor completion and checks).
     Schema,
     /// Run every workflow with a `schedule:` on its cron until SIGTERM / Ctrl-C (docs/scheduling.md).
@@ -189,6 +191,7 @@ fn main() {
 async fn dispatch(args: Args) -> cli::Result<i32> {
     match args.command {
         Command::Schema => return cli::schema(),
+        Command::HashPassword => return cli::hash_password(),
         Command::DemoPortal { port, user, password, expire_after, cookie_banner, submit_delay_ms, require_name, expire_on_post } => {
             let opts = cxflow::demo_portal::PortalOptions {
                 user,
@@ -216,7 +219,7 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         Command::Pause { workflow, reason, by } => cli::pause(&project, &workflow, reason, by).await,
         Command::Unpause { workflow, by } => cli::unpause(&project, &workflow, by).await,
         Command::Cancel { run_id, by } => cli::cancel(&project, run_id, by).await,
-        Command::Schema | Command::DemoPortal { .. } => unreachable!("handled above: they need no project"),
+        Command::Schema | Command::HashPassword | Command::DemoPortal { .. } => unreachable!("handled above: they need no project"),
         Command::Serve => cli::serve(&project).await,
         Command::Ui => cli::ui(&project).await,
         Command::Next { count, after } => cli::next(&project, count, after.unwrap_or_else(chrono::Utc::now)).await,

@@ -9,6 +9,7 @@ macro_rules! termln {
 
 mod actions;
 mod demo;
+mod hash_password;
 mod load;
 mod names;
 mod resolve;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use actions::{cancel, pause, unpause};
 pub use demo::demo_portal;
+pub use hash_password::hash_password;
 pub use load::Project;
 pub(crate) use names::{by_name as workflow_by_name, check_unique};
 pub use resolve::{resolve, ResolveArgs};

@@ -7,6 +7,7 @@
 //! (or the variable) that set them. Built once when a project opens, so `cxflow validate` and
 //! `cxflow serve` refuse a bad value before anything runs.
 
+pub mod auth;
 pub mod limits;
 pub mod smtp_ca;
 pub mod smtp_url;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 
+pub use self::auth::{ApiToken, Role, User};
 pub use self::smtp_ca::SmtpCa;
 pub use self::smtp_url::{SmtpSettings, Tls};
 use crate::schedule::cron_expr::CronSchedule;
@@ -77,6 +79,17 @@ pub struct Config {
     pub max_record_bytes: usize,
     /// Where the dashboard, the API and /metrics listen; None: `off`, no listener.
     pub http_addr: Option<std::net::SocketAddr>,
+    /// People who log in to the dashboard.
+    pub users: Vec<User>,
+    /// Tokens for scripts, webhooks and Prometheus (only their hashes).
+    pub api_tokens: Vec<ApiToken>,
+}
+
+impl Config {
+    /// Whether anyone must log in: then the dashboard may listen beyond loopback.
+    pub fn auth_configured(&self) -> bool {
+        !self.users.is_empty() || !self.api_tokens.is_empty()
+    }
 }
 
 impl Default for Config {
@@ -107,6 +120,8 @@ impl Default for Config {
             // Far above any real feedback row or export line, far below what hurts a small server.
             max_record_bytes: 1 << 20,
             http_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
+            users: Vec::new(),
+            api_tokens: Vec::new(),
         }
     }
 }
@@ -154,7 +169,7 @@ impl Config {
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
-        validate::settings(&raw, src, &from_env)
+        validate::settings(&raw, src, &from_env, &env)
     }
 
     /// Resolve a configured path against the project folder.

@@ -62,7 +62,12 @@ fn hide_after(line: &str, col: usize) -> String {
     format!("{head}***")
 }
 
-pub(super) fn settings(raw: &ConfigFile, file: &ConfigSource, env: &EnvOrigins) -> Result<Config, Diagnostics> {
+pub(super) fn settings(
+    raw: &ConfigFile,
+    file: &ConfigSource,
+    env: &EnvOrigins,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Diagnostics> {
     let d = Config::default();
     // Paths in the settings are relative to the project folder, where `cxflow.yaml` is.
     let project = file.path.parent().unwrap_or(Path::new(""));
@@ -90,7 +95,16 @@ pub(super) fn settings(raw: &ConfigFile, file: &ConfigSource, env: &EnvOrigins) 
         prune_cron: p.field("prune_cron", raw.prune_cron.as_deref(), cron).unwrap_or(d.prune_cron),
         max_record_bytes: p.field("max_record_bytes", raw.max_record_bytes.as_ref(), record_bytes).unwrap_or(d.max_record_bytes),
         http_addr: p.field("http_addr", raw.http_addr.as_deref(), http_addr).unwrap_or(d.http_addr),
+        users: Vec::new(),
+        api_tokens: Vec::new(),
     };
+    (config.users, config.api_tokens) = super::auth::check(
+        raw.users.as_deref().unwrap_or_default(),
+        raw.api_tokens.as_deref().unwrap_or_default(),
+        file,
+        vars,
+        &mut p.errors,
+    );
     if let Some(s) = &mut config.smtp_url {
         s.ca = config.smtp_ca_file.clone();
         let login = s.password.is_some() || config.smtp_password_secret.is_some();

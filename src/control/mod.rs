@@ -24,42 +24,8 @@ pub use resume::{prepare_resume, Resumable, ResumePlan};
 
 pub type Result<T> = std::result::Result<T, ControlError>;
 
-/// What a caller may do. `viewer` only reads; `operator` and `admin` may take every action here.
-// Declared from least to most: `>=` asks "at least this role".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// May start, resume, cancel, pause, unpause and resolve.
-    pub fn may_act(self) -> bool {
-        matches!(self, Role::Operator | Role::Admin)
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Role, String> {
-        match s {
-            "viewer" => Ok(Role::Viewer),
-            "operator" => Ok(Role::Operator),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!("role `{other}` is not one of viewer, operator, admin")),
-        }
-    }
-}
+/// Roles are part of the settings (`users:`, `api_tokens:` in cxflow.yaml).
+pub use crate::config::Role;
 
 /// Who is acting: a person's login, an API token's name, or the CLI's user.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -58,6 +58,34 @@ pub struct ConfigFile {
     /// Where `cxflow serve` and `cxflow ui` serve the dashboard, the API and /metrics:
     /// `host:port` (default `127.0.0.1:8080`; port 0 picks a free one), or `off`.
     pub http_addr: Option<String>,
+    /// People who log in to the dashboard, each with a role and an argon2 password hash printed
+    /// by `cxflow hash-password` (docs/dashboard.md, "Who may do what").
+    pub users: Option<Vec<UserEntry>>,
+    /// Tokens for scripts, webhooks and Prometheus (`Authorization: Bearer ...`); each token's
+    /// value comes from the environment variable `env`.
+    pub api_tokens: Option<Vec<TokenEntry>>,
+}
+
+/// One entry of `users:`.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub name: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    /// `$argon2id$v=19$...`, as printed by `cxflow hash-password`.
+    pub password_hash: String,
+}
+
+/// One entry of `api_tokens:`.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub name: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    /// The environment variable that holds the token (at least 24 characters).
+    pub env: String,
 }
 
 /// `cxflow.yaml` read and deserialized, with what is needed to point into it.

@@ -3,14 +3,15 @@
 
 mod actions;
 mod cancel;
+mod dashboard;
+// replaced by store/dashboard.rs at merge
+pub mod api_tmp;
 mod digests;
 mod group_commit;
 mod items;
 mod ledger;
 mod owner;
 mod pauses;
-// replaced by store/dashboard.rs at merge
-mod pages_tmp;
 mod prune;
 mod queries;
 mod resolve;
@@ -18,6 +19,7 @@ mod run_log;
 mod schedule;
 #[cfg(test)]
 mod tests;
+mod web_sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -30,17 +32,18 @@ pub use crate::engine::log::{Claim, DigestFigures, ItemResult, ItemStatus, NewRu
 use crate::engine::log::{NewArtifact, StepEnd};
 pub use actions::{ActionFilter, ActionRow, NewAction};
 pub use cancel::CancelRequest;
+pub use dashboard::{
+    parse_time_bound, ArtifactWithId, BadCursor, BadTime, DigestPoint, DigestTeam, ItemCursor, ItemRowWithSeq, ItemsQuery, Page,
+    RunLogStats, RunPoint, RunsQuery, StepCounts, UncertainRow, WorkflowSummary, DEFAULT_LIMIT, FAILURE_DAYS, MAX_HISTORY, MAX_LIMIT,
+    RECENT_RUNS,
+};
 pub use digests::{IdsSender, RoutingWriter};
 pub use items::ItemWriter;
 pub use pauses::Pause;
-// replaced by store/dashboard.rs at merge
-pub use pages_tmp::{
-    parse_time_bound, ArtifactWithId, BadCursor, BadTime, ItemCursor, ItemRowWithSeq, ItemsQuery, Page, RunPoint, RunsQuery, StepCounts,
-    UncertainRow, WorkflowSummary, DEFAULT_LIMIT, FAILURE_DAYS, MAX_LIMIT, RECENT_RUNS,
-};
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use resolve::{Resolution, ResolveError};
 pub use schedule::{PruneReport, Retention};
+pub use web_sessions::{SessionLife, WebSession};
 
 // The sqlx error is part of each message and deliberately not a `source`: `{:#}` would print it
 // again, and sqlx's database errors repeat their own cause, so one reason showed three times.

@@ -72,9 +72,10 @@ impl App {
     }
 }
 
-/// Every route: pages, API, auth.
+/// Every route: pages, API, auth; each request passes the auth guard first.
 pub fn router(app: App) -> Router {
-    Router::new().merge(pages::routes()).merge(api::routes()).merge(auth::routes()).with_state(app)
+    let routes = Router::new().merge(pages::routes()).merge(api::routes()).merge(auth::routes());
+    auth::guarded(routes, &app).with_state(app)
 }
 
 #[derive(Debug, thiserror::Error)]

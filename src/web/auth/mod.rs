@@ -1,31 +1,58 @@
-//! Who is calling: an API token, a person's session, or `local` when no authentication is
-//! configured (then the server listens on loopback only). Roles: viewer < operator < admin.
+//! Who is calling, and what they may do: an API token (`Authorization: Bearer`), a person's
+//! session cookie (`/login`), or `local` when no users and no tokens are configured (then the
+//! server listens on loopback only and every caller is admin). Roles: viewer < operator < admin.
+//!
+//! ```text
+//! request ─▶ guard (one middleware for every route)
+//!              Host loopback? (no auth)   cross-site state change? ─▶ 403
+//!              Bearer token │ session cookie │ local ─▶ Caller (request extension)
+//!              nobody: /api, /metrics ─▶ 401 JSON; pages ─▶ /login?next=...
+//!              state change without a token: the CSRF token back (form `csrf`, `X-CSRF-Token`)
+//!         ─▶ handler (`caller.require(Role::Operator)?`) ─▶ security headers on the response
+//! ```
+//!
+//! The users and tokens are those of `cxflow.yaml` as it is now (read again when it changes),
+//! so a user removed there loses access at the next request. docs/dashboard.md, "Who may do
+//! what", and docs/security.md, "Dashboard", say what is refused and why.
+
+mod guard;
+mod limit;
+mod login;
+pub(crate) mod secret;
+mod state;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
+use axum::response::{IntoResponseParts, ResponseParts};
 use axum::Router;
 
-use super::{App, WebError};
+pub(crate) use crate::config::Role;
+pub(crate) use secret::hash_password;
 
-pub(crate) use crate::control::Role;
+use super::{App, WebError};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub name: String,
     pub role: Role,
-    /// The CSRF token of a person's session (forms carry it back); None for tokens and `local`.
+    /// The CSRF token forms carry back: a person's session's, or the process's for `local`.
+    /// None for API tokens (they need none).
     csrf: Option<String>,
     /// A person logged in with a session cookie (can log out).
     session: bool,
+    /// Authenticated by an API token.
+    token: bool,
 }
 
 impl Caller {
     /// The caller when no authentication is configured (loopback only).
     pub(crate) fn local() -> Caller {
-        Caller { name: "local".into(), role: Role::Admin, csrf: None, session: false }
+        Caller { name: "local".into(), role: Role::Admin, csrf: None, session: false, token: false }
     }
 
     /// 403 unless the caller has at least `role`.
@@ -48,24 +75,57 @@ impl Caller {
     pub(crate) fn actor(&self) -> crate::control::Actor {
         crate::control::Actor::new(self.name.clone(), self.role)
     }
+
+    /// Authenticated by an API token (a script, a webhook, Prometheus).
+    pub(crate) fn is_token(&self) -> bool {
+        self.token
+    }
 }
 
 impl FromRequestParts<App> for Caller {
     type Rejection = WebError;
 
-    async fn from_request_parts(_parts: &mut Parts, _app: &App) -> Result<Caller, WebError> {
-        Ok(Caller::local())
+    /// The guard put the caller there; only the login page is served to nobody.
+    async fn from_request_parts(parts: &mut Parts, _app: &App) -> Result<Caller, WebError> {
+        parts.extensions.get::<Caller>().cloned().ok_or(WebError::Unauthorized)
     }
 }
 
-/// `/login` and `/logout`.
+impl OptionalFromRequestParts<App> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _app: &App) -> Result<Option<Caller>, Self::Rejection> {
+        Ok(parts.extensions.get::<Caller>().cloned())
+    }
+}
+
+/// Put in a response (`(SameOriginFraming, body)`) that pages of this server may frame: an
+/// artifact shown in an `<iframe>` of the run page. Everything else may not be framed at all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SameOriginFraming;
+
+impl IntoResponseParts for SameOriginFraming {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        res.extensions_mut().insert(self);
+        Ok(res)
+    }
+}
+
+/// `/login`, `/logout`, `/api/me`.
 pub(crate) fn routes() -> Router<App> {
-    Router::new()
+    login::routes()
+}
+
+/// Wraps every route of `routes` in the guard (authentication, CSRF, security headers).
+pub(crate) fn guarded(routes: Router<App>, app: &App) -> Router<App> {
+    guard::wrap(routes, app)
 }
 
 /// Refuses to listen beyond loopback while no authentication is configured.
-pub(crate) fn check_listen(_app: &App, addr: SocketAddr) -> anyhow::Result<()> {
-    if addr.ip().is_loopback() {
+pub(crate) fn check_listen(app: &App, addr: SocketAddr) -> anyhow::Result<()> {
+    if addr.ip().is_loopback() || app.project.config.auth_configured() {
         return Ok(());
     }
     anyhow::bail!(

@@ -1,0 +1,124 @@
+//! The OpenAPI document against the router: same paths both ways, every failure documented,
+//! and every documented path answered by a real server (not the unknown-path fallback).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use utoipa::openapi::path::Operation;
+use utoipa::OpenApi;
+
+use super::{api, ApiDoc};
+use crate::cli::Project;
+use crate::web::App;
+
+fn documented() -> Vec<(String, String, Operation)> {
+    let doc = ApiDoc::openapi();
+    let mut out = Vec::new();
+    for (path, item) in doc.paths.paths {
+        let ops = [
+            ("GET", item.get),
+            ("POST", item.post),
+            ("PUT", item.put),
+            ("DELETE", item.delete),
+            ("PATCH", item.patch),
+            ("HEAD", item.head),
+            ("OPTIONS", item.options),
+            ("TRACE", item.trace),
+        ];
+        for (m, op) in ops {
+            if let Some(op) = op {
+                out.push((m.to_string(), path.clone(), op));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_document_and_the_router_have_the_same_paths() {
+    let routed: BTreeSet<(String, String)> = api().paths.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let doc: BTreeSet<(String, String)> = documented().into_iter().map(|(m, p, _)| (m, p)).collect();
+    let undocumented: Vec<_> = routed.difference(&doc).collect();
+    let unrouted: Vec<_> = doc.difference(&routed).collect();
+    assert!(undocumented.is_empty(), "routed but not in /api/openapi.json (add #[utoipa::path] and list it in ApiDoc): {undocumented:?}");
+    assert!(unrouted.is_empty(), "in /api/openapi.json but not routed: {unrouted:?}");
+    assert!(routed.len() >= 9, "{routed:?}");
+}
+
+#[test]
+fn every_operation_documents_its_failures_and_the_bearer_scheme() {
+    for (m, path, op) in documented() {
+        let codes: BTreeSet<&str> = op.responses.responses.keys().map(String::as_str).collect();
+        let mut want = vec!["200", "400", "401", "403", "500"];
+        if path.contains('{') {
+            want.push("404");
+        }
+        for c in want {
+            assert!(codes.contains(c), "{m} {path} does not document status {c}: {codes:?}");
+        }
+    }
+    let v = serde_json::to_value(ApiDoc::openapi()).unwrap();
+    assert!(v["openapi"].as_str().unwrap().starts_with("3.1."), "{}", v["openapi"]);
+    assert_eq!(v["components"]["securitySchemes"]["bearer"]["scheme"], "bearer", "{}", v["components"]);
+    assert_eq!(v["security"][0]["bearer"], serde_json::json!([]));
+    // Every failure refers to the one error shape.
+    let err = &v["paths"]["/api/runs/{id}"]["get"]["responses"]["404"]["content"]["application/json"]["schema"]["$ref"];
+    assert_eq!(err, "#/components/schemas/ErrorBody");
+    assert!(v["components"]["schemas"]["ErrorBody"]["properties"]["error"].is_object());
+    // Every reference resolves: a response type missing from the components would not.
+    let mut refs = Vec::new();
+    collect_refs(&v, &mut refs);
+    assert!(refs.len() > 20, "{refs:?}");
+    for r in refs {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected reference {r}"));
+        assert!(v["components"]["schemas"][name].is_object(), "{r} is not in the document's components");
+    }
+}
+
+fn collect_refs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("$ref", serde_json::Value::String(s)) => out.push(s.clone()),
+                    _ => collect_refs(x, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_documented_path_is_served_and_an_unknown_one_is_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    let project = Arc::new(Project::open(dir.path()).unwrap());
+    let store = project.store().await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let app = App::for_project(project, store, None, shutdown.clone());
+    let (addr, task) = crate::web::start(app, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = reqwest::Client::new();
+
+    for (m, path, _) in documented() {
+        assert_eq!(m, "GET", "extend this test for {m} {path}");
+        let concrete = path.replace("{id}", "1").replace("{name}", "w").replace("{scope}", "w%2Fr").replace("{team}", "t");
+        let r = client.get(format!("http://{addr}{concrete}")).send().await.unwrap();
+        let status = r.status().as_u16();
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        let err = body["error"].as_str().unwrap_or("");
+        assert!(!err.starts_with("no API endpoint"), "{path} fell through to the fallback: {body}");
+        // An empty run log: lists answer 200, single things 404 with a JSON error.
+        assert!(status == 200 || (status == 404 && !err.is_empty()), "{path}: {status} {body}");
+    }
+
+    let r = client.get(format!("http://{addr}/api/nothing/here")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "no API endpoint `GET /api/nothing/here`; `/api/openapi.json` lists them");
+
+    shutdown.cancel();
+    task.await.unwrap();
+}
