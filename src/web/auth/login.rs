@@ -69,9 +69,12 @@ fn page(next: &str, token: &str, error: Option<&str>) -> Markup {
     )
 }
 
-/// The form, with a fresh login token in a cookie beside it.
+/// The form, with its login token in a cookie beside it. A browser that already holds one keeps
+/// it: a browser fetches `/favicon.ico` (sent here too without a session) while the person types,
+/// and a new token then would refuse the form on the page (found by tests/dashboard_browser.rs).
 fn form_response(status: StatusCode, h: &HeaderMap, next: &str, error: Option<&str>) -> Response {
-    let token = secret::random_token();
+    let held = cookie(h, LOGIN_COOKIE).filter(|t| t.len() == 43 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let token = held.map_or_else(secret::random_token, String::from);
     let mut res = (status, page(next, &token, error)).into_response();
     set_cookie(&mut res, format!("{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600{}", secure(h)));
     res
