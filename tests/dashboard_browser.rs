@@ -16,11 +16,10 @@ use dashboard::{Browser, Dashboard, DEADLINE};
 use serde_json::json;
 use support::TestProject;
 
-/// Who logs in to the dashboard, or None while the project has no users (local mode: every
-/// caller is `local`, admin).
-const DASHBOARD_USER: Option<(&str, &str)> = None;
+/// Who logs in to the dashboard (an operator in cxflow.yaml's `users`), and the password.
+const DASHBOARD_USER: Option<(&str, &str)> = Some(("ana", "correct-horse-battery-9"));
 /// The name the dashboard records actions under.
-const ACTOR: &str = "local";
+const ACTOR: &str = "ana";
 /// The action forms (run, resolve, pause) are on the pages.
 const ACTION_FORMS: bool = false;
 /// The run-now form's field for the `batch` parameter.
@@ -122,6 +121,8 @@ fn the_failed_run_is_found_its_screenshot_loads_and_an_uncertain_delivery_is_res
     let ui = Dashboard::start(p.cxflow(), "ui");
     let b = Browser::open(&ui.base);
     b.login(DASHBOARD_USER);
+    assert_eq!(p.query("SELECT user_name FROM web_sessions"), [ACTOR], "one session, of the user who logged in");
+    assert_eq!(b.wait_for("header .who"), format!("{ACTOR} · operator · Log out"));
 
     // The overview lists the workflows, and the portal's partial run as a failure of the week.
     b.goto("/");

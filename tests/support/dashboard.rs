@@ -247,7 +247,8 @@ impl Browser {
         self.fill(form, "name", name);
         self.fill(form, "password", password);
         self.submit(form);
-        assert_eq!(self.path(), "/runs", "after logging in as {name}, back on the page asked for");
+        let page = self.wait_for("body");
+        assert_eq!(self.path(), "/runs", "after logging in as {name}, back on the page asked for; the page says: {page}");
         self.wait_text("header .who", name);
     }
 }
