@@ -1,5 +1,7 @@
 //! The dashboard's pages, rendered on the server (maud).
 
+pub(crate) mod actions;
+
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
@@ -9,7 +11,7 @@ use super::auth::Caller;
 use super::{layout, App, WebError};
 
 pub(crate) fn routes() -> Router<App> {
-    Router::new().route("/", get(overview))
+    Router::new().route("/", get(overview)).merge(actions::routes())
 }
 
 /// Placeholder until the overview page lands: the workflows by name.
