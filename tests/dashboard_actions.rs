@@ -84,7 +84,8 @@ impl Ui {
         for (k, v) in fields {
             body.append_pair(k, v);
         }
-        let req = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/x-www-form-urlencoded").body(body.finish());
+        let req =
+            self.http.post(format!("{}{path}", self.base)).header("content-type", "application/x-www-form-urlencoded").body(body.finish());
         self.send(req)
     }
 
@@ -173,7 +174,9 @@ fn run_now_from_the_form_and_the_api_runs_with_the_parameters_and_is_audited() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| format!("{}|{}|{}|{}", a["actor"].as_str().unwrap(), a["action"].as_str().unwrap(), a["run_id"], a["outcome"].as_str().unwrap()))
+        .map(|a| {
+            format!("{}|{}|{}|{}", a["actor"].as_str().unwrap(), a["action"].as_str().unwrap(), a["run_id"], a["outcome"].as_str().unwrap())
+        })
         .collect();
     assert_eq!(rows.len(), 4, "{rows:?}");
     assert!(rows[0].starts_with("local|run|null|refused: `--var whom=...`"), "{rows:?}");
@@ -184,7 +187,11 @@ fn run_now_from_the_form_and_the_api_runs_with_the_parameters_and_is_audited() {
     assert!(page.body.contains(&format!(r#"<td>local</td><td>admin</td><td>run</td><td><a href="/workflows/greet">greet</a></td><td class="num"><a href="/runs/{run}">{run}</a>"#)), "{}", page.body);
     // The workflow page lists its runs and the actions on it.
     let page = ui.get("/workflows/greet");
-    assert!(page.body.contains(&format!(r#"<a href="/runs/{api_run}">{api_run}</a>"#)) && page.body.contains("refused: parameter"), "{}", page.body);
+    assert!(
+        page.body.contains(&format!(r#"<a href="/runs/{api_run}">{api_run}</a>"#)) && page.body.contains("refused: parameter"),
+        "{}",
+        page.body
+    );
 }
 
 const SLOW: &str = r#"name: slow
@@ -283,11 +290,18 @@ fn pause_and_unpause_from_the_dashboard_are_seen_by_cxflow_next() {
     next.expect_code(0);
     let rows: Vec<&str> = next.stdout.lines().filter(|l| l.starts_with("nightly")).collect();
     assert_eq!(rows.len(), 1, "{}", next.stdout);
-    assert!(rows[0].contains("paused by local since 20") && rows[0].contains(": portal <maintenance> (`cxflow unpause nightly`)"), "{}", rows[0]);
+    assert!(
+        rows[0].contains("paused by local since 20") && rows[0].contains(": portal <maintenance> (`cxflow unpause nightly`)"),
+        "{}",
+        rows[0]
+    );
 
     let a = ui.post_json("/api/workflows/nightly/unpause", json!({}));
     assert_eq!(a.status, 200, "{}", a.body);
-    assert_eq!((a.json()["paused"].clone(), a.json()["paused_by"].clone(), a.json()["reason"].clone()), (json!(false), json!("local"), json!("portal <maintenance>")));
+    assert_eq!(
+        (a.json()["paused"].clone(), a.json()["paused_by"].clone(), a.json()["reason"].clone()),
+        (json!(false), json!("local"), json!("portal <maintenance>"))
+    );
     let next = p.run(&["next", "--count", "2"]);
     assert_eq!(next.stdout.lines().filter(|l| l.starts_with("nightly") && l.contains(" 03:00:00 ")).count(), 2, "{}", next.stdout);
 
@@ -337,7 +351,10 @@ fn resolving_uncertain_deliveries_from_the_form_and_the_api_updates_the_ledger()
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.json()["resolved"], json!([{"key": "slow/k2", "step_id": "act", "item_key": "k2", "state": "not-sent"}]));
     assert_eq!(p.query("SELECT item_key FROM ledger ORDER BY key"), ["k1", "k3"], "not-sent frees the key for the next resume");
-    assert_eq!(p.query("SELECT item_key, decision, decided_by FROM resolutions ORDER BY id"), ["k1|sent|local", "k3|sent|local", "k2|not-sent|local"]);
+    assert_eq!(
+        p.query("SELECT item_key, decision, decided_by FROM resolutions ORDER BY id"),
+        ["k1|sent|local", "k3|sent|local", "k2|not-sent|local"]
+    );
 
     let a = ui.post_json("/api/runs/1/resolve", json!({"items": ["k2"], "as": "sent"}));
     assert_eq!(a.status, 400, "{}", a.body);
@@ -348,7 +365,10 @@ fn resolving_uncertain_deliveries_from_the_form_and_the_api_updates_the_ledger()
     let audit = ui.get("/api/actions?action=resolve&limit=2").json();
     let outcomes: Vec<&str> = audit["actions"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes.len(), 2);
-    assert!(outcomes[0].starts_with("refused: there is no run 99") && outcomes[1].starts_with("refused: run 1 has no uncertain"), "{outcomes:?}");
+    assert!(
+        outcomes[0].starts_with("refused: there is no run 99") && outcomes[1].starts_with("refused: run 1 has no uncertain"),
+        "{outcomes:?}"
+    );
     let older = ui.get(&format!("/api/actions?action=resolve&before={}", audit["next"])).json();
     let older: Vec<(String, Value)> =
         older["actions"].as_array().unwrap().iter().map(|a| (a["outcome"].as_str().unwrap().to_string(), a["detail"].clone())).collect();

@@ -56,8 +56,9 @@ fn body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, Ap
         )));
     }
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
-    serde_json::from_slice(text)
-        .map_err(|e| ApiError(WebError::BadRequest(format!("the request body does not fit this endpoint: {e}; `/api/openapi.json` describes it"))))
+    serde_json::from_slice(text).map_err(|e| {
+        ApiError(WebError::BadRequest(format!("the request body does not fit this endpoint: {e}; `/api/openapi.json` describes it")))
+    })
 }
 
 fn operator(caller: Result<Caller, WebError>) -> Result<Caller, ApiError> {
@@ -240,7 +241,8 @@ pub(crate) async fn resolve(
     let caller = operator(caller)?;
     let req: ResolveRequest = body(&headers, &bytes)?;
     if req.all != req.items.is_empty() {
-        let msg = if req.all { "give `items` or `all: true`, not both" } else { "name the uncertain `items` to resolve, or set `all: true`" };
+        let msg =
+            if req.all { "give `items` or `all: true`, not both" } else { "name the uncertain `items` to resolve, or set `all: true`" };
         return Err(ApiError(WebError::BadRequest(msg.into())));
     }
     let decision = match req.decision {
@@ -248,7 +250,8 @@ pub(crate) async fn resolve(
         Decision::NotSent => Resolution::NotSent,
     };
     let rows = app.control.resolve(&caller.actor(), id, &req.items, decision).await.map_err(control_error)?;
-    let resolved = rows.into_iter().map(|r| ResolvedItem { key: r.key, step_id: r.step_id, item_key: r.item_key, state: r.state }).collect();
+    let resolved =
+        rows.into_iter().map(|r| ResolvedItem { key: r.key, step_id: r.step_id, item_key: r.item_key, state: r.state }).collect();
     Ok(Json(Resolved { run_id: id, resolved }))
 }
 
@@ -362,7 +365,11 @@ pub(crate) struct ActionsPage {
 /// The audit log: every action, done or refused, with who asked; newest first.
 #[utoipa::path(get, path = "/api/actions", tag = "actions", params(ActionsQuery),
     responses((status = 200, body = ActionsPage), (status = 403, body = ActionError)))]
-pub(crate) async fn list(State(app): State<App>, caller: Result<Caller, WebError>, Query(q): Query<ActionsQuery>) -> Result<Json<ActionsPage>, ApiError> {
+pub(crate) async fn list(
+    State(app): State<App>,
+    caller: Result<Caller, WebError>,
+    Query(q): Query<ActionsQuery>,
+) -> Result<Json<ActionsPage>, ApiError> {
     let caller = caller.map_err(ApiError)?;
     caller.require(Role::Viewer).map_err(ApiError)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);

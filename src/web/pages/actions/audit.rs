@@ -36,7 +36,8 @@ fn number(name: &str, v: &Option<String>) -> Result<Option<i64>, WebError> {
 
 pub(super) async fn page(State(app): State<App>, caller: Caller, Query(q): Query<AuditQuery>) -> Result<Markup, WebError> {
     caller.require(Role::Viewer)?;
-    let filter = ActionFilter { workflow: given(&q.workflow), run_id: number("run", &q.run)?, actor: given(&q.actor), action: given(&q.action) };
+    let filter =
+        ActionFilter { workflow: given(&q.workflow), run_id: number("run", &q.run)?, actor: given(&q.actor), action: given(&q.action) };
     let before = number("before", &q.before)?;
     let mut rows = app.store.actions(&filter, before, PAGE + 1).await?;
     let older = (rows.len() as i64 > PAGE).then(|| {

@@ -19,7 +19,12 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields.iter().find(|(k, v)| k == name && !v.trim().is_empty()).map(|(_, v)| v.as_str())
 }
 
-pub(super) async fn run_now(State(app): State<App>, caller: Caller, Path(name): Path<String>, Form(fields): Fields) -> Result<Redirect, WebError> {
+pub(super) async fn run_now(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Form(fields): Fields,
+) -> Result<Redirect, WebError> {
     caller.require(Role::Operator)?;
     let snap = app.workflows.snapshot();
     let params = form_params(&fields, snap.get(&name).map(|p| &p.params));
@@ -27,7 +32,12 @@ pub(super) async fn run_now(State(app): State<App>, caller: Caller, Path(name): 
     Ok(Redirect::to(&with_done(&run_url(id, ""), &format!("run {id} of {name} started by {}", caller.name))))
 }
 
-pub(super) async fn resume(State(app): State<App>, caller: Caller, Path(id): Path<i64>, Form(fields): Fields) -> Result<Redirect, WebError> {
+pub(super) async fn resume(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Form(fields): Fields,
+) -> Result<Redirect, WebError> {
     caller.require(Role::Operator)?;
     let from = field(&fields, "from").map(String::from);
     let msg = match &from {
@@ -45,16 +55,28 @@ pub(super) async fn cancel(State(app): State<App>, caller: Caller, Path(id): Pat
     Ok(Redirect::to(&with_done(&run_url(id, ""), &msg)))
 }
 
-pub(super) async fn resolve(State(app): State<App>, caller: Caller, Path(id): Path<i64>, Form(fields): Fields) -> Result<Redirect, WebError> {
+pub(super) async fn resolve(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Form(fields): Fields,
+) -> Result<Redirect, WebError> {
     caller.require(Role::Operator)?;
     let decision = decision(field(&fields, "as"))?;
     let all = field(&fields, "all").is_some_and(|v| v == "1" || v == "on" || v == "true");
-    let items: Vec<String> = if all { Vec::new() } else { fields.iter().filter(|(k, v)| k == "items" && !v.is_empty()).map(|(_, v)| v.clone()).collect() };
+    let items: Vec<String> =
+        if all { Vec::new() } else { fields.iter().filter(|(k, v)| k == "items" && !v.is_empty()).map(|(_, v)| v.clone()).collect() };
     if !all && items.is_empty() {
         return Err(WebError::BadRequest(format!("tick the uncertain items of run {id} to resolve, or `all`")));
     }
     let done = app.control.resolve(&caller.actor(), id, &items, decision).await.map_err(control_error)?;
-    let msg = format!("{} uncertain deliver{} of run {id} resolved as {} by {}", done.len(), if done.len() == 1 { "y" } else { "ies" }, decision.as_str(), caller.name);
+    let msg = format!(
+        "{} uncertain deliver{} of run {id} resolved as {} by {}",
+        done.len(),
+        if done.len() == 1 { "y" } else { "ies" },
+        decision.as_str(),
+        caller.name
+    );
     Ok(Redirect::to(&with_done(&run_url(id, ""), &msg)))
 }
 
@@ -63,12 +85,19 @@ pub(crate) fn decision(v: Option<&str>) -> Result<Resolution, WebError> {
     match v {
         Some("sent") => Ok(Resolution::Sent),
         Some("not-sent") => Ok(Resolution::NotSent),
-        Some(other) => Err(WebError::BadRequest(format!("`as` is `{other}`; it is `sent` (it arrived) or `not-sent` (the next resume sends it)"))),
+        Some(other) => {
+            Err(WebError::BadRequest(format!("`as` is `{other}`; it is `sent` (it arrived) or `not-sent` (the next resume sends it)")))
+        }
         None => Err(WebError::BadRequest("say whether the deliveries arrived: `as` is `sent` or `not-sent`".into())),
     }
 }
 
-pub(super) async fn pause(State(app): State<App>, caller: Caller, Path(name): Path<String>, Form(fields): Fields) -> Result<Redirect, WebError> {
+pub(super) async fn pause(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Form(fields): Fields,
+) -> Result<Redirect, WebError> {
     caller.require(Role::Operator)?;
     let reason = field(&fields, "reason").map(|r| r.trim().to_string());
     let p = app.control.pause(&caller.actor(), &name, reason).await.map_err(control_error)?;

@@ -63,7 +63,12 @@ fn viewers_get_no_action_forms_but_see_a_pause() {
     assert_eq!(html(params_form(&v, "w", &params(json!({"a": 1})))), "");
     assert_eq!(html(run_actions(&v, &run(RunStatus::Running, TriggerKind::Manual), &["a"])), "");
     assert_eq!(html(resolve_form(&v, 7, &[("mail".into(), "k1".into())])), "");
-    let pause = Pause { workflow: "w".into(), paused_by: "ana".into(), paused_at: "2024-06-01T10:00:00Z".into(), reason: Some("<maintenance>".into()) };
+    let pause = Pause {
+        workflow: "w".into(),
+        paused_by: "ana".into(),
+        paused_at: "2024-06-01T10:00:00Z".into(),
+        reason: Some("<maintenance>".into()),
+    };
     let h = html(pause_toggle(&v, "w", Some(&pause)));
     assert!(h.contains("paused by ana since 2024-06-01T10:00:00Z: &lt;maintenance&gt;"), "{h}");
     assert!(!h.contains("<form"), "{h}");

@@ -25,7 +25,12 @@ pub(super) struct Flash {
     done: Option<String>,
 }
 
-pub(super) async fn page(State(app): State<App>, caller: Caller, Path(name): Path<String>, Query(q): Query<Flash>) -> Result<Markup, WebError> {
+pub(super) async fn page(
+    State(app): State<App>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<Flash>,
+) -> Result<Markup, WebError> {
     caller.require(Role::Viewer)?;
     let snap = app.workflows.snapshot();
     let plan = snap.get(&name).cloned();
@@ -33,7 +38,9 @@ pub(super) async fn page(State(app): State<App>, caller: Caller, Path(name): Pat
     let pause = store.schedule_pause(&name).await?;
     let runs = store.runs(&RunFilter { workflow: Some(name.clone()), status: None, limit: LAST_RUNS }).await?;
     if plan.is_none() && pause.is_none() && runs.is_empty() {
-        return Err(WebError::NotFound(format!("no workflow named `{name}` in the workflows folder or the run log; the overview lists them")));
+        return Err(WebError::NotFound(format!(
+            "no workflow named `{name}` in the workflows folder or the run log; the overview lists them"
+        )));
     }
     let filter = ActionFilter { workflow: Some(name.clone()), ..Default::default() };
     let actions = store.actions(&filter, None, LAST_ACTIONS).await?;
