@@ -1,6 +1,9 @@
 use utoipa::OpenApi;
 
 use super::*;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap};
+use serde_json::Value;
 
 #[test]
 fn the_document_lists_every_action_path_with_its_schemas() {

@@ -11,14 +11,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 use crate::store::{ActionFilter, Resolution};
 use crate::web::auth::{Caller, Role};
 use crate::web::pages::actions::control_error;
 use crate::web::{ApiError, App, WebError};
+pub(crate) use types::*;
+
+mod types;
 
 /// The paths below, for the main document to nest.
 #[derive(OpenApi)]
@@ -34,13 +35,6 @@ pub(crate) fn routes() -> Router<App> {
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/resolve", post(resolve))
         .route("/api/actions", get(list))
-}
-
-/// Every failed request.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ActionError {
-    #[schema(examples("no workflow named `nightly` in the workflows folder; `cxflow validate` lists them"))]
-    pub error: String,
 }
 
 /// The request body as `T`; a missing body is `{}`. Refuses anything not declared JSON.
@@ -65,29 +59,6 @@ fn operator(caller: Result<Caller, WebError>) -> Result<Caller, ApiError> {
     let caller = caller.map_err(ApiError)?;
     caller.require(Role::Operator).map_err(ApiError)?;
     Ok(caller)
-}
-
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RunRequest {
-    /// Values for the workflow's `params:`; those left out take their defaults.
-    #[schema(value_type = Object, examples(json!({"ticket_id": "T-1042", "region": "eu"})))]
-    pub params: Map<String, Value>,
-}
-
-/// A run started or resumed; it goes on in the background: poll `GET /api/runs/{run_id}`.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct RunStarted {
-    pub run_id: i64,
-    /// The run's page in the dashboard.
-    #[schema(examples("/runs/42"))]
-    pub url: String,
-}
-
-impl RunStarted {
-    fn new(run_id: i64) -> RunStarted {
-        RunStarted { run_id, url: format!("/runs/{run_id}") }
-    }
 }
 
 /// Start workflow `name` now (also the webhook trigger).
@@ -117,13 +88,6 @@ pub(crate) async fn run(
     Ok((StatusCode::CREATED, Json(RunStarted::new(id))))
 }
 
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct ResumeRequest {
-    /// Run this step and the ones after it again, every item; without it, what did not succeed.
-    pub from: Option<String>,
-}
-
 /// Resume run `id` (from a step), as `cxflow resume` would, in the background.
 #[utoipa::path(post, path = "/api/runs/{id}/resume", tag = "actions",
     params(("id" = i64, Path, description = "run id")),
@@ -148,19 +112,6 @@ pub(crate) async fn resume(
     Ok(Json(RunStarted::new(id)))
 }
 
-/// No fields: the body of cancel and unpause, which need nothing.
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Empty {}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Cancelled {
-    pub run_id: i64,
-    pub requested_by: String,
-    /// RFC 3339, UTC.
-    pub requested_at: String,
-}
-
 /// Ask run `id` to stop: it ends `interrupted` (resumable) with `cancelled by <who> at <time>`.
 #[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "actions",
     params(("id" = i64, Path, description = "run id")),
@@ -181,44 +132,6 @@ pub(crate) async fn cancel(
     let _: Empty = body(&headers, &bytes)?;
     let req = app.control.cancel(&caller.actor(), id).await.map_err(control_error)?;
     Ok(Json(Cancelled { run_id: id, requested_by: req.by, requested_at: req.at }))
-}
-
-#[derive(Deserialize, Serialize, Clone, Copy, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum Decision {
-    /// It arrived: never send it again.
-    Sent,
-    /// It did not: the next resume sends it.
-    NotSent,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ResolveRequest {
-    /// Item keys of uncertain deliveries of the run.
-    #[serde(default)]
-    pub items: Vec<String>,
-    /// Every uncertain delivery of the run (then `items` must be empty).
-    #[serde(default)]
-    pub all: bool,
-    #[serde(rename = "as")]
-    pub decision: Decision,
-}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Resolved {
-    pub run_id: i64,
-    pub resolved: Vec<ResolvedItem>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ResolvedItem {
-    /// The ledger key.
-    pub key: String,
-    pub step_id: String,
-    pub item_key: String,
-    /// `sent` or `not-sent`.
-    pub state: String,
 }
 
 /// Record the decision about uncertain deliveries of run `id`.
@@ -253,30 +166,6 @@ pub(crate) async fn resolve(
     let resolved =
         rows.into_iter().map(|r| ResolvedItem { key: r.key, step_id: r.step_id, item_key: r.item_key, state: r.state }).collect();
     Ok(Json(Resolved { run_id: id, resolved }))
-}
-
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct PauseRequest {
-    /// Shown with every skipped fire and by `cxflow next`.
-    pub reason: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct PauseState {
-    pub workflow: String,
-    /// Whether the schedule is paused now (false after an unpause; the rest describes the pause lifted).
-    pub paused: bool,
-    pub paused_by: String,
-    /// RFC 3339, UTC.
-    pub paused_at: String,
-    pub reason: Option<String>,
-}
-
-impl PauseState {
-    fn new(p: crate::store::Pause, paused: bool) -> PauseState {
-        PauseState { workflow: p.workflow, paused, paused_by: p.paused_by, paused_at: p.paused_at, reason: p.reason }
-    }
 }
 
 /// Pause workflow `name`'s schedule: its fires are recorded as skipped until unpaused.
@@ -323,45 +212,6 @@ pub(crate) async fn unpause(
     Ok(Json(PauseState::new(p, false)))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ActionsQuery {
-    pub workflow: Option<String>,
-    pub actor: Option<String>,
-    /// run, resume, cancel, pause, unpause or resolve.
-    pub action: Option<String>,
-    pub run_id: Option<i64>,
-    /// Actions older than this id: a page's `next`.
-    pub before: Option<i64>,
-    /// At most this many (default 50, at most 500).
-    pub limit: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Action {
-    pub id: i64,
-    /// RFC 3339, UTC.
-    pub at: String,
-    pub actor: String,
-    pub role: String,
-    pub action: String,
-    pub workflow: Option<String>,
-    pub run_id: Option<i64>,
-    /// What the action was given: parameters, items, reason, step.
-    #[schema(value_type = Option<Object>)]
-    pub detail: Option<Value>,
-    /// `ok`, or `refused: <why>`.
-    pub outcome: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ActionsPage {
-    /// Newest first.
-    pub actions: Vec<Action>,
-    /// Pass as `before` for the next (older) page; absent on the last.
-    pub next: Option<i64>,
-}
-
 /// The audit log: every action, done or refused, with who asked; newest first.
 #[utoipa::path(get, path = "/api/actions", tag = "actions", params(ActionsQuery),
     responses((status = 200, body = ActionsPage), (status = 403, body = ActionError)))]
@@ -396,5 +246,4 @@ pub(crate) async fn list(
 }
 
 #[cfg(test)]
-#[path = "actions_tests.rs"]
 mod tests;
