@@ -27,10 +27,10 @@ pub use load::Project;
 pub(crate) use names::{by_name as workflow_by_name, check_unique};
 pub use resolve::{resolve, ResolveArgs};
 pub use run::{resume, run, RunArgs};
-pub(crate) use serve::{clone_project, load_all};
 pub use serve::{next, prune, serve, sqlite_file};
-pub use show::{runs, show, RunsArgs};
+pub(crate) use serve::{clone_project, load_all};
 pub use ui::ui;
+pub use show::{runs, show, RunsArgs};
 
 /// Exit codes, documented in the README.
 pub mod exit {

@@ -18,12 +18,7 @@ pub(crate) struct Web {
 }
 
 /// Starts the dashboard on `http_addr` unless it is `off`; None then. It stops with `shutdown`.
-pub(crate) async fn start_web(
-    project: &Project,
-    store: &Store,
-    scheduled: Option<Plans>,
-    shutdown: CancellationToken,
-) -> Result<Option<Web>> {
+pub(crate) async fn start_web(project: &Project, store: &Store, scheduled: Option<Plans>, shutdown: CancellationToken) -> Result<Option<Web>> {
     let Some(addr) = project.config.http_addr else { return Ok(None) };
     let control = Control::new(project, store.clone(), shutdown.clone());
     let project = Arc::new(super::clone_project(project));

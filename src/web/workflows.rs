@@ -55,7 +55,10 @@ impl Workflows {
                 good.sort_by(|a, b| a.name.cmp(&b.name));
                 Snapshot { good, bad: bad.into_iter().map(|(file, message)| Broken { file, message }).collect() }
             }
-            Err(e) => Snapshot { good: Vec::new(), bad: vec![Broken { file: self.project.workflows_dir(), message: e.to_string() }] },
+            Err(e) => Snapshot {
+                good: Vec::new(),
+                bad: vec![Broken { file: self.project.workflows_dir(), message: e.to_string() }],
+            },
         };
         *self.current.write().unwrap() = Arc::new(snap);
     }
