@@ -34,6 +34,7 @@
 //! - [`store`]: the SQLite run log: every SQL string and the migrations; implements `RunLog`.
 //! - [`cli`]: the commands behind `cxflow <command>`; `main.rs` prints errors and picks exit codes.
 //! - [`scheduler`]: `cxflow serve`, the daemon: catalog with hot reload, launcher, lock, alerts.
+//! - [`metrics`]: `/metrics`, Prometheus text from the run log and the running scheduler.
 //! - [`demo_portal`]: a small returns portal on loopback that the `browser` step is tested against.
 //!
 //! `docs/architecture.md` explains each seam and walks through adding a step kind.
@@ -74,6 +75,7 @@ pub mod cli;
 pub mod config;
 pub mod demo_portal;
 pub mod engine;
+pub mod metrics;
 pub mod plan;
 pub(crate) mod process;
 pub mod schedule;

@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("engine", &["engine"]),
     ("steps", &["steps"]),
     ("store", &["store"]),
-    ("app", &["cli", "scheduler", "demo_portal", "lib", "main"]),
+    ("app", &["cli", "scheduler", "demo_portal", "metrics", "lib", "main"]),
 ];
 
 /// Pairs that the order alone would allow but the design does not: the two ends of the engine's

@@ -5,6 +5,7 @@ mod digests;
 mod group_commit;
 mod items;
 mod ledger;
+mod metrics;
 mod owner;
 mod prune;
 mod queries;
@@ -25,6 +26,7 @@ pub use crate::engine::log::{Claim, DigestFigures, ItemResult, ItemStatus, NewRu
 use crate::engine::log::{NewArtifact, StepEnd};
 pub use digests::{IdsSender, RoutingWriter};
 pub use items::ItemWriter;
+pub use metrics::{DurationTally, MetricFigures, PendingTally, RunTally, SkipTally, StepTally, SKIP_OTHER, SKIP_REASONS};
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use resolve::{Resolution, ResolveError};
 pub use schedule::{PruneReport, Retention};
