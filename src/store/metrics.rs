@@ -140,18 +140,24 @@ impl Store {
 
     /// Finished runs only (a skipped fire never ran). A resumed run counts from its first start.
     async fn duration_tallies(&self, bounds: &[f64]) -> Result<Vec<DurationTally>> {
-        // The bucket of a duration is the number of bounds below it: bound `i` is the first at
-        // or above it. The bounds go in as one JSON array, so each run costs one small scan.
-        let bounds_json = serde_json::to_string(bounds).unwrap_or_else(|_| "[]".into());
-        let rows: Vec<(String, i64, i64, f64)> = sqlx::query_as(
-            "SELECT workflow, (SELECT count(*) FROM json_each(?1) WHERE value < d) AS b, count(*), total(d)
+        // Bucket `i` is the first bound at or above the duration. Only placeholders are spliced
+        // in (as many as there are bounds); the bounds themselves are bound.
+        let mut case = String::from("CASE");
+        for i in 0..bounds.len() {
+            case.push_str(&format!(" WHEN d <= ?{} THEN {i}", i + 1));
+        }
+        case.push_str(&format!(" ELSE {} END", bounds.len()));
+        let sql = format!(
+            "SELECT workflow, {case} AS b, count(*), total(d)
              FROM (SELECT workflow, max(0.0, unixepoch(finished_at, 'subsec') - unixepoch(started_at, 'subsec')) AS d
                    FROM runs WHERE finished_at IS NOT NULL AND status NOT IN ('running', 'skipped'))
-             GROUP BY workflow, b ORDER BY workflow",
-        )
-        .bind(bounds_json)
-        .fetch_all(&self.pool)
-        .await?;
+             GROUP BY workflow, b ORDER BY workflow"
+        );
+        let mut q = sqlx::query_as::<_, (String, i64, i64, f64)>(sqlx::AssertSqlSafe(sql));
+        for b in bounds {
+            q = q.bind(*b);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         let mut out: Vec<DurationTally> = Vec::new();
         for (workflow, b, n, sum) in rows {
             if out.last().is_none_or(|t| t.workflow != workflow) {
@@ -189,12 +195,13 @@ impl Store {
     }
 
     /// Keys still `sending`, found run by run through the `ledger_run (run_id, state)` index:
-    /// the ledger has a row per delivery ever made and no index that starts with `state`.
+    /// the ledger has a row per delivery ever made and no index that starts with `state`
+    /// (`CROSS JOIN` keeps SQLite from scanning the ledger instead).
     /// Keys of runs already pruned from the log are not seen.
     async fn pending_tallies(&self) -> Result<Vec<PendingTally>> {
         let rows: Vec<SendingRow> = sqlx::query_as(
             "SELECT l.workflow, l.step_id, s.kind, l.owner, count(*) AS n
-             FROM runs r JOIN ledger l ON l.run_id = r.id AND l.state = 'sending'
+             FROM runs r CROSS JOIN ledger l ON l.run_id = r.id AND l.state = 'sending'
              LEFT JOIN steps s ON s.run_id = l.run_id AND s.step_id = l.step_id
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3",
         )
