@@ -38,6 +38,7 @@
 //! - [`scheduler`]: `cxflow serve`, the daemon: catalog with hot reload, launcher, lock, alerts.
 //! - [`web`]: the dashboard, the HTTP API and `/metrics` (`cxflow serve`, `cxflow ui`): pages and
 //!   JSON over the store's reads, actions through `control`, who may do what in `web::auth`.
+//! - [`metrics`]: `/metrics`, Prometheus text from the run log and the running scheduler.
 //! - [`demo_portal`]: a small returns portal on loopback that the `browser` step is tested against.
 //!
 //! `docs/architecture.md` explains each seam and walks through adding a step kind.
@@ -79,6 +80,7 @@ pub mod config;
 pub mod control;
 pub mod demo_portal;
 pub mod engine;
+pub mod metrics;
 pub mod plan;
 pub(crate) mod process;
 pub mod schedule;

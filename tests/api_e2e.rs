@@ -286,6 +286,13 @@ fn the_api_serves_the_run_log_as_json() {
         "/api/runs/{id}/artifacts",
         "/api/digests",
         "/api/digests/{scope}/{team}",
+        "/api/workflows/{name}/runs",
+        "/api/workflows/{name}/pause",
+        "/api/workflows/{name}/unpause",
+        "/api/runs/{id}/resume",
+        "/api/runs/{id}/cancel",
+        "/api/runs/{id}/resolve",
+        "/api/actions",
     ];
     assert_eq!(paths, implemented.into_iter().collect());
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");

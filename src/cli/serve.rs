@@ -178,16 +178,18 @@ pub async fn serve(project: &Project) -> Result<i32> {
         http: reqwest::Client::new(),
         prune,
     });
+    let live = crate::metrics::Live::new();
     let config = RunnerConfig {
         limits: Limits { max_concurrent_runs: project.config.max_concurrent_runs },
         // The engine lets in-flight items finish within `grace` and then marks the run; the loop
         // waits a little longer before it gives up on a run.
         shutdown_deadline: grace + Duration::from_secs(5),
         prune_schedule: Some(prune_schedule),
+        metrics: Some(live.clone()),
         ..RunnerConfig::default()
     };
     let shutdown = signals::on_shutdown();
-    let web = super::ui::start_web(project, &store, Some(plans.clone()), shutdown.clone()).await?;
+    let web = super::ui::start_web(project, &store, Some((plans.clone(), live)), shutdown.clone()).await?;
     tracing::info!(workflows = initial.len(), invalid = bad.len(), resumed = resumes.len(), run_log = %url, "cxflow serve started");
     run_loop(config, initial, resumes, Arc::new(SystemClock), launcher, ctl_rx, shutdown).await;
     if let Some(web) = web {

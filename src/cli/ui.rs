@@ -21,11 +21,15 @@ pub(crate) struct Web {
 pub(crate) async fn start_web(
     project: &Project,
     store: &Store,
-    scheduled: Option<Plans>,
+    scheduled: Option<(Plans, crate::metrics::Live)>,
     shutdown: CancellationToken,
 ) -> Result<Option<Web>> {
     let Some(addr) = project.config.http_addr else { return Ok(None) };
-    let app = App::for_project(Arc::new(super::clone_project(project)), store.clone(), scheduled, shutdown.clone());
+    let (plans, live) = scheduled.unzip();
+    let app = App::for_project(Arc::new(super::clone_project(project)), store.clone(), plans, shutdown.clone());
+    if let Some(live) = live {
+        let _ = app.live_metrics.set(live);
+    }
     app.workflows.watch(shutdown);
     let control = app.control.clone();
     let (bound, task) = web::start(app, addr).await.map_err(|e| CliError::Invalid(format!("error: {e:#}")))?;

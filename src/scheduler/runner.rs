@@ -79,6 +79,8 @@ pub struct RunnerConfig {
     /// When retention runs (in UTC); None disables nightly pruning.
     pub prune_schedule: Option<CronSchedule>,
     pub grace: chrono::Duration,
+    /// Where `/metrics` reads this scheduler's figures (up, fire lateness, runs ended).
+    pub metrics: Option<crate::metrics::Live>,
 }
 
 impl Default for RunnerConfig {
@@ -88,6 +90,7 @@ impl Default for RunnerConfig {
             shutdown_deadline: Duration::from_secs(30),
             prune_schedule: CronSchedule::parse("17 3 * * *").ok(),
             grace: super::state::DEFAULT_GRACE,
+            metrics: None,
         }
     }
 }
@@ -111,9 +114,23 @@ pub async fn run_loop(
     let mut live: HashMap<Ticket, StartRequest> = HashMap::new();
     let mut side: JoinSet<()> = JoinSet::new();
     let mut next_prune = config.prune_schedule.as_ref().and_then(|p| p.next_after(now, chrono_tz::UTC));
+    let metrics = config.metrics.clone();
+    if let Some(m) = &metrics {
+        m.set_scheduler_up(true);
+    }
+    let ended = |req: Option<StartRequest>, status: RunStatus| {
+        if let (Some(m), Some(req)) = (&metrics, req) {
+            m.run_ended(&req.workflow, status.as_str());
+        }
+    };
 
     let spawn_run =
         |tasks: &mut JoinSet<(Ticket, RunStatus)>, live: &mut HashMap<Ticket, StartRequest>, ticket: Ticket, req: StartRequest| {
+            // A fire is late by the time it waited here: for a slot, or for the loop to wake.
+            // Runs resumed at startup are not fires.
+            if let (Some(m), None) = (&metrics, req.resume_run) {
+                m.fire_started(&req.workflow, req.catch_up, (clock.now() - req.fire).to_std().unwrap_or_default());
+            }
             let fut = launcher.run(req.clone());
             live.insert(ticket, req);
             tasks.spawn(async move { (ticket, fut.await) });
@@ -142,8 +159,8 @@ pub async fn run_loop(
             _ = shutdown.cancelled() => break,
             _ = sleep => {}
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok((ticket, _status)) = done {
-                    live.remove(&ticket);
+                if let Ok((ticket, status)) = done {
+                    ended(live.remove(&ticket), status);
                     let actions = sched.finished(ticket, clock.now());
                     execute(actions, &launcher, &mut tasks, &mut live, &mut side, &spawn_run);
                 }
@@ -175,7 +192,7 @@ pub async fn run_loop(
         tokio::select! {
             _ = &mut deadline => break,
             done = tasks.join_next() => match done {
-                Some(Ok((ticket, _))) => { live.remove(&ticket); }
+                Some(Ok((ticket, status))) => ended(live.remove(&ticket), status),
                 Some(Err(_)) => {}
                 None => break,
             },
@@ -187,6 +204,9 @@ pub async fn run_loop(
     }
     // Skipped-run records and pruning still in progress get the same deadline.
     let _ = tokio::time::timeout(config.shutdown_deadline, async { while side.join_next().await.is_some() {} }).await;
+    if let Some(m) = &metrics {
+        m.set_scheduler_up(false);
+    }
     sched
 }
 

@@ -10,6 +10,7 @@ mod digests;
 mod group_commit;
 mod items;
 mod ledger;
+mod metrics;
 mod owner;
 mod pauses;
 mod prune;
@@ -39,6 +40,7 @@ pub use dashboard::{
 };
 pub use digests::{IdsSender, RoutingWriter};
 pub use items::ItemWriter;
+pub use metrics::{DurationTally, MetricFigures, PendingTally, RunTally, SkipTally, StepTally, SKIP_OTHER, SKIP_REASONS};
 pub use pauses::Pause;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use resolve::{Resolution, ResolveError};

@@ -17,6 +17,7 @@ pub(crate) mod api;
 pub(crate) mod auth;
 mod error;
 pub(crate) mod layout;
+mod metrics;
 pub(crate) mod pages;
 pub(crate) mod workflows;
 
@@ -49,6 +50,8 @@ pub struct AppInner {
     pub control: crate::control::Control,
     /// Stops the server, and the runs the dashboard started, with the process.
     pub shutdown: CancellationToken,
+    /// The scheduler's own figures for `/metrics` (fire lateness, scheduler up): set by `serve`.
+    pub live_metrics: std::sync::OnceLock<crate::metrics::Live>,
 }
 
 impl std::ops::Deref for App {
@@ -68,13 +71,13 @@ impl App {
     pub fn for_project(project: Arc<Project>, store: Store, scheduled: Option<Plans>, shutdown: CancellationToken) -> App {
         let control = crate::control::Control::new(&project, store.clone(), shutdown.clone());
         let workflows = workflows::Workflows::load(project.clone());
-        App::new(AppInner { store, project, workflows, scheduled, control, shutdown })
+        App::new(AppInner { store, project, workflows, scheduled, control, shutdown, live_metrics: Default::default() })
     }
 }
 
 /// Every route: pages, API, auth; each request passes the auth guard first.
 pub fn router(app: App) -> Router {
-    let routes = Router::new().merge(pages::routes()).merge(api::routes()).merge(auth::routes());
+    let routes = Router::new().merge(pages::routes()).merge(api::routes()).merge(auth::routes()).merge(metrics::routes());
     auth::guarded(routes, &app).with_state(app)
 }
 

@@ -136,3 +136,56 @@ async fn shutdown_abandons_runs_that_miss_the_deadline() {
     tokio::time::timeout(Duration::from_secs(5), handle).await.unwrap().unwrap();
     assert_eq!(*fake.abandoned.lock().unwrap(), vec!["a".to_string()]);
 }
+
+#[tokio::test]
+async fn the_loop_reports_lateness_runs_ended_and_up_to_metrics() {
+    let clock = VirtualClock::new(utc("2025-06-02T00:00:59Z"));
+    let fake = Arc::new(Fake::default());
+    let (_tx, rx) = mpsc::channel(8);
+    let shutdown = CancellationToken::new();
+    let live = crate::metrics::Live::new();
+    let config = RunnerConfig {
+        limits: Limits { max_concurrent_runs: Some(1) },
+        shutdown_deadline: Duration::from_millis(200),
+        metrics: Some(live.clone()),
+        ..Default::default()
+    };
+    let mut a = wf("a", "* * * * *");
+    a.max_runtime = Some(Duration::from_secs(20));
+    let handle = tokio::spawn(run_loop(
+        config,
+        vec![(a, None), (wf("b", "* * * * *"), None)],
+        vec![],
+        Arc::new(clock.clone()),
+        fake.clone(),
+        rx,
+        shutdown.clone(),
+    ));
+    settle(&clock).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(&format!("sqlite://{}", dir.path().join("runs.db").display())).await.unwrap();
+    let scrape = || async { crate::metrics::render(&store, Some(&live)).await.unwrap() };
+    assert!(scrape().await.contains("\ncxflow_scheduler_up 1\n"));
+    // Both fire at 00:01:00; one slot, so `b` waits until `a` is stopped at 00:01:20.
+    clock.set(utc("2025-06-02T00:01:00Z"));
+    settle(&clock).await;
+    clock.set(utc("2025-06-02T00:01:20Z"));
+    settle(&clock).await;
+    let names: Vec<_> = fake.starts.lock().unwrap().iter().map(|s| s.0.clone()).collect();
+    assert_eq!(names, vec!["a", "b"]);
+    let text = scrape().await;
+    for line in [
+        r#"cxflow_fire_lateness_seconds_bucket{workflow="a",catch_up="false",le="0.1"} 1"#,
+        r#"cxflow_fire_lateness_seconds_bucket{workflow="b",catch_up="false",le="15"} 0"#,
+        r#"cxflow_fire_lateness_seconds_bucket{workflow="b",catch_up="false",le="60"} 1"#,
+        r#"cxflow_fire_lateness_seconds_count{workflow="b",catch_up="false"} 1"#,
+        r#"cxflow_scheduler_runs_ended_total{workflow="a",status="failed"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), handle).await.unwrap().unwrap();
+    let text = scrape().await;
+    assert!(text.contains("\ncxflow_scheduler_up 0\n"), "{text}");
+    assert!(text.lines().any(|l| l == r#"cxflow_scheduler_runs_ended_total{workflow="b",status="failed"} 1"#), "{text}");
+}

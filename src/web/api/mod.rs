@@ -5,6 +5,7 @@
 //! its role; every failure is `{"error": ...}` with its status (`ApiError`). Data access is one
 //! small function per endpoint in `data.rs`.
 
+pub(crate) mod actions;
 mod data;
 mod digests;
 mod runs;
@@ -34,8 +35,16 @@ struct ApiRouter {
 }
 
 impl ApiRouter {
-    fn get(mut self, path: &'static str, handler: MethodRouter<App>) -> ApiRouter {
-        self.paths.push((Method::GET, path));
+    fn get(self, path: &'static str, handler: MethodRouter<App>) -> ApiRouter {
+        self.route(Method::GET, path, handler)
+    }
+
+    fn post(self, path: &'static str, handler: MethodRouter<App>) -> ApiRouter {
+        self.route(Method::POST, path, handler)
+    }
+
+    fn route(mut self, method: Method, path: &'static str, handler: MethodRouter<App>) -> ApiRouter {
+        self.paths.push((method, path));
         self.router = self.router.route(path, handler);
         self
     }
@@ -52,6 +61,14 @@ fn api() -> ApiRouter {
         .get("/api/runs/{id}/artifacts", get(runs::artifacts))
         .get("/api/digests", get(digests::teams))
         .get("/api/digests/{scope}/{team}", get(digests::history))
+        .actions()
+}
+
+/// The whole document: the read paths here and the actions' paths.
+pub(crate) fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(actions::ActionsApi::openapi());
+    doc
 }
 
 pub(crate) fn routes() -> Router<App> {
@@ -144,7 +161,7 @@ enum ListErrors {
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object), ListErrors))]
 async fn openapi_json(caller: ApiCaller) -> Result<Json<utoipa::openapi::OpenApi>, ApiError> {
     caller.require(Role::Viewer)?;
-    Ok(Json(ApiDoc::openapi()))
+    Ok(Json(document()))
 }
 
 /// The dashboard's `Caller`, its refusals answered as JSON (the page extractor redirects to

@@ -2,6 +2,7 @@
 //! run, and a run's artifact files. Each page reads the store in one `load` function, so what it
 //! reads is in one place; rendering is separate and pure.
 
+pub(crate) mod actions;
 mod artifacts;
 mod fmt;
 mod items;
@@ -23,4 +24,5 @@ pub(crate) fn routes() -> Router<App> {
         .route("/runs", get(runs::page))
         .route("/runs/{id}", get(run::page))
         .route("/runs/{id}/artifacts/{artifact_id}", get(artifacts::file))
+        .merge(actions::routes())
 }

@@ -115,7 +115,7 @@ fn row(p: &Plan, s: &WorkflowSummary, now: DateTime<Utc>) -> Markup {
     let runs = fmt::url("/runs", &[("workflow", Some(p.name.clone()))]);
     html! {
         tr {
-            td { a href=(runs) { (p.name) } }
+            td { a href=(super::actions::workflow_url(&p.name, "")) { (p.name) } " " a.muted href=(runs) { "runs" } }
             td {
                 @match &p.schedule {
                     Some(s) => { code { (s.cron) } " " span.muted { (s.timezone.name()) } },

@@ -10,7 +10,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::artifacts::{self, Preview};
-use super::{fmt, items};
+use super::{actions, fmt, items};
 use crate::store::{
     ArtifactWithId, ItemCursor, ItemRowWithSeq, ItemStatus, ItemsQuery, Page, RunRow, RunStatus, StepCounts, StepRow, UncertainRow,
 };
@@ -31,6 +31,8 @@ pub(super) struct RunFilters {
     pub(super) q: Option<String>,
     pub(super) after: Option<String>,
     pub(super) art_after: Option<String>,
+    /// What an action just did (its redirect carries it here).
+    pub(super) done: Option<String>,
 }
 
 impl RunFilters {
@@ -71,28 +73,36 @@ pub(super) async fn page(
 ) -> Result<Markup, WebError> {
     caller.require(Role::Viewer)?;
     let d = load(&app, id, &f.items_query()?, f.art_after()?).await?;
-    Ok(layout::page(&format!("Run {id}"), &caller, render(&d, &f)))
+    Ok(layout::page(&format!("Run {id}"), &caller, render(&d, &f, &caller)))
 }
 
 async fn load(app: &App, id: i64, items: &ItemsQuery, art_after: Option<i64>) -> Result<Loaded, WebError> {
     let s = &app.store;
-    let run = s.run(id).await?;
-    let steps = s.steps(id).await?;
-    let counts = s.item_counts(id).await?;
-    let items = s.items_page(id, items).await?;
-    let artifacts = s.artifacts_with_ids(id, art_after, ARTIFACTS_PER_PAGE).await?;
-    let uncertain = s.uncertain_for_run(id).await?;
+    // Side by side: the page takes as long as its slowest read (counting a running step's items),
+    // not the sum.
+    let (run, steps, counts, items, artifacts, uncertain) = tokio::try_join!(
+        s.run(id),
+        s.steps(id),
+        s.item_counts(id),
+        s.items_page(id, items),
+        s.artifacts_with_ids(id, art_after, ARTIFACTS_PER_PAGE),
+        s.uncertain_for_run(id),
+    )?;
     let previews = artifacts::previews(app, &artifacts.rows).await;
     Ok(Loaded { run, steps, counts, items, artifacts, previews, uncertain })
 }
 
-pub(super) fn render(d: &Loaded, f: &RunFilters) -> Markup {
+pub(super) fn render(d: &Loaded, f: &RunFilters, caller: &Caller) -> Markup {
     let r = &d.run;
     let live = (r.status == RunStatus::Running).then_some(LIVE_MS);
+    let step_ids: Vec<&str> = d.steps.iter().map(|s| s.step_id.as_str()).collect();
+    let uncertain: Vec<(String, String)> = d.uncertain.iter().map(|u| (u.step_id.clone(), u.item_key.clone())).collect();
     html! {
-        h1 { "Run " (r.id) " · " a href=(fmt::url("/runs", &[("workflow", Some(r.workflow.clone()))])) { (r.workflow) } " " (layout::status(r.status.as_str())) }
+        (actions::flash(f.done.as_deref()))
+        h1 { "Run " (r.id) " · " a href=(actions::workflow_url(&r.workflow, "")) { (r.workflow) } " " (layout::status(r.status.as_str())) }
         div #run-live data-live=[live] {
             (summary(r))
+            (actions::run_actions(caller, r, &step_ids))
             h2 { "Steps" }
             (steps(d))
         }
@@ -110,6 +120,7 @@ pub(super) fn render(d: &Loaded, f: &RunFilters) -> Markup {
                         }
                     }
                 }
+                (actions::resolve_form(caller, r.id, &uncertain))
             }
         }
     }

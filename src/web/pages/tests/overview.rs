@@ -13,7 +13,7 @@ async fn overview_shows_schedules_next_fires_last_run_durations_and_failures() {
     let last = seed(&f.store, "nightly", RunStatus::Failed, Some("<script>alert(1)</script>"), &[]).await;
     let body = f.page("/").await;
 
-    assert!(body.contains(r#"<a href="/runs?workflow=nightly">nightly</a>"#), "{body}");
+    assert!(body.contains(r#"<a href="/workflows/nightly">nightly</a> <a class="muted" href="/runs?workflow=nightly">runs</a>"#), "{body}");
     assert!(body.contains(r#"<code>0 9 * * 6</code> <span class="muted">Europe/Paris</span>"#), "{body}");
     assert!(body.contains(r#"<span class="muted">manual</span>"#), "{body}");
     // Every Saturday fire is skipped by business_days, and said so, in the zone and locally.
@@ -70,5 +70,5 @@ async fn the_overview_lists_a_thousand_workflows() {
     // Its speed is measured by `cargo bench --bench dashboard`, not here: a shared machine makes
     // any time limit in a test flaky.
     let body = f.page("/").await;
-    assert_eq!(body.matches("<tr><td><a href=\"/runs?workflow=w").count(), 1000);
+    assert_eq!(body.matches("<tr><td><a href=\"/workflows/w").count(), 1000);
 }

@@ -1,0 +1,258 @@
+//! The actions as JSON: the same `control` calls as the dashboard's forms, the same refusals
+//! (`{"error": ...}` with 404, 400, 409 or 403), and the audit log. `POST
+//! /api/workflows/{name}/runs` is also the trigger for webhooks (helpdesk, CRM).
+//!
+//! Every POST needs `Content-Type: application/json` (an empty body is `{}`): a page on another
+//! site can send a form or `text/plain` to a loopback server without asking, but not JSON.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+
+use crate::store::{ActionFilter, Resolution};
+use crate::web::auth::{Caller, Role};
+use crate::web::pages::actions::control_error;
+use crate::web::{ApiError, App, WebError};
+pub(crate) use types::*;
+
+mod types;
+
+/// The paths below, for the main document to nest.
+#[derive(OpenApi)]
+#[openapi(paths(run, resume, cancel, resolve, pause, unpause, list), tags((name = "actions", description = "Start, resume, cancel, pause, unpause, resolve; the audit log")))]
+pub(crate) struct ActionsApi;
+
+impl super::ApiRouter {
+    /// The action endpoints, recorded like the read ones so the document test sees them.
+    pub(super) fn actions(self) -> super::ApiRouter {
+        self.post("/api/workflows/{name}/runs", post(run))
+            .post("/api/workflows/{name}/pause", post(pause))
+            .post("/api/workflows/{name}/unpause", post(unpause))
+            .post("/api/runs/{id}/resume", post(resume))
+            .post("/api/runs/{id}/cancel", post(cancel))
+            .post("/api/runs/{id}/resolve", post(resolve))
+            .get("/api/actions", get(list))
+    }
+}
+
+/// The request body as `T`; a missing body is `{}`. Refuses anything not declared JSON.
+fn body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError(WebError::BadRequest(
+            "send the body as JSON with `Content-Type: application/json` (an empty body stands for `{}`)".into(),
+        )));
+    }
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    serde_json::from_slice(text).map_err(|e| {
+        ApiError(WebError::BadRequest(format!("the request body does not fit this endpoint: {e}; `/api/openapi.json` describes it")))
+    })
+}
+
+fn operator(caller: Result<Caller, WebError>) -> Result<Caller, ApiError> {
+    let caller = caller.map_err(ApiError)?;
+    caller.require(Role::Operator).map_err(ApiError)?;
+    Ok(caller)
+}
+
+/// Start workflow `name` now (also the webhook trigger).
+///
+/// Plans the workflow named by its `name:`, checks the parameters against its `params:` (an
+/// unknown one, or a required one missing, is a 400), and answers as soon as the run is in the
+/// run log. The run's trigger is `manual`; the audit log records who started it.
+#[utoipa::path(post, path = "/api/workflows/{name}/runs", tag = "actions",
+    params(("name" = String, Path, description = "the workflow's `name:`")),
+    request_body = RunRequest,
+    responses(
+        (status = 201, description = "started", body = RunStarted),
+        (status = 400, description = "bad parameters, or the workflow does not validate", body = ActionError),
+        (status = 403, description = "the caller is not an operator", body = ActionError),
+        (status = 404, description = "no workflow of that name", body = ActionError),
+        (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+    ))]
+pub(crate) async fn run(
+    State(app): State<App>,
+    caller: Result<Caller, WebError>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
+    let caller = operator(caller)?;
+    let req: RunRequest = body(&headers, &bytes)?;
+    let id = app.control.start_run(&caller.actor(), &name, req.params).await.map_err(control_error)?;
+    Ok((StatusCode::CREATED, Json(RunStarted::new(id))))
+}
+
+/// Resume run `id` (from a step), as `cxflow resume` would, in the background.
+#[utoipa::path(post, path = "/api/runs/{id}/resume", tag = "actions",
+    params(("id" = i64, Path, description = "run id")),
+    request_body = ResumeRequest,
+    responses(
+        (status = 200, description = "resumed", body = RunStarted),
+        (status = 400, description = "an unknown step, a dry run, or already succeeded", body = ActionError),
+        (status = 403, body = ActionError), (status = 404, body = ActionError),
+        (status = 409, description = "still running in some process", body = ActionError),
+        (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+    ))]
+pub(crate) async fn resume(
+    State(app): State<App>,
+    caller: Result<Caller, WebError>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<RunStarted>, ApiError> {
+    let caller = operator(caller)?;
+    let req: ResumeRequest = body(&headers, &bytes)?;
+    let from = req.from.filter(|f| !f.is_empty());
+    let id = app.control.resume(&caller.actor(), id, from).await.map_err(control_error)?;
+    Ok(Json(RunStarted::new(id)))
+}
+
+/// Ask run `id` to stop: it ends `interrupted` (resumable) with `cancelled by <who> at <time>`.
+#[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "actions",
+    params(("id" = i64, Path, description = "run id")),
+    request_body(content = Empty, description = "nothing, or `{}`"),
+    responses(
+        (status = 200, description = "requested; the first request stands", body = Cancelled),
+        (status = 403, body = ActionError), (status = 404, body = ActionError),
+        (status = 409, description = "the run is not running", body = ActionError),
+        (status = 400, description = "a malformed path or body", body = ActionError), (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+    ))]
+pub(crate) async fn cancel(
+    State(app): State<App>,
+    caller: Result<Caller, WebError>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<Cancelled>, ApiError> {
+    let caller = operator(caller)?;
+    let _: Empty = body(&headers, &bytes)?;
+    let req = app.control.cancel(&caller.actor(), id).await.map_err(control_error)?;
+    Ok(Json(Cancelled { run_id: id, requested_by: req.by, requested_at: req.at }))
+}
+
+/// Record the decision about uncertain deliveries of run `id`.
+#[utoipa::path(post, path = "/api/runs/{id}/resolve", tag = "actions",
+    params(("id" = i64, Path, description = "run id")),
+    request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "recorded", body = Resolved),
+        (status = 400, description = "an item that is not uncertain, or neither items nor all", body = ActionError),
+        (status = 403, body = ActionError), (status = 404, body = ActionError),
+        (status = 409, description = "a live run still holds the key", body = ActionError),
+        (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+    ))]
+pub(crate) async fn resolve(
+    State(app): State<App>,
+    caller: Result<Caller, WebError>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<Resolved>, ApiError> {
+    let caller = operator(caller)?;
+    let req: ResolveRequest = body(&headers, &bytes)?;
+    if req.all != req.items.is_empty() {
+        let msg =
+            if req.all { "give `items` or `all: true`, not both" } else { "name the uncertain `items` to resolve, or set `all: true`" };
+        return Err(ApiError(WebError::BadRequest(msg.into())));
+    }
+    let decision = match req.decision {
+        Decision::Sent => Resolution::Sent,
+        Decision::NotSent => Resolution::NotSent,
+    };
+    let rows = app.control.resolve(&caller.actor(), id, &req.items, decision).await.map_err(control_error)?;
+    let resolved =
+        rows.into_iter().map(|r| ResolvedItem { key: r.key, step_id: r.step_id, item_key: r.item_key, state: r.state }).collect();
+    Ok(Json(Resolved { run_id: id, resolved }))
+}
+
+/// Pause workflow `name`'s schedule: its fires are recorded as skipped until unpaused.
+#[utoipa::path(post, path = "/api/workflows/{name}/pause", tag = "actions",
+    params(("name" = String, Path, description = "the workflow's `name:`")),
+    request_body = PauseRequest,
+    responses(
+        (status = 200, description = "paused (a paused workflow keeps its first pause)", body = PauseState),
+        (status = 403, body = ActionError), (status = 404, body = ActionError),
+        (status = 400, description = "a malformed path or body", body = ActionError), (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+    ))]
+pub(crate) async fn pause(
+    State(app): State<App>,
+    caller: Result<Caller, WebError>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<PauseState>, ApiError> {
+    let caller = operator(caller)?;
+    let req: PauseRequest = body(&headers, &bytes)?;
+    let reason = req.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    let p = app.control.pause(&caller.actor(), &name, reason).await.map_err(control_error)?;
+    Ok(Json(PauseState::new(p, true)))
+}
+
+/// Lift the pause of workflow `name`; its next fire runs.
+#[utoipa::path(post, path = "/api/workflows/{name}/unpause", tag = "actions",
+    params(("name" = String, Path, description = "the workflow's `name:`")),
+    request_body(content = Empty, description = "nothing, or `{}`"),
+    responses(
+        (status = 200, description = "the pause lifted", body = PauseState),
+        (status = 400, description = "not paused", body = ActionError),
+        (status = 403, body = ActionError),
+        (status = 404, description = "no such run or workflow", body = ActionError), (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+    ))]
+pub(crate) async fn unpause(
+    State(app): State<App>,
+    caller: Result<Caller, WebError>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<PauseState>, ApiError> {
+    let caller = operator(caller)?;
+    let _: Empty = body(&headers, &bytes)?;
+    let p = app.control.unpause(&caller.actor(), &name).await.map_err(control_error)?;
+    Ok(Json(PauseState::new(p, false)))
+}
+
+/// The audit log: every action, done or refused, with who asked; newest first.
+#[utoipa::path(get, path = "/api/actions", tag = "actions", params(ActionsQuery),
+    responses((status = 200, body = ActionsPage), (status = 403, body = ActionError),
+        (status = 400, description = "a malformed path or body", body = ActionError), (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError)))]
+pub(crate) async fn list(
+    State(app): State<App>,
+    caller: Result<Caller, WebError>,
+    Query(q): Query<ActionsQuery>,
+) -> Result<Json<ActionsPage>, ApiError> {
+    let caller = caller.map_err(ApiError)?;
+    caller.require(Role::Viewer).map_err(ApiError)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let filter = ActionFilter { workflow: q.workflow, run_id: q.run_id, actor: q.actor, action: q.action };
+    let mut rows = app.store.actions(&filter, q.before, limit + 1).await.map_err(ApiError::from)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = if more { rows.last().map(|r| r.id) } else { None };
+    let actions = rows
+        .into_iter()
+        .map(|r| Action {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            role: r.role,
+            action: r.action,
+            workflow: r.workflow,
+            run_id: r.run_id,
+            detail: r.detail.and_then(|d| serde_json::from_str(&d).ok()),
+            outcome: r.outcome,
+        })
+        .collect();
+    Ok(Json(ActionsPage { actions, next }))
+}
+
+#[cfg(test)]
+mod tests;
