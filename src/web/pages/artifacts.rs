@@ -85,7 +85,9 @@ pub(super) async fn file(
     let a = app.store.artifact(run_id, artifact_id).await?.ok_or_else(not_found)?;
     let path = confined(&app, &a.path).ok_or_else(not_found)?;
     let body = tokio::fs::read(&path).await.map_err(|_| not_found())?;
-    let mut r = body.into_response();
+    // The run page shows HTML artifacts in an `<iframe sandbox>`: framing by this server's own
+    // pages is allowed, by any other site not (the guard adds `frame-ancestors 'self'`).
+    let mut r = (crate::web::auth::SameOriginFraming, body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&a.path)));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
