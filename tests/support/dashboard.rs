@@ -220,6 +220,31 @@ impl Browser {
         })
     }
 
+    /// Waits until the document inside the `<iframe>` `css` shows `want` and returns its text.
+    /// WebDriver enters the frame as a person sees it: a sandboxed frame, whose content the
+    /// page's own scripts cannot read, is read all the same.
+    #[track_caller]
+    pub(crate) fn wait_frame_text(&self, css: &str, want: &str) -> String {
+        self.js("var e = document.querySelector(arguments[0]); if (e) { e.loading = 'eager'; e.scrollIntoView(); }", vec![json!(css)]);
+        wait_for_ok(DEADLINE, &format!("the frame `{css}` to show `{want}`"), || {
+            let el = self.rt.block_on(self.c().find(Locator::Css(css))).map_err(|e| e.to_string())?;
+            let text = self.rt.block_on(async {
+                el.enter_frame().await?;
+                let text = match self.c().find(Locator::Css("body")).await {
+                    Ok(b) => b.text().await,
+                    Err(e) => Err(e),
+                };
+                self.c().enter_parent_frame().await?;
+                text
+            });
+            match text {
+                Ok(t) if t.contains(want) => Ok(t),
+                Ok(t) => Err(format!("it shows: {t}")),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
     /// Saves a PNG of what the window shows as `docs/screenshots/NAME.png`, scrolled to the top
     /// or to `at`, only when `CXFLOW_SCREENSHOTS=1`.
     pub(crate) fn shot(&self, name: &str, at: Option<&str>) {
@@ -235,15 +260,18 @@ impl Browser {
 
     /// Logs in as a person does: the dashboard sends a caller without a session to `/login`,
     /// the form logs them in and returns them to the page they asked for. With no users (local
-    /// mode) every caller is `local` admin and there is nothing to do.
-    pub(crate) fn login(&self, user: Option<(&str, &str)>) {
+    /// mode) every caller is `local` admin and there is nothing to do. `shot` names the login
+    /// page's screenshot (one test takes it).
+    pub(crate) fn login(&self, user: Option<(&str, &str)>, shot: Option<&str>) {
         let Some((name, password)) = user else { return };
         self.goto("/runs");
         let path = self.path();
         assert!(path.starts_with("/login?"), "a caller without a session is sent to the login page, not {path}");
         let form = "form[action=\"/login\"]";
         self.wait_for(form);
-        self.shot("login", None);
+        if let Some(name) = shot {
+            self.shot(name, None);
+        }
         self.fill(form, "name", name);
         self.fill(form, "password", password);
         self.submit(form);
