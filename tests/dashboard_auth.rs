@@ -322,3 +322,71 @@ fn without_logins_only_loopback_and_only_loopback_names() {
     // Nothing to log in to.
     assert_eq!(http.send(http.get(&format!("{}/login", ui.url))).header("location"), "/");
 }
+
+/// Every role against every action, through the API and the forms: nobody 401, a viewer 403
+/// (token or session, nothing started), an operator's token allowed, an operator's form only
+/// with its CSRF token.
+#[test]
+fn each_role_may_do_what_it_should_and_nothing_more() {
+    let p = project();
+    p.write(
+        "workflows/greet.yaml",
+        "name: greet\nparams:\n  who: world\nsteps:\n  - id: hello\n    command: [python3, -c, \"print('hi')\"]\n",
+    );
+    let ui = Ui::start(&p);
+    let http = Http::new();
+    let url = &ui.url;
+    let json = |r: RequestBuilder| r.header("content-type", "application/json").body(r#"{"params":{"who":"x"}}"#);
+    let actions = [
+        "/api/workflows/greet/runs",
+        "/api/workflows/greet/pause",
+        "/api/workflows/greet/unpause",
+        "/api/runs/1/resume",
+        "/api/runs/1/cancel",
+        "/api/runs/1/resolve",
+    ];
+    for path in actions {
+        let a = http.send(json(http.post(&format!("{url}{path}"))));
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "no token: {path} {}", a.body);
+        let a = http.send(json(http.post(&format!("{url}{path}"))).bearer_auth(PROM_TOKEN));
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "viewer token: {path} {}", a.body);
+    }
+    // A viewer reads.
+    for path in ["/api/runs", "/api/workflows", "/api/actions", "/api/openapi.json", "/metrics"] {
+        let a = http.send(http.get(&format!("{url}{path}")).bearer_auth(PROM_TOKEN));
+        assert_eq!(a.status, StatusCode::OK, "viewer GET {path}: {}", a.body);
+    }
+    assert_eq!(p.query("SELECT count(*) FROM runs"), ["0"], "nothing ran for the refused callers");
+
+    // An operator's token starts a run, and the audit log names it.
+    let a = http.send(json(http.post(&format!("{url}/api/workflows/greet/runs"))).bearer_auth(OPS_TOKEN));
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(p.query("SELECT actor || ' ' || action || ' ' || outcome FROM actions"), ["ops run ok"]);
+
+    // Sessions: the viewer's form is refused even with its CSRF token; the operator's needs it.
+    let form = |cookie: &str, csrf: Option<&str>| {
+        let mut fields = vec![("reason", "maintenance")];
+        if let Some(c) = csrf {
+            fields.push(("csrf", c));
+        }
+        http.send(http.post(&format!("{url}/workflows/greet/pause")).header("cookie", cookie).form(&fields))
+    };
+    let csrf_of = |cookie: &str| {
+        let page = http.send(http.get(&format!("{url}/workflows/greet")).header("cookie", cookie));
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let at = page.body.find("name=\"csrf\" value=\"").expect("the page carries its CSRF token") + 19;
+        page.body[at..].split('"').next().unwrap().to_string()
+    };
+    let vera = format!("cxflow_session={}", login(&http, url, "vera", PASSWORD).0.unwrap());
+    let token = csrf_of(&vera);
+    assert_eq!(form(&vera, Some(&token)).status, StatusCode::FORBIDDEN);
+    let alice = format!("cxflow_session={}", login(&http, url, "alice", PASSWORD).0.unwrap());
+    let a = form(&alice, None);
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("missing or wrong CSRF token"), "{}", a.body);
+    assert_eq!(form(&alice, Some("not-the-token")).status, StatusCode::FORBIDDEN);
+    assert_eq!(p.query("SELECT count(*) FROM schedule_pauses"), ["0"]);
+    let a = form(&alice, Some(&csrf_of(&alice)));
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(p.query("SELECT paused_by FROM schedule_pauses WHERE workflow = 'greet'"), ["alice"]);
+}

@@ -80,7 +80,7 @@ fn the_pages_show_what_real_runs_recorded() {
 
     let (status, ct, body, _) = ui.get("/");
     assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"));
-    assert!(body.contains(r#"<a href="/runs?workflow=export">export</a>"#), "{body}");
+    assert!(body.contains(r#"<a href="/workflows/export">export</a> <a class="muted" href="/runs?workflow=export">runs</a>"#), "{body}");
     assert!(body.contains(r#"<a href="/runs/1">#1</a> <span class="status s-partial">partial</span>"#), "{body}");
     assert!(body.contains(r#"<span class="muted">manual</span>"#), "{body}");
 
