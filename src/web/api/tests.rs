@@ -2,13 +2,17 @@
 //! and every documented path answered by a real server (not the unknown-path fallback).
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use utoipa::openapi::path::Operation;
 use utoipa::OpenApi;
 
 use super::{api, ApiDoc};
 use crate::cli::Project;
+use crate::store::Store;
 use crate::web::App;
 
 fn documented() -> Vec<(String, String, Operation)> {
@@ -92,15 +96,27 @@ fn collect_refs(v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
-#[tokio::test]
-async fn every_documented_path_is_served_and_an_unknown_one_is_json() {
+/// An empty project and its run log.
+async fn project() -> (tempfile::TempDir, Arc<Project>, Store) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
     let project = Arc::new(Project::open(dir.path()).unwrap());
     let store = project.store().await.unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
+    (dir, project, store)
+}
+
+/// The server over `project` on 127.0.0.1:0; cancel the token to stop it.
+async fn serve(project: Arc<Project>, store: Store) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
+    let shutdown = CancellationToken::new();
     let app = App::for_project(project, store, None, shutdown.clone());
     let (addr, task) = crate::web::start(app, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    (addr, shutdown, task)
+}
+
+#[tokio::test]
+async fn every_documented_path_is_served_and_an_unknown_one_is_json() {
+    let (_dir, project, store) = project().await;
+    let (addr, shutdown, task) = serve(project, store).await;
     let client = reqwest::Client::new();
 
     for (m, path, _) in documented() {
@@ -138,10 +154,7 @@ async fn a_running_step_is_counted_live_and_unconfirmed_deliveries_are_uncertain
     use crate::engine::log::ItemResult;
     use crate::store::{ItemStatus, NewRun, TriggerKind};
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
-    let project = Arc::new(Project::open(dir.path()).unwrap());
-    let store = project.store().await.unwrap();
+    let (_dir, project, store) = project().await;
     let params = serde_json::json!({});
     let run = NewRun { workflow: "w", file: "workflows/w.yaml", trigger: TriggerKind::Manual, params: &params, scheduled_for: None };
     let id = store.start_run(run).await.unwrap();
@@ -155,9 +168,7 @@ async fn a_running_step_is_counted_live_and_unconfirmed_deliveries_are_uncertain
     for k in ["T-4", "T-5"] {
         store.claim_key(&format!("w/mail/{k}"), "w", id, "mail", k).await.unwrap();
     }
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let app = App::for_project(project, store, None, shutdown.clone());
-    let (addr, task) = crate::web::start(app, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (addr, shutdown, task) = serve(project, store).await;
     let get = |path: String| async move {
         reqwest::get(format!("http://{addr}{path}")).await.unwrap().json::<serde_json::Value>().await.unwrap()
     };

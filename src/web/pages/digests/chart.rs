@@ -70,47 +70,29 @@ fn round_up(max: f64) -> f64 {
     }
 }
 
+type Figure =
+    (&'static str, &'static str, &'static str, &'static str, Option<(f64, f64)>, fn(f64) -> String, fn(&DigestPoint) -> Option<f64>);
+
+/// metric, title, y axis, colour, range, how a value is written, the value.
+const FIGURES: [Figure; 4] = [
+    ("items", "Items", "items", "#1a5fb4", None, count, |p| Some(p.count as f64)),
+    ("urgent", "Urgent", "urgent items", "#b3261e", None, count, |p| Some(p.urgent as f64)),
+    ("rating", "Average rating", "rating (1-5)", "#9a6400", Some((1.0, 5.0)), rating, |p| p.avg_rating),
+    ("csat", "CSAT (ratings 4-5)", "CSAT %", "#1f7a3d", Some((0.0, 100.0)), percent, |p| p.csat),
+];
+
 /// The four charts of a team's digests, given oldest first.
 pub(super) fn trends(points: &[&DigestPoint]) -> Markup {
     let runs: Vec<i64> = points.iter().map(|p| p.run_id).collect();
-    let series = [
-        Series {
-            metric: "items",
-            title: "Items",
-            axis: "items",
-            colour: "#1a5fb4",
-            values: points.iter().map(|p| Some(p.count as f64)).collect(),
-            range: None,
-            show: count,
-        },
-        Series {
-            metric: "urgent",
-            title: "Urgent",
-            axis: "urgent items",
-            colour: "#b3261e",
-            values: points.iter().map(|p| Some(p.urgent as f64)).collect(),
-            range: None,
-            show: count,
-        },
-        Series {
-            metric: "rating",
-            title: "Average rating",
-            axis: "rating (1-5)",
-            colour: "#9a6400",
-            values: points.iter().map(|p| p.avg_rating).collect(),
-            range: Some((1.0, 5.0)),
-            show: rating,
-        },
-        Series {
-            metric: "csat",
-            title: "CSAT (ratings 4-5)",
-            axis: "CSAT %",
-            colour: "#1f7a3d",
-            values: points.iter().map(|p| p.csat).collect(),
-            range: Some((0.0, 100.0)),
-            show: percent,
-        },
-    ];
+    let series = FIGURES.map(|(metric, title, axis, colour, range, show, value)| Series {
+        metric,
+        title,
+        axis,
+        colour,
+        values: points.iter().map(|p| value(p)).collect(),
+        range,
+        show,
+    });
     html! {
         div.trends style="display:flex;flex-wrap:wrap;gap:1em" {
             @for s in &series { (chart(s, &runs)) }
