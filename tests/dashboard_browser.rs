@@ -20,8 +20,6 @@ use support::TestProject;
 const DASHBOARD_USER: Option<(&str, &str)> = Some(("ana", "correct-horse-battery-9"));
 /// The name the dashboard records actions under.
 const ACTOR: &str = "ana";
-/// The digests page is served (it had not landed when these tests were written).
-const DIGESTS: bool = false;
 
 /// A portal workflow that registers returns with the customer name, and says how the portal
 /// refuses a record (`rejected_if`): a refusal fails the item with a screenshot. `after` are
@@ -275,9 +273,4 @@ fn a_run_started_with_a_parameter_is_watched_to_the_end_and_a_schedule_paused() 
     );
     assert_eq!(rows, json!([format!("{ACTOR} pause"), format!("{ACTOR} run")]));
     b.shot("actions", None);
-    if DIGESTS {
-        b.goto("/digests");
-        b.wait_for("main h1");
-        b.shot("digests", None);
-    }
 }

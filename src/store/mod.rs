@@ -5,7 +5,6 @@ mod actions;
 mod cancel;
 mod dashboard;
 // replaced by store/dashboard.rs at merge
-pub mod api_tmp;
 mod digests;
 mod group_commit;
 mod items;

@@ -5,7 +5,6 @@ use std::path::Path as FsPath;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -14,14 +13,9 @@ use super::types::{
     Uncertain,
 };
 use super::{bad, bad_path, bad_query, data, ApiCaller, ListErrors, OneErrors};
-use crate::store::api_tmp::{ApiItemsQuery, ApiRunsQuery};
-use crate::store::{ItemStatus, RunStatus, StepStatus, TriggerKind};
+use crate::store::{parse_time_bound, ItemCursor, ItemStatus, ItemsQuery, RunStatus, RunsQuery, TriggerKind, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::web::auth::Role;
 use crate::web::{ApiError, App};
-
-/// Rows per page when `limit` is not given, and the most one page holds.
-pub(super) const DEFAULT_LIMIT: i64 = 100;
-pub(super) const MAX_LIMIT: i64 = 500;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -56,12 +50,15 @@ pub(super) async fn list(
 ) -> Result<Json<RunsPage>, ApiError> {
     caller.require(Role::Viewer)?;
     let Query(p) = q.map_err(bad_query)?;
-    let q = ApiRunsQuery {
+    let time = |what: &str, v: Option<String>, end: bool| {
+        v.filter(|s| !s.is_empty()).map(|s| parse_time_bound(&s, end).map_err(|e| named(what, e))).transpose()
+    };
+    let q = RunsQuery {
         workflow: p.workflow.filter(|w| !w.is_empty()),
         status: word::<RunStatus>("status", p.status)?,
         trigger: word::<TriggerKind>("trigger", p.trigger)?,
-        started_from: p.from.as_deref().map(|s| time_bound("from", s, false)).transpose()?,
-        started_to: p.to.as_deref().map(|s| time_bound("to", s, true)).transpose()?,
+        started_from: time("from", p.from, false)?,
+        started_to: time("to", p.to, true)?,
         before: number("before", p.before)?,
         limit: limit(p.limit)?,
     };
@@ -85,11 +82,9 @@ pub(super) async fn one(
         .into_iter()
         .map(|s| {
             // A running step's row is written when it ends; its items so far are counted.
-            let (ok, failed, skipped) = if s.status == StepStatus::Running {
-                let n = |st: ItemStatus| d.counts.iter().filter(|c| c.0 == s.step_id && c.1 == st).map(|c| c.2).sum();
-                (n(ItemStatus::Ok), n(ItemStatus::Failed), n(ItemStatus::Skipped))
-            } else {
-                (s.ok, s.failed, s.skipped)
+            let (ok, failed, skipped) = match d.counts.iter().find(|c| c.live && c.step_id == s.step_id) {
+                Some(c) => (c.ok, c.failed, c.skipped),
+                None => (s.ok, s.failed, s.skipped),
             };
             Step {
                 id: s.step_id,
@@ -118,7 +113,7 @@ pub(crate) struct ItemsParams {
     status: Option<String>,
     /// Only items of this step.
     step: Option<String>,
-    /// Only items whose key starts with this text.
+    /// Only items whose key starts with this text (exactly; in key order within each step).
     q: Option<String>,
     /// The `next` of the previous page.
     after: Option<String>,
@@ -127,7 +122,7 @@ pub(crate) struct ItemsParams {
     limit: Option<String>,
 }
 
-/// A run's items in step order, then input order, a page at a time.
+/// A run's items in step order, then input order (key order with `q`), a page at a time.
 #[utoipa::path(get, path = "/api/runs/{id}/items", tag = "cxflow", params(("id" = i64, Path, description = "Run id"), ItemsParams),
     responses((status = 200, description = "A page of items", body = ItemsPage), OneErrors))]
 pub(super) async fn items(
@@ -139,11 +134,11 @@ pub(super) async fn items(
     caller.require(Role::Viewer)?;
     let Path(id) = id.map_err(bad_path)?;
     let Query(p) = q.map_err(bad_query)?;
-    let q = ApiItemsQuery {
+    let q = ItemsQuery {
         step: p.step.filter(|s| !s.is_empty()),
         status: word::<ItemStatus>("status", p.status)?,
-        key_prefix: p.q.filter(|s| !s.is_empty()),
-        after: p.after.filter(|s| !s.is_empty()).map(|s| item_cursor(&s)).transpose()?,
+        q: p.q.filter(|s| !s.is_empty()),
+        after: p.after.filter(|s| !s.is_empty()).map(|s| s.parse::<ItemCursor>().map_err(|e| named("after", e))).transpose()?,
         limit: limit(p.limit)?,
     };
     let page = data::items_page(&app.store, id, &q).await?;
@@ -160,7 +155,7 @@ pub(super) async fn items(
             finished_at: i.finished_at,
         })
         .collect();
-    Ok(Json(ItemsPage { items, next: page.next.map(|(p, s, r)| format!("{p}.{s}.{r}")) }))
+    Ok(Json(ItemsPage { items, next: page.next.map(|c| c.to_string()) }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -247,31 +242,9 @@ pub(super) fn limit(v: Option<String>) -> Result<i64, ApiError> {
     })
 }
 
-fn item_cursor(s: &str) -> Result<(i64, i64, i64), ApiError> {
-    let mut parts = s.split('.').map(|p| p.parse::<i64>());
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c)), None) => Ok((a, b, c)),
-        _ => {
-            let shown: String = s.chars().take(40).collect();
-            Err(bad(format!("`after={shown}` is not an item cursor; use the `next` value of the previous page as it was given")))
-        }
-    }
-}
-
-/// `from`/`to` as the run log stores times (RFC 3339 UTC, milliseconds, compared as text). As
-/// an upper bound a date means the end of that day.
-fn time_bound(what: &str, s: &str, end: bool) -> Result<String, ApiError> {
-    let s = s.trim();
-    let t: Option<DateTime<Utc>> = DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)).or_else(|| {
-        let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
-        let day = if end { day.succ_opt()? } else { day };
-        Some(day.and_hms_opt(0, 0, 0)?.and_utc())
-    });
-    match t {
-        Some(t) => Ok(t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        None => {
-            let shown: String = s.chars().take(40).collect();
-            Err(bad(format!("`{what}={shown}` is not a date (2024-05-31) or an RFC 3339 time (2024-05-31T09:00:00Z)")))
-        }
-    }
+/// The store's message about a bad value (it starts with the value in backticks) as the
+/// parameter it came in: `` `after=nonsense` is not an item cursor; ...``.
+fn named(what: &str, e: impl std::fmt::Display) -> ApiError {
+    let e = e.to_string();
+    bad(format!("`{what}={}", e.strip_prefix('`').unwrap_or(&e)))
 }

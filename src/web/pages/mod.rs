@@ -1,9 +1,10 @@
 //! The dashboard's read pages, rendered on the server (maud): the overview, the runs list, one
-//! run, and a run's artifact files. Each page reads the store in one `load` function, so what it
-//! reads is in one place; rendering is separate and pure.
+//! run, a run's artifact files, and the teams' digests. Each page reads the store in one `load`
+//! function, so what it reads is in one place; rendering is separate and pure.
 
 pub(crate) mod actions;
 mod artifacts;
+mod digests;
 mod fmt;
 mod items;
 mod overview;
@@ -24,5 +25,6 @@ pub(crate) fn routes() -> Router<App> {
         .route("/runs", get(runs::page))
         .route("/runs/{id}", get(run::page))
         .route("/runs/{id}/artifacts/{artifact_id}", get(artifacts::file))
+        .merge(digests::routes())
         .merge(actions::routes())
 }

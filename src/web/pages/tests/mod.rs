@@ -2,6 +2,7 @@
 //! real server on 127.0.0.1:0.
 
 mod artifacts;
+mod digests;
 mod overview;
 mod run;
 mod runs;
