@@ -23,8 +23,32 @@ mod types;
 
 /// The paths below, for the main document to nest.
 #[derive(OpenApi)]
-#[openapi(paths(run, resume, cancel, resolve, pause, unpause, list), tags((name = "actions", description = "Start, resume, cancel, pause, unpause, resolve; the audit log")))]
+#[openapi(paths(run, resume, cancel, resolve, pause, unpause, list), components(schemas(ActionError)), tags((name = "actions", description = "Start, resume, cancel, pause, unpause, resolve; the audit log")))]
 pub(crate) struct ActionsApi;
+
+/// What any action may answer instead of its result, each with `{"error": ...}` saying why.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum ActionErrors {
+    /// A malformed path or body, or what the action refuses (an unknown parameter or step, a dry run, an item that is not uncertain, a workflow not paused).
+    #[response(status = 400)]
+    BadRequest(ActionError),
+    /// Not authenticated: no token, or an unknown one.
+    #[response(status = 401)]
+    Unauthorized(ActionError),
+    /// The caller is not an operator or admin.
+    #[response(status = 403)]
+    Forbidden(ActionError),
+    /// No such run or workflow.
+    #[response(status = 404)]
+    NotFound(ActionError),
+    /// The run is still running in some process, is not running (cancel), or a live run holds the key (resolve).
+    #[response(status = 409)]
+    Conflict(ActionError),
+    /// The server failed; its log has the details.
+    #[response(status = 500)]
+    Internal(ActionError),
+}
 
 impl super::ApiRouter {
     /// The action endpoints, recorded like the read ones so the document test sees them.
@@ -73,10 +97,7 @@ fn operator(caller: Result<Caller, WebError>) -> Result<Caller, ApiError> {
     request_body = RunRequest,
     responses(
         (status = 201, description = "started", body = RunStarted),
-        (status = 400, description = "bad parameters, or the workflow does not validate", body = ActionError),
-        (status = 403, description = "the caller is not an operator", body = ActionError),
-        (status = 404, description = "no workflow of that name", body = ActionError),
-        (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+        ActionErrors,
     ))]
 pub(crate) async fn run(
     State(app): State<App>,
@@ -97,10 +118,7 @@ pub(crate) async fn run(
     request_body = ResumeRequest,
     responses(
         (status = 200, description = "resumed", body = RunStarted),
-        (status = 400, description = "an unknown step, a dry run, or already succeeded", body = ActionError),
-        (status = 403, body = ActionError), (status = 404, body = ActionError),
-        (status = 409, description = "still running in some process", body = ActionError),
-        (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+        ActionErrors,
     ))]
 pub(crate) async fn resume(
     State(app): State<App>,
@@ -122,9 +140,7 @@ pub(crate) async fn resume(
     request_body(content = Empty, description = "nothing, or `{}`"),
     responses(
         (status = 200, description = "requested; the first request stands", body = Cancelled),
-        (status = 403, body = ActionError), (status = 404, body = ActionError),
-        (status = 409, description = "the run is not running", body = ActionError),
-        (status = 400, description = "a malformed path or body", body = ActionError), (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+        ActionErrors,
     ))]
 pub(crate) async fn cancel(
     State(app): State<App>,
@@ -145,10 +161,7 @@ pub(crate) async fn cancel(
     request_body = ResolveRequest,
     responses(
         (status = 200, description = "recorded", body = Resolved),
-        (status = 400, description = "an item that is not uncertain, or neither items nor all", body = ActionError),
-        (status = 403, body = ActionError), (status = 404, body = ActionError),
-        (status = 409, description = "a live run still holds the key", body = ActionError),
-        (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+        ActionErrors,
     ))]
 pub(crate) async fn resolve(
     State(app): State<App>,
@@ -180,8 +193,7 @@ pub(crate) async fn resolve(
     request_body = PauseRequest,
     responses(
         (status = 200, description = "paused (a paused workflow keeps its first pause)", body = PauseState),
-        (status = 403, body = ActionError), (status = 404, body = ActionError),
-        (status = 400, description = "a malformed path or body", body = ActionError), (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+        ActionErrors,
     ))]
 pub(crate) async fn pause(
     State(app): State<App>,
@@ -203,9 +215,7 @@ pub(crate) async fn pause(
     request_body(content = Empty, description = "nothing, or `{}`"),
     responses(
         (status = 200, description = "the pause lifted", body = PauseState),
-        (status = 400, description = "not paused", body = ActionError),
-        (status = 403, body = ActionError),
-        (status = 404, description = "no such run or workflow", body = ActionError), (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError),
+        ActionErrors,
     ))]
 pub(crate) async fn unpause(
     State(app): State<App>,
@@ -222,8 +232,7 @@ pub(crate) async fn unpause(
 
 /// The audit log: every action, done or refused, with who asked; newest first.
 #[utoipa::path(get, path = "/api/actions", tag = "actions", params(ActionsQuery),
-    responses((status = 200, body = ActionsPage), (status = 403, body = ActionError),
-        (status = 400, description = "a malformed path or body", body = ActionError), (status = 401, description = "not authenticated: no token, or an unknown one", body = ActionError), (status = 500, description = "the server failed; its log has the details", body = ActionError)))]
+    responses((status = 200, body = ActionsPage), ActionErrors))]
 pub(crate) async fn list(
     State(app): State<App>,
     caller: Result<Caller, WebError>,
