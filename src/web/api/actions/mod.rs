@@ -6,13 +6,14 @@
 //! site can send a form or `text/plain` to a loopback server without asking, but not JSON.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
 
+use crate::control::Actor;
 use crate::store::{ActionFilter, Resolution};
 use crate::web::auth::{Caller, Role};
 use crate::web::pages::actions::control_error;
@@ -87,6 +88,26 @@ fn operator(caller: Result<Caller, WebError>) -> Result<Caller, ApiError> {
     Ok(caller)
 }
 
+/// An operator's request to act: who asks (refused unless operator or admin), and the JSON
+/// body as `T`. Taken last by every action handler, after its path.
+pub(crate) struct Act<T>(Actor, T);
+
+/// Larger than any parameters a form or webhook sends.
+const MAX_BODY: usize = 1 << 20;
+
+impl<T: DeserializeOwned> FromRequest<App> for Act<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &App) -> Result<Act<T>, ApiError> {
+        let (mut parts, raw) = req.into_parts();
+        let caller = operator(Caller::from_request_parts(&mut parts, app).await)?;
+        let bytes = axum::body::to_bytes(raw, MAX_BODY)
+            .await
+            .map_err(|_| ApiError(WebError::BadRequest(format!("the request body is larger than {MAX_BODY} bytes, or was cut off"))))?;
+        Ok(Act(caller.actor(), body(&parts.headers, &bytes)?))
+    }
+}
+
 /// Start workflow `name` now (also the webhook trigger).
 ///
 /// Plans the workflow named by its `name:`, checks the parameters against its `params:` (an
@@ -101,14 +122,10 @@ fn operator(caller: Result<Caller, WebError>) -> Result<Caller, ApiError> {
     ))]
 pub(crate) async fn run(
     State(app): State<App>,
-    caller: Result<Caller, WebError>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    Act(actor, req): Act<RunRequest>,
 ) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
-    let caller = operator(caller)?;
-    let req: RunRequest = body(&headers, &bytes)?;
-    let id = app.control.start_run(&caller.actor(), &name, req.params).await.map_err(control_error)?;
+    let id = app.control.start_run(&actor, &name, req.params).await.map_err(control_error)?;
     Ok((StatusCode::CREATED, Json(RunStarted::new(id))))
 }
 
@@ -122,15 +139,11 @@ pub(crate) async fn run(
     ))]
 pub(crate) async fn resume(
     State(app): State<App>,
-    caller: Result<Caller, WebError>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    Act(actor, req): Act<ResumeRequest>,
 ) -> Result<Json<RunStarted>, ApiError> {
-    let caller = operator(caller)?;
-    let req: ResumeRequest = body(&headers, &bytes)?;
     let from = req.from.filter(|f| !f.is_empty());
-    let id = app.control.resume(&caller.actor(), id, from).await.map_err(control_error)?;
+    let id = app.control.resume(&actor, id, from).await.map_err(control_error)?;
     Ok(Json(RunStarted::new(id)))
 }
 
@@ -142,16 +155,8 @@ pub(crate) async fn resume(
         (status = 200, description = "requested; the first request stands", body = Cancelled),
         ActionErrors,
     ))]
-pub(crate) async fn cancel(
-    State(app): State<App>,
-    caller: Result<Caller, WebError>,
-    Path(id): Path<i64>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Json<Cancelled>, ApiError> {
-    let caller = operator(caller)?;
-    let _: Empty = body(&headers, &bytes)?;
-    let req = app.control.cancel(&caller.actor(), id).await.map_err(control_error)?;
+pub(crate) async fn cancel(State(app): State<App>, Path(id): Path<i64>, Act(actor, _): Act<Empty>) -> Result<Json<Cancelled>, ApiError> {
+    let req = app.control.cancel(&actor, id).await.map_err(control_error)?;
     Ok(Json(Cancelled { run_id: id, requested_by: req.by, requested_at: req.at }))
 }
 
@@ -165,13 +170,9 @@ pub(crate) async fn cancel(
     ))]
 pub(crate) async fn resolve(
     State(app): State<App>,
-    caller: Result<Caller, WebError>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    Act(actor, req): Act<ResolveRequest>,
 ) -> Result<Json<Resolved>, ApiError> {
-    let caller = operator(caller)?;
-    let req: ResolveRequest = body(&headers, &bytes)?;
     if req.all != req.items.is_empty() {
         let msg =
             if req.all { "give `items` or `all: true`, not both" } else { "name the uncertain `items` to resolve, or set `all: true`" };
@@ -181,7 +182,7 @@ pub(crate) async fn resolve(
         Decision::Sent => Resolution::Sent,
         Decision::NotSent => Resolution::NotSent,
     };
-    let rows = app.control.resolve(&caller.actor(), id, &req.items, decision).await.map_err(control_error)?;
+    let rows = app.control.resolve(&actor, id, &req.items, decision).await.map_err(control_error)?;
     let resolved =
         rows.into_iter().map(|r| ResolvedItem { key: r.key, step_id: r.step_id, item_key: r.item_key, state: r.state }).collect();
     Ok(Json(Resolved { run_id: id, resolved }))
@@ -197,15 +198,11 @@ pub(crate) async fn resolve(
     ))]
 pub(crate) async fn pause(
     State(app): State<App>,
-    caller: Result<Caller, WebError>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    Act(actor, req): Act<PauseRequest>,
 ) -> Result<Json<PauseState>, ApiError> {
-    let caller = operator(caller)?;
-    let req: PauseRequest = body(&headers, &bytes)?;
     let reason = req.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
-    let p = app.control.pause(&caller.actor(), &name, reason).await.map_err(control_error)?;
+    let p = app.control.pause(&actor, &name, reason).await.map_err(control_error)?;
     Ok(Json(PauseState::new(p, true)))
 }
 
@@ -219,14 +216,10 @@ pub(crate) async fn pause(
     ))]
 pub(crate) async fn unpause(
     State(app): State<App>,
-    caller: Result<Caller, WebError>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    Act(actor, _): Act<Empty>,
 ) -> Result<Json<PauseState>, ApiError> {
-    let caller = operator(caller)?;
-    let _: Empty = body(&headers, &bytes)?;
-    let p = app.control.unpause(&caller.actor(), &name).await.map_err(control_error)?;
+    let p = app.control.unpause(&actor, &name).await.map_err(control_error)?;
     Ok(Json(PauseState::new(p, false)))
 }
 
