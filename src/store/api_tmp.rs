@@ -1,11 +1,11 @@
 // replaced by store/dashboard.rs at merge
 //! The few reads the HTTP API needs that `queries.rs` lacks, until the dashboard reads land
-//! (`runs_page`, `items_page`, `item_counts`, `artifacts_with_ids`, `digest_teams`,
-//! `digest_history`). Same semantics, simpler SQL; names prefixed `api_` so both can coexist.
+//! (`runs_page`, `artifacts_with_ids`, `digest_teams`, `digest_history`; its items and counts
+//! already use `items_page` and `item_counts`). Same semantics, simpler SQL; names prefixed `api_` so both can coexist.
 
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
-use super::{ItemStatus, Result, RunRow, RunStatus, Store, TriggerKind};
+use super::{Result, RunRow, RunStatus, Store, TriggerKind};
 
 /// One page of rows and the cursor of the next (`None`: the last page).
 #[derive(Debug, Clone)]
@@ -31,30 +31,6 @@ pub struct ApiRunsQuery {
     pub started_to: Option<String>,
     pub before: Option<i64>,
     pub limit: i64,
-}
-
-/// Filters of a run's items, in step order then input order. `after` is (step position, seq, rowid).
-#[derive(Debug, Clone, Default)]
-pub struct ApiItemsQuery {
-    pub step: Option<String>,
-    pub status: Option<ItemStatus>,
-    pub key_prefix: Option<String>,
-    pub after: Option<(i64, i64, i64)>,
-    pub limit: i64,
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct ApiItemRow {
-    pub position: i64,
-    pub seq: i64,
-    pub row: i64,
-    pub step_id: String,
-    pub item_key: String,
-    pub status: ItemStatus,
-    pub attempts: i64,
-    pub error: Option<String>,
-    pub output: Option<String>,
-    pub finished_at: String,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -113,38 +89,6 @@ impl Store {
         b.push(" ORDER BY id DESC LIMIT ").push_bind(q.limit + 1);
         let rows: Vec<RunRow> = b.build_query_as().fetch_all(&self.pool).await?;
         Ok(from_extra(rows, q.limit, |r| r.id))
-    }
-
-    pub async fn api_items_page(&self, run_id: i64, q: &ApiItemsQuery) -> Result<ApiPage<ApiItemRow, (i64, i64, i64)>> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT s.position, i.seq, i.rowid AS row, i.step_id, i.item_key, i.status, i.attempts, i.error, i.output, i.finished_at
-             FROM items i JOIN steps s ON s.run_id = i.run_id AND s.step_id = i.step_id WHERE i.run_id = ",
-        );
-        b.push_bind(run_id);
-        if let Some(s) = &q.step {
-            b.push(" AND i.step_id = ").push_bind(s.clone());
-        }
-        if let Some(s) = q.status {
-            b.push(" AND i.status = ").push_bind(s.as_str());
-        }
-        if let Some(p) = &q.key_prefix {
-            // substr, not LIKE: `%` and `_` in a key are plain characters.
-            b.push(" AND substr(i.item_key, 1, ").push_bind(p.chars().count() as i64).push(") = ").push_bind(p.clone());
-        }
-        if let Some((pos, seq, row)) = q.after {
-            b.push(" AND (s.position, i.seq, i.rowid) > (").push_bind(pos).push(", ").push_bind(seq).push(", ").push_bind(row).push(")");
-        }
-        b.push(" ORDER BY s.position, i.seq, i.rowid LIMIT ").push_bind(q.limit + 1);
-        let rows: Vec<ApiItemRow> = b.build_query_as().fetch_all(&self.pool).await?;
-        Ok(from_extra(rows, q.limit, |r| (r.position, r.seq, r.row)))
-    }
-
-    /// Items per step and status, for steps still running (their `steps` row is written at the end).
-    pub async fn api_item_counts(&self, run_id: i64) -> Result<Vec<(String, ItemStatus, i64)>> {
-        Ok(sqlx::query_as("SELECT step_id, status, count(*) FROM items WHERE run_id = ? GROUP BY step_id, status")
-            .bind(run_id)
-            .fetch_all(&self.pool)
-            .await?)
     }
 
     pub async fn api_artifacts(&self, run_id: i64, after: Option<i64>, limit: i64) -> Result<ApiPage<ApiArtifactRow>> {

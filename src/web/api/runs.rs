@@ -14,8 +14,8 @@ use super::types::{
     Uncertain,
 };
 use super::{bad, bad_path, bad_query, data, ApiCaller, ListErrors, OneErrors};
-use crate::store::api_tmp::{ApiItemsQuery, ApiRunsQuery};
-use crate::store::{ItemStatus, RunStatus, StepStatus, TriggerKind};
+use crate::store::api_tmp::ApiRunsQuery;
+use crate::store::{ItemCursor, ItemStatus, ItemsQuery, RunStatus, TriggerKind};
 use crate::web::auth::Role;
 use crate::web::{ApiError, App};
 
@@ -85,11 +85,9 @@ pub(super) async fn one(
         .into_iter()
         .map(|s| {
             // A running step's row is written when it ends; its items so far are counted.
-            let (ok, failed, skipped) = if s.status == StepStatus::Running {
-                let n = |st: ItemStatus| d.counts.iter().filter(|c| c.0 == s.step_id && c.1 == st).map(|c| c.2).sum();
-                (n(ItemStatus::Ok), n(ItemStatus::Failed), n(ItemStatus::Skipped))
-            } else {
-                (s.ok, s.failed, s.skipped)
+            let (ok, failed, skipped) = match d.counts.iter().find(|c| c.step_id == s.step_id) {
+                Some(c) => (c.ok, c.failed, c.skipped),
+                None => (s.ok, s.failed, s.skipped),
             };
             Step {
                 id: s.step_id,
@@ -139,10 +137,10 @@ pub(super) async fn items(
     caller.require(Role::Viewer)?;
     let Path(id) = id.map_err(bad_path)?;
     let Query(p) = q.map_err(bad_query)?;
-    let q = ApiItemsQuery {
+    let q = ItemsQuery {
         step: p.step.filter(|s| !s.is_empty()),
         status: word::<ItemStatus>("status", p.status)?,
-        key_prefix: p.q.filter(|s| !s.is_empty()),
+        q: p.q.filter(|s| !s.is_empty()),
         after: p.after.filter(|s| !s.is_empty()).map(|s| item_cursor(&s)).transpose()?,
         limit: limit(p.limit)?,
     };
@@ -160,7 +158,7 @@ pub(super) async fn items(
             finished_at: i.finished_at,
         })
         .collect();
-    Ok(Json(ItemsPage { items, next: page.next.map(|(p, s, r)| format!("{p}.{s}.{r}")) }))
+    Ok(Json(ItemsPage { items, next: page.next.map(|c| c.to_string()) }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -247,15 +245,11 @@ pub(super) fn limit(v: Option<String>) -> Result<i64, ApiError> {
     })
 }
 
-fn item_cursor(s: &str) -> Result<(i64, i64, i64), ApiError> {
-    let mut parts = s.split('.').map(|p| p.parse::<i64>());
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c)), None) => Ok((a, b, c)),
-        _ => {
-            let shown: String = s.chars().take(40).collect();
-            Err(bad(format!("`after={shown}` is not an item cursor; use the `next` value of the previous page as it was given")))
-        }
-    }
+fn item_cursor(s: &str) -> Result<ItemCursor, ApiError> {
+    s.parse().map_err(|_| {
+        let shown: String = s.chars().take(40).collect();
+        bad(format!("`after={shown}` is not an item cursor; use the `next` value of the previous page as it was given"))
+    })
 }
 
 /// `from`/`to` as the run log stores times (RFC 3339 UTC, milliseconds, compared as text). As
