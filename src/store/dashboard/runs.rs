@@ -113,6 +113,14 @@ impl Store {
         Ok(Page::from_extra(rows, limit, |r| r.id))
     }
 
+    /// The newest run (running or not) of each of `names` that ran, in one query whatever their
+    /// number (a lookup per name on `runs_workflow_status`), not one query per name.
+    pub async fn last_runs(&self, names: &[String]) -> Result<HashMap<String, RunRow>> {
+        let json = serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query_as::<_, LastRun>(LAST_RUNS).bind(&json).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|l| (l.name, l.run)).collect())
+    }
+
     /// The overview's figures for each of `names`, in two queries whatever their number
     /// (each a lookup per name on `runs_workflow`/`runs_workflow_status`). Every name gets an
     /// entry; a workflow that never ran gets an empty one.

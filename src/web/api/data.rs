@@ -11,8 +11,8 @@ use crate::store::{
 /// The newest run of each workflow (`None`: never ran), in the order of `names`; one query
 /// whatever their number.
 pub(super) async fn last_runs(store: &Store, names: &[String]) -> Result<Vec<Option<RunRow>>> {
-    let mut summaries = store.workflow_summaries(names, Utc::now()).await?;
-    Ok(names.iter().map(|n| summaries.remove(n).and_then(|s| s.last)).collect())
+    let mut last = store.last_runs(names).await?;
+    Ok(names.iter().map(|n| last.remove(n)).collect())
 }
 
 pub(super) async fn runs_page(store: &Store, q: &RunsQuery) -> Result<Page<RunRow>> {
