@@ -1,6 +1,10 @@
-//! Run log side of the `route` step: ids already routed (read once per run, written in bulk
+//! Run log side of the `route` step: ids already routed (read once per run, written in batches
 //! while routing streams) and per-team digest figures for "change since the previous digest".
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -34,24 +38,44 @@ impl IdsSender {
 impl Store {
     /// Ids routed in `scope` by runs other than `run_id`, newline-separated; `None` when there are
     /// none (the common first run costs one indexed probe). A resumed run ignores its own ids so
-    /// it routes its records again.
+    /// it routes its records again; an id is owned by the run that routed it last.
     pub async fn routed_ids(&self, scope: &str, run_id: i64) -> Result<Option<String>> {
-        let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM route_routed WHERE scope = ? AND run_id <> ? LIMIT 1")
-            .bind(scope)
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        if any.is_none() {
+        let probe = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).bind(scope).bind(run_id).fetch_optional(&self.pool);
+        if probe("SELECT 1 FROM route_routed_ids WHERE scope = ? AND run_id <> ? LIMIT 1").await?.is_none() {
             return Ok(None);
         }
-        // One row instead of a million: row-by-row decoding would cost more than the lookup.
-        let joined: Option<String> =
-            sqlx::query_scalar("SELECT group_concat(record_id, char(10)) FROM route_routed WHERE scope = ? AND run_id <> ?")
-                .bind(scope)
-                .bind(run_id)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(joined)
+        let own = probe("SELECT 1 FROM route_routed_ids WHERE scope = ? AND run_id = ? LIMIT 1").await?.is_some();
+        let mut rows = sqlx::query_as::<_, (i64, String)>("SELECT run_id, ids FROM route_routed_ids WHERE scope = ? ORDER BY id")
+            .bind(scope)
+            .fetch(&self.pool);
+        if !own {
+            // Every stored id belongs to another run: no owner to work out, batches are joined as they come.
+            let mut joined = String::new();
+            while let Some((_, ids)) = rows.try_next().await? {
+                for id in parse_ids(&ids)? {
+                    joined.push_str(&id.0);
+                    joined.push('\n');
+                }
+            }
+            return Ok(Some(joined));
+        }
+        // A resumed run that stored ids before: an id counts unless this run routed it last.
+        let mut owner: HashMap<String, i64> = HashMap::new();
+        let mut order = Vec::new();
+        while let Some((run, ids)) = rows.try_next().await? {
+            for id in parse_ids(&ids)? {
+                let id = id.0.into_owned();
+                if owner.insert(id.clone(), run).is_none() {
+                    order.push(id);
+                }
+            }
+        }
+        let mut joined = String::new();
+        for id in order.iter().filter(|id| owner[*id] != run_id) {
+            joined.push_str(id);
+            joined.push('\n');
+        }
+        Ok(Some(joined))
     }
 
     pub async fn previous_digest(&self, scope: &str, team: &str, before_run: i64) -> Result<Option<PreviousDigest>> {
@@ -101,18 +125,15 @@ async fn write_routing(store: Store, scope: String, run_id: i64, mut rx: mpsc::R
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Ids(json) => {
-                // `WHERE true` lets SQLite parse the upsert after a SELECT; a rerouted id moves to
-                // this run.
-                let r = sqlx::query(
-                    "INSERT INTO route_routed (scope, record_id, run_id) SELECT ?, value, ? FROM json_each(?) WHERE true
-                     ON CONFLICT (scope, record_id) DO UPDATE SET run_id = excluded.run_id",
-                )
-                .bind(&scope)
-                .bind(run_id)
-                .bind(json)
-                .execute(&mut *tx)
-                .await?;
-                stored += r.rows_affected();
+                // Checked here so that what is stored always reads back (`routed_ids`).
+                let count = parse_ids(&json)?.len() as u64;
+                sqlx::query("INSERT INTO route_routed_ids (scope, run_id, ids) VALUES (?, ?, ?)")
+                    .bind(&scope)
+                    .bind(run_id)
+                    .bind(json)
+                    .execute(&mut *tx)
+                    .await?;
+                stored += count;
             }
             Msg::Finish(digests) => {
                 for d in &digests {
@@ -143,3 +164,17 @@ async fn write_routing(store: Store, scope: String, run_id: i64, mut rx: mpsc::R
     // The step dropped the writer without finishing: roll back (by dropping the transaction).
     Ok(0)
 }
+
+/// One stored id; borrowed from the batch unless it has escapes.
+#[derive(serde::Deserialize)]
+struct Id<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// The ids of one stored batch (a JSON array of strings).
+fn parse_ids(json: &str) -> Result<Vec<Id<'_>>> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Query(sqlx::Error::Decode(format!("routed ids batch is not a JSON array of strings: {e}").into())))
+}
+
+#[cfg(test)]
+#[path = "digests_tests.rs"]
+mod tests;
