@@ -226,9 +226,21 @@ fn core(delimiter: u8) -> csv_core::Reader {
     csv_core::ReaderBuilder::new().delimiter(delimiter).build()
 }
 
-/// Each field is UTF-8.
+/// Each field is UTF-8. Checked over the whole record at once (a check per field cost the
+/// reading thread, which all routing waits on, 8% of its time): the fields are valid exactly
+/// when their concatenation is and no field starts inside a character.
 pub(crate) fn is_utf8(rec: &ByteRecord) -> bool {
-    rec.iter().all(|f| std::str::from_utf8(f).is_ok())
+    let all = rec.as_slice();
+    if all.is_ascii() {
+        return true;
+    }
+    let Ok(s) = std::str::from_utf8(all) else { return false };
+    let mut start = 0;
+    rec.iter().all(|f| {
+        let at = start;
+        start += f.len();
+        s.is_char_boundary(at)
+    })
 }
 
 /// Records (header excluded) in a CSV file, counted by parsing, not by line breaks: a quoted

@@ -100,4 +100,31 @@ proptest! {
             prop_assert_eq!(fields, &want);
         }
     }
+
+    /// The whole-record UTF-8 check agrees with checking field by field, also when a character
+    /// is split between two fields (the concatenation is then valid, the fields are not).
+    #[test]
+    fn utf8_check_equals_a_check_per_field(
+        fields in prop::collection::vec(prop::collection::vec(prop_oneof![
+            Just(vec![0xC3]), Just(vec![0xA9]), Just(vec![0xE2, 0x82]), Just(vec![0xAC]), Just(vec![0xF0, 0x9F]),
+            Just(vec![0x98, 0x80]), Just(vec![0xFF]), Just("é".as_bytes().to_vec()), Just("€😀".as_bytes().to_vec()),
+            "[a-z ]{0,6}".prop_map(String::into_bytes),
+        ], 0..4).prop_map(|p| p.concat()), 0..6),
+    ) {
+        let rec = csv::ByteRecord::from(fields.clone());
+        let per_field = fields.iter().all(|f| std::str::from_utf8(f).is_ok());
+        prop_assert_eq!(is_utf8(&rec), per_field, "{:?}", fields);
+    }
+}
+
+#[test]
+fn utf8_check_edge_cases() {
+    let rec = |f: &[&[u8]]| csv::ByteRecord::from(f.to_vec());
+    assert!(is_utf8(&rec(&[])));
+    assert!(is_utf8(&rec(&[b"", b"plain", "Grüße, ça va".as_bytes(), "😀".as_bytes()])));
+    // `é` is C3 A9: split over two fields, each half is invalid though the record's bytes are not.
+    assert!(!is_utf8(&rec(&[b"caf\xC3", b"\xA9"])));
+    assert!(!is_utf8(&rec(&[b"ok", b"\xA9"])));
+    assert!(!is_utf8(&rec(&[b"ok", b"\xFF"])));
+    assert!(!is_utf8(&rec(&["é".as_bytes(), b"\xC3"])));
 }
