@@ -5,12 +5,14 @@
 # many messages it accepted.
 #
 #   benches/email_aiosmtpd.sh [ROUNDS] [COUNT]          (needs: pip install aiosmtpd uvloop)
+#   EMAIL_SEND_BIN=/path/to/email_send-HASH benches/email_aiosmtpd.sh   (another build's bench binary)
 set -eu
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 count=${2:-10000}
 python3 -c 'import aiosmtpd, uvloop' 2>/dev/null || { echo "needs aiosmtpd and uvloop: pip install aiosmtpd uvloop" >&2; exit 2; }
-bin=$(cargo bench --bench email_send --no-run --message-format=json 2>/dev/null |
+bin=${EMAIL_SEND_BIN:-}
+[ -n "$bin" ] || bin=$(cargo bench --bench email_send --no-run --message-format=json 2>/dev/null |
     python3 -c 'import sys, json
 for l in sys.stdin:
     m = json.loads(l)

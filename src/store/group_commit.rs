@@ -37,6 +37,8 @@ struct Job {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct GroupCommit {
     tx: Arc<OnceCell<mpsc::Sender<Job>>>,
+    /// The ledger's reads before a send, batched on their own (`ledger/reads.rs`).
+    pub(crate) reads: super::ledger::Lookups,
 }
 
 /// Writes in one transaction at most: enough to amortise the sync, small enough that a batch

@@ -5,12 +5,15 @@
 //! under an owner that is gone it is uncertain. Confirm and release check the owner, so a run
 //! that lost its key (its lease lapsed and another took over) cannot overwrite the new owner's.
 
+mod reads;
+
+pub(crate) use self::reads::Lookups;
 use super::group_commit::{Arg, Write};
 use super::owner::me;
 use super::{now, Result, Store, StoreError};
 use crate::engine::log::Claim;
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, Clone)]
 struct Held {
     state: String,
     run_id: i64,
@@ -49,7 +52,8 @@ impl Store {
 
     /// What a claim of `key` by run `run_id` would find, without claiming it.
     pub async fn check_key(&self, key: &str, run_id: i64) -> Result<Claim> {
-        match self.held(key).await? {
+        // Asked before every send: read in a batch with the checks of the other emails in flight.
+        match self.ledger_claims.reads.held(&self.pool, key).await? {
             None => Ok(Claim::Fresh),
             Some(h) => self.judge(&h, run_id).await,
         }
@@ -242,6 +246,50 @@ mod tests {
         sqlx::query("UPDATE owners SET expires_at = '2000-01-01T00:00:00.000Z'").execute(store.pool()).await.unwrap();
         assert!(matches!(store.claim_key("k2", "w", 1, "s", "b").await, Err(StoreError::LeaseLost)));
         assert_eq!(store.check_key("k2", 1).await.unwrap(), Claim::Fresh, "nothing was claimed");
+    }
+
+    /// Checks read in batches answer what the key's own query answers: sent, sending (this run's,
+    /// another live run's, a gone owner's), absent, the same key twice, keys that are not ASCII.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn batched_checks_answer_as_one_query_per_key_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("l.db").display())).await.unwrap();
+        let keys: Vec<String> = (0..300).map(|i| format!("wf/{i}{}", ["", " é", "ü/✓", "\"", "[x]"][i % 5])).collect();
+        for (i, k) in keys.iter().enumerate() {
+            match i % 4 {
+                0 => {}
+                1 => assert_eq!(store.claim_key(k, "w", 1, "s", k).await.unwrap(), Claim::Fresh),
+                2 => {
+                    store.claim_key(k, "w", 2, "s", k).await.unwrap();
+                    store.mark_sent(k, 2, Some("250 ok")).await.unwrap();
+                }
+                _ => {
+                    store.claim_key(k, "w", 3, "s", k).await.unwrap();
+                }
+            }
+        }
+        fake_owner(&store, "gone", "elsewhere", "2000-01-01T00:00:00.000Z").await;
+        sqlx::query("UPDATE ledger SET owner = 'gone' WHERE run_id = 3").execute(store.pool()).await.unwrap();
+        let checks: Vec<_> = keys
+            .iter()
+            .chain(keys.iter().take(40))
+            .map(|k| {
+                let (store, k) = (store.clone(), k.clone());
+                tokio::spawn(async move { (k.clone(), store.check_key(&k, 1).await.unwrap()) })
+            })
+            .collect();
+        for c in checks {
+            let (k, batched) = c.await.unwrap();
+            let alone = match store.held(&k).await.unwrap() {
+                None => Claim::Fresh,
+                Some(h) => store.judge(&h, 1).await.unwrap(),
+            };
+            assert_eq!(batched, alone, "key {k}");
+        }
+        assert_eq!(store.check_key(&keys[0], 1).await.unwrap(), Claim::Fresh);
+        assert_eq!(store.check_key(&keys[1], 2).await.unwrap(), Claim::InFlight { run_id: 1 });
+        assert_eq!(store.check_key(&keys[2], 1).await.unwrap(), Claim::AlreadySent { run_id: 2 });
+        assert_eq!(store.check_key(&keys[3], 1).await.unwrap(), Claim::Uncertain { run_id: 3 });
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
