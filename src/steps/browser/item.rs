@@ -18,7 +18,7 @@ use super::artifacts;
 use super::exec::{excerpt, ActError, Page, Produced};
 use super::selector::Selector;
 use super::session::Session;
-use super::submit::{self, Ready, Settled, Watch};
+use super::submit::{self, Ready, Settled, Submitted, Watch};
 use crate::engine::{Claim, Delivery};
 use crate::steps::{Artifact, Failed, ItemCx, ItemOutput, StepError};
 
@@ -32,15 +32,6 @@ pub(super) enum Stop {
     Failed(Failed),
     /// The item failed and its session is gone with it (lost after the claim).
     FailedLost(Failed),
-}
-
-/// How the submit action ended when the item goes on.
-enum Submitted {
-    /// Nothing to do: sent before, or in flight elsewhere.
-    Early(ItemOutput),
-    /// Clicked with the key claimed; `shown`: the success signal (the `wait_for` right after
-    /// `submit`) was seen.
-    Clicked { shown: bool },
 }
 
 pub(super) struct Item<'a> {

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use super::action::{Rejected, WaitTarget};
 use super::exec::{ActError, Page, POLL};
 use super::selector::Selector;
+use crate::steps::ItemOutput;
 
 /// The submit button, looked up once for the checks before the click and the click itself.
 pub(super) enum Ready {
@@ -46,6 +47,15 @@ pub(super) async fn prepare(page: &Page<'_>, sel: &Selector, watch: Option<&Watc
             .is_some(),
     };
     Ok(Ready::Go { el, shown_before })
+}
+
+/// How the submit action ended when the item goes on.
+pub(super) enum Submitted {
+    /// Nothing to do: sent before, or in flight elsewhere.
+    Early(ItemOutput),
+    /// Clicked with the key claimed; `shown`: the success signal (the `wait_for` right after
+    /// `submit`) was seen.
+    Clicked { shown: bool },
 }
 
 /// How a submission ended, as far as the page shows within the bound.
