@@ -1,8 +1,9 @@
 //! Runs one rendered action against a browser session.
 //!
-//! Speed matters (every WebDriver command is an HTTP round trip to chromedriver and a CDP round
-//! trip to Chromium), so `fill` in `set` mode and `select` do their work in one script call for
-//! all fields, and lookups poll only when the element is not there yet.
+//! Speed matters (every WebDriver command is an HTTP round trip to chromedriver and a dozen CDP
+//! calls that cost Chromium CPU), so `fill` in `set` mode does its work in one script call for
+//! all fields, `select` and `check` find their element and read or set it in one call
+//! (`fields.rs`, `lookup.rs`), and lookups poll only when the element is not there yet.
 //!
 //! Every command is bounded by `Page::limit`: fantoccini waits for chromedriver's answer as long
 //! as it takes, and a chromedriver that stopped answering (stopped, swapping, deadlocked) would
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::error::{CmdError, ErrorStatus};
 use fantoccini::Client;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::action::{Action, WaitTarget};
 use super::selector::Selector;
@@ -83,7 +84,7 @@ impl Page<'_> {
 
     pub async fn run(&self, action: &Action, out: &mut Produced) -> Result<(), ActError> {
         match action {
-            Action::Goto(url) => self.cmd(self.client.goto(url)).await,
+            Action::Goto(url) => self.cmd(super::lookup::goto(self.client, url)).await,
             Action::Fill { fields, mode: InputMode::Set } => self.fill_set(fields).await,
             Action::Fill { fields, mode: InputMode::Type } => {
                 for (sel, value) in fields {
@@ -99,13 +100,7 @@ impl Page<'_> {
                 }
                 Ok(())
             }
-            Action::Check { sel, on } => {
-                let el = self.find(sel, self.wait).await?;
-                if self.cmd(el.is_selected()).await? != *on {
-                    self.click(sel).await?;
-                }
-                Ok(())
-            }
+            Action::Check { sel, on } => self.check(sel, *on).await,
             Action::Click(sel) | Action::Submit(sel) => self.click(sel).await,
             Action::Press { on, key } => {
                 let el = match on {
@@ -181,7 +176,7 @@ impl Page<'_> {
 
     /// Clicks, retrying while something covers the element or it is not interactable yet
     /// (animations, overlays that go away), up to the wait.
-    async fn click(&self, sel: &Selector) -> Result<(), ActError> {
+    pub(super) async fn click(&self, sel: &Selector) -> Result<(), ActError> {
         self.try_click(sel).await.and_then(|r| r)
     }
 
@@ -190,11 +185,20 @@ impl Page<'_> {
     /// while looking it up) from those of a click command that may have reached the page
     /// (`Err(_)`). The submit click needs the difference: only the first is certainly not sent.
     pub async fn try_click(&self, sel: &Selector) -> Result<Result<(), ActError>, ActError> {
+        self.try_click_found(sel, None).await
+    }
+
+    /// `try_click`, starting with `found` when the caller already looked the element up; a
+    /// retry looks it up again (it may have been replaced).
+    pub async fn try_click_found(&self, sel: &Selector, mut found: Option<Element>) -> Result<Result<(), ActError>, ActError> {
         let deadline = Instant::now() + self.wait;
         loop {
-            let el = match self.find(sel, self.wait).await {
-                Ok(el) => el,
-                Err(e) => return Ok(Err(e)),
+            let el = match found.take() {
+                Some(el) => el,
+                None => match self.find(sel, self.wait).await {
+                    Ok(el) => el,
+                    Err(e) => return Ok(Err(e)),
+                },
             };
             match self.within(self.limit, el.click()).await? {
                 Ok(()) => return Ok(Ok(())),
@@ -213,34 +217,6 @@ impl Page<'_> {
                     tokio::time::sleep(POLL).await;
                 }
             }
-        }
-    }
-
-    async fn fill_set(&self, fields: &[(Selector, String)]) -> Result<(), ActError> {
-        let args: Vec<Value> = fields.iter().map(|(s, v)| json!([s.js(), v])).collect();
-        let deadline = Instant::now() + self.wait;
-        loop {
-            let missing = self.cmd(self.client.execute(FILL_JS, vec![Value::Array(args.clone())])).await?;
-            let missing: Vec<usize> = serde_json::from_value(missing).unwrap_or_default();
-            let Some(&first) = missing.first() else { return Ok(()) };
-            if Instant::now() >= deadline {
-                return Err(not_found(&fields[first].0, self.wait));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    async fn select(&self, sel: &Selector, value: &str) -> Result<(), ActError> {
-        let el = self.find(sel, self.wait).await?;
-        let el_json = serde_json::to_value(&el).map_err(|e| ActError::Page(e.to_string()))?;
-        let r = self.cmd(self.client.execute(SELECT_JS, vec![el_json, json!(value)])).await?;
-        match r {
-            Value::Null => Ok(()),
-            Value::String(err) if err == "not a select" => Err(ActError::Page(format!("`{sel}` is not a <select> element"))),
-            options => Err(ActError::Page(format!(
-                "`{sel}` has no option with value or text `{value}`; options: {}",
-                options.as_array().map(|a| a.iter().filter_map(|o| o.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
-            ))),
         }
     }
 
@@ -285,7 +261,7 @@ impl Page<'_> {
     }
 }
 
-fn not_found(sel: &Selector, wait: Duration) -> ActError {
+pub(super) fn not_found(sel: &Selector, wait: Duration) -> ActError {
     ActError::Page(format!("no element matches `{sel}` after {}", humantime::format_duration(wait)))
 }
 
@@ -296,46 +272,3 @@ pub fn excerpt(s: &str, max: usize) -> String {
         None => flat,
     }
 }
-
-/// Sets each field's value with the prototype's setter (so frameworks that track the value,
-/// such as React, see the change) and fires `input` then `change`. Returns the indexes of the
-/// fields whose selector matched nothing yet.
-const FILL_JS: &str = r#"
-const fields = arguments[0];
-const missing = [];
-const find = ([how, expr]) => how === 'xpath'
-  ? document.evaluate(expr, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue
-  : document.querySelector(expr);
-fields.forEach(([sel, value], i) => {
-  const el = find(sel);
-  if (!el) { missing.push(i); return; }
-  const proto = el instanceof HTMLTextAreaElement ? HTMLTextAreaElement.prototype
-    : el instanceof HTMLSelectElement ? HTMLSelectElement.prototype
-    : el instanceof HTMLInputElement ? HTMLInputElement.prototype : null;
-  if (proto) {
-    Object.getOwnPropertyDescriptor(proto, 'value').set.call(el, value);
-  } else if (el.isContentEditable) {
-    el.textContent = value;
-  } else {
-    el.value = value;
-  }
-  el.dispatchEvent(new Event('input', { bubbles: true }));
-  el.dispatchEvent(new Event('change', { bubbles: true }));
-});
-return missing;
-"#;
-
-/// Picks the option whose value, else whose visible text, equals the wanted string. Returns
-/// null on success, or the list of available options for the error message.
-const SELECT_JS: &str = r#"
-const [el, want] = arguments;
-if (!(el instanceof HTMLSelectElement)) return 'not a select';
-const opts = Array.from(el.options);
-const hit = opts.find(o => o.value === want) || opts.find(o => o.text.trim() === want.trim());
-if (!hit) return opts.map(o => { const v = o.value === '' ? '""' : o.value;
-  return o.value === o.text.trim() ? v : `${v} (${o.text.trim()})`; });
-el.value = hit.value;
-el.dispatchEvent(new Event('input', { bubbles: true }));
-el.dispatchEvent(new Event('change', { bubbles: true }));
-return null;
-"#;

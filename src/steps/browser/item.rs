@@ -18,7 +18,7 @@ use super::artifacts;
 use super::exec::{excerpt, ActError, Page, Produced};
 use super::selector::Selector;
 use super::session::Session;
-use super::submit::{self, Settled, Watch};
+use super::submit::{self, Ready, Settled, Submitted, Watch};
 use crate::engine::{Claim, Delivery};
 use crate::steps::{Artifact, Failed, ItemCx, ItemOutput, StepError};
 
@@ -72,7 +72,11 @@ impl Item<'_> {
         // Whether this try holds the ledger key (claimed, not yet confirmed or released).
         let mut claimed = false;
         let mut out = Produced::default();
+        let mut done_early = None;
         for (i, a) in self.actions.iter().enumerate() {
+            if done_early == Some(i) {
+                continue;
+            }
             let r = match a {
                 Action::Submit(sel) => {
                     let next = match self.actions.get(i + 1) {
@@ -80,9 +84,13 @@ impl Item<'_> {
                         _ => None,
                     };
                     match self.submit(&page, &delivery, i, a, sel, next).await? {
-                        Some(early) => return Ok(early),
-                        None => {
+                        Submitted::Early(early) => return Ok(early),
+                        Submitted::Clicked { shown } => {
                             claimed = true;
+                            // The watch saw the `wait_for` that follows hold: it is done.
+                            if shown {
+                                done_early = Some(i + 1);
+                            }
                             Ok(())
                         }
                     }
@@ -140,8 +148,8 @@ impl Item<'_> {
         Ok(ItemOutput { output, artifacts: arts, skipped: false })
     }
 
-    /// The submit action: `Ok(None)` when the record was clicked away with the key claimed,
-    /// `Ok(Some(output))` when there is nothing to do (sent before, or in flight elsewhere).
+    /// The submit action: `Clicked` when the record was clicked away with the key claimed,
+    /// `Early(output)` when there is nothing to do (sent before, or in flight elsewhere).
     async fn submit(
         &self,
         page: &Page<'_>,
@@ -150,33 +158,26 @@ impl Item<'_> {
         a: &Action,
         sel: &Selector,
         next: Option<(&WaitTarget, std::time::Duration)>,
-    ) -> Result<Option<ItemOutput>, Stop> {
-        match submit::blocked(page, sel).await {
-            Ok(None) => {}
-            Ok(Some(why)) => {
-                let msg = format!("the browser blocks the submit: {why}; {}", self.not_sent());
-                return Err(self.failed(page, i, a, &msg).await);
-            }
-            Err(e) => return Err(self.before_claim(page, i, a, e).await),
-        }
+    ) -> Result<Submitted, Stop> {
         let watch = self.rejected.map(|rejected| Watch {
             rejected,
             success: next.map(|n| n.0),
             logged_out: self.logged_out,
             mark: uuid::Uuid::new_v4().simple().to_string(),
         });
-        let shown_before = match &watch {
-            Some(w) => match w.before(page).await {
-                Ok(b) => b,
-                Err(e) => return Err(self.before_claim(page, i, a, e).await),
-            },
-            None => false,
+        let (el, shown_before) = match submit::prepare(page, sel, watch.as_ref()).await {
+            Ok(Ready::Go { el, shown_before }) => (el, shown_before),
+            Ok(Ready::Blocked(why)) => {
+                let msg = format!("the browser blocks the submit: {why}; {}", self.not_sent());
+                return Err(self.failed(page, i, a, &msg).await);
+            }
+            Err(e) => return Err(self.before_claim(page, i, a, e).await),
         };
         // Right before the click: on disk when it returns Fresh.
         if let Some(early) = self.decide(delivery.claim(self.key).await)? {
-            return Ok(Some(early));
+            return Ok(Submitted::Early(early));
         }
-        match page.try_click(sel).await {
+        match page.try_click_found(sel, Some(el)).await {
             Ok(Ok(())) => {}
             Ok(Err(ActError::Page(not_clicked))) => {
                 self.release(delivery).await?;
@@ -196,10 +197,11 @@ impl Item<'_> {
                 return Err(Stop::Failed(self.uncertain(delivery, &e, files).await));
             }
         }
-        let Some(w) = &watch else { return Ok(None) };
+        let Some(w) = &watch else { return Ok(Submitted::Clicked { shown: false }) };
         let bound = next.map_or(self.wait, |n| n.1);
         match w.after(page, shown_before, bound).await {
-            Ok(Settled::Accepted | Settled::Unknown) => Ok(None),
+            Ok(Settled::Shown) => Ok(Submitted::Clicked { shown: true }),
+            Ok(Settled::Accepted | Settled::Unknown) => Ok(Submitted::Clicked { shown: false }),
             Ok(Settled::LoggedOut) => {
                 self.release(delivery).await?;
                 Err(Stop::LoggedOut)

@@ -6,29 +6,56 @@
 //! the record, refuse it (`rejected_if`), or send the browser to its login page? A refusal and a
 //! login page are definite (the record is not on the portal), so the claim can be released.
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use fantoccini::elements::Element;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::action::{Rejected, WaitTarget};
 use super::exec::{ActError, Page, POLL};
 use super::selector::Selector;
+use crate::steps::ItemOutput;
 
-/// Why the browser will not send the form `sel` submits: the first invalid field and the
-/// browser's own message for it. `None`: it sends it (valid, `novalidate`, or no form).
-pub(super) async fn blocked(page: &Page<'_>, sel: &Selector) -> Result<Option<String>, ActError> {
-    let el = page.find(sel, page.wait).await?;
-    let el = serde_json::to_value(&el).map_err(|e| ActError::Page(e.to_string()))?;
-    let v = page.cmd(page.client.execute(VALIDITY_JS, vec![el])).await?;
-    Ok(match v {
-        Value::Array(a) => {
-            let field = a.first().and_then(Value::as_str).unwrap_or("a field");
-            let msg = a.get(1).and_then(Value::as_str).unwrap_or("invalid");
-            Some(format!("`{field}`: {msg}"))
-        }
-        _ => None,
-    })
+/// The submit button, looked up once for the checks before the click and the click itself.
+pub(super) enum Ready {
+    /// The browser will not send the form: the first invalid field and its own message for it.
+    Blocked(String),
+    /// Go ahead: the button, and whether a refusal is already shown (with a `Watch`).
+    Go { el: Element, shown_before: bool },
+}
+
+/// Finds the button `sel`, asks whether the browser would block the form it submits (`None`:
+/// it sends it: valid, `novalidate`, or no form), and when there is a `watch` marks the page
+/// for it: one command.
+pub(super) async fn prepare(page: &Page<'_>, sel: &Selector, watch: Option<&Watch<'_>>) -> Result<Ready, ActError> {
+    let probe_args = watch.map_or(Value::Null, |w| Value::Array(w.args(true)));
+    let (el, v) = page.find_and(sel, page.wait, &PREPARE_FN, vec![probe_args]).await?;
+    let [bad, probe]: [Value; 2] =
+        serde_json::from_value(v).map_err(|e| ActError::Page(format!("unexpected answer from the page: {e}")))?;
+    if let Value::Array(a) = bad {
+        let field = a.first().and_then(Value::as_str).unwrap_or("a field");
+        let msg = a.get(1).and_then(Value::as_str).unwrap_or("invalid");
+        return Ok(Ready::Blocked(format!("`{field}`: {msg}")));
+    }
+    let shown_before = match probe {
+        Value::Null => false,
+        p => serde_json::from_value::<Probe>(p)
+            .map_err(|e| ActError::Page(format!("unexpected answer from the page: {e}")))?
+            .refused
+            .is_some(),
+    };
+    Ok(Ready::Go { el, shown_before })
+}
+
+/// How the submit action ended when the item goes on.
+pub(super) enum Submitted {
+    /// Nothing to do: sent before, or in flight elsewhere.
+    Early(ItemOutput),
+    /// Clicked with the key claimed; `shown`: the success signal (the `wait_for` right after
+    /// `submit`) was seen.
+    Clicked { shown: bool },
 }
 
 /// How a submission ended, as far as the page shows within the bound.
@@ -38,7 +65,9 @@ pub(super) enum Settled {
     Refused(String),
     /// The portal answered with its login page: the session had expired, the post was refused.
     LoggedOut,
-    /// The success signal showed, or a new page loaded without a refusal.
+    /// The success signal (the `wait_for` right after `submit`) showed.
+    Shown,
+    /// A new page loaded without a refusal (and there is no success signal to wait for).
     Accepted,
     /// Nothing decisive within the bound; the actions after `submit` decide.
     Unknown,
@@ -70,14 +99,8 @@ impl Watch<'_> {
     }
 
     async fn probe(&self, page: &Page<'_>, set: bool) -> Result<Probe, ActError> {
-        let v = page.cmd(page.client.execute(PROBE_JS, self.args(set))).await?;
+        let v = page.cmd(page.client.execute(&PROBE_JS, self.args(set))).await?;
         serde_json::from_value(v).map_err(|e| ActError::Page(format!("unexpected answer from the page: {e}")))
-    }
-
-    /// Marks the page before the click; true when a refusal is already shown (a message left
-    /// from earlier on the same page, which then only counts on a new page).
-    pub(super) async fn before(&self, page: &Page<'_>) -> Result<bool, ActError> {
-        Ok(self.probe(page, true).await?.refused.is_some())
     }
 
     /// Polls the page after the click until it is decisive or `bound` has passed. A success
@@ -87,7 +110,7 @@ impl Watch<'_> {
         let deadline = Instant::now() + bound;
         loop {
             match self.probe(page, false).await {
-                Ok(p) if p.success => return Ok(Settled::Accepted),
+                Ok(p) if p.success => return Ok(Settled::Shown),
                 Ok(Probe { refused: Some(t), fresh, .. }) if fresh || !shown_before => return Ok(Settled::Refused(t)),
                 Ok(p) if p.fresh && p.ready && p.login => return Ok(Settled::LoggedOut),
                 Ok(p) if p.fresh && p.ready && self.success.is_none() => return Ok(Settled::Accepted),
@@ -113,11 +136,24 @@ fn target(t: Option<&WaitTarget>) -> Value {
     }
 }
 
+/// `(el, watch)`: `[validity, probe]`, where `probe` is the page marked and looked at before the
+/// click (`PROBE_FN` with `watch` as its arguments; null without a watch, or when the form is
+/// blocked and nothing will be clicked). `prepare` before the click, which is the one moment a
+/// refusal shown already (left from earlier on the same page) is noted: it then only counts on
+/// a new page.
+static PREPARE_FN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "(el, watch) => {{ const bad = ({VALIDITY_FN})(el); \
+         return [bad, bad || !watch ? null : ({PROBE_FN})(...watch)]; }}"
+    )
+});
+
+static PROBE_JS: LazyLock<String> = LazyLock::new(|| format!("return ({PROBE_FN})(...arguments);"));
+
 /// The first invalid field of the form the element submits, as `[label, validationMessage]`,
 /// or null. Only a real submit control is checked: a `type=button` whose script submits
 /// bypasses the browser's validation, and so must this check.
-const VALIDITY_JS: &str = r#"
-const el = arguments[0];
+const VALIDITY_FN: &str = r#"(el) => {
 const submits = (el instanceof HTMLButtonElement && el.type === 'submit')
   || (el instanceof HTMLInputElement && (el.type === 'submit' || el.type === 'image'));
 const form = el.form;
@@ -126,11 +162,10 @@ const bad = Array.from(form.elements).find(e => e.willValidate && !e.validity.va
 if (!bad) return null;
 const label = bad.id ? '#' + bad.id : bad.name ? `[name="${bad.name}"]` : bad.tagName.toLowerCase();
 return [label, bad.validationMessage];
-"#;
+}"#;
 
-/// One look at the page: `[set, mark, [rejected selector, text], success, login]`.
-const PROBE_JS: &str = r#"
-const [set, mark, [rsel, rtext], ok, login] = arguments;
+/// One look at the page: `(set, mark, [rejected selector, text], success, login)`.
+const PROBE_FN: &str = r#"(set, mark, [rsel, rtext], ok, login) => {
 if (set) window.__cxflowSubmit = mark;
 const all = ([how, expr]) => {
   if (how !== 'xpath') return Array.from(document.querySelectorAll(expr));
@@ -148,4 +183,4 @@ for (const el of all(rsel)) {
 }
 return { fresh: window.__cxflowSubmit !== mark, ready: document.readyState === 'complete',
   refused, success: holds(ok), login: holds(login) };
-"#;
+}"#;
