@@ -430,3 +430,32 @@ fn output_async(mut cmd: std::process::Command) -> std::thread::JoinHandle<std::
     let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     std::thread::spawn(move || child.wait_with_output().unwrap())
 }
+
+/// Steps' templates read `steps.<id>` from a context the run keeps from step to step (and renders
+/// copy only the steps a template names): a late step still sees an early step's output, a
+/// skipped step's `{"skipped": true}`, and `steps` as a whole where a template asks for it.
+#[test]
+fn a_late_step_sees_early_and_skipped_steps() {
+    let p = TestProject::new();
+    p.write("data/a.json", r#"[{"id": 1, "n": "Zoë"}, {"id": 2, "n": "y"}]"#);
+    let mut y = String::from(
+        "name: late\nsteps:\n  - id: a\n    read_json: data/a.json\n  - id: skip\n    when: \"{{eq 1 2}}\"\n    write_csv: {from: a, path: out/never.csv}\n  - id: w\n    write_csv: {from: a, path: out/w.csv}\n",
+    );
+    for i in 0..40 {
+        y.push_str(&format!("  - id: f{i}\n    read_json: data/a.json\n"));
+    }
+    y.push_str(concat!(
+        "  - id: late\n",
+        "    when: \"{{#if steps.skip.skipped}}{{steps.w.output.count}}{{/if}}\"\n",
+        "    write_csv: {from: f39, path: \"out/{{steps.w.output.count}}-{{steps.skip.skipped}}-{{lookup (lookup @root.steps 'skip') 'skipped'}}.csv\"}\n",
+        "  - id: whole\n",
+        "    write_json: {from: a, path: \"out/{{#each @root.steps}}{{#if this.skipped}}{{@key}}{{/if}}{{/each}}.json\"}\n",
+    ));
+    p.write("workflows/late.yaml", &y);
+    p.run(&["run", "late"]).expect_code(0);
+    assert!(p.path().join("out/2-true-true.csv").exists(), "{:?}", std::fs::read_dir(p.path().join("out")).unwrap().collect::<Vec<_>>());
+    assert_eq!(p.read("out/2-true-true.csv"), "id,n\n1,Zoë\n2,y\n");
+    assert!(p.path().join("out/skip.json").exists());
+    assert!(!p.path().join("out/never.csv").exists());
+    assert_eq!(p.query("SELECT status FROM steps WHERE step_id IN ('skip', 'late') ORDER BY position"), ["skipped", "succeeded"]);
+}

@@ -13,7 +13,7 @@ mod progress;
 pub mod records;
 pub mod registry;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,13 +146,13 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
     let mut runner = Runner {
         env,
         opts: &opts,
-        outputs: Map::new(),
-        sources: Vec::new(),
-        base: json!({
+        sources: HashMap::new(),
+        ctx: json!({
             "vars": plan.vars,
             "params": opts.params,
             "secrets": secrets.as_value(),
             "run": {"id": run_id, "workflow": plan.name, "trigger": trigger_kind(&opts).as_str()},
+            "steps": {},
         }),
     };
     let redo_from = resume_from.flatten().and_then(|id| plan.step(&id).map(|s| s.index));
@@ -229,35 +229,37 @@ fn trigger_kind(opts: &RunOptions) -> TriggerKind {
 struct Runner<'a> {
     env: RunEnv,
     opts: &'a RunOptions,
-    /// `steps.<id>` of the template context.
-    outputs: Map<String, Value>,
-    /// Records of each step so far, by step index.
-    sources: Vec<(String, RecordSource)>,
-    base: Value,
+    /// Records of each step so far, by step id.
+    sources: HashMap<String, RecordSource>,
+    /// The template context, `{vars, params, secrets, run, steps}`, kept from step to step:
+    /// each step's output is added to `steps` in place. Copying it for each step made a
+    /// workflow's cost grow with the square of its steps.
+    ctx: Value,
 }
 
 impl Runner<'_> {
-    fn ctx(&self) -> Value {
-        let mut c = self.base.clone();
-        c["steps"] = Value::Object(self.outputs.clone());
-        c
+    fn source_of(&self, id: &str) -> RecordSource {
+        self.sources.get(id).cloned().unwrap_or(RecordSource::Empty)
     }
 
-    fn source_of(&self, id: &str) -> RecordSource {
-        self.sources.iter().rev().find(|(s, _)| s == id).map(|(_, r)| r.clone()).unwrap_or(RecordSource::Empty)
+    /// Ends a step for the steps after it: `steps.<id>` in their templates, and its records.
+    fn done(&mut self, id: &str, output: Value, source: RecordSource) {
+        if let Some(steps) = self.ctx.get_mut("steps").and_then(Value::as_object_mut) {
+            steps.insert(id.to_string(), output);
+        }
+        self.sources.insert(id.to_string(), source);
     }
 
     async fn step(&mut self, step: &PlannedStep, resuming: bool) -> anyhow::Result<StepSummary> {
         let log = self.env.log.clone();
         let run_id = self.env.run_id;
         log.start_step(run_id, &step.id, step.index, step.kind_name).await?;
-        let ctx = self.ctx();
+        let ctx = &self.ctx;
         if let Some(w) = &step.when {
-            if !self.env.templates.truthy(w, &ctx).map_err(|e| anyhow::anyhow!("cannot evaluate `when`: {e}"))? {
+            if !self.env.templates.truthy(w, ctx).map_err(|e| anyhow::anyhow!("cannot evaluate `when`: {e}"))? {
                 let end = StepEnd { status: StepStatus::Skipped, error: None, output: None, records: None };
                 log.finish_step(run_id, &step.id, end).await?;
-                self.outputs.insert(step.id.clone(), json!({"skipped": true}));
-                self.sources.push((step.id.clone(), RecordSource::Empty));
+                self.done(&step.id, json!({"skipped": true}), RecordSource::Empty);
                 return Ok(StepSummary { id: step.id.clone(), status: StepStatus::Skipped, counts: Counts::default(), error: None });
             }
         }
@@ -266,7 +268,7 @@ impl Runner<'_> {
         let (source, output, counts) = match &step.kind {
             Step::Batch(b) => {
                 let input = b.input().map(|id| self.source_of(id)).unwrap_or(RecordSource::Empty);
-                let cx = BatchCx { step_id: &step.id, ctx: &ctx, run: &self.env, bad_logged: Default::default() };
+                let cx = BatchCx { step_id: &step.id, ctx, run: &self.env, bad_logged: Default::default() };
                 let out = b.run(input, &cx).await?;
                 record_artifacts(&self.env, &step.id, None, &out.artifacts).await;
                 failed_items = cx.bad_logged.load(std::sync::atomic::Ordering::Relaxed);
@@ -274,7 +276,7 @@ impl Runner<'_> {
             }
             Step::Item(k) => {
                 let runner = k.open(&StepCx { step_id: &step.id, run: &self.env }).await?;
-                let counts = self.items(step, &*runner, resuming, &ctx).await;
+                let counts = self.items(step, &*runner, resuming, ctx).await;
                 runner.close().await;
                 (RecordSource::Items { run_id, step_id: step.id.clone() }, Value::Null, counts?)
             }
@@ -310,8 +312,7 @@ impl Runner<'_> {
         let stored = (!output.is_null()).then(|| self.env.secrets.redact_value(&output));
         let records = (!step.per_item).then_some(counts.ok);
         log.finish_step(run_id, &step.id, StepEnd { status, error: error.as_deref(), output: stored.as_ref(), records }).await?;
-        self.outputs.insert(step.id.clone(), summary_out);
-        self.sources.push((step.id.clone(), source));
+        self.done(&step.id, summary_out, source);
         Ok(StepSummary { id: step.id.clone(), status, counts, error })
     }
 

@@ -16,11 +16,18 @@ mod escape;
 mod message;
 #[cfg(test)]
 mod proptests;
+mod reads;
+#[cfg(test)]
+mod reads_tests;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+
 use handlebars::{Context, Handlebars};
 use serde_json::Value;
+
+use reads::Reads;
 
 pub use deadline::with_deadline;
 pub use escape::{escape_html, escape_markdown, is_stray_control, quote_data};
@@ -50,6 +57,9 @@ pub struct Templates {
     /// with every helper is a few kilobytes, which a scheduler holding thousands of plans feels.
     html: Option<Handlebars<'static>>,
     markdown: Option<Handlebars<'static>>,
+    /// The steps each template reads, by registry (`Text` stands for `Header` too) and name;
+    /// a template not in here reads them all.
+    reads: HashMap<(Output, String), Reads>,
 }
 
 /// A template failed to render for one item: a missing field, a helper error, a refused header.
@@ -74,7 +84,7 @@ impl Default for Templates {
 
 impl Templates {
     pub fn new() -> Templates {
-        Templates { text: registry(handlebars::no_escape), html: None, markdown: None }
+        Templates { text: registry(handlebars::no_escape), html: None, markdown: None, reads: HashMap::new() }
     }
 
     fn registry(&self, output: Output) -> Option<&Handlebars<'static>> {
@@ -103,7 +113,10 @@ impl Templates {
     /// per owner; the one exception is a source added as both `Markdown` and `Text` (a digest's
     /// `.txt.hbs`), which live in different registries (`Text` and `Header` share one).
     pub fn add_as(&mut self, name: &str, src: &str, output: Output) -> Result<TemplateRef, String> {
-        self.registry_mut(output).register_template_string(name, src).map_err(|e| message::syntax(&e))?;
+        let hb = self.registry_mut(output);
+        hb.register_template_string(name, src).map_err(|e| message::syntax(&e))?;
+        let reads = hb.get_template(name).map_or(Reads::All, reads::reads);
+        self.reads.insert((registry_of(output), name.to_string()), reads);
         Ok(TemplateRef(name.to_string(), output))
     }
 
@@ -120,8 +133,17 @@ impl Templates {
         Ok(())
     }
 
+    /// Render `t` in `ctx`, which it reads and does not keep: of `ctx.steps` only the steps the
+    /// template names are copied for handlebars (`reads.rs`), not every earlier step's output.
     pub fn render(&self, t: &TemplateRef, ctx: &Value) -> Result<String, RenderError> {
-        let ctx = Context::wraps(ctx).map_err(|e| RenderError(message::render(&t.0, &e)))?;
+        let narrowed = match self.reads.get(&(registry_of(t.1), t.0.clone())) {
+            Some(Reads::Steps(ids)) => reads::narrow(ctx, ids),
+            _ => None,
+        };
+        let ctx = match narrowed {
+            Some(v) => Context::from(v),
+            None => Context::wraps(ctx).map_err(|e| RenderError(message::render(&t.0, &e)))?,
+        };
         self.render_in(t, &ctx)
     }
 
@@ -144,6 +166,14 @@ impl Templates {
     /// Render and read the result as a condition.
     pub fn truthy(&self, t: &TemplateRef, ctx: &Value) -> Result<bool, RenderError> {
         Ok(is_truthy(&self.render(t, ctx)?))
+    }
+}
+
+/// `Text` and `Header` share a registry, so a name means the same template in both.
+fn registry_of(output: Output) -> Output {
+    match output {
+        Output::Header => Output::Text,
+        o => o,
     }
 }
 

@@ -17,6 +17,7 @@ mod queries;
 mod resolve;
 mod run_log;
 mod schedule;
+mod step_rows;
 #[cfg(test)]
 mod tests;
 mod web_sessions;
@@ -28,8 +29,8 @@ use chrono::Utc;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use crate::engine::log::NewArtifact;
 pub use crate::engine::log::{Claim, DigestFigures, ItemResult, ItemStatus, NewRun, PreviousDigest, RunStatus, StepStatus, TriggerKind};
-use crate::engine::log::{NewArtifact, StepEnd};
 pub use actions::{ActionFilter, ActionRow, NewAction};
 pub use cancel::CancelRequest;
 pub use dashboard::{
@@ -214,45 +215,6 @@ impl Store {
             .bind(run_id)
             .execute(&self.pool)
             .await?;
-        Ok(())
-    }
-
-    pub async fn start_step(&self, run_id: i64, step_id: &str, position: usize, kind: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO steps (run_id, step_id, position, kind, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)
-             ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running', started_at = excluded.started_at,
-               finished_at = NULL, error = NULL",
-        )
-        .bind(run_id)
-        .bind(step_id)
-        .bind(position as i64)
-        .bind(kind)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Close a step. Item counts are recomputed from the items table so a resume adds up;
-    /// batch steps (no items) give their record count as `records`.
-    pub async fn finish_step(&self, run_id: i64, step_id: &str, end: StepEnd<'_>) -> Result<()> {
-        let StepEnd { status, error, output, records } = end;
-        sqlx::query(
-            "UPDATE steps SET status = ?, error = ?, output = ?, finished_at = ?,
-               ok = coalesce(?, (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'ok')),
-               failed = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'failed'),
-               skipped = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'skipped')
-             WHERE run_id = ? AND step_id = ?",
-        )
-        .bind(status.as_str())
-        .bind(error)
-        .bind(output.map(|o| o.to_string()))
-        .bind(now())
-        .bind(records.map(|n| n as i64))
-        .bind(run_id)
-        .bind(step_id)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 
