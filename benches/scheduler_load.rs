@@ -2,7 +2,8 @@
 //! calendar.
 //!
 //! Run: cargo bench --bench scheduler_load   (release; about a minute)
-//!      cargo bench --bench scheduler_load -- --serve [--bin PATH]   (the real `cxflow serve`)
+//!      cargo bench --bench scheduler_load -- --serve [--bin PATH]   (the real `cxflow serve`, this
+//!      build's by default)
 //!
 //! In-process (default): time to validate + schedule all, fire lateness (median, p99, worst) with
 //! every workflow firing every 10 s, and idle RSS of this process with all of them scheduled.
@@ -73,7 +74,7 @@ fn main() {
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let n: usize = arg("--workflows").map(|s| s.parse().expect("--workflows takes a number")).unwrap_or(10_000);
     if args.iter().any(|a| a == "--serve") {
-        let bin = arg("--bin").unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/cxflow").to_string());
+        let bin = arg("--bin").unwrap_or_else(|| env!("CARGO_BIN_EXE_cxflow").to_string());
         serve::measure(n, std::path::Path::new(&bin));
         return;
     }
