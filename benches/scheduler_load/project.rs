@@ -23,6 +23,6 @@ pub(crate) fn workflow(i: usize, cron: &str) -> String {
     format!(
         "name: wf-{i}\nschedule:\n  cron: {cron}\n  timezone: {}\n  overlap: skip\n  max_runtime: 1h\n{}steps:\n  - id: tickets\n    read_csv: data/tickets.csv\n",
         zones[i % zones.len()],
-        if i % 3 == 0 { "  calendar: calendars/uk-bank-holidays.yaml\n" } else { "" },
+        if i.is_multiple_of(3) { "  calendar: calendars/uk-bank-holidays.yaml\n" } else { "" },
     )
 }

@@ -82,12 +82,14 @@ pub(crate) fn measure(n: usize, bin: &Path) {
     let Some(dashboard) = wait_line(&lines, &["dashboard: http://"], START_DEADLINE) else {
         println!("serve: the dashboard did not start within {} s", START_DEADLINE.as_secs());
         let _ = child.kill();
+        let _ = child.wait();
         return;
     };
     let url = dashboard.trim().trim_start_matches("dashboard: ").to_string();
     let Some(_) = wait_line(&lines, &["cxflow serve started"], START_DEADLINE) else {
         println!("serve: not scheduled within {} s ({:.1} s CPU)", START_DEADLINE.as_secs(), cpu_secs(&pid));
         let _ = child.kill();
+        let _ = child.wait();
         return;
     };
     let startup = started.elapsed();
@@ -128,7 +130,10 @@ pub(crate) fn measure(n: usize, bin: &Path) {
     println!("overview page (first request):     {:.0} ms", page_time.as_secs_f64() * 1000.0);
     println!("idle VmRSS (dashboard opened):     {:.1} MiB", mib(rss_idle));
     match reloaded {
-        Some(_) => println!("hot reload of 1 file, to log line:  {:.0} ms (300 ms of it the watcher's debounce)", reload_time.as_secs_f64() * 1000.0),
+        Some(_) => println!(
+            "hot reload of 1 file, to log line:  {:.0} ms (300 ms of it the watcher's debounce)",
+            reload_time.as_secs_f64() * 1000.0
+        ),
         None => println!("hot reload of 1 file: no log line within 120 s"),
     }
     println!("hot reload, until the process idles: {:.0} ms wall, {:.2} s CPU", settle.as_secs_f64() * 1000.0, reload_cpu);

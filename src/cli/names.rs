@@ -31,9 +31,8 @@ fn named_as(project: &Project, name: &str) -> Vec<SpecFile> {
     let files = if dir.is_dir() { workflow_files(&dir).unwrap_or_default() } else { Vec::new() };
     let literal = !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '\\'));
     let finder = memchr::memmem::Finder::new(name.as_bytes());
-    let may_hold = |f: &PathBuf| {
-        !literal || std::fs::read(f).is_ok_and(|t| finder.find(&t).is_some() || t.iter().any(|b| matches!(b, b'\\' | b'!')))
-    };
+    let may_hold =
+        |f: &PathBuf| !literal || std::fs::read(f).is_ok_and(|t| finder.find(&t).is_some() || t.iter().any(|b| matches!(b, b'\\' | b'!')));
     files.iter().filter(|f| may_hold(f)).filter_map(|f| crate::spec::load(f).ok()).filter(|s| s.spec.name == name).collect()
 }
 
@@ -79,10 +78,9 @@ pub(super) fn duplicates(project: &Project, files: &[PathBuf]) -> Vec<(PathBuf, 
         index.entry(file_key(&s.path)).or_insert(i);
     }
     for f in files {
-        let key = file_key(f);
-        if !index.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(file_key(f)) {
             if let Ok(s) = crate::spec::load(f) {
-                index.insert(key, all.len());
+                slot.insert(all.len());
                 all.push(s);
             }
         }

@@ -22,7 +22,12 @@ pub(crate) struct Web {
 type Scheduled = (Plans, crate::metrics::Live, Vec<(std::path::PathBuf, Arc<crate::engine::Plan>)>);
 
 /// Starts the dashboard on `http_addr` unless it is `off`; None then. It stops with `shutdown`.
-pub(crate) async fn start_web(project: &Project, store: &Store, scheduled: Option<Scheduled>, shutdown: CancellationToken) -> Result<Option<Web>> {
+pub(crate) async fn start_web(
+    project: &Project,
+    store: &Store,
+    scheduled: Option<Scheduled>,
+    shutdown: CancellationToken,
+) -> Result<Option<Web>> {
     let Some(addr) = project.config.http_addr else { return Ok(None) };
     let project = Arc::new(super::clone_project(project));
     let (app, live) = match scheduled {

@@ -27,8 +27,7 @@ type Shared = HashMap<(PathBuf, String), (String, Arc<Calendar>)>;
 static SHARED: std::sync::LazyLock<std::sync::Mutex<Shared>> = std::sync::LazyLock::new(Default::default);
 
 fn shared_calendar(path: &Path, rel: &str) -> Result<Arc<Calendar>, super::calendar::CalendarError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| super::calendar::CalendarError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| super::calendar::CalendarError::Read { path: path.to_path_buf(), source })?;
     let key = (path.to_path_buf(), rel.to_string());
     if let Some((seen, c)) = SHARED.lock().unwrap().get(&key) {
         if *seen == text {

@@ -108,8 +108,12 @@ impl Workflows {
                 by_name.entry(n.as_str()).or_default().push((*f).clone());
             }
         }
-        let dups: HashMap<PathBuf, String> =
-            by_name.values().filter(|g| g.len() > 1).flat_map(|g| crate::cli::name_clashes(g)).map(|(f, d)| (f, format!("{d}\n"))).collect();
+        let dups: HashMap<PathBuf, String> = by_name
+            .values()
+            .filter(|g| g.len() > 1)
+            .flat_map(|g| crate::cli::name_clashes(g))
+            .map(|(f, d)| (f, format!("{d}\n")))
+            .collect();
         let (mut good, mut bad) = (Vec::new(), Vec::new());
         for (f, p) in next.values() {
             match (dups.get(*f), &p.outcome) {
@@ -172,8 +176,10 @@ mod tests {
         format!("name: {name}\nsteps:\n  - id: t\n    read_csv: data/t.csv\n")
     }
 
+    type Shown = (Vec<(String, PathBuf)>, Vec<(PathBuf, String)>);
+
     /// What the dashboard shows, comparable.
-    fn shown(s: &Snapshot) -> (Vec<(String, PathBuf)>, Vec<(PathBuf, String)>) {
+    fn shown(s: &Snapshot) -> Shown {
         let good = s.good.iter().map(|p| (p.name.clone(), p.file.clone())).collect();
         let bad = s.bad.iter().map(|b| (b.file.clone(), b.message.clone())).collect();
         (good, bad)
@@ -190,21 +196,23 @@ mod tests {
         std::fs::create_dir_all(root.join("data")).unwrap();
         std::fs::write(root.join("data/t.csv"), "id\n1\n").unwrap();
         let path = |f: &str| root.join("workflows").join(f);
-        for (f, text) in [("a.yaml", wf("a")), ("b.yaml", wf("b")), ("c.yaml", wf("c").replace("read_csv", "read_cvs")), ("d.yaml", "name: [".into())] {
+        for (f, text) in
+            [("a.yaml", wf("a")), ("b.yaml", wf("b")), ("c.yaml", wf("c").replace("read_csv", "read_cvs")), ("d.yaml", "name: [".into())]
+        {
             std::fs::write(path(f), text).unwrap();
         }
         let project = Arc::new(Project::open(root).unwrap());
         let live = Workflows::load(project.clone());
         let full = Workflows::load(project.clone());
         let edits: Vec<(&str, Option<String>)> = vec![
-            ("b.yaml", Some(wf("a"))),                // b now clashes with a
-            ("d.yaml", Some(wf("a"))),                // three share it; d also parses now
-            ("b.yaml", Some(wf("b"))),                // b leaves the clash; a and d still share
-            ("d.yaml", None),                         // deleted: a is alone again
-            ("c.yaml", Some(wf("c"))),                // fixed
-            ("e.yaml", Some(wf("e"))),                // new
+            ("b.yaml", Some(wf("a"))),                                 // b now clashes with a
+            ("d.yaml", Some(wf("a"))),                                 // three share it; d also parses now
+            ("b.yaml", Some(wf("b"))),                                 // b leaves the clash; a and d still share
+            ("d.yaml", None),                                          // deleted: a is alone again
+            ("c.yaml", Some(wf("c"))),                                 // fixed
+            ("e.yaml", Some(wf("e"))),                                 // new
             ("a.yaml", Some(wf("a").replace("read_csv", "read_cvs"))), // broken
-            ("é.yaml", Some(wf("e"))),                // a clash under a non-ASCII file name
+            ("é.yaml", Some(wf("e"))),                                 // a clash under a non-ASCII file name
         ];
         for (f, text) in edits {
             let before = live.snapshot();
