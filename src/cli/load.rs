@@ -49,7 +49,12 @@ impl Project {
     /// Load and validate one workflow file; all its errors become one `Invalid` message.
     pub fn plan(&self, file: &Path) -> Result<Plan> {
         let spec = crate::spec::load(file).map_err(|d| CliError::Invalid(d.to_string()))?;
-        crate::plan::build(Arc::new(spec), &self.config, &self.dir, &crate::steps::REGISTRY).map_err(|d| CliError::Invalid(d.to_string()))
+        self.plan_spec(spec).map_err(|d| CliError::Invalid(d.to_string()))
+    }
+
+    /// Plans a workflow file already read.
+    pub(crate) fn plan_spec(&self, spec: crate::spec::SpecFile) -> std::result::Result<Plan, crate::spec::Diagnostics> {
+        crate::plan::build(Arc::new(spec), &self.config, &self.dir, &crate::steps::REGISTRY)
     }
 
     pub async fn store(&self) -> Result<Store> {

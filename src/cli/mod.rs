@@ -25,11 +25,14 @@ use std::path::{Path, PathBuf};
 pub use actions::{cancel, pause, unpause};
 pub use demo::demo_portal;
 pub use hash_password::hash_password;
+pub(crate) use load::workflow_files;
 pub use load::Project;
-pub(crate) use names::{by_name as workflow_by_name, check_unique};
+pub(crate) use names::{by_name as workflow_by_name, check_unique, clashes as name_clashes};
 pub use resolve::{resolve, ResolveArgs};
 pub use run::{resume, run, RunArgs};
-pub(crate) use serve::{clone_project, load_all};
+pub(crate) use serve::clone_project;
+#[cfg(test)]
+pub(crate) use serve::load_all;
 pub use serve::{next, prune, serve, sqlite_file};
 pub use show::{runs, show, RunsArgs};
 pub use ui::ui;

@@ -38,21 +38,29 @@ pub(crate) fn clone_project(p: &Project) -> Project {
 type Loaded = (Vec<(PathBuf, Arc<Plan>)>, Vec<(PathBuf, String)>);
 
 /// Every workflow file of the project: the valid ones planned, the others with their errors.
+/// Each file is read and parsed once (the name check used to parse every file again).
 pub(crate) fn load_all(project: &Project) -> Result<Loaded> {
     let dir = project.workflows_dir();
     let files = if dir.is_dir() { workflow_files(&dir)? } else { Vec::new() };
-    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    let specs: Vec<_> = files
+        .into_iter()
+        .map(|f| {
+            let spec = crate::spec::load(&f);
+            (f, spec)
+        })
+        .collect();
     // A name two files share runs neither: which one was meant is for a person to say.
-    let dups = super::names::duplicates(project, &files);
-    for f in files {
-        if let Some((_, d)) = dups.iter().find(|(g, _)| *g == f) {
+    let dups: HashMap<PathBuf, crate::spec::Diagnostic> =
+        super::names::clashes_among(specs.iter().filter_map(|(f, s)| Some((f, s.as_ref().ok()?)))).into_iter().collect();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for (f, spec) in specs {
+        if let Some(d) = dups.get(&f) {
             bad.push((f, format!("{d}\n")));
             continue;
         }
-        match project.plan(&f) {
+        match spec.map_err(|d| d.to_string()).and_then(|s| project.plan_spec(s).map_err(|d| d.to_string())) {
             Ok(p) => good.push((f, Arc::new(p))),
-            Err(CliError::Invalid(msg)) => bad.push((f, msg)),
-            Err(e) => return Err(e),
+            Err(msg) => bad.push((f, msg)),
         }
     }
     Ok((good, bad))
@@ -115,6 +123,8 @@ pub async fn serve(project: &Project) -> Result<i32> {
         catalog::report_invalid(&store, f, msg, false).await;
     }
     let mut catalog = catalog_of(project, &store);
+    // The dashboard shows the same plans: planned once, held once.
+    let shown = good.clone();
     let initial = catalog.add_initial(good, &last).await;
     let plans = catalog.plans();
     let mut resumes = Vec::new();
@@ -189,7 +199,7 @@ pub async fn serve(project: &Project) -> Result<i32> {
         ..RunnerConfig::default()
     };
     let shutdown = signals::on_shutdown();
-    let web = super::ui::start_web(project, &store, Some((plans.clone(), live)), shutdown.clone()).await?;
+    let web = super::ui::start_web(project, &store, Some((plans.clone(), live, shown)), shutdown.clone()).await?;
     tracing::info!(workflows = initial.len(), invalid = bad.len(), resumed = resumes.len(), run_log = %url, "cxflow serve started");
     run_loop(config, initial, resumes, Arc::new(SystemClock), launcher, ctl_rx, shutdown).await;
     if let Some(web) = web {

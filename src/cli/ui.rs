@@ -17,16 +17,26 @@ pub(crate) struct Web {
     pub control: Control,
 }
 
+/// What `serve` hands the dashboard: the plans it schedules, its figures, and every valid
+/// workflow file as it planned them at start.
+type Scheduled = (Plans, crate::metrics::Live, Vec<(std::path::PathBuf, Arc<crate::engine::Plan>)>);
+
 /// Starts the dashboard on `http_addr` unless it is `off`; None then. It stops with `shutdown`.
 pub(crate) async fn start_web(
     project: &Project,
     store: &Store,
-    scheduled: Option<(Plans, crate::metrics::Live)>,
+    scheduled: Option<Scheduled>,
     shutdown: CancellationToken,
 ) -> Result<Option<Web>> {
     let Some(addr) = project.config.http_addr else { return Ok(None) };
-    let (plans, live) = scheduled.unzip();
-    let app = App::for_project(Arc::new(super::clone_project(project)), store.clone(), plans, shutdown.clone());
+    let project = Arc::new(super::clone_project(project));
+    let (app, live) = match scheduled {
+        Some((plans, live, good)) => {
+            let workflows = web::workflows::Workflows::from_loaded(project.clone(), &good);
+            (App::with_workflows(project, store.clone(), Some(plans), shutdown.clone(), workflows), Some(live))
+        }
+        None => (App::for_project(project, store.clone(), None, shutdown.clone()), None),
+    };
     if let Some(live) = live {
         let _ = app.live_metrics.set(live);
     }

@@ -39,8 +39,6 @@ pub struct Plan<K> {
     pub secret_names: Vec<String>,
     pub steps: Vec<PlannedStep<K>>,
     pub templates: Arc<Templates>,
-    /// The spec the plan was built from, for parts other modules interpret (the scheduler's).
-    pub spec: Arc<SpecFile>,
 }
 
 impl<K> Plan<K> {
@@ -421,6 +419,5 @@ pub fn build<P: StepPlanner>(file: Arc<SpecFile>, config: &Config, project: &Pat
         secret_names: spec.secrets.clone(),
         steps,
         templates: Arc::new(cx.templates),
-        spec: file.clone(),
     })
 }

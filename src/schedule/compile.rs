@@ -19,6 +19,28 @@ pub type Report<'a> = dyn FnMut(&str, String, Option<String>) + 'a;
 #[derive(Default)]
 pub struct CalendarCache(HashMap<PathBuf, Arc<Calendar>>);
 
+/// Calendars read by any plan of this process, with the text each was read from. Thousands of
+/// workflows name the same few calendars: each plan still reads the file (an edit is seen by the
+/// next plan, as before) but shares the parsed calendar when the text is the same, instead of
+/// parsing and holding one copy per workflow.
+type Shared = HashMap<(PathBuf, String), (String, Arc<Calendar>)>;
+static SHARED: std::sync::LazyLock<std::sync::Mutex<Shared>> = std::sync::LazyLock::new(Default::default);
+
+fn shared_calendar(path: &Path, rel: &str) -> Result<Arc<Calendar>, super::calendar::CalendarError> {
+    let text = std::fs::read_to_string(path).map_err(|source| super::calendar::CalendarError::Read { path: path.to_path_buf(), source })?;
+    let key = (path.to_path_buf(), rel.to_string());
+    if let Some((seen, c)) = SHARED.lock().unwrap().get(&key) {
+        if *seen == text {
+            return Ok(c.clone());
+        }
+    }
+    let mut c = Calendar::parse(path, &text)?;
+    c.path = PathBuf::from(rel);
+    let c = Arc::new(c);
+    SHARED.lock().unwrap().insert(key, (text, c.clone()));
+    Ok(c)
+}
+
 pub fn parse_timezone(name: &str) -> Result<Tz, (String, Option<String>)> {
     name.parse::<Tz>().map_err(|_| {
         let best = chrono_tz::TZ_VARIANTS
@@ -95,10 +117,8 @@ pub fn compile(
             if let Some(c) = calendars.0.get(&path) {
                 Some(c.clone())
             } else {
-                match Calendar::load(&path) {
-                    Ok(mut c) => {
-                        c.path = PathBuf::from(rel);
-                        let c = Arc::new(c);
+                match shared_calendar(&path, rel) {
+                    Ok(c) => {
                         calendars.0.insert(path, c.clone());
                         Some(c)
                     }
@@ -221,5 +241,33 @@ mod tests {
         let mut help = None;
         compile("w", &spec, Path::new("."), &mut CalendarCache::default(), &mut |_, _, h| help = h);
         assert!(help.unwrap().contains("`Europe/London`"));
+    }
+
+    #[test]
+    fn plans_share_a_calendar_until_its_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("h.yaml"), "- {date: 2025-12-25, name: Christmas Day}\n").unwrap();
+        let spec: ScheduleSpec = serde_saphyr::from_str("cron: '0 9 * * *'\ncalendar: h.yaml\n").unwrap();
+        let cal = || {
+            let w = compile("w", &spec, dir.path(), &mut CalendarCache::default(), &mut |_, m, _| panic!("{m}")).unwrap();
+            w.calendar.unwrap()
+        };
+        let (a, b) = (cal(), cal());
+        assert!(Arc::ptr_eq(&a, &b), "one parsed calendar for every plan that names the file");
+        assert_eq!(a.path, PathBuf::from("h.yaml"));
+        let christmas = chrono::NaiveDate::from_ymd_opt(2025, 12, 25).unwrap();
+        assert_eq!(a.holidays.get(&christmas).map(String::as_str), Some("Christmas Day"));
+
+        // Edited (same length, so only the text tells): the next plan reads the new dates.
+        std::fs::write(dir.path().join("h.yaml"), "- {date: 2025-12-26, name: Christmas Day}\n").unwrap();
+        let c = cal();
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(c.holidays.contains_key(&chrono::NaiveDate::from_ymd_opt(2025, 12, 26).unwrap()));
+        assert!(!c.holidays.contains_key(&christmas));
+        // A broken edit is reported as before, not hidden by the shared copy.
+        std::fs::write(dir.path().join("h.yaml"), "- {date: nope}\n").unwrap();
+        let mut errs = Vec::new();
+        assert!(compile("w", &spec, dir.path(), &mut CalendarCache::default(), &mut |p, m, _| errs.push((p.to_string(), m))).is_none());
+        assert_eq!(errs[0].0, "schedule.calendar", "{errs:?}");
     }
 }

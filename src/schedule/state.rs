@@ -2,13 +2,12 @@
 //! which fires are skipped (and why), which runs are stopped. The async loop (`runner`) feeds it
 //! the clock and run completions and carries out its actions; tests drive it with virtual time.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::calendar::skip_reason;
-use super::policy::{CatchUp, Overlap, WorkflowSchedule};
+use super::policy::WorkflowSchedule;
 
 pub type Ticket = u64;
 
@@ -64,10 +63,23 @@ struct Pending {
     catch_up: bool,
 }
 
+/// A workflow's fires in `pending`: all of them, and those that are not catch-up fires.
+#[derive(Debug, Clone, Copy, Default)]
+struct Waiting {
+    all: usize,
+    on_time: usize,
+}
+
 pub struct Scheduler {
     entries: BTreeMap<String, Entry>,
     running: BTreeMap<Ticket, Running>,
     pending: VecDeque<Pending>,
+    /// Indexes over the three above, so that a tick costs what is due, not what is known
+    /// (10,000 workflows: every wake and every finished run used to walk all of them).
+    fires: BTreeSet<(DateTime<Utc>, String)>,
+    deadlines: BTreeSet<(DateTime<Utc>, Ticket)>,
+    runs_of: HashMap<String, BTreeSet<Ticket>>,
+    waiting: HashMap<String, Waiting>,
     limits: Limits,
     grace: chrono::Duration,
     next_ticket: Ticket,
@@ -80,6 +92,10 @@ impl Scheduler {
             entries: BTreeMap::new(),
             running: BTreeMap::new(),
             pending: VecDeque::new(),
+            fires: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
+            runs_of: HashMap::new(),
+            waiting: HashMap::new(),
             limits,
             grace: DEFAULT_GRACE,
             next_ticket: 1,
@@ -101,12 +117,16 @@ impl Scheduler {
             None => last_fire.map(|t| t.min(now)).unwrap_or(now),
         };
         let next = wf.cron.next_after(cursor, wf.tz);
-        self.entries.insert(wf.name.clone(), Entry { sched: Arc::new(wf), cursor, next });
+        let name = wf.name.clone();
+        self.set_next(&name, next);
+        self.entries.insert(name, Entry { sched: Arc::new(wf), cursor, next });
     }
 
     /// Forgets a workflow: no more fires; its queued fires are dropped, its running runs go on.
     pub fn remove(&mut self, name: &str) -> Vec<Action> {
+        self.set_next(name, None);
         self.entries.remove(name);
+        self.waiting.remove(name);
         let mut actions = Vec::new();
         self.pending.retain(|p| {
             if p.workflow == name {
@@ -140,8 +160,7 @@ impl Scheduler {
         let deadline = self.deadline_for(workflow, now);
         let ticket = self.new_ticket();
         // Adopted at start-up: a run a crash left behind, which on-time fires must not overlap.
-        self.running
-            .insert(ticket, Running { workflow: workflow.to_string(), fire, started: now, deadline, stopped: false, catch_up: false });
+        self.add_running(ticket, Running { workflow: workflow.to_string(), fire, started: now, deadline, stopped: false, catch_up: false });
         ticket
     }
 
@@ -155,13 +174,24 @@ impl Scheduler {
 
     /// A run ended (however it ended): frees its slot, and may start waiting runs.
     pub fn finished(&mut self, ticket: Ticket, now: DateTime<Utc>) -> Vec<Action> {
-        self.running.remove(&ticket);
+        if let Some(r) = self.running.remove(&ticket) {
+            if let Some(d) = r.deadline.filter(|_| !r.stopped) {
+                self.deadlines.remove(&(d, ticket));
+            }
+            if let Some(set) = self.runs_of.get_mut(&r.workflow) {
+                set.remove(&ticket);
+                if set.is_empty() {
+                    self.runs_of.remove(&r.workflow);
+                }
+            }
+        }
         self.tick(now)
     }
 
     /// Stop starting runs: queued fires are dropped (logged as skipped).
     pub fn begin_shutdown(&mut self) -> Vec<Action> {
         self.draining = true;
+        self.waiting.clear();
         self.pending
             .drain(..)
             .map(|p| Action::Skip {
@@ -174,8 +204,8 @@ impl Scheduler {
 
     /// When the loop must next look at the time: the earliest fire or max_runtime deadline.
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
-        let fires = if self.draining { None } else { self.entries.values().filter_map(|e| e.next).min() };
-        let deadlines = self.running.values().filter(|r| !r.stopped).filter_map(|r| r.deadline).min();
+        let fires = if self.draining { None } else { self.fires.first().map(|(t, _)| *t) };
+        let deadlines = self.deadlines.first().map(|(t, _)| *t);
         match (fires, deadlines) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -185,25 +215,35 @@ impl Scheduler {
     /// Everything due at `now`.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {
         let mut actions = Vec::new();
-        for (ticket, r) in self.running.iter_mut() {
-            if !r.stopped && r.deadline.is_some_and(|d| d <= now) {
-                r.stopped = true;
-                let limit = self
-                    .entries
-                    .get(&r.workflow)
-                    .and_then(|e| e.sched.max_runtime)
-                    .map(|d| humantime::format_duration(d).to_string())
-                    .unwrap_or_else(|| "its limit".into());
-                actions.push(Action::Stop {
-                    ticket: *ticket,
-                    workflow: r.workflow.clone(),
-                    reason: format!("run exceeded max_runtime of {limit} and was stopped"),
-                });
+        // In ticket order, as the runs were started.
+        let mut over: Vec<Ticket> = Vec::new();
+        while let Some(&(d, t)) = self.deadlines.first() {
+            if d > now {
+                break;
             }
+            self.deadlines.pop_first();
+            over.push(t);
+        }
+        over.sort_unstable();
+        for ticket in over {
+            let Some(r) = self.running.get_mut(&ticket) else { continue };
+            r.stopped = true;
+            let limit = self
+                .entries
+                .get(&r.workflow)
+                .and_then(|e| e.sched.max_runtime)
+                .map(|d| humantime::format_duration(d).to_string())
+                .unwrap_or_else(|| "its limit".into());
+            actions.push(Action::Stop {
+                ticket,
+                workflow: r.workflow.clone(),
+                reason: format!("run exceeded max_runtime of {limit} and was stopped"),
+            });
         }
         if !self.draining {
-            let names: Vec<String> =
-                self.entries.iter().filter(|(_, e)| e.next.is_some_and(|n| n <= now)).map(|(k, _)| k.clone()).collect();
+            // In name order, as the workflows are listed.
+            let mut names: Vec<String> = self.fires.iter().take_while(|(t, _)| *t <= now).map(|(_, n)| n.clone()).collect();
+            names.sort_unstable();
             for name in names {
                 self.collect_due(&name, now, &mut actions);
             }
@@ -212,137 +252,26 @@ impl Scheduler {
         actions
     }
 
-    /// Walks `name`'s fire times up to `now`, splitting on-time fires from missed ones.
-    fn collect_due(&mut self, name: &str, now: DateTime<Utc>, actions: &mut Vec<Action>) {
-        let grace = self.grace;
-        let Some(entry) = self.entries.get_mut(name) else { return };
-        let sched = entry.sched.clone();
-        let keep = match sched.catch_up {
-            CatchUp::None => 0,
-            CatchUp::Latest => 1,
-            CatchUp::All => sched.catch_up_limit,
-        };
-        let mut due = Vec::new();
-        let mut kept: VecDeque<DateTime<Utc>> = VecDeque::new();
-        let (mut missed, mut walked) = (0usize, 0usize);
-        // Oldest missed, and the newest one that will not run (the summary record carries it so
-        // a restart does not count the same fires again).
-        let (mut first_missed, mut last_dropped) = (None, None);
-        while let Some(n) = entry.next.filter(|n| *n <= now) {
-            if now - n <= grace {
-                due.push(n);
-            } else {
-                missed += 1;
-                first_missed.get_or_insert(n);
-                kept.push_back(n);
-                if kept.len() > keep {
-                    last_dropped = kept.pop_front();
-                }
-            }
-            entry.cursor = n;
-            entry.next = sched.cron.next_after(n, sched.tz);
-            walked += 1;
-            if walked == MAX_MISSED_WALK {
-                // Too many to walk (an every-second job down for days): count the rest as one
-                // stretch and go on from the start of the grace window.
-                if let Some(k) = kept.pop_back() {
-                    last_dropped = Some(k);
-                }
-                missed += 1;
-                kept.clear();
-                entry.cursor = now - grace;
-                entry.next = sched.cron.next_after(entry.cursor, sched.tz);
-            }
+    /// Keeps `fires` in step with a workflow's next fire time.
+    fn set_next(&mut self, name: &str, next: Option<DateTime<Utc>>) {
+        if let Some(old) = self.entries.get(name).and_then(|e| e.next) {
+            self.fires.remove(&(old, name.to_string()));
         }
-        let dropped = missed.saturating_sub(kept.len());
-        if dropped > 0 {
-            let first = first_missed.unwrap_or(now);
-            let last = last_dropped.unwrap_or(first);
-            let policy = match sched.catch_up {
-                CatchUp::None => "catch_up: none".to_string(),
-                CatchUp::Latest => "catch_up: latest runs only the most recent".to_string(),
-                CatchUp::All => format!("catch_up: all runs at most {}", sched.catch_up_limit),
-            };
-            let more = if walked >= MAX_MISSED_WALK { "more than " } else { "" };
-            actions.push(Action::Skip {
-                workflow: name.to_string(),
-                fire: last,
-                reason: format!(
-                    "{more}{dropped} fire time(s) from {} to {} were missed while the scheduler was not running ({policy})",
-                    first.to_rfc3339(),
-                    last.to_rfc3339()
-                ),
-            });
-        }
-        for fire in kept {
-            self.offer(&sched, fire, true, actions);
-        }
-        for fire in due {
-            self.offer(&sched, fire, false, actions);
+        if let Some(t) = next {
+            self.fires.insert((t, name.to_string()));
         }
     }
 
-    /// One fire time of one workflow: skip it (calendar, overlap) or queue it for a slot.
-    fn offer(&mut self, sched: &WorkflowSchedule, fire: DateTime<Utc>, catch_up: bool, actions: &mut Vec<Action>) {
-        let skip = |reason: String| Action::Skip { workflow: sched.name.clone(), fire, reason };
-        let local_date = fire.with_timezone(&sched.tz).date_naive();
-        if let Some(reason) = skip_reason(local_date, sched.business_days, sched.calendar.as_deref()) {
-            actions.push(skip(reason));
-            return;
+    fn add_running(&mut self, ticket: Ticket, run: Running) {
+        if let Some(d) = run.deadline {
+            self.deadlines.insert((d, ticket));
         }
-        let waiting = self.pending.iter().filter(|p| p.workflow == sched.name).count();
-        // Catch-up fires always queue behind each other: `catch_up: all` asks for each of them.
-        // They are the workflow's own backlog, not an overlapping run: an on-time fire queues
-        // behind them, and only another on-time run (running or waiting) makes it skip, so the
-        // newest fire is never the one lost after a restart.
-        if sched.overlap == Overlap::Skip && !catch_up {
-            if let Some(r) = self.running.values().find(|r| r.workflow == sched.name && !r.catch_up) {
-                actions.push(skip(format!("the run for {} is still running (overlap: skip)", r.fire.to_rfc3339())));
-                return;
-            }
-            if self.pending.iter().any(|p| p.workflow == sched.name && !p.catch_up) {
-                actions.push(skip("an earlier fire is still waiting to start (overlap: skip)".into()));
-                return;
-            }
-        }
-        if waiting >= MAX_PENDING_PER_WORKFLOW {
-            actions.push(skip(format!("{waiting} runs of this workflow are already waiting to start")));
-            return;
-        }
-        let at = self.pending.partition_point(|p| p.fire <= fire);
-        self.pending.insert(at, Pending { workflow: sched.name.clone(), fire, catch_up });
+        self.runs_of.entry(run.workflow.clone()).or_default().insert(ticket);
+        self.running.insert(ticket, run);
     }
 
-    fn start_pending(&mut self, now: DateTime<Utc>, actions: &mut Vec<Action>) {
-        if self.draining {
-            return;
-        }
-        let mut i = 0;
-        while i < self.pending.len() {
-            if self.limits.max_concurrent_runs.is_some_and(|m| self.running.len() >= m) {
-                return;
-            }
-            let p = &self.pending[i];
-            let Some(entry) = self.entries.get(&p.workflow) else {
-                self.pending.remove(i);
-                continue;
-            };
-            let wf_limit = match entry.sched.overlap {
-                Overlap::Allow => entry.sched.concurrency.unwrap_or(usize::MAX),
-                Overlap::Skip | Overlap::Queue => 1,
-            };
-            let busy = self.running.values().filter(|r| r.workflow == p.workflow).count();
-            if busy >= wf_limit {
-                i += 1;
-                continue;
-            }
-            let p = self.pending.remove(i).expect("index checked");
-            let deadline = self.deadline_for(&p.workflow, now);
-            let ticket = self.new_ticket();
-            let run = Running { workflow: p.workflow.clone(), fire: p.fire, started: now, deadline, stopped: false, catch_up: p.catch_up };
-            self.running.insert(ticket, run);
-            actions.push(Action::Start { ticket, workflow: p.workflow, fire: p.fire, catch_up: p.catch_up });
-        }
+    fn runs_of(&self, workflow: &str) -> impl Iterator<Item = &Running> {
+        self.runs_of.get(workflow).into_iter().flatten().filter_map(|t| self.running.get(t))
     }
 
     fn deadline_for(&self, workflow: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -357,5 +286,10 @@ impl Scheduler {
     }
 }
 
+mod due;
+#[cfg(test)]
+mod equivalence;
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;

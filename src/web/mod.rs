@@ -69,8 +69,19 @@ impl App {
     /// The dashboard of `project`: its workflows planned (not watched: `Workflows::watch`), and
     /// an actions library whose runs stop with `shutdown`.
     pub fn for_project(project: Arc<Project>, store: Store, scheduled: Option<Plans>, shutdown: CancellationToken) -> App {
-        let control = crate::control::Control::new(&project, store.clone(), shutdown.clone());
         let workflows = workflows::Workflows::load(project.clone());
+        App::with_workflows(project, store, scheduled, shutdown, workflows)
+    }
+
+    /// The same, over workflows already planned.
+    pub(crate) fn with_workflows(
+        project: Arc<Project>,
+        store: Store,
+        scheduled: Option<Plans>,
+        shutdown: CancellationToken,
+        workflows: workflows::Workflows,
+    ) -> App {
+        let control = crate::control::Control::new(&project, store.clone(), shutdown.clone());
         App::new(AppInner { store, project, workflows, scheduled, control, shutdown, live_metrics: Default::default() })
     }
 }
