@@ -85,16 +85,12 @@ pub(super) fn duplicates(project: &Project, files: &[PathBuf]) -> Vec<(PathBuf, 
             }
         }
     }
-    let mut by_name: HashMap<&str, Vec<&SpecFile>> = HashMap::new();
-    for s in &all {
-        by_name.entry(s.spec.name.as_str()).or_default().push(s);
-    }
+    let dups: HashMap<PathBuf, Diagnostic> = clashes_among(all.iter().map(|s| (&s.path, s))).into_iter().collect();
     files
         .iter()
         .filter_map(|f| {
             let me = &all[*index.get(&file_key(f))?];
-            let same = by_name.get(me.spec.name.as_str()).filter(|g| g.len() > 1)?;
-            Some((f.clone(), clash(me, same.iter().copied())?))
+            Some((f.clone(), dups.get(&me.path)?.clone()))
         })
         .collect()
 }
@@ -103,7 +99,7 @@ pub(super) fn duplicates(project: &Project, files: &[PathBuf]) -> Vec<(PathBuf, 
 /// it (only the files sharing a name are read).
 pub(crate) fn clashes(files: &[PathBuf]) -> Vec<(PathBuf, Diagnostic)> {
     let all: Vec<(&PathBuf, SpecFile)> = files.iter().filter_map(|f| Some((f, crate::spec::load(f).ok()?))).collect();
-    all.iter().filter_map(|(f, s)| Some(((*f).clone(), clash(s, all.iter().map(|(_, s)| s))?))).collect()
+    clashes_among(all.iter().map(|(f, s)| (*f, s)))
 }
 
 /// Among workflow files read from one listing of the folder (a file that does not read as a
