@@ -56,7 +56,7 @@ impl Store {
         .bind(a.run_id)
         .bind(a.detail.map(|d| d.to_string()))
         .bind(a.outcome)
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool())
         .await?)
     }
 
@@ -75,7 +75,7 @@ impl Store {
         .bind(&filter.action)
         .bind(before)
         .bind(limit.max(0))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?)
     }
 }

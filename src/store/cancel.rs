@@ -14,7 +14,7 @@ impl Store {
             .bind(run_id)
             .bind(by)
             .bind(now())
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(self.cancel_requested(run_id).await?.unwrap_or_else(|| CancelRequest { by: by.into(), at: now() }))
     }
@@ -23,14 +23,14 @@ impl Store {
     pub async fn cancel_requested(&self, run_id: i64) -> Result<Option<CancelRequest>> {
         let row: Option<(String, String)> = sqlx::query_as("SELECT requested_by, requested_at FROM run_cancels WHERE run_id = ?")
             .bind(run_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         Ok(row.map(|(by, at)| CancelRequest { by, at }))
     }
 
     /// Forget the cancel request of run `run_id` (it is being resumed).
     pub(super) async fn clear_cancel(&self, run_id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM run_cancels WHERE run_id = ?").bind(run_id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM run_cancels WHERE run_id = ?").bind(run_id).execute(self.pool()).await?;
         Ok(())
     }
 }

@@ -40,14 +40,14 @@ impl Store {
     /// none (the common first run costs one indexed probe). A resumed run ignores its own ids so
     /// it routes its records again; an id is owned by the run that routed it last.
     pub async fn routed_ids(&self, scope: &str, run_id: i64) -> Result<Option<String>> {
-        let probe = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).bind(scope).bind(run_id).fetch_optional(&self.pool);
+        let probe = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).bind(scope).bind(run_id).fetch_optional(self.pool());
         if probe("SELECT 1 FROM route_routed_ids WHERE scope = ? AND run_id <> ? LIMIT 1").await?.is_none() {
             return Ok(None);
         }
         let own = probe("SELECT 1 FROM route_routed_ids WHERE scope = ? AND run_id = ? LIMIT 1").await?.is_some();
         let mut rows = sqlx::query_as::<_, (i64, String)>("SELECT run_id, ids FROM route_routed_ids WHERE scope = ? ORDER BY id")
             .bind(scope)
-            .fetch(&self.pool);
+            .fetch(self.pool());
         if !own {
             // Every stored id belongs to another run: no owner to work out, batches are joined as they come.
             let mut joined = String::new();
@@ -87,7 +87,7 @@ impl Store {
         .bind(scope)
         .bind(team)
         .bind(before_run)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool())
         .await?;
         Ok(row.map(|(run_id, count, avg_rating, csat, created_at)| PreviousDigest {
             run_id,
@@ -120,7 +120,7 @@ impl RoutingWriter {
 }
 
 async fn write_routing(store: Store, scope: String, run_id: i64, mut rx: mpsc::Receiver<Msg>) -> Result<u64> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.pool().begin().await?;
     let mut stored = 0u64;
     while let Some(msg) = rx.recv().await {
         match msg {

@@ -91,7 +91,7 @@ impl Store {
 
     async fn write_items(&self, batch: &[ItemResult]) -> Result<()> {
         let _gate = self.write_gate.lock().await;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool().acquire().await?;
         // Item results need no sync of their own: lost on a power cut, the item is redone by the
         // resume and the ledger (synced) keeps it from being delivered twice. Only the claims pay
         // for `synchronous = FULL`, and each of their syncs makes these durable too.
@@ -119,7 +119,7 @@ impl Store {
             sqlx::query_scalar("SELECT item_key FROM items WHERE run_id = ? AND step_id = ? AND status IN ('ok', 'skipped')")
                 .bind(run_id)
                 .bind(step_id)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await?;
         Ok(keys.into_iter().collect())
     }

@@ -40,7 +40,7 @@ impl Store {
             Arg::Text(owner.into()),
             Arg::Text(at),
         ];
-        let inserted = self.ledger_claims.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
+        let inserted = self.ledger_claims.write(self.pool(), &self.write_gate, Write { sql, args }).await?;
         if inserted == 1 {
             return Ok(Claim::Fresh);
         }
@@ -53,14 +53,14 @@ impl Store {
     /// What a claim of `key` by run `run_id` would find, without claiming it.
     pub async fn check_key(&self, key: &str, run_id: i64) -> Result<Claim> {
         // Asked before every send: read in a batch with the checks of the other emails in flight.
-        match self.ledger_claims.reads.held(&self.pool, key).await? {
+        match self.ledger_claims.reads.held(self.pool(), key).await? {
             None => Ok(Claim::Fresh),
             Some(h) => self.judge(&h, run_id).await,
         }
     }
 
     async fn held(&self, key: &str) -> Result<Option<Held>> {
-        Ok(sqlx::query_as("SELECT state, run_id, owner FROM ledger WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as("SELECT state, run_id, owner FROM ledger WHERE key = ?").bind(key).fetch_optional(self.pool()).await?)
     }
 
     async fn judge(&self, h: &Held, run_id: i64) -> Result<Claim> {
@@ -97,7 +97,7 @@ impl Store {
             Arg::Text(owner.into()),
             Arg::Text(at),
         ];
-        let taken = self.ledger_claims.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
+        let taken = self.ledger_claims.write(self.pool(), &self.write_gate, Write { sql, args }).await?;
         Ok(taken == 1)
     }
 
@@ -112,7 +112,7 @@ impl Store {
             Arg::Int(run_id),
             Arg::Text(me().id.clone()),
         ];
-        let n = self.ledger_claims.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
+        let n = self.ledger_claims.write(self.pool(), &self.write_gate, Write { sql, args }).await?;
         self.fenced(n, key, run_id).await
     }
 
@@ -121,7 +121,7 @@ impl Store {
     pub async fn release_key(&self, key: &str, run_id: i64) -> Result<()> {
         let sql = "DELETE FROM ledger WHERE key = ? AND state = 'sending' AND run_id = ? AND owner = ?";
         let args = vec![Arg::Text(key.into()), Arg::Int(run_id), Arg::Text(me().id.clone())];
-        let n = self.ledger_claims.write(&self.pool, &self.write_gate, Write { sql, args }).await?;
+        let n = self.ledger_claims.write(self.pool(), &self.write_gate, Write { sql, args }).await?;
         self.fenced(n, key, run_id).await
     }
 

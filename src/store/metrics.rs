@@ -130,7 +130,7 @@ impl Store {
         let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
             "SELECT workflow, status, count(*), max(finished_at) FROM runs GROUP BY workflow, status ORDER BY workflow, status",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
@@ -157,7 +157,7 @@ impl Store {
         for b in bounds {
             q = q.bind(*b);
         }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = q.fetch_all(self.pool()).await?;
         let mut out: Vec<DurationTally> = Vec::new();
         for (workflow, b, n, sum) in rows {
             if out.last().is_none_or(|t| t.workflow != workflow) {
@@ -178,7 +178,7 @@ impl Store {
              FROM steps s JOIN runs r ON r.id = s.run_id
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
@@ -205,7 +205,7 @@ impl Store {
              LEFT JOIN steps s ON s.run_id = l.run_id AND s.step_id = l.step_id
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         let at = now();
         let mut alive: HashMap<String, bool> = HashMap::new();
@@ -243,12 +243,12 @@ impl Store {
              GROUP BY 1, 2 ORDER BY 1, 2",
             skip_reason_case()
         );
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
         Ok(rows.into_iter().map(|(workflow, reason, n)| SkipTally { workflow, reason, count: n as u64 }).collect())
     }
 
     async fn size_bytes(&self) -> Result<u64> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool().acquire().await?;
         let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut *conn).await?;
         let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *conn).await?;
         Ok((pages.max(0) as u64) * (size.max(0) as u64))

@@ -1,10 +1,10 @@
 //! The run log. Owns every SQL string and the migrations, and speaks in domain terms.
-//! The only module that knows it talks to SQLite.
+//! The only module that knows it talks to SQLite or PostgreSQL (`db.rs`).
 
 mod actions;
 mod cancel;
 mod dashboard;
-// replaced by store/dashboard.rs at merge
+pub(crate) mod db;
 mod digests;
 mod group_commit;
 mod items;
@@ -19,6 +19,8 @@ mod run_log;
 mod schedule;
 mod step_rows;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 mod web_sessions;
 
@@ -26,8 +28,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::Utc;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+
+pub use db::Backend;
+use db::{on_db, Db};
 
 use crate::engine::log::NewArtifact;
 pub use crate::engine::log::{Claim, DigestFigures, ItemResult, ItemStatus, NewRun, PreviousDigest, RunStatus, StepStatus, TriggerKind};
@@ -83,7 +89,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
     /// Set once this process registered as an owner (see `owner.rs`).
     owner_registered: std::sync::Arc<tokio::sync::OnceCell<()>>,
     /// Ledger claims, confirms and releases, committed together with one sync (`group_commit.rs`).
@@ -100,8 +106,12 @@ pub(crate) fn now() -> String {
 }
 
 impl Store {
-    /// Open (creating if missing) the SQLite run log at `url` and bring its schema up to date.
+    /// Open the run log at `url` (a SQLite file, created if missing, or a PostgreSQL database)
+    /// and bring its schema up to date.
     pub async fn open(url: &str) -> Result<Store> {
+        if is_postgres(url) {
+            return Store::open_pg(url).await;
+        }
         // A second process creating the same new file at the same moment can find it locked
         // while the first switches it to WAL (SQLite answers that at once, without waiting for
         // `busy_timeout`): wait a little and open it again.
@@ -146,18 +156,47 @@ impl Store {
             .await
             .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
         migrate(&pool).await.map_err(|reason| StoreError::Migrate { url: url.into(), reason })?;
-        Ok(Store { pool, owner_registered: Default::default(), ledger_claims: Default::default(), write_gate: Default::default() })
+        Ok(Store::with(Db::Sqlite(pool)))
     }
 
+    async fn open_pg(url: &str) -> Result<Store> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(|reason| StoreError::Open { url: redact_url(url), reason })?;
+        migrate_pg(&pool).await.map_err(|reason| StoreError::Migrate { url: redact_url(url), reason })?;
+        Ok(Store::with(Db::Pg(pool)))
+    }
+
+    fn with(db: Db) -> Store {
+        Store { db, owner_registered: Default::default(), ledger_claims: Default::default(), write_gate: Default::default() }
+    }
+
+    /// Which database this run log is in.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// Closes every connection (waiting for those in use to come back).
+    pub async fn close(&self) {
+        self.db.close().await
+    }
+
+    // TRANSITIONAL: removed once every query goes through `on_db!`.
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        match &self.db {
+            Db::Sqlite(p) => p,
+            Db::Pg(_) => unreachable!("not converted to PostgreSQL yet"),
+        }
     }
 
     pub async fn start_run(&self, r: NewRun<'_>) -> Result<i64> {
         let owner = self.register_owner().await?;
-        let id = sqlx::query_scalar(
+        let id = on_db!(&self.db, pool => sqlx::query_scalar(
             "INSERT INTO runs (workflow, file, trigger, params, scheduled_for, started_at, status, pid, owner)
-             VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $8) RETURNING id",
         )
         .bind(r.workflow)
         .bind(r.file)
@@ -167,8 +206,8 @@ impl Store {
         .bind(now())
         .bind(std::process::id() as i64)
         .bind(owner)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await)?;
         Ok(id)
     }
 
@@ -176,11 +215,9 @@ impl Store {
     /// owner is alive (two resumes at once, or a resume of a run still going).
     pub async fn reopen_run(&self, run_id: i64) -> Result<()> {
         let owner = self.register_owner().await?;
-        let (status, old, pid): (String, Option<String>, Option<i64>) = sqlx::query_as("SELECT status, owner, pid FROM runs WHERE id = ?")
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NoSuchRun(run_id))?;
+        let (status, old, pid): (String, Option<String>, Option<i64>) =
+            on_db!(&self.db, pool => sqlx::query_as("SELECT status, owner, pid FROM runs WHERE id = $1").bind(run_id).fetch_optional(pool).await)?
+                .ok_or(StoreError::NoSuchRun(run_id))?;
         if status == "running" && old.as_deref() != Some(owner) && self.owner_alive(old.as_deref()).await? {
             let host = match old.as_deref() {
                 Some(o) => self.owner(o).await?.map(|o| o.host).unwrap_or_default(),
@@ -189,17 +226,17 @@ impl Store {
             return Err(StoreError::StillRunning { run_id, pid: pid.unwrap_or(0), host });
         }
         // Compare-and-set on the old owner: of two resumes racing here, one wins.
-        let changed = sqlx::query(
-            "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, resumes = resumes + 1, pid = ?, owner = ?
-             WHERE id = ? AND owner IS ?",
+        let changed = on_db!(&self.db, pool => sqlx::query(
+            "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, resumes = resumes + 1, pid = $1, owner = $2
+             WHERE id = $3 AND owner IS NOT DISTINCT FROM $4",
         )
         .bind(std::process::id() as i64)
         .bind(owner)
         .bind(run_id)
         .bind(&old)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         if changed == 0 {
             return Err(StoreError::StillRunning { run_id, pid: 0, host: "another process".into() });
         }
@@ -208,23 +245,26 @@ impl Store {
     }
 
     pub async fn finish_run(&self, run_id: i64, status: RunStatus, error: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?")
+        on_db!(&self.db, pool => sqlx::query("UPDATE runs SET status = $1, error = $2, finished_at = $3 WHERE id = $4")
             .bind(status.as_str())
             .bind(error)
             .bind(now())
             .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn add_artifacts(&self, run_id: i64, artifacts: &[NewArtifact]) -> Result<()> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO artifacts (run_id, step_id, item_key, kind, path, created_at) ");
         let at = now();
-        q.push_values(artifacts, |mut b, a| {
-            b.push_bind(run_id).push_bind(&a.step_id).push_bind(&a.item_key).push_bind(&a.kind).push_bind(&a.path).push_bind(&at);
-        });
-        q.build().execute(&self.pool).await?;
+        on_db!(&self.db, pool => {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO artifacts (run_id, step_id, item_key, kind, path, created_at) ");
+            q.push_values(artifacts, |mut b, a| {
+                b.push_bind(run_id).push_bind(&a.step_id).push_bind(&a.item_key).push_bind(&a.kind).push_bind(&a.path).push_bind(&at);
+            });
+            q.build().execute(pool).await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -232,7 +272,7 @@ impl Store {
     /// machine no longer exists) are marked `interrupted`; returns their ids.
     pub async fn interrupt_orphans(&self) -> Result<Vec<i64>> {
         let running: Vec<(i64, Option<String>, Option<i64>)> =
-            sqlx::query_as("SELECT id, owner, pid FROM runs WHERE status = 'running'").fetch_all(&self.pool).await?;
+            on_db!(&self.db, pool => sqlx::query_as("SELECT id, owner, pid FROM runs WHERE status = 'running'").fetch_all(pool).await)?;
         let mut orphans = Vec::new();
         for (id, owner, pid) in running {
             let alive = match owner.as_deref() {
@@ -265,6 +305,28 @@ async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::migrate::Mi
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// PostgreSQL has its own migrations (`migrations_pg/`): the same schema, in its types. Two
+/// processes migrating at once are serialised by sqlx's advisory lock.
+async fn migrate_pg(pool: &sqlx::PgPool) -> std::result::Result<(), sqlx::migrate::MigrateError> {
+    sqlx::migrate!("./migrations_pg").run(pool).await
+}
+
+/// Whether `url` names a PostgreSQL run log.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres:") || url.starts_with("postgresql:")
+}
+
+/// `url` without its password, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 

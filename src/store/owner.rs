@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use super::db::on_db;
 use super::{now, Result, Store};
 use crate::process;
 
@@ -94,9 +95,9 @@ impl Store {
         self.owner_registered
             .get_or_try_init(|| async {
                 let t = now();
-                sqlx::query(
+                on_db!(&self.db, pool => sqlx::query(
                     "INSERT INTO owners (id, host, boot, pid, proc_start, started_at, heartbeat_at, expires_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
                 )
                 .bind(&me.id)
@@ -107,8 +108,9 @@ impl Store {
                 .bind(&t)
                 .bind(&t)
                 .bind(expiry())
-                .execute(&self.pool)
-                .await?;
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()))?;
                 let store = self.clone();
                 tokio::spawn(async move { store.heartbeat().await });
                 Ok::<(), super::StoreError>(())
@@ -124,12 +126,13 @@ impl Store {
         let every = lease() / 6;
         loop {
             tokio::time::sleep(every).await;
-            let r = sqlx::query("UPDATE owners SET heartbeat_at = ?, expires_at = ? WHERE id = ?")
+            let r = on_db!(&self.db, pool => sqlx::query("UPDATE owners SET heartbeat_at = $1, expires_at = $2 WHERE id = $3")
                 .bind(now())
                 .bind(expiry())
                 .bind(&me().id)
-                .execute(&self.pool)
-                .await;
+                .execute(pool)
+                .await
+                .map(|_| ()));
             if let Err(e) = r {
                 tracing::warn!("cannot renew this process's lease in the run log: {e}");
             }
@@ -137,10 +140,10 @@ impl Store {
     }
 
     pub(crate) async fn owner(&self, id: &str) -> Result<Option<OwnerRow>> {
-        Ok(sqlx::query_as("SELECT id, host, boot, pid, proc_start, expires_at FROM owners WHERE id = ?")
+        Ok(on_db!(&self.db, pool => sqlx::query_as("SELECT id, host, boot, pid, proc_start, expires_at FROM owners WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(pool)
+            .await)?)
     }
 
     /// Whether the owner `id` is alive; an owner the table does not know is not.
@@ -176,15 +179,16 @@ mod tests {
         assert!(!row("other", "elsewhere", "b", 1, None, "2000-01-01T00:00:00.000Z").alive(&at));
     }
 
+    crate::store::testing::store_test! {
     #[tokio::test]
-    async fn registering_writes_a_lease_in_the_future() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("o.db").display())).await.unwrap();
+    async fn registering_writes_a_lease_in_the_future(fresh) {
+        let store = fresh.open().await;
         let id = store.register_owner().await.unwrap();
         let o = store.owner(id).await.unwrap().unwrap();
         assert!(o.expires_at > now(), "{o:?}");
         assert!(store.owner_alive(Some(id)).await.unwrap());
         assert!(!store.owner_alive(Some("nobody")).await.unwrap());
         assert!(!store.owner_alive(None).await.unwrap());
+    }
     }
 }

@@ -37,7 +37,7 @@ impl Store {
         .bind(by)
         .bind(now())
         .bind(reason)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(self.schedule_pause(workflow).await?.unwrap_or_else(|| Pause {
             // Unpaused by someone else between the two statements: report what was asked.
@@ -52,7 +52,7 @@ impl Store {
     pub async fn unpause_schedule(&self, workflow: &str) -> Result<Option<Pause>> {
         Ok(sqlx::query_as("DELETE FROM schedule_pauses WHERE workflow = ? RETURNING workflow, paused_by, paused_at, reason")
             .bind(workflow)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?)
     }
 
@@ -60,14 +60,14 @@ impl Store {
     pub async fn schedule_pause(&self, workflow: &str) -> Result<Option<Pause>> {
         Ok(sqlx::query_as("SELECT workflow, paused_by, paused_at, reason FROM schedule_pauses WHERE workflow = ?")
             .bind(workflow)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?)
     }
 
     /// Every paused workflow, by name.
     pub async fn paused_schedules(&self) -> Result<Vec<Pause>> {
         Ok(sqlx::query_as("SELECT workflow, paused_by, paused_at, reason FROM schedule_pauses ORDER BY workflow")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?)
     }
 }

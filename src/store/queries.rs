@@ -102,7 +102,7 @@ impl Store {
         .bind(&f.workflow)
         .bind(&f.status)
         .bind(if f.limit > 0 { f.limit } else { -1 })
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(rows)
     }
@@ -113,7 +113,7 @@ impl Store {
              FROM runs WHERE id = ?",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NoSuchRun(id))
     }
@@ -124,7 +124,7 @@ impl Store {
              FROM steps WHERE run_id = ? ORDER BY position",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?)
     }
 
@@ -137,14 +137,14 @@ impl Store {
         .bind(run_id)
         .bind(status)
         .bind(if limit > 0 { limit } else { -1 })
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?)
     }
 
     pub async fn artifacts(&self, run_id: i64) -> Result<Vec<ArtifactRow>> {
         Ok(sqlx::query_as("SELECT step_id, item_key, kind, path FROM artifacts WHERE run_id = ? ORDER BY id")
             .bind(run_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?)
     }
 
@@ -152,7 +152,7 @@ impl Store {
     pub async fn uncertain_keys(&self, run_id: i64) -> Result<Vec<LedgerRow>> {
         Ok(sqlx::query_as("SELECT key, step_id, item_key, state FROM ledger WHERE run_id = ? AND state = 'sending' ORDER BY key")
             .bind(run_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?)
     }
 
@@ -163,13 +163,13 @@ impl Store {
             "SELECT step_id, item_key FROM items WHERE run_id = ? AND status = 'failed' AND error LIKE 'uncertain: %' ORDER BY step_id, seq",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?)
     }
 
     /// Outputs of the successful items of a step, in input order, streamed.
     pub fn item_outputs(&self, run_id: i64, step_id: &str) -> BoxStream<'static, Result<Option<String>>> {
-        let pool = self.pool.clone();
+        let pool = self.pool().clone();
         let step_id = step_id.to_string();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {

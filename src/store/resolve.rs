@@ -42,7 +42,7 @@ impl Store {
         let held: Vec<(String, String, String, Option<String>)> =
             sqlx::query_as("SELECT key, step_id, item_key, owner FROM ledger WHERE run_id = ? AND state = 'sending' ORDER BY key")
                 .bind(run_id)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await
                 .map_err(StoreError::from)?;
         let picked: Vec<_> = held.into_iter().filter(|h| item_keys.is_empty() || item_keys.contains(&h.2)).collect();
@@ -65,7 +65,7 @@ impl Store {
             }
         }
         let at = now();
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let mut tx = self.pool().begin().await.map_err(StoreError::from)?;
         for (key, step_id, item_key, _) in &picked {
             match decision {
                 Resolution::Sent => {
@@ -110,7 +110,7 @@ impl Store {
     pub async fn resolutions(&self, run_id: i64) -> Result<Vec<(String, String, String, String)>> {
         Ok(sqlx::query_as("SELECT item_key, decision, decided_by, decided_at FROM resolutions WHERE run_id = ? ORDER BY id")
             .bind(run_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?)
     }
 }

@@ -41,7 +41,7 @@ impl Store {
         let rows: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT workflow, max(scheduled_for) FROM runs WHERE trigger = 'schedule' AND scheduled_for IS NOT NULL GROUP BY workflow",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
@@ -66,7 +66,7 @@ impl Store {
         .bind(&t)
         .bind(&t)
         .bind(reason)
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool())
         .await?;
         Ok(id)
     }
@@ -77,7 +77,7 @@ impl Store {
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running' AND workflow = ? AND owner = ?")
             .bind(workflow)
             .bind(&owner::me().id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         for id in &ids {
             self.finish_run(*id, RunStatus::Interrupted, Some(reason)).await?;
@@ -97,7 +97,7 @@ impl Store {
         db_file: Option<&Path>,
     ) -> Result<PruneReport> {
         let mut report = PruneReport { bytes_before: db_size(db_file), ..Default::default() };
-        let workflows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT workflow FROM runs").fetch_all(&self.pool).await?;
+        let workflows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT workflow FROM runs").fetch_all(self.pool()).await?;
         let mut doomed: Vec<i64> = Vec::new();
         for w in workflows {
             let r = rules.get(&w).copied().unwrap_or(default);
@@ -114,13 +114,13 @@ impl Store {
             .bind(&w)
             .bind(&cutoff)
             .bind(r.runs.map(i64::from))
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
             doomed.extend(ids);
         }
         // Decided on real locations (`prune.rs`): a file a run that stays lists is kept.
         let doomed_set: std::collections::HashSet<i64> = doomed.iter().copied().collect();
-        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT run_id, path FROM artifacts").fetch_all(&self.pool).await?;
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT run_id, path FROM artifacts").fetch_all(self.pool()).await?;
         let (gone, kept): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(run, _)| doomed_set.contains(run));
         let mut gone_paths: HashMap<i64, Vec<String>> = HashMap::new();
         for (run, path) in gone {
@@ -146,7 +146,7 @@ impl Store {
                 files.delete(&listed, &ids)
             })
             .await;
-            let r = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM runs WHERE id IN ({list})"))).execute(&self.pool).await?;
+            let r = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM runs WHERE id IN ({list})"))).execute(self.pool()).await?;
             report.runs_deleted += r.rows_affected();
         }
         // Owners long gone that no run or claim names any more: one row per process ever run.
@@ -157,7 +157,7 @@ impl Store {
                AND id NOT IN (SELECT owner FROM ledger WHERE owner IS NOT NULL AND state = 'sending')",
         )
         .bind(day_ago)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         self.reclaim_space().await?;
         report.bytes_after = db_size(db_file);
@@ -167,7 +167,7 @@ impl Store {
     /// Returns free pages to the file system. A run log created before incremental auto-vacuum
     /// was switched on is converted once (a full VACUUM).
     pub async fn reclaim_space(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool().acquire().await?;
         let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut *conn).await?;
         if mode != 2 {
             sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;

@@ -54,7 +54,7 @@ impl Store {
     /// synced commit (a ledger claim, the run's end) makes these durable too, in order. With a
     /// sync each, a workflow of 10,000 small steps spent most of its time in 20,000 fsyncs.
     async fn unsynced<'q>(&self, q: sqlx::query::Query<'q, Sqlite, SqliteArguments>) -> Result<()> {
-        let mut conn = Unsynced { conn: self.pool.acquire().await?, restored: false };
+        let mut conn = Unsynced { conn: self.pool().acquire().await?, restored: false };
         q.execute(&mut *conn.conn).await?;
         conn.restored = true;
         Ok(())

@@ -1,9 +1,10 @@
 //! A throwaway PostgreSQL server on 127.0.0.1 for tests, from the machine's PostgreSQL binaries.
 //! As root, PostgreSQL refuses to run, so the server runs as the `postgres` user.
+//! Also compiled into the library's own tests (`src/store/testing.rs`).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 pub(crate) struct Postgres {
     pub port: u16,
@@ -12,6 +13,9 @@ pub(crate) struct Postgres {
     as_root: bool,
     /// The account the server runs as when we are root: `postgres` where the package made it.
     user: &'static str,
+    /// The write end of a pipe a watchdog reads: when this process ends, however it ends, the
+    /// pipe closes and the watchdog stops the server and removes its folder.
+    _watchdog: Option<std::process::ChildStdin>,
 }
 
 fn bin_dir() -> PathBuf {
@@ -31,23 +35,41 @@ fn which(name: &str) -> Option<PathBuf> {
 
 impl Postgres {
     pub(crate) fn start() -> Postgres {
+        Postgres::start_with("")
+    }
+
+    /// A server with extra `postgres` options, e.g. `-c fsync=off` where no test cuts the power.
+    pub(crate) fn start_with(extra: &str) -> Postgres {
         let bin = bin_dir();
         let dir = tempfile::tempdir().unwrap();
         #[allow(unsafe_code)]
         let as_root = unsafe { libc::geteuid() } == 0;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let user = if Command::new("id").arg("postgres").output().is_ok_and(|o| o.status.success()) { "postgres" } else { "nobody" };
-        let pg = Postgres { port, dir, bin, as_root, user };
+        let mut pg = Postgres { port, dir, bin, as_root, user, _watchdog: None };
         if as_root {
             let st = Command::new("chown").arg("-R").arg(user).arg(pg.dir.path()).status().unwrap();
             assert!(st.success());
         }
         let data = pg.dir.path().join("data");
         pg.cmd("initdb", &["-D", data.to_str().unwrap(), "-U", "cx", "--auth=trust", "-E", "UTF8"]);
-        let opts = format!("-c listen_addresses=127.0.0.1 -p {port} -k {}", pg.dir.path().display());
+        let opts = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} {extra}", pg.dir.path().display());
         let log = pg.dir.path().join("log");
         pg.cmd("pg_ctl", &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &opts, "-w", "start"]);
+        pg._watchdog = pg.watchdog(&data);
         pg
+    }
+
+    fn watchdog(&self, data: &std::path::Path) -> Option<std::process::ChildStdin> {
+        let run_as = if self.as_root { format!("runuser -u {} -- ", self.user) } else { String::new() };
+        let script = format!(
+            "read _; {run_as}'{}' -D '{}' -m immediate stop >/dev/null 2>&1; rm -rf '{}'",
+            self.bin.join("pg_ctl").display(),
+            data.display(),
+            self.dir.path().display()
+        );
+        let child = Command::new("sh").arg("-c").arg(script).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        child.ok().and_then(|mut c| c.stdin.take())
     }
 
     fn cmd(&self, tool: &str, args: &[&str]) {

@@ -38,7 +38,7 @@ impl Store {
     /// One artifact of one run; `None` if the id is unknown or belongs to another run (a URL
     /// cannot reach another run's file by changing the id alone).
     pub async fn artifact(&self, run_id: i64, artifact_id: i64) -> Result<Option<ArtifactWithId>> {
-        Ok(sqlx::query_as(artifact_select!("id = ? AND run_id = ?")).bind(artifact_id).bind(run_id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as(artifact_select!("id = ? AND run_id = ?")).bind(artifact_id).bind(run_id).fetch_optional(self.pool()).await?)
     }
 
     /// A page of a run's artifacts in the order they were recorded; `after`: the previous
@@ -49,7 +49,7 @@ impl Store {
             .bind(run_id)
             .bind(after.unwrap_or(0))
             .bind(limit + 1)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         Ok(Page::from_extra(rows, limit, |a: &ArtifactWithId| a.id))
     }
@@ -60,7 +60,7 @@ impl Store {
             .bind(run_id)
             .bind(step_id)
             .bind(item_key)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?)
     }
 
@@ -71,7 +71,7 @@ impl Store {
              ORDER BY updated_at, key",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?)
     }
 }

@@ -70,7 +70,7 @@ impl Store {
             "SELECT scope, team, max(run_id) AS last_run_id, created_at AS last_created_at, count(*) AS digests
              FROM route_digests GROUP BY scope, team ORDER BY scope, team",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?)
     }
 
@@ -78,6 +78,6 @@ impl Store {
     /// up to that).
     pub async fn digest_history(&self, scope: &str, team: &str, limit: i64) -> Result<Vec<DigestPoint>> {
         let limit = if limit <= 0 { MAX_HISTORY } else { limit.min(MAX_HISTORY) };
-        Ok(sqlx::query_as(HISTORY).bind(scope).bind(team).bind(limit).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(HISTORY).bind(scope).bind(team).bind(limit).fetch_all(self.pool()).await?)
     }
 }

@@ -73,7 +73,7 @@ impl Store {
             sqlx::query_as("SELECT step_id, position FROM steps WHERE run_id = ?1 AND (?2 IS NULL OR step_id = ?2) ORDER BY position")
                 .bind(run_id)
                 .bind(&q.step)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await?;
         let mut rows: Vec<ItemRowWithSeq> = Vec::new();
         for (step_id, position) in steps {
@@ -88,7 +88,7 @@ impl Store {
                 None => {
                     let mut b = QueryBuilder::new("");
                     by_seq(&mut b, &step, q.status);
-                    b.build_query_as().fetch_all(&self.pool).await?
+                    b.build_query_as().fetch_all(self.pool()).await?
                 }
             };
             rows.extend(page);
@@ -106,7 +106,7 @@ impl Store {
                     .bind(c.row)
                     .bind(step.run_id)
                     .bind(step.step_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool())
                     .await?;
                 // The cursor's row is gone (its run was pruned): nothing of this step follows it.
                 let Some(key) = key else { return Ok(Vec::new()) };
@@ -116,7 +116,7 @@ impl Store {
         };
         let mut b = QueryBuilder::new("");
         by_key(&mut b, &step, prefix, status, after_key);
-        Ok(b.build_query_as().fetch_all(&self.pool).await?)
+        Ok(b.build_query_as().fetch_all(self.pool()).await?)
     }
 
     /// Each step's item counts, in step order.
@@ -138,7 +138,7 @@ impl Store {
                     sqlx::query_as("SELECT status, count(*) FROM items WHERE run_id = ? AND step_id = ? GROUP BY status")
                         .bind(run_id)
                         .bind(&c.step_id)
-                        .fetch_all(&self.pool)
+                        .fetch_all(self.pool())
                         .await?;
                 (c.ok, c.failed, c.skipped) = (0, 0, 0);
                 for (status, n) in counts {

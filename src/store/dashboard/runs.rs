@@ -109,7 +109,7 @@ impl Store {
         let limit = page_limit(q.limit);
         let mut b = QueryBuilder::new("");
         runs_sql(&mut b, q, limit + 1);
-        let rows: Vec<RunRow> = b.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<RunRow> = b.build_query_as().fetch_all(self.pool()).await?;
         Ok(Page::from_extra(rows, limit, |r| r.id))
     }
 
@@ -117,7 +117,7 @@ impl Store {
     /// number (a lookup per name on `runs_workflow_status`), not one query per name.
     pub async fn last_runs(&self, names: &[String]) -> Result<HashMap<String, RunRow>> {
         let json = serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
-        let rows = sqlx::query_as::<_, LastRun>(LAST_RUNS).bind(&json).fetch_all(&self.pool).await?;
+        let rows = sqlx::query_as::<_, LastRun>(LAST_RUNS).bind(&json).fetch_all(self.pool()).await?;
         Ok(rows.into_iter().map(|l| (l.name, l.run)).collect())
     }
 
@@ -127,12 +127,12 @@ impl Store {
     pub async fn workflow_summaries(&self, names: &[String], now: DateTime<Utc>) -> Result<HashMap<String, WorkflowSummary>> {
         let json = serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
         let since = stored_time(now - Duration::days(FAILURE_DAYS));
-        let last = sqlx::query_as::<_, LastRun>(LAST_RUNS).bind(&json).fetch_all(&self.pool);
+        let last = sqlx::query_as::<_, LastRun>(LAST_RUNS).bind(&json).fetch_all(self.pool());
         let recent = sqlx::query_as::<_, (String, String, i64)>(RECENT_AND_FAILURES)
             .bind(&json)
             .bind(RECENT_RUNS)
             .bind(&since)
-            .fetch_all(&self.pool);
+            .fetch_all(self.pool());
         // Two connections of the pool at once: the overview waits for the slower, not the sum.
         let (last, recent) = tokio::try_join!(last, recent)?;
         let mut out: HashMap<String, WorkflowSummary> = names.iter().map(|n| (n.clone(), WorkflowSummary::default())).collect();
@@ -165,7 +165,7 @@ impl Store {
                (SELECT count(*) FROM runs), (SELECT count(*) FROM items)
              FROM pragma_page_count() c, pragma_page_size() s, pragma_freelist_count() f",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool())
         .await?;
         Ok(RunLogStats { bytes, free_bytes, runs, items })
     }
