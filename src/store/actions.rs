@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
+use super::db::on_db;
 use super::{now, Result, Store};
 
 /// One action as the control layer records it.
@@ -45,8 +46,9 @@ pub struct ActionFilter {
 
 impl Store {
     pub async fn record_action(&self, a: NewAction<'_>) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO actions (at, actor, role, action, workflow, run_id, detail, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(
+            "INSERT INTO actions (at, actor, role, action, workflow, run_id, detail, outcome)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(now())
         .bind(a.actor)
@@ -56,18 +58,18 @@ impl Store {
         .bind(a.run_id)
         .bind(a.detail.map(|d| d.to_string()))
         .bind(a.outcome)
-        .fetch_one(self.pool())
-        .await?)
+        .fetch_one(pool)
+        .await)?)
     }
 
     /// Actions matching `filter`, newest first, with ids below `before` (keyset pagination:
     /// pass the last id of a page to get the next).
     pub async fn actions(&self, filter: &ActionFilter, before: Option<i64>, limit: i64) -> Result<Vec<ActionRow>> {
-        Ok(sqlx::query_as(
+        Ok(on_db!(&self.db, pool => sqlx::query_as(
             "SELECT id, at, actor, role, action, workflow, run_id, detail, outcome FROM actions
-             WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR actor = ?3)
-               AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR id < ?5)
-             ORDER BY id DESC LIMIT ?6",
+             WHERE ($1 IS NULL OR workflow = $1) AND ($2 IS NULL OR run_id = $2) AND ($3 IS NULL OR actor = $3)
+               AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR id < $5)
+             ORDER BY id DESC LIMIT $6",
         )
         .bind(&filter.workflow)
         .bind(filter.run_id)
@@ -75,8 +77,8 @@ impl Store {
         .bind(&filter.action)
         .bind(before)
         .bind(limit.max(0))
-        .fetch_all(self.pool())
-        .await?)
+        .fetch_all(pool)
+        .await)?)
     }
 }
 
@@ -84,10 +86,10 @@ impl Store {
 mod tests {
     use super::*;
 
+    crate::store::testing::store_test! {
     #[tokio::test]
-    async fn actions_list_newest_first_filtered_and_by_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&format!("sqlite://{}", dir.path().join("a.db").display())).await.unwrap();
+    async fn actions_list_newest_first_filtered_and_by_pages(fresh) {
+        let s = fresh.open().await;
         let detail = serde_json::json!({"reason": "maintenance"});
         for (i, w) in ["a", "b", "a", "a"].iter().enumerate() {
             let outcome = if i == 3 { "refused: already paused" } else { "ok" };
@@ -111,5 +113,6 @@ mod tests {
         assert_eq!(page2.iter().map(|r| r.id).collect::<Vec<_>>(), [1]);
         assert_eq!(s.actions(&ActionFilter::default(), None, 10).await.unwrap().len(), 4);
         assert!(s.actions(&ActionFilter { actor: Some("bo".into()), ..Default::default() }, None, 10).await.unwrap().is_empty());
+    }
     }
 }

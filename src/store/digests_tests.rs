@@ -1,12 +1,10 @@
 use std::collections::BTreeSet;
 
+use super::super::db::on_db;
 use super::super::Store;
+use crate::store::testing::store_test;
 
 const SCOPE: &str = "wf/route";
-
-async fn store(dir: &tempfile::TempDir) -> Store {
-    Store::open(&format!("sqlite://{}", dir.path().join("r.db").display())).await.unwrap()
-}
 
 async fn route(store: &Store, run_id: i64, batches: &[&[&str]]) {
     let (w, ids) = store.routing_writer(SCOPE, run_id);
@@ -26,14 +24,18 @@ fn set(ids: &[&str]) -> Option<BTreeSet<String>> {
     Some(ids.iter().map(|s| s.to_string()).collect())
 }
 
+/// The `route_routed` view: one row per scope and id, with its owning run.
 async fn view(store: &Store) -> Vec<(String, String, i64)> {
-    sqlx::query_as("SELECT scope, record_id, run_id FROM route_routed ORDER BY scope, record_id").fetch_all(store.pool()).await.unwrap()
+    on_db!(&store.db, pool => sqlx::query_as("SELECT scope, record_id, run_id FROM route_routed ORDER BY scope, record_id")
+        .fetch_all(pool)
+        .await)
+    .unwrap()
 }
 
+store_test! {
 #[tokio::test]
-async fn routed_ids_come_back_from_other_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+async fn routed_ids_come_back_from_other_runs(fresh) {
+    let s = fresh.open().await;
     assert_eq!(seen(&s, 1).await, None);
     route(&s, 1, &[&["FB-1", "FB-2"], &["q\"uote", "back\\slash é", "Ünïcødé"]]).await;
     assert_eq!(seen(&s, 2).await, set(&["FB-1", "FB-2", "q\"uote", "back\\slash é", "Ünïcødé"]));
@@ -42,11 +44,12 @@ async fn routed_ids_come_back_from_other_runs() {
     assert_eq!(s.routed_ids("other/route", 2).await.unwrap(), None);
     assert_eq!(view(&s).await.len(), 5);
 }
+}
 
+store_test! {
 #[tokio::test]
-async fn a_rerouted_id_belongs_to_its_latest_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+async fn a_rerouted_id_belongs_to_its_latest_run(fresh) {
+    let s = fresh.open().await;
     route(&s, 1, &[&["a", "b"]]).await;
     // Run 2 reroutes `b` (and routes `c`, twice in one input).
     route(&s, 2, &[&["b", "c"], &["c"]]).await;
@@ -60,11 +63,12 @@ async fn a_rerouted_id_belongs_to_its_latest_run() {
     assert_eq!(seen(&s, 1).await, set(&["c"]));
     assert_eq!(seen(&s, 2).await, set(&["a", "b"]));
 }
+}
 
+store_test! {
 #[tokio::test]
-async fn an_unfinished_writer_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+async fn an_unfinished_writer_stores_nothing(fresh) {
+    let s = fresh.open().await;
     let (w, ids) = s.routing_writer(SCOPE, 1);
     tokio::task::spawn_blocking(move || assert!(ids.send_blocking(r#"["a"]"#.into()))).await.unwrap();
     drop(w);
@@ -72,11 +76,12 @@ async fn an_unfinished_writer_stores_nothing() {
     route(&s, 2, &[&["z"]]).await;
     assert_eq!(seen(&s, 3).await, set(&["z"]));
 }
+}
 
+store_test! {
 #[tokio::test]
-async fn a_batch_that_is_not_an_id_array_fails_the_writer() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+async fn a_batch_that_is_not_an_id_array_fails_the_writer(fresh) {
+    let s = fresh.open().await;
     let (w, ids) = s.routing_writer(SCOPE, 1);
     tokio::task::spawn_blocking(move || {
         ids.send_blocking(r#"["a", 1]"#.into());
@@ -86,6 +91,7 @@ async fn a_batch_that_is_not_an_id_array_fails_the_writer() {
     let e = w.finish(Vec::new()).await.unwrap_err().to_string();
     assert!(e.contains("not a JSON array of strings"), "{e}");
     assert_eq!(seen(&s, 2).await, None);
+}
 }
 
 /// A run log from before migration 0012 (one row per id) is upgraded in place: every id stays
@@ -126,7 +132,7 @@ async fn upgrade_keeps_what_was_routed() {
     let not_run_2: BTreeSet<String> = all.iter().filter(|id| id.as_str() < "FB-07000" || id.starts_with('Ü')).cloned().collect();
     assert_eq!(seen(&s, 2).await, Some(not_run_2));
     assert_eq!(s.routed_ids("other/route", 9).await.unwrap(), Some("é\"x\n".into()));
-    let batches: i64 = sqlx::query_scalar("SELECT count(*) FROM route_routed_ids").fetch_one(s.pool()).await.unwrap();
+    let batches: i64 = on_db!(&s.db, pool => sqlx::query_scalar("SELECT count(*) FROM route_routed_ids").fetch_one(pool).await).unwrap();
     assert_eq!(batches, 5, "7,000 ids of run 1 in two batches, 5,000 of run 2 in one, two of run 3");
     let v = view(&s).await;
     assert_eq!(v.len(), 12_002);
@@ -135,4 +141,34 @@ async fn upgrade_keeps_what_was_routed() {
     route(&s, 4, &[&["FB-00001", "new"]]).await;
     assert_eq!(seen(&s, 4).await.unwrap().len(), 12_000);
     assert!(seen(&s, 1).await.unwrap().contains("new"));
+}
+
+/// On PostgreSQL two runs of one step can route at the same time (on SQLite the second waits for
+/// the first's write lock). The run that commits last owns the ids both routed, even when its
+/// batch was inserted first.
+#[tokio::test]
+async fn on_postgres_the_run_that_commits_last_owns_what_both_routed() {
+    let fresh = crate::store::testing::postgres().await;
+    let s = fresh.open().await;
+    let (first, ids) = s.routing_writer(SCOPE, 1);
+    tokio::task::spawn_blocking(move || assert!(ids.send_blocking(r#"["x", "a"]"#.into()))).await.unwrap();
+    // Wait for run 1's batch to be inserted: a sequence moves outside transactions.
+    let started = std::time::Instant::now();
+    loop {
+        let used: bool =
+            on_db!(&s.db, pool => sqlx::query_scalar("SELECT is_called FROM route_routed_ids_id_seq").fetch_one(pool).await).unwrap();
+        if used {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "run 1's batch was never inserted");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Run 2 routes `x` too, with a later batch, and commits first.
+    route(&s, 2, &[&["x", "b"]]).await;
+    assert_eq!(seen(&s, 3).await, set(&["x", "b"]));
+    first.finish(Vec::new()).await.unwrap();
+    let w = |id: &str, run| (SCOPE.to_string(), id.to_string(), run);
+    assert_eq!(view(&s).await, vec![w("a", 1), w("b", 2), w("x", 1)]);
+    assert_eq!(seen(&s, 1).await, set(&["b"]));
+    assert_eq!(seen(&s, 2).await, set(&["a", "x"]));
 }

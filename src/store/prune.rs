@@ -101,11 +101,12 @@ mod tests {
         assert!(!root.join("digests/old.html").exists() && !root.join("run-1").exists());
     }
 
+    crate::store::testing::store_test! {
     #[tokio::test]
-    async fn prune_keeps_files_outside_the_folder_and_files_a_kept_run_lists() {
-        use crate::store::{NewRun, RunStatus, Store, TriggerKind};
+    async fn prune_keeps_files_outside_the_folder_and_files_a_kept_run_lists(fresh) {
+        use crate::store::{NewRun, RunStatus, TriggerKind};
         let d = tempfile::tempdir().unwrap();
-        let s = Store::open(&format!("sqlite://{}", d.path().join("runs.db").display())).await.unwrap();
+        let s = fresh.open().await;
         let arts = d.path().join("artifacts");
         std::fs::create_dir_all(arts.join("digests")).unwrap();
         std::fs::write(arts.join("digests/team.html"), "latest digest").unwrap();
@@ -135,5 +136,6 @@ mod tests {
         assert_eq!((r.runs_deleted, r.files_deleted), (1, 0), "{r:?}");
         assert_eq!(std::fs::read_to_string(d.path().join("report.csv")).unwrap(), "the user's");
         assert_eq!(std::fs::read_to_string(arts.join("digests/team.html")).unwrap(), "latest digest");
+    }
     }
 }

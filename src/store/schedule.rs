@@ -6,6 +6,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
+use super::db::{on_db, Db};
 use super::prune::ArtifactFiles;
 use super::{now, owner, Result, Store};
 use crate::engine::log::RunStatus;
@@ -38,11 +39,11 @@ fn fmt_time(t: DateTime<Utc>) -> String {
 impl Store {
     /// The latest fire time each workflow was scheduled for (run or skipped).
     pub async fn last_fire_times(&self) -> Result<HashMap<String, DateTime<Utc>>> {
-        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(String, Option<String>)> = on_db!(&self.db, pool => sqlx::query_as(
             "SELECT workflow, max(scheduled_for) FROM runs WHERE trigger = 'schedule' AND scheduled_for IS NOT NULL GROUP BY workflow",
         )
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows
             .into_iter()
             .filter_map(|(w, t)| {
@@ -56,9 +57,9 @@ impl Store {
     /// the reason; it shows in `cxflow runs` with status `skipped`.
     pub async fn record_skipped(&self, workflow: &str, file: &str, fire: Option<DateTime<Utc>>, reason: &str) -> Result<i64> {
         let t = now();
-        let id = sqlx::query_scalar(
+        let id = on_db!(&self.db, pool => sqlx::query_scalar(
             "INSERT INTO runs (workflow, file, trigger, params, scheduled_for, started_at, finished_at, status, error)
-             VALUES (?, ?, 'schedule', '{}', ?, ?, ?, 'skipped', ?) RETURNING id",
+             VALUES ($1, $2, 'schedule', '{}', $3, $4, $5, 'skipped', $6) RETURNING id",
         )
         .bind(workflow)
         .bind(file)
@@ -66,19 +67,21 @@ impl Store {
         .bind(&t)
         .bind(&t)
         .bind(reason)
-        .fetch_one(self.pool())
-        .await?;
+        .fetch_one(pool)
+        .await)?;
         Ok(id)
     }
 
     /// Marks this process's still-running runs of `workflow` interrupted (they did not finish
     /// within the shutdown deadline). Returns their ids.
     pub async fn interrupt_own_runs(&self, workflow: &str, reason: &str) -> Result<Vec<i64>> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running' AND workflow = ? AND owner = ?")
-            .bind(workflow)
-            .bind(&owner::me().id)
-            .fetch_all(self.pool())
-            .await?;
+        let ids: Vec<i64> = on_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT id FROM runs WHERE status = 'running' AND workflow = $1 AND owner = $2",
+        )
+        .bind(workflow)
+        .bind(&owner::me().id)
+        .fetch_all(pool)
+        .await)?;
         for id in &ids {
             self.finish_run(*id, RunStatus::Interrupted, Some(reason)).await?;
         }
@@ -96,8 +99,9 @@ impl Store {
         artifacts_root: &Path,
         db_file: Option<&Path>,
     ) -> Result<PruneReport> {
-        let mut report = PruneReport { bytes_before: db_size(db_file), ..Default::default() };
-        let workflows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT workflow FROM runs").fetch_all(self.pool()).await?;
+        let mut report = PruneReport { bytes_before: self.run_log_size(db_file).await?, ..Default::default() };
+        let workflows: Vec<String> =
+            on_db!(&self.db, pool => sqlx::query_scalar("SELECT DISTINCT workflow FROM runs").fetch_all(pool).await)?;
         let mut doomed: Vec<i64> = Vec::new();
         for w in workflows {
             let r = rules.get(&w).copied().unwrap_or(default);
@@ -106,21 +110,22 @@ impl Store {
             }
             let cutoff =
                 r.days.map(|d| (Utc::now() - chrono::Duration::days(i64::from(d))).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM runs WHERE workflow = ?1 AND status != 'running' AND (
-                    (?2 IS NOT NULL AND started_at < ?2)
-                    OR (?3 IS NOT NULL AND id NOT IN (SELECT id FROM runs WHERE workflow = ?1 ORDER BY id DESC LIMIT ?3)))",
+            let ids: Vec<i64> = on_db!(&self.db, pool => sqlx::query_scalar(
+                "SELECT id FROM runs WHERE workflow = $1 AND status != 'running' AND (
+                    ($2 IS NOT NULL AND started_at < $2)
+                    OR ($3 IS NOT NULL AND id NOT IN (SELECT id FROM runs WHERE workflow = $1 ORDER BY id DESC LIMIT $3)))",
             )
             .bind(&w)
             .bind(&cutoff)
             .bind(r.runs.map(i64::from))
-            .fetch_all(self.pool())
-            .await?;
+            .fetch_all(pool)
+            .await)?;
             doomed.extend(ids);
         }
         // Decided on real locations (`prune.rs`): a file a run that stays lists is kept.
         let doomed_set: std::collections::HashSet<i64> = doomed.iter().copied().collect();
-        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT run_id, path FROM artifacts").fetch_all(self.pool()).await?;
+        let rows: Vec<(i64, String)> =
+            on_db!(&self.db, pool => sqlx::query_as("SELECT run_id, path FROM artifacts").fetch_all(pool).await)?;
         let (gone, kept): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(run, _)| doomed_set.contains(run));
         let mut gone_paths: HashMap<i64, Vec<String>> = HashMap::new();
         for (run, path) in gone {
@@ -146,28 +151,37 @@ impl Store {
                 files.delete(&listed, &ids)
             })
             .await;
-            let r = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM runs WHERE id IN ({list})"))).execute(self.pool()).await?;
-            report.runs_deleted += r.rows_affected();
+            // Not a run resumed since it was picked (its files may be gone, its rows stay).
+            let sql = format!("DELETE FROM runs WHERE id IN ({list}) AND status != 'running'");
+            report.runs_deleted +=
+                on_db!(&self.db, pool => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await.map(|r| r.rows_affected()))?;
         }
         // Owners long gone that no run or claim names any more: one row per process ever run.
         let day_ago = (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        sqlx::query(
-            "DELETE FROM owners WHERE expires_at < ?
+        on_db!(&self.db, pool => sqlx::query(
+            "DELETE FROM owners WHERE expires_at < $1
                AND id NOT IN (SELECT owner FROM runs WHERE owner IS NOT NULL)
                AND id NOT IN (SELECT owner FROM ledger WHERE owner IS NOT NULL AND state = 'sending')",
         )
         .bind(day_ago)
-        .execute(self.pool())
-        .await?;
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         self.reclaim_space().await?;
-        report.bytes_after = db_size(db_file);
+        report.bytes_after = self.run_log_size(db_file).await?;
         Ok(report)
     }
 
-    /// Returns free pages to the file system. A run log created before incremental auto-vacuum
-    /// was switched on is converted once (a full VACUUM).
+    /// Returns free pages to the file system. A SQLite run log created before incremental
+    /// auto-vacuum was switched on is converted once (a full VACUUM). On PostgreSQL, deleting
+    /// is enough: autovacuum makes the space of deleted rows reusable (it is not given back to
+    /// the file system, which only `VACUUM FULL` does, locking the tables while it runs).
     pub async fn reclaim_space(&self) -> Result<()> {
-        let mut conn = self.pool().acquire().await?;
+        let pool = match &self.db {
+            Db::Sqlite(pool) => pool,
+            Db::Pg(_) => return Ok(()),
+        };
+        let mut conn = pool.acquire().await?;
         let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut *conn).await?;
         if mode != 2 {
             sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
@@ -188,23 +202,41 @@ async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
     }
 }
 
-fn db_size(f: Option<&Path>) -> u64 {
-    f.and_then(|f| std::fs::metadata(f).ok()).map_or(0, |m| m.len())
+impl Store {
+    /// The run log's size in bytes: the SQLite file's (`db_file`, 0 when not given), or the
+    /// PostgreSQL database's.
+    async fn run_log_size(&self, db_file: Option<&Path>) -> Result<u64> {
+        match &self.db {
+            Db::Sqlite(_) => Ok(db_file.and_then(|f| std::fs::metadata(f).ok()).map_or(0, |m| m.len())),
+            Db::Pg(pool) => {
+                let n: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(pool).await?;
+                Ok(n.max(0) as u64)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::store_test;
     use crate::store::{NewRun, RunStatus, TriggerKind};
 
-    async fn store(dir: &Path) -> Store {
-        Store::open(&format!("sqlite://{}", dir.join("runs.db").display())).await.unwrap()
+    /// A run's status, read directly: these tests check this module, not `Store::run`
+    /// (`queries.rs`).
+    async fn status(s: &Store, id: i64) -> String {
+        on_db!(&s.db, pool => sqlx::query_scalar("SELECT status FROM runs WHERE id = $1").bind(id).fetch_one(pool).await).unwrap()
     }
 
+    async fn runs_of(s: &Store, workflow: &str) -> i64 {
+        on_db!(&s.db, pool => sqlx::query_scalar("SELECT count(*) FROM runs WHERE workflow = $1").bind(workflow).fetch_one(pool).await)
+            .unwrap()
+    }
+
+    store_test! {
     #[tokio::test]
-    async fn last_fire_and_skips() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path()).await;
+    async fn last_fire_and_skips(fresh) {
+        let s = fresh.open().await;
         let t1: DateTime<Utc> = "2025-06-02T02:30:00Z".parse().unwrap();
         let t2: DateTime<Utc> = "2025-06-03T02:30:00Z".parse().unwrap();
         let p = serde_json::json!({});
@@ -218,13 +250,15 @@ mod tests {
         assert_eq!(m.get("b"), None);
         let ids = s.interrupt_own_runs("a", "deadline").await.unwrap();
         assert_eq!(ids.len(), 1);
-        assert_eq!(s.run(ids[0]).await.unwrap().status.as_str(), "interrupted");
+        assert_eq!(status(&s, ids[0]).await, "interrupted");
+    }
     }
 
+    store_test! {
     #[tokio::test]
-    async fn prune_keeps_n_runs_deletes_artifacts_and_shrinks_the_file() {
+    async fn prune_keeps_n_runs_deletes_artifacts_and_shrinks_the_file(fresh) {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path()).await;
+        let s = fresh.open().await;
         let arts = dir.path().join("artifacts");
         let p = serde_json::json!({"pad": "x".repeat(20_000)});
         let mut ids = Vec::new();
@@ -251,20 +285,25 @@ mod tests {
             .await
             .unwrap();
         s.reclaim_space().await.unwrap();
-        let db = dir.path().join("runs.db");
+        // The SQLite file (not there on PostgreSQL, whose database's own size is reported).
+        let db = fresh.url.strip_prefix("sqlite://").map(std::path::PathBuf::from);
         let mut rules = HashMap::new();
         rules.insert("a".to_string(), Retention { days: None, runs: Some(5) });
-        let r = s.prune(Retention::default(), &rules, &arts, Some(&db)).await.unwrap();
+        let r = s.prune(Retention::default(), &rules, &arts, db.as_deref()).await.unwrap();
         assert_eq!(r.runs_deleted, 36, "{r:?}");
         assert_eq!(r.files_deleted, 36);
-        assert!(r.bytes_after < r.bytes_before / 2, "{r:?}");
+        match s.backend() {
+            crate::store::Backend::Sqlite => assert!(r.bytes_after < r.bytes_before / 2, "{r:?}"),
+            // Deleted rows' space is reused, not given back: the database's size is reported as it is.
+            crate::store::Backend::Postgres => assert!(r.bytes_before > 0 && r.bytes_after > 0, "{r:?}"),
+        }
         assert!(!arts.join(format!("run-{}", ids[0])).exists());
         assert!(arts.join(format!("run-{}", ids[39])).exists());
-        assert_eq!(s.run(running).await.unwrap().status.as_str(), "running");
-        let left = s.runs(&crate::store::RunFilter { workflow: Some("a".into()), ..Default::default() }).await.unwrap();
-        assert_eq!(left.len(), 5);
+        assert_eq!(status(&s, running).await, "running");
+        assert_eq!(runs_of(&s, "a").await, 5, "the newest 5, the running one among them");
         // Days-based: the runs left all started today, so a 1-day rule keeps them.
-        let r = s.prune(Retention { days: Some(1), runs: None }, &HashMap::new(), &arts, Some(&db)).await.unwrap();
+        let r = s.prune(Retention { days: Some(1), runs: None }, &HashMap::new(), &arts, db.as_deref()).await.unwrap();
         assert_eq!(r.runs_deleted, 0);
+    }
     }
 }

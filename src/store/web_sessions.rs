@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
+use super::db::on_db;
 use super::{Result, Store};
 
 /// A live session as the dashboard needs it.
@@ -37,32 +38,34 @@ impl Store {
     /// Records a new session; expired ones are deleted on the way (logins are rare, sessions few).
     pub async fn create_web_session(&self, id_hash: &str, s: &WebSession, life: SessionLife, now: DateTime<Utc>) -> Result<()> {
         let t = text(now);
-        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= ?1 OR last_seen <= ?2")
+        on_db!(&self.db, pool => sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1 OR last_seen <= $2")
             .bind(&t)
             .bind(text(now - life.idle))
-            .execute(self.pool())
-            .await?;
-        sqlx::query(
-            "INSERT INTO web_sessions (id_hash, user_name, csrf_token, created_at, last_seen, expires_at) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        on_db!(&self.db, pool => sqlx::query(
+            "INSERT INTO web_sessions (id_hash, user_name, csrf_token, created_at, last_seen, expires_at) VALUES ($1, $2, $3, $4, $4, $5)",
         )
         .bind(id_hash)
         .bind(&s.user)
         .bind(&s.csrf_token)
         .bind(&t)
         .bind(text(now + life.absolute))
-        .execute(self.pool())
-        .await?;
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// The session if it is still live at `now` (marking it used); None when it is unknown or
     /// has expired (an expired one is deleted).
     pub async fn use_web_session(&self, id_hash: &str, life: SessionLife, now: DateTime<Utc>) -> Result<Option<WebSession>> {
-        let row: Option<(String, String, String, String)> =
-            sqlx::query_as("SELECT user_name, csrf_token, last_seen, expires_at FROM web_sessions WHERE id_hash = ?1")
+        let row: Option<(String, String, String, String)> = on_db!(&self.db, pool =>
+            sqlx::query_as("SELECT user_name, csrf_token, last_seen, expires_at FROM web_sessions WHERE id_hash = $1")
                 .bind(id_hash)
-                .fetch_optional(self.pool())
-                .await?;
+                .fetch_optional(pool)
+                .await)?;
         let Some((user, csrf_token, last_seen, expires_at)) = row else { return Ok(None) };
         let t = text(now);
         if expires_at <= t || last_seen <= text(now - life.idle) {
@@ -70,14 +73,23 @@ impl Store {
             return Ok(None);
         }
         if last_seen <= text(now - TOUCH_EVERY) {
-            sqlx::query("UPDATE web_sessions SET last_seen = ?1 WHERE id_hash = ?2").bind(&t).bind(id_hash).execute(self.pool()).await?;
+            on_db!(&self.db, pool => sqlx::query("UPDATE web_sessions SET last_seen = $1 WHERE id_hash = $2")
+                .bind(&t)
+                .bind(id_hash)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()))?;
         }
         Ok(Some(WebSession { user, csrf_token }))
     }
 
     /// Logs a session out (nothing happens for an unknown one).
     pub async fn delete_web_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM web_sessions WHERE id_hash = ?1").bind(id_hash).execute(self.pool()).await?;
+        on_db!(&self.db, pool => sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }
@@ -86,19 +98,14 @@ impl Store {
 mod tests {
     use super::*;
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&format!("sqlite://{}", dir.path().join("log.sqlite").display())).await.unwrap();
-        (dir, s)
-    }
-
     fn session() -> WebSession {
         WebSession { user: "alice".into(), csrf_token: "c".into() }
     }
 
+    crate::store::testing::store_test! {
     #[tokio::test]
-    async fn a_session_lives_until_idle_or_absolute_expiry() {
-        let (_d, s) = store().await;
+    async fn a_session_lives_until_idle_or_absolute_expiry(fresh) {
+        let s = fresh.open().await;
         let life = SessionLife::default();
         let t0 = Utc::now();
         s.create_web_session("h1", &session(), life, t0).await.unwrap();
@@ -116,15 +123,19 @@ mod tests {
         assert_eq!(s.use_web_session("h2", life, t0 + Duration::hours(11)).await.unwrap(), Some(session()));
         assert_eq!(s.use_web_session("h2", life, t0 + Duration::hours(23) + Duration::minutes(1)).await.unwrap(), None);
     }
+    }
 
+    crate::store::testing::store_test! {
     #[tokio::test]
-    async fn logout_deletes_and_only_the_hash_is_stored() {
-        let (_d, s) = store().await;
+    async fn logout_deletes_and_only_the_hash_is_stored(fresh) {
+        let s = fresh.open().await;
         let life = SessionLife::default();
         s.create_web_session("h1", &session(), life, Utc::now()).await.unwrap();
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id_hash FROM web_sessions").fetch_all(s.pool()).await.unwrap();
+        let ids: Vec<String> =
+            on_db!(&s.db, pool => sqlx::query_scalar("SELECT id_hash FROM web_sessions").fetch_all(pool).await).unwrap();
         assert_eq!(ids, ["h1"]);
         s.delete_web_session("h1").await.unwrap();
         assert_eq!(s.use_web_session("h1", life, Utc::now()).await.unwrap(), None);
+    }
     }
 }
