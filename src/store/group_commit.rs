@@ -5,19 +5,68 @@
 //! is done.
 //! Confirms and releases share the queue: a second, unsynced queue for them was measured slower
 //! (the two writers then take turns at the write lock instead of sharing a commit).
+//! On PostgreSQL the batch is one transaction of its statements, sent one by one (a query with
+//! arguments holds one statement there): one commit, so one flush of the WAL, for all of them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex, OnceCell};
 
+use super::db::Db;
 use super::{Result, StoreError};
 
-/// One ledger statement: SQL and its text/integer arguments, in order. Plain `?` placeholders
-/// only, never `?N`: a batch's statements are sent as one query and bound in sequence.
+/// A ledger statement, written once with `$1, $2, …`: each number once, in the order they
+/// appear, so that the same arguments, in order, bind to it on both databases. PostgreSQL runs
+/// this text. SQLite runs it with a plain `?` for each: a batch's statements are joined into one
+/// query whose arguments bind in sequence across them, where `$N` would count from the start of
+/// the whole query.
+pub(crate) struct Statement {
+    text: &'static str,
+    sqlite: OnceLock<String>,
+}
+
+impl Statement {
+    pub(crate) const fn new(text: &'static str) -> Statement {
+        Statement { text, sqlite: OnceLock::new() }
+    }
+
+    /// PostgreSQL's text (`$1, $2, …`).
+    pub(crate) fn pg(&'static self) -> &'static str {
+        self.text
+    }
+
+    /// SQLite's text (`?`), made on first use.
+    pub(crate) fn sqlite(&'static self) -> &'static str {
+        self.sqlite.get_or_init(|| plain_placeholders(self.text))
+    }
+}
+
+/// `sql` with each `$N` replaced by `?`; panics unless they are `$1, $2, …` in order, each once
+/// (a mistake in a statement of this module, which every ledger test would meet at once).
+fn plain_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut next = 1;
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
+        let n: usize = rest[at + 1..at + 1 + digits].parse().unwrap_or(0);
+        assert_eq!(n, next, "ledger statement placeholders must be $1, $2, … in order, each once: {sql}");
+        out.push('?');
+        next += 1;
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One ledger statement with its text/integer arguments, in order, and the delivery key it
+/// writes (PostgreSQL's batches take the keys' row locks in key order).
 pub(crate) struct Write {
-    pub sql: &'static str,
+    pub sql: &'static Statement,
+    pub key: String,
     pub args: Vec<Arg>,
 }
 
@@ -47,12 +96,16 @@ const MAX_BATCH: usize = 64;
 
 impl GroupCommit {
     /// Runs `write` in the next batch; returns the rows it changed once the batch is committed.
-    pub(crate) async fn write(&self, pool: &SqlitePool, gate: &Arc<Mutex<()>>, write: Write) -> Result<u64> {
+    pub(crate) async fn write(&self, db: &Db, gate: &Arc<Mutex<()>>, write: Write) -> Result<u64> {
         let tx = self
             .tx
             .get_or_init(|| async {
                 let (tx, rx) = mpsc::channel(1024);
-                tokio::spawn(writer(pool.clone(), gate.clone(), rx));
+                let to = match db {
+                    Db::Sqlite(pool) => Committer::Sqlite { pool: pool.clone(), gate: gate.clone(), held: None },
+                    Db::Pg(pool) => Committer::Pg { pool: pool.clone(), held: None },
+                };
+                tokio::spawn(writer(to, rx));
                 tx
             })
             .await;
@@ -62,11 +115,15 @@ impl GroupCommit {
     }
 }
 
-async fn writer(pool: SqlitePool, gate: Arc<Mutex<()>>, mut rx: mpsc::Receiver<Job>) {
+/// Where the writer commits its batches. Each keeps one connection of its own between batches:
+/// taking one from the pool each time put a wait for the pool on the path of every email.
+enum Committer {
+    Sqlite { pool: SqlitePool, gate: Arc<Mutex<()>>, held: Option<PoolConnection<Sqlite>> },
+    Pg { pool: PgPool, held: Option<PoolConnection<Postgres>> },
+}
+
+async fn writer(mut to: Committer, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::new();
-    // One connection of its own, kept between batches: taking one from the pool each time
-    // put a wait for the pool on the path of every email.
-    let mut held: Option<PoolConnection<Sqlite>> = None;
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -75,13 +132,23 @@ async fn writer(pool: SqlitePool, gate: Arc<Mutex<()>>, mut rx: mpsc::Receiver<J
                 Err(_) => break,
             }
         }
-        // Like statements together, so a batch is one of few distinct queries and its prepared
-        // form is reused. Jobs in one batch were sent concurrently, so any order is one they
-        // could have arrived in (a key's confirm is only sent once its claim was answered).
-        batch.sort_by_key(|j| j.write.sql.as_ptr() as usize);
-        let results = {
-            let _gate = gate.lock().await;
-            commit(&pool, &mut held, &batch).await
+        // Jobs in one batch were sent concurrently, so any order is one they could have arrived
+        // in (a key's confirm is only sent once its claim was answered).
+        let results = match &mut to {
+            Committer::Sqlite { pool, gate, held } => {
+                // Like statements together, so a batch is one of few distinct queries and its
+                // prepared form is reused.
+                batch.sort_by_key(|j| j.write.sql as *const Statement as usize);
+                let _gate = gate.lock().await;
+                commit(pool, held, &batch).await
+            }
+            Committer::Pg { pool, held } => {
+                // In key order (stable: a key's writes keep theirs): every batch, of this process
+                // or another, then takes its row locks in one order, and no two wait for each
+                // other in a circle (a deadlock, which PostgreSQL breaks by failing one of them).
+                batch.sort_by(|a, b| a.write.key.cmp(&b.write.key));
+                commit_pg(pool, held, &batch).await
+            }
         };
         for (job, r) in batch.drain(..).zip(results) {
             let _ = job.done.send(r);
@@ -117,10 +184,7 @@ async fn commit_on(conn: &mut sqlx::SqliteConnection, batch: &[Job]) -> Vec<Resu
     let fail_all = |e: &dyn std::fmt::Display| batch.iter().map(|_| Err(StoreError::Batch(e.to_string()))).collect();
     // Alone, a statement commits by itself: the same sync, two statements fewer.
     if let [job] = batch {
-        let mut q = sqlx::query(job.write.sql);
-        for a in &job.write.args {
-            q = bind(q, a);
-        }
+        let q = bind_all(sqlx::query(job.write.sql.sqlite()), &job.write.args);
         return vec![q.execute(&mut *conn).await.map(|r| r.rows_affected()).map_err(StoreError::from)];
     }
     // The whole batch as one multi-statement query: sqlx hands each query to the connection's
@@ -129,7 +193,7 @@ async fn commit_on(conn: &mut sqlx::SqliteConnection, batch: &[Job]) -> Vec<Resu
     let mut sql = String::from("BEGIN IMMEDIATE;");
     let mut q_args = sqlx::sqlite::SqliteArguments::default();
     for job in batch {
-        sql.push_str(job.write.sql);
+        sql.push_str(job.write.sql.sqlite());
         sql.push(';');
         for a in &job.write.args {
             add(&mut q_args, a);
@@ -151,15 +215,77 @@ async fn commit_on(conn: &mut sqlx::SqliteConnection, batch: &[Job]) -> Vec<Resu
     }
 }
 
-fn bind<'q>(
-    q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
-    a: &Arg,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
-    match a {
-        Arg::Text(s) => q.bind(s.as_str()),
-        Arg::OptText(s) => q.bind(s.as_deref()),
-        Arg::Int(n) => q.bind(*n),
+/// On PostgreSQL: the batch's statements one by one in one transaction (one statement alone
+/// commits by itself). A deadlock or serialization failure rolled all of it back: it is tried
+/// again. Any other failure fails every statement of the batch, none of which happened.
+async fn commit_pg(pool: &PgPool, held: &mut Option<PoolConnection<Postgres>>, batch: &[Job]) -> Vec<Result<u64>> {
+    let fail_all = |e: &dyn std::fmt::Display| batch.iter().map(|_| Err(StoreError::Batch(e.to_string()))).collect();
+    let mut conn = match held.take() {
+        Some(c) => c,
+        None => match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => return fail_all(&e),
+        },
+    };
+    let mut tries = 0;
+    let changed = loop {
+        match commit_pg_on(&mut conn, batch).await {
+            Err(e) if tries < 5 && retryable(&e) => tries += 1,
+            r => break r,
+        }
+    };
+    match changed {
+        Ok(c) => {
+            *held = Some(conn);
+            c.into_iter().map(Ok).collect()
+        }
+        Err(e) => {
+            // The connection may be what failed: a new one next time.
+            conn.close_on_drop();
+            fail_all(&e)
+        }
     }
+}
+
+async fn commit_pg_on(conn: &mut sqlx::PgConnection, batch: &[Job]) -> std::result::Result<Vec<u64>, sqlx::Error> {
+    use sqlx::Connection;
+    if let [job] = batch {
+        let q = bind_all(sqlx::query(job.write.sql.pg()), &job.write.args);
+        return Ok(vec![q.execute(&mut *conn).await?.rows_affected()]);
+    }
+    let mut tx = conn.begin().await?;
+    let mut changed = Vec::with_capacity(batch.len());
+    for job in batch {
+        let q = bind_all(sqlx::query(job.write.sql.pg()), &job.write.args);
+        changed.push(q.execute(&mut *tx).await?.rows_affected());
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
+/// PostgreSQL rolled the transaction back for its own reasons: a deadlock (40P01) or a
+/// serialization failure (40001).
+fn retryable(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
+}
+
+fn bind_all<'q, DB: sqlx::Database>(
+    mut q: sqlx::query::Query<'q, DB, DB::Arguments>,
+    args: &'q [Arg],
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s.as_str()),
+            Arg::OptText(s) => q.bind(s.as_deref()),
+            Arg::Int(n) => q.bind(*n),
+        };
+    }
+    q
 }
 
 fn add(args: &mut sqlx::sqlite::SqliteArguments, a: &Arg) {
@@ -170,4 +296,31 @@ fn add(args: &mut sqlx::sqlite::SqliteArguments, a: &Arg) {
         Arg::OptText(s) => args.add(s.as_deref()),
         Arg::Int(n) => args.add(*n),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_placeholders;
+
+    #[test]
+    fn sqlite_spells_each_numbered_placeholder_as_a_plain_one() {
+        assert_eq!(
+            plain_placeholders("SELECT $1, $2 WHERE a = $3 AND b IS NOT DISTINCT FROM $4"),
+            "SELECT ?, ? WHERE a = ? AND b IS NOT DISTINCT FROM ?"
+        );
+        assert_eq!(plain_placeholders("SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11"), "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?");
+        assert_eq!(plain_placeholders("DELETE FROM t"), "DELETE FROM t");
+    }
+
+    #[test]
+    #[should_panic(expected = "in order, each once")]
+    fn a_placeholder_out_of_order_is_refused() {
+        plain_placeholders("SELECT $2, $1");
+    }
+
+    #[test]
+    #[should_panic(expected = "in order, each once")]
+    fn a_placeholder_used_twice_is_refused() {
+        plain_placeholders("SELECT $1, $1");
+    }
 }

@@ -4,8 +4,10 @@
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
+use sqlx::{Database, QueryBuilder};
 use tokio::sync::{mpsc, oneshot};
 
+use super::db::{on_db, Db};
 use super::{now, Result, Store};
 use crate::engine::log::ItemResult;
 
@@ -89,12 +91,27 @@ impl Store {
         ItemWriter { tx, failed }
     }
 
+    /// Item results need no sync of their own: lost on a power cut, the item is redone by the
+    /// resume and the ledger (synced) keeps it from being delivered twice. Only the claims pay
+    /// for a sync, and each of them makes these durable too.
     async fn write_items(&self, batch: &[ItemResult]) -> Result<()> {
+        let pool = match &self.db {
+            Db::Sqlite(pool) => pool,
+            Db::Pg(pool) => {
+                // `SET LOCAL` lasts for this transaction only: no connection goes back to the
+                // pool without its sync, however this ends.
+                let mut tx = pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
+                let at = now();
+                for chunk in distinct_chunks(batch) {
+                    upsert_items(chunk, &at).build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                return Ok(());
+            }
+        };
         let _gate = self.write_gate.lock().await;
-        let mut conn = self.pool().acquire().await?;
-        // Item results need no sync of their own: lost on a power cut, the item is redone by the
-        // resume and the ledger (synced) keeps it from being delivered twice. Only the claims pay
-        // for `synchronous = FULL`, and each of their syncs makes these durable too.
+        let mut conn = pool.acquire().await?;
+        // `synchronous = FULL` only for the claims.
         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
         let mut written = write_items_on(&mut conn, batch).await;
         let restored = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await;
@@ -115,44 +132,148 @@ impl Store {
 
     /// Keys of the items of a step that already succeeded (or were skipped) in a run: a resume leaves them be.
     pub async fn done_keys(&self, run_id: i64, step_id: &str) -> Result<HashSet<String>> {
-        let keys: Vec<String> =
-            sqlx::query_scalar("SELECT item_key FROM items WHERE run_id = ? AND step_id = ? AND status IN ('ok', 'skipped')")
-                .bind(run_id)
-                .bind(step_id)
-                .fetch_all(self.pool())
-                .await?;
+        let keys: Vec<String> = on_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT item_key FROM items WHERE run_id = $1 AND step_id = $2 AND status IN ('ok', 'skipped')",
+        )
+        .bind(run_id)
+        .bind(step_id)
+        .fetch_all(pool)
+        .await)?;
         Ok(keys.into_iter().collect())
     }
 }
 
+/// Multi-row INSERTs: sqlx's per-statement cost, not SQLite, is what limits one-row inserts.
+const ROWS_PER_STATEMENT: usize = 500;
+
 async fn write_items_on(conn: &mut sqlx::SqliteConnection, batch: &[ItemResult]) -> Result<()> {
     use sqlx::Connection;
-    // Multi-row INSERTs: sqlx's per-statement cost, not SQLite, is what limits one-row inserts.
-    const ROWS_PER_STATEMENT: usize = 500;
     let mut tx = conn.begin().await?;
     let at = now();
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO items (run_id, step_id, item_key, seq, status, attempts, error, output, finished_at) ",
-        );
-        q.push_values(chunk, |mut b, r| {
-            b.push_bind(r.run_id)
-                .push_bind(&r.step_id)
-                .push_bind(&r.key)
-                .push_bind(r.seq)
-                .push_bind(r.status.as_str())
-                .push_bind(r.attempts as i64)
-                .push_bind(&r.error)
-                .push_bind(r.output.as_ref().map(|o| o.to_string()))
-                .push_bind(&at);
-        });
-        q.push(
-            " ON CONFLICT (run_id, step_id, item_key) DO UPDATE SET status = excluded.status,
-               attempts = items.attempts + excluded.attempts, error = excluded.error,
-               output = excluded.output, finished_at = excluded.finished_at",
-        );
-        q.build().execute(&mut *tx).await?;
+        upsert_items(chunk, &at).build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// One statement writing `rows` (a result again for an item adds its attempts).
+fn upsert_items<'a, DB: Database>(rows: &'a [ItemResult], at: &'a String) -> QueryBuilder<DB>
+where
+    DB::Arguments: Default,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut q = QueryBuilder::new("INSERT INTO items (run_id, step_id, item_key, seq, status, attempts, error, output, finished_at) ");
+    q.push_values(rows, |mut b, r| {
+        b.push_bind(r.run_id)
+            .push_bind(&r.step_id)
+            .push_bind(&r.key)
+            .push_bind(r.seq)
+            .push_bind(r.status.as_str())
+            .push_bind(r.attempts as i64)
+            .push_bind(&r.error)
+            .push_bind(r.output.as_ref().map(|o| o.to_string()))
+            .push_bind(at);
+    });
+    q.push(
+        " ON CONFLICT (run_id, step_id, item_key) DO UPDATE SET status = excluded.status,
+           attempts = items.attempts + excluded.attempts, error = excluded.error,
+           output = excluded.output, finished_at = excluded.finished_at",
+    );
+    q
+}
+
+/// The batch in runs of at most `ROWS_PER_STATEMENT`, none holding one item twice: PostgreSQL
+/// refuses a statement whose upsert would change a row twice, where SQLite applies the rows in
+/// turn. An item seen again starts the next statement, which keeps that order.
+fn distinct_chunks(batch: &[ItemResult]) -> Vec<&[ItemResult]> {
+    let mut chunks = Vec::new();
+    let mut seen: HashSet<(i64, &str, &str)> = HashSet::new();
+    let mut start = 0;
+    for (i, r) in batch.iter().enumerate() {
+        let id = (r.run_id, r.step_id.as_str(), r.key.as_str());
+        if i - start == ROWS_PER_STATEMENT || seen.contains(&id) {
+            chunks.push(&batch[start..i]);
+            start = i;
+            seen.clear();
+        }
+        seen.insert(id);
+    }
+    if start < batch.len() {
+        chunks.push(&batch[start..]);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::log::{ItemStatus, NewRun, TriggerKind};
+
+    fn result(run_id: i64, key: &str, status: ItemStatus, attempts: u32, seq: i64) -> ItemResult {
+        let output = (status == ItemStatus::Ok).then(|| serde_json::json!({"key": key}));
+        ItemResult { run_id, step_id: "mail".into(), key: key.into(), seq, status, attempts, error: None, output }
+    }
+
+    async fn attempts(store: &Store, run_id: i64, key: &str) -> (String, i64) {
+        on_db!(&store.db, pool => sqlx::query_as("SELECT status, attempts FROM items WHERE run_id = $1 AND item_key = $2")
+            .bind(run_id)
+            .bind(key)
+            .fetch_one(pool)
+            .await)
+        .unwrap()
+    }
+
+    crate::store::testing::store_test! {
+    /// Results written in batches: many of them (more than one statement's rows), an item
+    /// written again (its attempts add up, its last status stands), also twice in one batch.
+    #[tokio::test]
+    async fn item_results_are_written_and_a_result_again_adds_its_attempts(fresh) {
+        let store = fresh.open().await;
+        let p = serde_json::json!({});
+        let run = store
+            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
+            .await
+            .unwrap();
+        let w = store.item_writer();
+        for i in 0..1200 {
+            let status = [ItemStatus::Ok, ItemStatus::Failed, ItemStatus::Skipped][i % 3];
+            w.write(result(run, &format!("k{i}"), status, 1, i as i64)).await;
+        }
+        w.flush().await.unwrap();
+        let done = store.done_keys(run, "mail").await.unwrap();
+        assert_eq!(done.len(), 800);
+        assert!(done.contains("k0") && done.contains("k2") && !done.contains("k1"));
+        // k1, k4 and k7 failed; their retries succeed, k4 twice in one batch (failed again, then ok).
+        store
+            .write_items(&[
+                result(run, "k1", ItemStatus::Ok, 2, 1),
+                result(run, "k4", ItemStatus::Failed, 1, 4),
+                result(run, "k7", ItemStatus::Ok, 1, 7),
+                result(run, "k4", ItemStatus::Ok, 3, 4),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(attempts(&store, run, "k1").await, ("ok".into(), 3));
+        assert_eq!(attempts(&store, run, "k4").await, ("ok".into(), 5));
+        assert_eq!(attempts(&store, run, "k7").await, ("ok".into(), 2));
+        assert_eq!(store.done_keys(run, "mail").await.unwrap().len(), 803, "k1, k4 and k7 failed before");
+        assert!(store.done_keys(run + 1, "mail").await.unwrap().is_empty());
+    }
+    }
+
+    #[test]
+    fn chunks_hold_no_item_twice_and_keep_the_order() {
+        let r = |k: &str| result(1, k, ItemStatus::Ok, 1, 0);
+        let batch: Vec<_> = ["a", "b", "a", "c", "b", "b"].into_iter().map(r).collect();
+        let keys: Vec<Vec<&str>> = distinct_chunks(&batch).iter().map(|c| c.iter().map(|r| r.key.as_str()).collect()).collect();
+        assert_eq!(keys, [vec!["a", "b"], vec!["a", "c", "b"], vec!["b"]]);
+        let many: Vec<_> = (0..1001).map(|i| r(&i.to_string())).collect();
+        assert_eq!(distinct_chunks(&many).iter().map(|c| c.len()).collect::<Vec<_>>(), [500, 500, 1]);
+        assert!(distinct_chunks(&[]).is_empty());
+    }
 }

@@ -1,62 +1,93 @@
 //! The `steps` rows of a run: one when a step starts, updated when it ends.
 
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::Sqlite;
+use sqlx::query::Query;
+use sqlx::{Database, PgPool, Postgres, Sqlite, SqlitePool};
 
+use super::db::on_db;
 use super::{now, Result, Store};
 use crate::engine::log::StepEnd;
 
+// The statements, in both databases' frames (see `unsynced`).
+macro_rules! start_step_sql {
+    () => {
+        "INSERT INTO steps (run_id, step_id, position, kind, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)
+         ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running', started_at = excluded.started_at,
+           finished_at = NULL, error = NULL"
+    };
+}
+macro_rules! finish_step_sql {
+    () => {
+        "UPDATE steps SET status = $1, error = $2, output = $3, finished_at = $4,
+           ok = coalesce($5, (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'ok')),
+           failed = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'failed'),
+           skipped = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'skipped')
+         WHERE run_id = $6 AND step_id = $7"
+    };
+}
+
 impl Store {
     pub async fn start_step(&self, run_id: i64, step_id: &str, position: usize, kind: &str) -> Result<()> {
-        let q = sqlx::query(concat!(
-            "PRAGMA synchronous = NORMAL;",
-            "INSERT INTO steps (run_id, step_id, position, kind, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)
-             ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running', started_at = excluded.started_at,
-               finished_at = NULL, error = NULL;",
-            "PRAGMA synchronous = FULL;"
-        ))
-        .bind(run_id)
-        .bind(step_id)
-        .bind(position as i64)
-        .bind(kind)
-        .bind(now());
-        self.unsynced(q).await
+        let sql =
+            self.db.sql(concat!("PRAGMA synchronous = NORMAL;", start_step_sql!(), ";", "PRAGMA synchronous = FULL;"), start_step_sql!());
+        on_db!(&self.db, pool => {
+            let q = sqlx::query(sql).bind(run_id).bind(step_id).bind(position as i64).bind(kind).bind(now());
+            pool.unsynced(q).await
+        })
     }
 
     /// Close a step. Item counts are recomputed from the items table so a resume adds up;
     /// batch steps (no items) give their record count as `records`.
     pub async fn finish_step(&self, run_id: i64, step_id: &str, end: StepEnd<'_>) -> Result<()> {
         let StepEnd { status, error, output, records } = end;
-        let q = sqlx::query(concat!(
-            "PRAGMA synchronous = NORMAL;",
-            "UPDATE steps SET status = ?, error = ?, output = ?, finished_at = ?,
-               ok = coalesce(?, (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'ok')),
-               failed = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'failed'),
-               skipped = (SELECT count(*) FROM items i WHERE i.run_id = steps.run_id AND i.step_id = steps.step_id AND i.status = 'skipped')
-             WHERE run_id = ? AND step_id = ?;",
-            "PRAGMA synchronous = FULL;"
-        ))
-        .bind(status.as_str())
-        .bind(error)
-        .bind(output.map(|o| o.to_string()))
-        .bind(now())
-        .bind(records.map(|n| n as i64))
-        .bind(run_id)
-        .bind(step_id);
-        self.unsynced(q).await
+        let sql =
+            self.db.sql(concat!("PRAGMA synchronous = NORMAL;", finish_step_sql!(), ";", "PRAGMA synchronous = FULL;"), finish_step_sql!());
+        on_db!(&self.db, pool => {
+            let q = sqlx::query(sql)
+                .bind(status.as_str())
+                .bind(error)
+                .bind(output.map(|o| o.to_string()))
+                .bind(now())
+                .bind(records.map(|n| n as i64))
+                .bind(run_id)
+                .bind(step_id);
+            pool.unsynced(q).await
+        })
     }
+}
 
-    /// Runs a step row's statement, framed by `PRAGMA synchronous = NORMAL` and `= FULL`, in one
-    /// round trip. A step row needs no sync of its own: a kill -9 loses nothing committed (the
-    /// WAL is in the page cache), and what a power cut could lose is the last rows, which a
-    /// resume writes again (batch steps run again, per-item steps go by their items). Every later
-    /// synced commit (a ledger claim, the run's end) makes these durable too, in order. With a
-    /// sync each, a workflow of 10,000 small steps spent most of its time in 20,000 fsyncs.
-    async fn unsynced<'q>(&self, q: sqlx::query::Query<'q, Sqlite, SqliteArguments>) -> Result<()> {
-        let mut conn = Unsynced { conn: self.pool().acquire().await?, restored: false };
+/// Runs a step row's statement without a sync of its own. A step row needs none: a kill -9
+/// loses nothing committed (SQLite's WAL is in the page cache; PostgreSQL's server is another
+/// process), and what a power cut could lose is the last rows, which a resume writes again
+/// (batch steps run again, per-item steps go by their items). Every later synced commit (a
+/// ledger claim, the run's end) makes these durable too, in order. With a sync each, a workflow
+/// of 10,000 small steps spent most of its time in 20,000 fsyncs.
+trait Unsynced {
+    type Db: Database;
+    async fn unsynced(&self, q: Query<'_, Self::Db, <Self::Db as Database>::Arguments>) -> Result<()>;
+}
+
+impl Unsynced for SqlitePool {
+    type Db = Sqlite;
+    /// The statement comes framed by `PRAGMA synchronous = NORMAL` and `= FULL`, in one round
+    /// trip; the guard below keeps a connection left at NORMAL out of the pool.
+    async fn unsynced(&self, q: Query<'_, Sqlite, <Sqlite as Database>::Arguments>) -> Result<()> {
+        let mut conn = UnsyncedConn { conn: self.acquire().await?, restored: false };
         q.execute(&mut *conn.conn).await?;
         conn.restored = true;
+        Ok(())
+    }
+}
+
+impl Unsynced for PgPool {
+    type Db = Postgres;
+    /// In a transaction of its own with `SET LOCAL synchronous_commit = off`: the setting ends
+    /// with the transaction, however it ends (commit, error, or this future dropped: sqlx then
+    /// rolls back), so a connection goes back to the pool as it came.
+    async fn unsynced(&self, q: Query<'_, Postgres, <Postgres as Database>::Arguments>) -> Result<()> {
+        let mut tx = self.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 }
@@ -66,15 +97,135 @@ impl Store {
 /// failing one), or when this future was dropped before the end (sqlx's worker then stops between
 /// statements). Closing also lets go of a write lock SQLite may keep after a failed write (see
 /// `write_items`).
-struct Unsynced {
+struct UnsyncedConn {
     conn: PoolConnection<Sqlite>,
     restored: bool,
 }
 
-impl Drop for Unsynced {
+impl Drop for UnsyncedConn {
     fn drop(&mut self) {
         if !self.restored {
             self.conn.close_on_drop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::log::{ItemResult, ItemStatus, NewRun, StepStatus, TriggerKind};
+    use crate::store::db::Db;
+
+    async fn new_run(store: &Store) -> i64 {
+        let p = serde_json::json!({});
+        store
+            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
+            .await
+            .unwrap()
+    }
+
+    type Row = (String, i64, i64, i64, Option<String>, Option<String>, Option<String>);
+
+    async fn step(store: &Store, run_id: i64, step_id: &str) -> Row {
+        on_db!(&store.db, pool => sqlx::query_as(
+            "SELECT status, ok, failed, skipped, error, output, finished_at FROM steps WHERE run_id = $1 AND step_id = $2",
+        )
+        .bind(run_id)
+        .bind(step_id)
+        .fetch_one(pool)
+        .await)
+        .unwrap()
+    }
+
+    fn item(run_id: i64, key: &str, status: ItemStatus) -> ItemResult {
+        ItemResult { run_id, step_id: "mail".into(), key: key.into(), seq: 0, status, attempts: 1, error: None, output: None }
+    }
+
+    crate::store::testing::store_test! {
+    #[tokio::test]
+    async fn a_step_row_counts_its_items_and_starts_again_on_a_resume(fresh) {
+        let store = fresh.open().await;
+        let run = new_run(&store).await;
+        store.start_step(run, "mail", 0, "email").await.unwrap();
+        assert_eq!(step(&store, run, "mail").await.0, "running");
+        let w = store.item_writer();
+        for (k, s) in [("a", ItemStatus::Ok), ("b", ItemStatus::Ok), ("c", ItemStatus::Failed), ("d", ItemStatus::Skipped)] {
+            w.write(item(run, k, s)).await;
+        }
+        w.flush().await.unwrap();
+        let out = serde_json::json!({"sent": 2});
+        let end = StepEnd { status: StepStatus::Partial, error: Some("1 failed"), output: Some(&out), records: None };
+        store.finish_step(run, "mail", end).await.unwrap();
+        let (status, ok, failed, skipped, error, output, finished) = step(&store, run, "mail").await;
+        assert_eq!((status.as_str(), ok, failed, skipped, error.as_deref()), ("partial", 2, 1, 1, Some("1 failed")));
+        assert_eq!(output.map(|o| serde_json::from_str::<serde_json::Value>(&o).unwrap()), Some(out));
+        assert!(finished.is_some());
+        // A batch step gives its record count.
+        store.start_step(run, "load", 1, "csv").await.unwrap();
+        let end = StepEnd { status: StepStatus::Succeeded, error: None, output: None, records: Some(40) };
+        store.finish_step(run, "load", end).await.unwrap();
+        assert_eq!(step(&store, run, "load").await.1, 40);
+        // Started again (a resume): running, its end forgotten.
+        store.start_step(run, "mail", 0, "email").await.unwrap();
+        let (status, _, _, _, error, _, finished) = step(&store, run, "mail").await;
+        assert_eq!((status.as_str(), error, finished), ("running", None, None));
+    }
+    }
+
+    /// A step row's statement that fails leaves no connection behind at `synchronous = NORMAL`:
+    /// every connection the pool hands out afterwards syncs its commits (FULL, 2).
+    #[tokio::test]
+    async fn a_failed_step_row_leaves_no_unsynced_connection_in_the_pool() {
+        let fresh = crate::store::testing::sqlite().await;
+        let store = fresh.open().await;
+        let Db::Sqlite(pool) = &store.db else { unreachable!() };
+        for _ in 0..3 {
+            // No run 99: the foreign key refuses the row, between the two pragmas.
+            assert!(store.start_step(99, "mail", 0, "email").await.is_err());
+            let end = StepEnd { status: StepStatus::Succeeded, error: None, output: None, records: None };
+            assert!(store.finish_step(99, "mail", end).await.is_ok(), "an update of no row is no failure");
+        }
+        // Every connection the pool can hold at once, so the one that failed is among them if it
+        // went back.
+        let mut conns = Vec::new();
+        for _ in 0..pool.options().get_max_connections() {
+            let mut c = pool.acquire().await.unwrap();
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *c).await.unwrap();
+            assert_eq!(sync, 2, "a pooled connection at synchronous {sync}");
+            conns.push(c);
+        }
+    }
+
+    /// PostgreSQL's counterpart: `SET LOCAL` ends with its transaction, so a failed step row
+    /// leaves every pooled connection at the database's own `synchronous_commit`.
+    #[tokio::test]
+    async fn a_failed_step_row_leaves_no_unsynced_connection_in_the_postgres_pool() {
+        let fresh = crate::store::testing::postgres().await;
+        // The test server runs with `synchronous_commit = off`; this database syncs, so that a
+        // connection left unsynced would show.
+        {
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&fresh.url).await.unwrap();
+            let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&mut admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} SET synchronous_commit = on")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+        }
+        let store = fresh.open().await;
+        let Db::Pg(pool) = &store.db else { unreachable!() };
+        for _ in 0..3 {
+            assert!(store.start_step(99, "mail", 0, "email").await.is_err());
+        }
+        let run = new_run(&store).await;
+        store.start_step(run, "mail", 0, "email").await.unwrap();
+        let mut conns = Vec::new();
+        for _ in 0..pool.options().get_max_connections() {
+            let mut c = pool.acquire().await.unwrap();
+            let sync: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut *c).await.unwrap();
+            assert_eq!(sync, "on");
+            conns.push(c);
         }
     }
 }

@@ -3,16 +3,17 @@
 //! (issue 14, measured with the check switched off). Checks that arrive together are answered by
 //! one query on one connection kept for it. Reads take no write lock, so they stay apart from the
 //! group commit (`group_commit.rs`): riding its batches, a check waited for their syncs, and the
-//! step slowed down.
+//! step slowed down. PostgreSQL gets the same batches, with its own spelling of the query.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::Pool;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use super::Held;
+use crate::store::db::Db;
 use crate::store::{Result, StoreError};
 
 struct Lookup {
@@ -31,12 +32,27 @@ const MAX_BATCH: usize = 256;
 
 impl Lookups {
     /// The ledger's row of `key`, read in the next batch.
-    pub(super) async fn held(&self, pool: &SqlitePool, key: &str) -> Result<Option<Held>> {
+    pub(super) async fn held(&self, db: &Db, key: &str) -> Result<Option<Held>> {
         let tx = self
             .tx
             .get_or_init(|| async {
                 let (tx, rx) = mpsc::channel(1024);
-                tokio::spawn(reader(pool.clone(), rx));
+                // One statement for any number of keys (one prepared form), the keys the outer
+                // loop: each is one search of the primary key, never a scan of the ledger
+                // (SQLite's CROSS JOIN fixes that order; PostgreSQL's planner picks it).
+                match db {
+                    Db::Sqlite(pool) => tokio::spawn(reader(
+                        pool.clone(),
+                        "SELECT j.value AS key, l.state, l.run_id, l.owner FROM json_each($1) AS j CROSS JOIN ledger AS l ON l.key = j.value",
+                        rx,
+                    )),
+                    Db::Pg(pool) => tokio::spawn(reader(
+                        pool.clone(),
+                        "SELECT j.value AS key, l.state, l.run_id, l.owner
+                         FROM json_array_elements_text($1::json) AS j (value) JOIN ledger AS l ON l.key = j.value",
+                        rx,
+                    )),
+                };
                 tx
             })
             .await;
@@ -47,8 +63,15 @@ impl Lookups {
     }
 }
 
-async fn reader(pool: SqlitePool, mut rx: mpsc::Receiver<Lookup>) {
-    let mut held: Option<PoolConnection<Sqlite>> = None;
+/// Answers the lookups that queue up with one query (`sql`) on a connection kept for it.
+async fn reader<DB: sqlx::Database>(pool: Pool<DB>, sql: &'static str, mut rx: mpsc::Receiver<Lookup>)
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'r> Found: sqlx::FromRow<'r, DB::Row>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    let mut held: Option<PoolConnection<DB>> = None;
     let mut batch: Vec<Lookup> = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -58,7 +81,7 @@ async fn reader(pool: SqlitePool, mut rx: mpsc::Receiver<Lookup>) {
                 Err(_) => break,
             }
         }
-        let found = read(&pool, &mut held, &batch).await;
+        let found = read(&pool, &mut held, sql, &batch).await;
         for l in batch.drain(..) {
             let answer = match &found {
                 Ok(rows) => Ok(rows.get(&l.key).cloned()),
@@ -77,25 +100,24 @@ struct Found {
     owner: Option<String>,
 }
 
-async fn read(
-    pool: &SqlitePool,
-    held: &mut Option<PoolConnection<Sqlite>>,
+async fn read<DB: sqlx::Database>(
+    pool: &Pool<DB>,
+    held: &mut Option<PoolConnection<DB>>,
+    sql: &'static str,
     batch: &[Lookup],
-) -> std::result::Result<HashMap<String, Held>, String> {
+) -> std::result::Result<HashMap<String, Held>, String>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'r> Found: sqlx::FromRow<'r, DB::Row>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
     let mut conn = match held.take() {
         Some(c) => c,
         None => pool.acquire().await.map_err(|e| e.to_string())?,
     };
     let keys = serde_json::to_string(&batch.iter().map(|l| l.key.as_str()).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
-    // One statement for any number of keys (one prepared form); CROSS JOIN keeps the keys the
-    // outer loop, so each is one search of the primary key, never a scan of the ledger.
-    let rows: Vec<Found> = sqlx::query_as(
-        "SELECT j.value AS key, l.state, l.run_id, l.owner FROM json_each(?) AS j CROSS JOIN ledger AS l ON l.key = j.value",
-    )
-    .bind(keys)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| e.to_string())?;
+    let rows: Vec<Found> = sqlx::query_as(sql).bind(keys).fetch_all(&mut *conn).await.map_err(|e| e.to_string())?;
     *held = Some(conn);
     Ok(rows.into_iter().map(|f| (f.key, Held { state: f.state, run_id: f.run_id, owner: f.owner })).collect())
 }
