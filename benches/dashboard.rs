@@ -74,8 +74,7 @@ fn write_project(root: &Path) {
 
 /// The files of the big run's artifacts, so the run page previews what is there.
 async fn write_artifacts(root: &Path, store: &cxflow::store::Store, run: i64) {
-    let paths: Vec<String> =
-        sqlx::query_scalar("SELECT path FROM artifacts WHERE run_id = ?").bind(run).fetch_all(store.pool()).await.unwrap();
+    let paths: Vec<String> = store.artifacts(run).await.unwrap().into_iter().map(|a| a.path).collect();
     std::fs::create_dir_all(root.join(format!("artifacts/run-{run}"))).unwrap();
     for p in &paths {
         std::fs::write(root.join(p), b"\x89PNG\r\n\x1a\n(a screenshot)").unwrap();

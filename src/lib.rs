@@ -9,8 +9,8 @@
 //!                                               ▲                   │                 │
 //!                steps::REGISTRY (KINDS) ───────┘                   │ Arc<dyn RunLog> │ Delivery, RouteLog
 //!                one line per kind: name, plan fn, schema           ▼                 ▼ (engine, over RunLog)
-//!                                                    store::Store (SQLite): runs, steps, items, artifacts,
-//!                                                    delivery ledger, routed ids, digests
+//!                                                    store::Store (SQLite / PostgreSQL): runs, steps, items,
+//!                                                    artifacts, delivery ledger, routed ids, digests
 //!
 //! cxflow.yaml + CXFLOW_* ─spec::config_file, config─▶ Config      (read once per project)
 //! cli:       validate = spec + plan; run / resume = spec + plan + engine; runs / show read the store
@@ -31,7 +31,8 @@
 //! - [`engine`]: runs a `Plan` (items, retries, timeouts, cancellation, resume); defines the step
 //!   contract, the kind table type, `RunLog` and the `Delivery` capability. Never sees YAML or SQL.
 //! - [`steps`]: one module per step kind, listed once in `steps::registry::KINDS`.
-//! - [`store`]: the SQLite run log: every SQL string and the migrations; implements `RunLog`.
+//! - [`store`]: the run log, on SQLite or PostgreSQL: every SQL string and the migrations;
+//!   implements `RunLog`.
 //! - [`control`]: the actions the CLI and the dashboard share (run, resume, cancel, pause,
 //!   resolve), each recorded in the run log with who did it.
 //! - [`cli`]: the commands behind `cxflow <command>`; `main.rs` prints errors and picks exit codes.

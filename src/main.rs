@@ -115,6 +115,18 @@ enum Command {
     },
     /// Apply retention now: delete old runs and their artifacts, reclaim run log space.
     Prune,
+    /// Copy a SQLite run log into an empty PostgreSQL database, ids kept (docs/postgres.md).
+    MigrateLog {
+        /// The PostgreSQL database to fill: `postgres://user@host/database` (it must exist and be empty).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The SQLite run log to copy (default: the project's `database_url`).
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// Rows copied per statement.
+        #[arg(long, default_value_t = 1000, value_name = "ROWS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch_size: u32,
+    },
     /// Serve the demo returns portal on 127.0.0.1 (what the sample workflow and tests fill in).
     DemoPortal {
         #[arg(long, default_value_t = 8087)]
@@ -224,5 +236,8 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         Command::Ui => cli::ui(&project).await,
         Command::Next { count, after } => cli::next(&project, count, after.unwrap_or_else(chrono::Utc::now)).await,
         Command::Prune => cli::prune(&project).await,
+        Command::MigrateLog { to, from, batch_size } => {
+            cli::migrate_log(&project, cli::MigrateLogArgs { to, from, batch_size: batch_size as usize }).await
+        }
     }
 }

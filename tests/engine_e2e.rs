@@ -308,9 +308,10 @@ fn a_run_log_that_is_not_sqlite_gets_one_clear_error() {
     r.expect_code(1);
     assert_eq!(r.stderr.matches("file is not a database").count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("check `database_url`"), "{}", r.stderr);
-    let r = Run::from(p.cxflow().env("CXFLOW_DATABASE_URL", "postgres://cx@127.0.0.1/runs").args(["runs"]).output().unwrap());
+    // PostgreSQL is the other run log (tests/postgres_run_log.rs); anything else is refused.
+    let r = Run::from(p.cxflow().env("CXFLOW_DATABASE_URL", "mysql://cx@127.0.0.1/runs").args(["runs"]).output().unwrap());
     r.expect_code(2);
-    assert!(r.stderr.contains("is not a SQLite URL"), "{}", r.stderr);
+    assert!(r.stderr.contains("is not a SQLite or PostgreSQL URL"), "{}", r.stderr);
 }
 
 #[test]

@@ -2,8 +2,7 @@
 
 mod support;
 
-#[path = "support/postgres.rs"]
-mod postgres;
+use support::postgres;
 
 #[test]
 fn sql_step_streams_rows_from_postgres() {

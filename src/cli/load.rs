@@ -57,15 +57,21 @@ impl Project {
         crate::plan::build(Arc::new(spec), &self.config, &self.dir, &crate::steps::REGISTRY)
     }
 
+    /// The run log: the SQLite file or the PostgreSQL database `database_url` names.
     pub async fn store(&self) -> Result<Store> {
         let url = self.database_url();
-        // sqlx would take `postgres://host/db` for a file name and fail with "unable to open database file".
-        if !url.starts_with("sqlite:") {
-            return Err(CliError::Invalid(format!(
-                "`database_url: {url}` is not a SQLite URL; the run log is a SQLite file: write it like `sqlite://cxflow.sqlite` (in cxflow.yaml or CXFLOW_DATABASE_URL)"
-            )));
-        }
-        Ok(Store::open(&url).await?)
+        check_run_log_url(&url)?;
+        Store::open(&url).await.map_err(|e| match e {
+            // PostgreSQL's "invalid_catalog_name": the server is there, the database is not.
+            crate::store::StoreError::Open { ref reason, .. }
+                if reason.as_database_error().and_then(|d| d.code()).as_deref() == Some("3D000") =>
+            {
+                CliError::Other(anyhow::anyhow!(
+                    "{e}; cxflow creates its tables but not the database: create it first, e.g. `createdb -O USER DATABASE` (docs/postgres.md)"
+                ))
+            }
+            e => e.into(),
+        })
     }
 
     /// The run log URL with a relative SQLite path anchored at the project folder.
@@ -83,6 +89,18 @@ impl Project {
         }
         url.clone()
     }
+}
+
+/// The run log is a SQLite file or a PostgreSQL database; anything else is refused here, before
+/// sqlx would take `mysql://host/db` for a file name and fail with "unable to open database file".
+pub(crate) fn check_run_log_url(url: &str) -> Result<()> {
+    if url.starts_with("sqlite:") || crate::store::is_postgres(url) {
+        return Ok(());
+    }
+    Err(CliError::Invalid(format!(
+        "`database_url: {}` is not a SQLite or PostgreSQL URL; write it like `sqlite://cxflow.sqlite` (a file in the project folder) or `postgres://user@host/database` (in cxflow.yaml or CXFLOW_DATABASE_URL)",
+        crate::store::redact_url(url)
+    )))
 }
 
 /// Workflow files directly in `dir`, sorted.

@@ -21,7 +21,7 @@ use crate::scheduler::policy::Resume;
 use crate::scheduler::runner::{run_loop, RunnerConfig};
 use crate::scheduler::state::Limits;
 use crate::scheduler::watch::watch_folder;
-use crate::store::{Retention, Store};
+use crate::store::{redact_url, Retention, SchedulerLock, Store};
 
 /// The SQLite file behind a `sqlite://` URL (None for in-memory or other databases).
 pub fn sqlite_file(url: &str) -> Option<PathBuf> {
@@ -111,6 +111,16 @@ pub async fn serve(project: &Project) -> Result<i32> {
         None => None,
     };
     let store = project.store().await?;
+    // On PostgreSQL the lock is the database's own (an advisory lock), held as long as `_pg_lock`.
+    let _pg_lock = match store.try_lock_scheduler().await? {
+        Some(SchedulerLock::Busy(holder)) => {
+            return Err(CliError::Invalid(format!(
+                "error: another `cxflow serve` is already running on the run log `{}` ({holder}); stop it first, or point this one at another database",
+                redact_url(&url)
+            )))
+        }
+        held => held,
+    };
     // Checked when the project opened (`cxflow validate` reports them too).
     let grace = project.config.shutdown_grace;
     let prune_schedule = project.config.prune_cron.clone();
@@ -200,7 +210,7 @@ pub async fn serve(project: &Project) -> Result<i32> {
     };
     let shutdown = signals::on_shutdown();
     let web = super::ui::start_web(project, &store, Some((plans.clone(), live, shown)), shutdown.clone()).await?;
-    tracing::info!(workflows = initial.len(), invalid = bad.len(), resumed = resumes.len(), run_log = %url, "cxflow serve started");
+    tracing::info!(workflows = initial.len(), invalid = bad.len(), resumed = resumes.len(), run_log = %redact_url(&url), "cxflow serve started");
     run_loop(config, initial, resumes, Arc::new(SystemClock), launcher, ctl_rx, shutdown).await;
     if let Some(web) = web {
         // Runs started from the dashboard end `interrupted`, resumable, before the process does.
@@ -256,10 +266,13 @@ pub async fn next(project: &Project, count: usize, now: DateTime<Utc>) -> Result
     Ok(if bad.is_empty() { exit::OK } else { exit::INVALID })
 }
 
-/// Paused workflows, from the run log if there is one (`cxflow next` does not create it).
+/// Paused workflows, from the run log if there is one (`cxflow next` does not create a SQLite
+/// file; a PostgreSQL database is there to ask).
 async fn paused(project: &Project) -> Result<Vec<crate::store::Pause>> {
-    match sqlite_file(&project.database_url()) {
+    let url = project.database_url();
+    match sqlite_file(&url) {
         Some(f) if f.exists() => Ok(project.store().await?.paused_schedules().await?),
+        None if crate::store::is_postgres(&url) => Ok(project.store().await?.paused_schedules().await?),
         _ => Ok(Vec::new()),
     }
 }
@@ -274,10 +287,23 @@ pub async fn prune(project: &Project) -> Result<i32> {
     }
     let (default, rules) = retention_rules(project, &plans);
     if !default.is_set() && rules.is_empty() {
-        outln!("no retention configured (set `retention_days` / `retention_runs` in cxflow.yaml or `schedule.retention` in a workflow); reclaiming free space only");
+        let only = if store.backend() == crate::store::Backend::Sqlite { "; reclaiming free space only" } else { "" };
+        outln!(
+            "no retention configured (set `retention_days` / `retention_runs` in cxflow.yaml or `schedule.retention` in a workflow){only}"
+        );
     }
     let r = prune_now(project, &store, &plans).await?;
-    outln!("pruned {} run(s), {} artifact file(s); run log {} → {} bytes", r.runs_deleted, r.files_deleted, r.bytes_before, r.bytes_after);
+    match store.backend() {
+        crate::store::Backend::Sqlite => outln!(
+            "pruned {} run(s), {} artifact file(s); run log {} → {} bytes",
+            r.runs_deleted,
+            r.files_deleted,
+            r.bytes_before,
+            r.bytes_after
+        ),
+        // PostgreSQL gives the space back to itself (autovacuum), not to the disk at once.
+        crate::store::Backend::Postgres => outln!("pruned {} run(s), {} artifact file(s)", r.runs_deleted, r.files_deleted),
+    }
     Ok(exit::OK)
 }
 

@@ -33,8 +33,8 @@ use crate::spec::{mask, Diagnostic, Diagnostics};
 /// folder (`path` resolves them).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The run log URL as written: `sqlite:...`, or `postgres:`/`postgresql:` (accepted here,
-    /// refused with its own message when the run log opens).
+    /// The run log URL as written: `sqlite:...` (a file), or `postgres:`/`postgresql:` (a
+    /// PostgreSQL database that exists; its tables are created when the run log opens).
     pub database_url: String,
     pub workflows_dir: PathBuf,
     pub templates_dir: PathBuf,

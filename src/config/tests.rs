@@ -87,7 +87,7 @@ fn an_empty_variable_unsets_the_key() {
 fn bad_database_url() {
     assert_eq!(
         error("database_url: mysql://cx:pa55@db/runs\n", &[]),
-        "error: `database_url`: `mysql://cx:***@db/runs` is not a SQLite or PostgreSQL URL\n  --> cxflow.yaml:1:15\n  |\n1 | database_url: mysql://cx:***@db/runs\n  |               ^\n  = help: write it like `sqlite://cxflow.sqlite` (a file in the project folder)\n"
+        "error: `database_url`: `mysql://cx:***@db/runs` is not a SQLite or PostgreSQL URL\n  --> cxflow.yaml:1:15\n  |\n1 | database_url: mysql://cx:***@db/runs\n  |               ^\n  = help: write it like `sqlite://cxflow.sqlite` (a file in the project folder) or `postgres://user@host/database` (docs/postgres.md)\n"
     );
 }
 

@@ -127,7 +127,7 @@ fn database_url(s: &str) -> Result<String, Problem> {
     }
     Err(problem(
         format!("`{s}` is not a SQLite or PostgreSQL URL"),
-        "write it like `sqlite://cxflow.sqlite` (a file in the project folder)",
+        "write it like `sqlite://cxflow.sqlite` (a file in the project folder) or `postgres://user@host/database` (docs/postgres.md)",
     ))
 }
 

@@ -1,5 +1,5 @@
 //! The run log as the engine sees it: an interface in domain terms (start a run, finish items,
-//! claim a delivery key, ...). `store` implements it for SQLite; the engine holds it as
+//! claim a delivery key, ...). `store` implements it for SQLite and PostgreSQL; the engine holds it as
 //! `Arc<dyn RunLog>` and is the only module that calls it while a run is going on, so adding
 //! another database never touches the engine or the steps.
 

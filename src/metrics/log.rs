@@ -50,7 +50,7 @@ impl Collector for LogCollector {
         let mut m = gauge(
             &mut enc,
             "cxflow_run_log_size_bytes",
-            "Size of the run log database (page count times page size; the WAL file not included).",
+            "Size of the run log database (SQLite: page count times page size, the WAL file not included; PostgreSQL: pg_database_size).",
         )?;
         m.encode_gauge(&f.bytes)?;
 

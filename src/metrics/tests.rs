@@ -66,12 +66,23 @@ fn at(h: &HistogramValue, le: f64) -> f64 {
     h.buckets.iter().find(|b| b.upper_bound == le).unwrap_or_else(|| panic!("no bucket {le}: {h:?}")).count.as_f64()
 }
 
+fn url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("runs.db").display())
+}
+
 async fn store(dir: &Path) -> Store {
-    Store::open(&format!("sqlite://{}", dir.join("runs.db").display())).await.unwrap()
+    Store::open(&url(dir)).await.unwrap()
+}
+
+/// A connection of the test's own to the run log, for what the store API does not set (exact
+/// times, counts, a claim left `sending`). These tests are SQLite-only: the figures' queries
+/// run against both databases in the store's own tests.
+async fn raw(dir: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&url(dir)).await.unwrap()
 }
 
 /// A finished run of `seconds`, times set exactly (the engine would stamp the wall clock).
-async fn run(s: &Store, workflow: &str, trigger: TriggerKind, status: RunStatus, seconds: i64) -> i64 {
+async fn run(s: &Store, raw: &sqlx::SqlitePool, workflow: &str, trigger: TriggerKind, status: RunStatus, seconds: i64) -> i64 {
     let p = serde_json::json!({});
     let id = s.start_run(NewRun { workflow, file: "w.yaml", trigger, params: &p, scheduled_for: None }).await.unwrap();
     if status != RunStatus::Running {
@@ -83,7 +94,7 @@ async fn run(s: &Store, workflow: &str, trigger: TriggerKind, status: RunStatus,
             .bind(fmt(start))
             .bind(fmt(end))
             .bind(id)
-            .execute(s.pool())
+            .execute(raw)
             .await
             .unwrap();
     }
@@ -91,7 +102,7 @@ async fn run(s: &Store, workflow: &str, trigger: TriggerKind, status: RunStatus,
 }
 
 /// A finished step with these counts (per-item steps count their items rows; set directly).
-async fn step(s: &Store, run: i64, id: &str, kind: &str, ok: i64, failed: i64, skipped: i64) {
+async fn step(s: &Store, raw: &sqlx::SqlitePool, run: i64, id: &str, kind: &str, [ok, failed, skipped]: [i64; 3]) {
     s.start_step(run, id, 0, kind).await.unwrap();
     let end = crate::engine::log::StepEnd { status: StepStatus::Succeeded, error: None, output: None, records: None };
     s.finish_step(run, id, end).await.unwrap();
@@ -101,31 +112,33 @@ async fn step(s: &Store, run: i64, id: &str, kind: &str, ok: i64, failed: i64, s
         .bind(skipped)
         .bind(run)
         .bind(id)
-        .execute(s.pool())
+        .execute(raw)
         .await
         .unwrap();
 }
 
 async fn seeded(dir: &Path) -> Store {
     let s = store(dir).await;
-    let a = run(&s, "nightly", TriggerKind::Schedule, RunStatus::Succeeded, 3).await;
-    step(&s, a, "mail", "send_email", 40, 2, 1).await;
-    step(&s, a, "portal", "browser", 7, 1, 0).await;
-    let b = run(&s, "nightly", TriggerKind::Schedule, RunStatus::Succeeded, 90).await;
-    step(&s, b, "mail", "send_email", 10, 0, 0).await;
-    run(&s, "nightly", TriggerKind::Schedule, RunStatus::Failed, 10).await;
-    run(&s, "nightly", TriggerKind::Manual, RunStatus::Running, 0).await;
+    let raw = &raw(dir).await;
+    let a = run(&s, raw, "nightly", TriggerKind::Schedule, RunStatus::Succeeded, 3).await;
+    step(&s, raw, a, "mail", "send_email", [40, 2, 1]).await;
+    step(&s, raw, a, "portal", "browser", [7, 1, 0]).await;
+    let b = run(&s, raw, "nightly", TriggerKind::Schedule, RunStatus::Succeeded, 90).await;
+    step(&s, raw, b, "mail", "send_email", [10, 0, 0]).await;
+    run(&s, raw, "nightly", TriggerKind::Schedule, RunStatus::Failed, 10).await;
+    run(&s, raw, "nightly", TriggerKind::Manual, RunStatus::Running, 0).await;
     // A dry run sends nothing: its count is an item count, not emails sent.
-    let dry = run(&s, "nightly", TriggerKind::DryRun, RunStatus::Succeeded, 1).await;
-    step(&s, dry, "mail", "send_email", 100, 0, 0).await;
-    let w = run(&s, WEIRD, TriggerKind::Manual, RunStatus::Partial, 20_000).await;
-    step(&s, w, "read", "read_csv", 1_000_000, 0, 0).await;
+    let dry = run(&s, raw, "nightly", TriggerKind::DryRun, RunStatus::Succeeded, 1).await;
+    step(&s, raw, dry, "mail", "send_email", [100, 0, 0]).await;
+    let w = run(&s, raw, WEIRD, TriggerKind::Manual, RunStatus::Partial, 20_000).await;
+    step(&s, raw, w, "read", "read_csv", [1_000_000, 0, 0]).await;
     // A claim its process never settled.
     sqlx::query("INSERT INTO ledger (key, workflow, run_id, step_id, item_key, state, updated_at) VALUES ('k', 'nightly', ?, 'mail', 'a@x', 'sending', 'now')")
         .bind(a)
-        .execute(s.pool())
+        .execute(raw)
         .await
         .unwrap();
+    raw.close().await;
     let saturday = crate::schedule::calendar::skip_reason("2025-06-07".parse().unwrap(), true, None).unwrap();
     s.record_skipped("nightly", "w.yaml", None, &saturday).await.unwrap();
     s.record_skipped("nightly", "w.yaml", None, &saturday).await.unwrap();
@@ -204,7 +217,7 @@ fn every_family_is_described(text: &str, m: &Scrape) {
 async fn label_values_are_escaped_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path()).await;
-    run(&s, WEIRD, TriggerKind::Manual, RunStatus::Failed, 5).await;
+    run(&s, &raw(dir.path()).await, WEIRD, TriggerKind::Manual, RunStatus::Failed, 5).await;
     let text = render(&s, None).await.unwrap();
     assert!(text.contains(r#"workflow="we\"ird\\wf\nx""#), "{text}");
     assert!(!text.contains("wf\nx"), "a raw newline in a label value breaks the line format");
@@ -239,7 +252,7 @@ async fn live_figures_come_with_the_scheduler() {
 async fn an_unreadable_run_log_still_scrapes_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path()).await;
-    s.pool().close().await;
+    s.close().await;
     let m = Scrape::parse(&render(&s, Some(&Live::new())).await.unwrap());
     assert_eq!(m.value("cxflow_run_log_up", &[]), 0.0);
     assert_eq!(m.value("cxflow_scheduler_up", &[]), 0.0);

@@ -1,6 +1,7 @@
 //! One scheduler per run log: `cxflow serve` holds an exclusive lock on a file next to the
 //! SQLite database for as long as it runs. The OS drops the lock if the process dies, so a crash
-//! never leaves a stale lock behind.
+//! never leaves a stale lock behind. A PostgreSQL run log has no file: there `serve` holds an
+//! advisory lock in the database instead (`store::SchedulerLock`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

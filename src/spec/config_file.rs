@@ -12,7 +12,8 @@ use super::{mask, Diagnostic, Diagnostics, Positions};
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
-    /// The run log: `sqlite://cxflow.sqlite` (a file in the project folder, created if missing).
+    /// The run log: `sqlite://cxflow.sqlite` (a file in the project folder, created if missing), or
+    /// `postgres://user@host/database` (an existing PostgreSQL database).
     pub database_url: Option<String>,
     pub workflows_dir: Option<PathBuf>,
     pub templates_dir: Option<PathBuf>,

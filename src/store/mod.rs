@@ -10,6 +10,7 @@ mod group_commit;
 mod items;
 mod ledger;
 mod metrics;
+mod migrate_log;
 mod owner;
 mod pauses;
 mod prune;
@@ -17,6 +18,7 @@ mod queries;
 mod resolve;
 mod run_log;
 mod schedule;
+mod scheduler_lock;
 mod step_rows;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -47,10 +49,12 @@ pub use dashboard::{
 pub use digests::{IdsSender, RoutingWriter};
 pub use items::ItemWriter;
 pub use metrics::{DurationTally, MetricFigures, PendingTally, RunTally, SkipTally, StepTally, SKIP_OTHER, SKIP_REASONS};
+pub use migrate_log::{migrate_log, MigrateLogError, TableCopied};
 pub use pauses::Pause;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use resolve::{Resolution, ResolveError};
 pub use schedule::{PruneReport, Retention};
+pub use scheduler_lock::{PgSchedulerLock, SchedulerLock};
 pub use web_sessions::{SessionLife, WebSession};
 
 // The sqlx error is part of each message and deliberately not a `source`: `{:#}` would print it

@@ -1,6 +1,8 @@
 //! Shared fixtures for end-to-end tests: a temporary project folder and the real `cxflow` binary.
 #![allow(dead_code)]
 
+pub(crate) mod pg_log;
+pub(crate) mod postgres;
 pub(crate) mod serve;
 
 use std::path::{Path, PathBuf};
@@ -193,7 +195,7 @@ pub(crate) fn query(db: &Path, sql: &str) -> Vec<String> {
 }
 
 /// Rows of `sql` against the SQLite file at `db`, or what went wrong (the file or a table
-/// missing while another process creates the run log).
+/// missing while another process creates the run log). `pg_log.rs` reads PostgreSQL alike.
 pub(crate) fn try_query(db: &Path, sql: &str) -> Result<Vec<String>, String> {
     use sqlx::{Row, ValueRef};
     if !db.exists() {
@@ -215,6 +217,8 @@ pub(crate) fn try_query(db: &Path, sql: &str) -> Result<Vec<String>, String> {
                             "NULL".to_string()
                         } else if let Ok(n) = r.try_get::<i64, _>(i) {
                             n.to_string()
+                        } else if let Ok(x) = r.try_get::<f64, _>(i) {
+                            x.to_string()
                         } else {
                             r.try_get::<String, _>(i).unwrap_or_default()
                         }

@@ -7,11 +7,7 @@ use crate::store::Store;
 const N: usize = 40;
 
 async fn items_logged(store: &Store, run_id: i64) -> usize {
-    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM items WHERE run_id = ? AND step_id = 'act'")
-        .bind(run_id)
-        .fetch_one(store.pool())
-        .await
-        .unwrap_or(0) as usize
+    store.items(run_id, None, 0).await.map(|items| items.iter().filter(|i| i.step_id == "act").count()).unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
