@@ -164,12 +164,13 @@ impl Store {
     }
 
     async fn open_pg(url: &str) -> Result<Store> {
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
-            .await
-            .map_err(|reason| StoreError::Open { url: redact_url(url), reason })?;
+        use sqlx::Connection;
+        let open = |reason| StoreError::Open { url: redact_url(url), reason };
+        let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(open)?;
+        // One plain connection first: the pool retries a refused or unreachable server until its
+        // timeout and then reports only "pool timed out", losing the reason.
+        sqlx::PgConnection::connect_with(&opts).await.map_err(open)?.close().await.map_err(open)?;
+        let pool = PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await.map_err(open)?;
         migrate_pg(&pool).await.map_err(|reason| StoreError::Migrate { url: redact_url(url), reason })?;
         Ok(Store::with(Db::Pg(pool)))
     }
