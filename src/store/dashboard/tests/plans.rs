@@ -71,6 +71,8 @@ async fn item_pages_and_key_search_are_index_ranges() {
     }
     let plan = plan_of_sql(&store, STEP_COUNTS, &["1", "s"]).await;
     assert_indexed("a running step's counts", &plan, "USING COVERING INDEX items_step_status_seq");
+    let plan = plan_of_sql(&store, crate::store::queries::ITEM_OUTPUTS, &["1", "s"]).await;
+    assert_indexed("a step's outputs, read by the next", &plan, "USING INDEX items_step_status_seq");
 }
 
 #[tokio::test]

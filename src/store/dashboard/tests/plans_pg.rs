@@ -130,6 +130,8 @@ async fn item_pages_and_key_search_are_index_ranges() {
     }
     let plan = plan_of_sql(&mut conn, STEP_COUNTS, &[Arg::Int(1), Arg::Text("s")]).await;
     plan.assert_indexed("a running step's counts", "items_step_status_seq", false);
+    let plan = plan_of_sql(&mut conn, crate::store::queries::ITEM_OUTPUTS, &[Arg::Int(1), Arg::Text("s")]).await;
+    plan.assert_indexed("a step's outputs, read by the next", "items_step_status_seq", false);
     // The key a key search's cursor starts after: one probe of the index per status.
     let args = [Arg::Int(12), Arg::Int(1), Arg::Text("s"), Arg::Int(10)];
     let plan = plan_of_sql(&mut conn, crate::store::dashboard::items::CURSOR_KEY_PG, &args).await;
