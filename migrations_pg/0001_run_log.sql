@@ -4,6 +4,9 @@
 -- Text is COLLATE "C": keys, ids and RFC 3339 times order and compare byte by byte, as in
 -- SQLite, whatever locale the database was created with. Times stay RFC 3339 text (UTC,
 -- milliseconds), so both run logs compare them the same way.
+-- Every SQLite index ends with the row id, which orders the rows an index lists under one key
+-- (the dashboard's pages read runs newest first from `runs_workflow_status`, artifacts in id
+-- order from `artifacts_run`); here the id is written out where a read orders by it.
 
 CREATE TABLE runs (
     id            BIGSERIAL PRIMARY KEY,
@@ -21,10 +24,10 @@ CREATE TABLE runs (
     owner         TEXT COLLATE "C"
 );
 CREATE INDEX runs_workflow ON runs (workflow, id);
-CREATE INDEX runs_status ON runs (status);
-CREATE INDEX runs_workflow_status ON runs (workflow, status);
+CREATE INDEX runs_status ON runs (status, id);
+CREATE INDEX runs_workflow_status ON runs (workflow, status, id);
 CREATE INDEX runs_workflow_status_started ON runs (workflow, status, started_at);
-CREATE INDEX runs_trigger ON runs (trigger);
+CREATE INDEX runs_trigger ON runs (trigger, id);
 
 CREATE TABLE steps (
     run_id      BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
@@ -42,7 +45,10 @@ CREATE TABLE steps (
     PRIMARY KEY (run_id, step_id)
 );
 
+-- `rowid`: SQLite's row id under its name, numbering items in the order they were first written
+-- (an upsert keeps it); it orders items of equal `seq` and ends the dashboard's item cursor.
 CREATE TABLE items (
+    rowid       BIGSERIAL NOT NULL,
     run_id      BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     step_id     TEXT COLLATE "C" NOT NULL,
     item_key    TEXT COLLATE "C" NOT NULL,
@@ -54,7 +60,7 @@ CREATE TABLE items (
     finished_at TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (run_id, step_id, item_key)
 );
-CREATE INDEX items_step_status_seq ON items (run_id, step_id, status, seq);
+CREATE INDEX items_step_status_seq ON items (run_id, step_id, status, seq, rowid);
 
 CREATE TABLE artifacts (
     id         BIGSERIAL PRIMARY KEY,
@@ -65,8 +71,8 @@ CREATE TABLE artifacts (
     path       TEXT COLLATE "C" NOT NULL,
     created_at TEXT COLLATE "C" NOT NULL
 );
-CREATE INDEX artifacts_run ON artifacts (run_id);
-CREATE INDEX artifacts_item ON artifacts (run_id, step_id, item_key);
+CREATE INDEX artifacts_run ON artifacts (run_id, id);
+CREATE INDEX artifacts_item ON artifacts (run_id, step_id, item_key, id);
 
 CREATE TABLE ledger (
     key        TEXT COLLATE "C" PRIMARY KEY,

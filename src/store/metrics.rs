@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use super::db::{on_db, Backend, Db};
 use super::{now, Result, Store};
 
 /// Runs in the run log of one workflow with one status.
@@ -70,7 +71,8 @@ pub struct MetricFigures {
     pub steps: Vec<StepTally>,
     pub pending: Vec<PendingTally>,
     pub skipped_fires: Vec<SkipTally>,
-    /// The database file's size: page count times page size (the WAL file not included).
+    /// SQLite: the database file's size, page count times page size (the WAL file not
+    /// included). PostgreSQL: the database's size on the server (`pg_database_size`).
     pub bytes: u64,
 }
 
@@ -91,12 +93,15 @@ pub const SKIP_REASONS: &[(&str, &[&str])] = &[
 /// The label of a reason none of [`SKIP_REASONS`] matches.
 pub const SKIP_OTHER: &str = "other";
 
-fn skip_reason_case() -> String {
+/// `like`: `LIKE` on SQLite, where it ignores ASCII case; `ILIKE` on PostgreSQL, which does the
+/// same on its `"C"` text.
+fn skip_reason_case(like: &str) -> String {
     let mut sql = String::from("CASE");
     for (label, patterns) in SKIP_REASONS {
         for p in *patterns {
-            // Both are constants of this file, without quotes: nothing from outside is spliced in.
-            sql.push_str(&format!(" WHEN error LIKE '{p}' THEN '{label}'"));
+            // Both are constants of this file, without quotes (nor the backslash PostgreSQL's
+            // LIKE escapes with): nothing from outside is spliced in.
+            sql.push_str(&format!(" WHEN error {like} '{p}' THEN '{label}'"));
         }
     }
     sql.push_str(&format!(" ELSE '{SKIP_OTHER}' END"));
@@ -127,11 +132,11 @@ impl Store {
     }
 
     async fn run_tallies(&self) -> Result<Vec<RunTally>> {
-        let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(String, String, i64, Option<String>)> = on_db!(&self.db, pool => sqlx::query_as(
             "SELECT workflow, status, count(*), max(finished_at) FROM runs GROUP BY workflow, status ORDER BY workflow, status",
         )
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows
             .into_iter()
             .map(|(workflow, status, n, last_finished)| RunTally { workflow, status, count: n as u64, last_finished })
@@ -144,20 +149,34 @@ impl Store {
         // in (as many as there are bounds); the bounds themselves are bound.
         let mut case = String::from("CASE");
         for i in 0..bounds.len() {
-            case.push_str(&format!(" WHEN d <= ?{} THEN {i}", i + 1));
+            case.push_str(&format!(" WHEN d <= ${} THEN {i}", i + 1));
         }
         case.push_str(&format!(" ELSE {} END", bounds.len()));
-        let sql = format!(
-            "SELECT workflow, {case} AS b, count(*), total(d)
-             FROM (SELECT workflow, max(0.0, unixepoch(finished_at, 'subsec') - unixepoch(started_at, 'subsec')) AS d
-                   FROM runs WHERE finished_at IS NOT NULL AND status NOT IN ('running', 'skipped'))
-             GROUP BY workflow, b ORDER BY workflow"
-        );
-        let mut q = sqlx::query_as::<_, (String, i64, i64, f64)>(sqlx::AssertSqlSafe(sql));
-        for b in bounds {
-            q = q.bind(*b);
-        }
-        let rows = q.fetch_all(self.pool()).await?;
+        let sql = match self.backend() {
+            Backend::Sqlite => format!(
+                "SELECT workflow, {case} AS b, count(*), total(d)
+                 FROM (SELECT workflow, max(0.0, unixepoch(finished_at, 'subsec') - unixepoch(started_at, 'subsec')) AS d
+                       FROM runs WHERE finished_at IS NOT NULL AND status NOT IN ('running', 'skipped'))
+                 GROUP BY workflow, b ORDER BY workflow"
+            ),
+            // The times are RFC 3339 text, which `timestamptz` reads; `total` is a sum that is
+            // 0.0 over no rows.
+            Backend::Postgres => format!(
+                "SELECT workflow, CAST({case} AS BIGINT) AS b, count(*), CAST(COALESCE(sum(d), 0) AS DOUBLE PRECISION)
+                 FROM (SELECT workflow,
+                              GREATEST(0.0, CAST(EXTRACT(EPOCH FROM CAST(finished_at AS timestamptz) - CAST(started_at AS timestamptz))
+                                                 AS DOUBLE PRECISION)) AS d
+                       FROM runs WHERE finished_at IS NOT NULL AND status NOT IN ('running', 'skipped')) t
+                 GROUP BY workflow, b ORDER BY workflow"
+            ),
+        };
+        let rows = on_db!(&self.db, pool => {
+            let mut q = sqlx::query_as::<_, (String, i64, i64, f64)>(sqlx::AssertSqlSafe(sql));
+            for b in bounds {
+                q = q.bind(*b);
+            }
+            q.fetch_all(pool).await
+        })?;
         let mut out: Vec<DurationTally> = Vec::new();
         for (workflow, b, n, sum) in rows {
             if out.last().is_none_or(|t| t.workflow != workflow) {
@@ -173,13 +192,15 @@ impl Store {
 
     /// One pass over `steps` (a few rows per run), each joined to its run by primary key.
     async fn step_tallies(&self) -> Result<Vec<StepTally>> {
-        let rows: Vec<(String, String, String, bool, i64, i64, i64)> = sqlx::query_as(
-            "SELECT r.workflow, s.step_id, s.kind, r.trigger = 'dry-run', sum(s.ok), sum(s.failed), sum(s.skipped)
+        // A sum of BIGINT is NUMERIC on PostgreSQL: cast back.
+        let rows: Vec<(String, String, String, bool, i64, i64, i64)> = on_db!(&self.db, pool => sqlx::query_as(
+            "SELECT r.workflow, s.step_id, s.kind, r.trigger = 'dry-run',
+                    CAST(sum(s.ok) AS BIGINT), CAST(sum(s.failed) AS BIGINT), CAST(sum(s.skipped) AS BIGINT)
              FROM steps s JOIN runs r ON r.id = s.run_id
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
         )
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows
             .into_iter()
             .map(|(workflow, step_id, kind, dry_run, ok, failed, skipped)| StepTally {
@@ -197,16 +218,20 @@ impl Store {
     /// Keys still `sending`, found run by run through the `ledger_run (run_id, state)` index:
     /// the ledger has a row per delivery ever made and no index that starts with `state`
     /// (`CROSS JOIN` keeps SQLite from scanning the ledger instead).
-    /// Keys of runs already pruned from the log are not seen.
+    /// Keys of runs already pruned from the log are not seen. PostgreSQL's `CROSS JOIN` takes no
+    /// `ON` (nor needs the hint), and sorts a missing step kind last unless told.
     async fn pending_tallies(&self) -> Result<Vec<PendingTally>> {
-        let rows: Vec<SendingRow> = sqlx::query_as(
+        let sql = self.db.sql(
             "SELECT l.workflow, l.step_id, s.kind, l.owner, count(*) AS n
              FROM runs r CROSS JOIN ledger l ON l.run_id = r.id AND l.state = 'sending'
              LEFT JOIN steps s ON s.run_id = l.run_id AND s.step_id = l.step_id
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3",
-        )
-        .fetch_all(self.pool())
-        .await?;
+            "SELECT l.workflow, l.step_id, s.kind, l.owner, count(*) AS n
+             FROM runs r JOIN ledger l ON l.run_id = r.id AND l.state = 'sending'
+             LEFT JOIN steps s ON s.run_id = l.run_id AND s.step_id = l.step_id
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3 NULLS FIRST",
+        );
+        let rows: Vec<SendingRow> = on_db!(&self.db, pool => sqlx::query_as(sql).fetch_all(pool).await)?;
         let at = now();
         let mut alive: HashMap<String, bool> = HashMap::new();
         let mut out: Vec<PendingTally> = Vec::new();
@@ -238,20 +263,28 @@ impl Store {
 
     /// Skipped fires through the `runs_status` index.
     async fn skip_tallies(&self) -> Result<Vec<SkipTally>> {
+        let like = self.db.sql("LIKE", "ILIKE");
         let sql = format!(
-            "SELECT workflow, reason, count(*) FROM (SELECT workflow, {} AS reason FROM runs WHERE status = 'skipped')
+            "SELECT workflow, reason, count(*) FROM (SELECT workflow, {} AS reason FROM runs WHERE status = 'skipped') t
              GROUP BY 1, 2 ORDER BY 1, 2",
-            skip_reason_case()
+            skip_reason_case(like)
         );
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
+        let rows: Vec<(String, String, i64)> = on_db!(&self.db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(|(workflow, reason, n)| SkipTally { workflow, reason, count: n as u64 }).collect())
     }
 
+    /// SQLite: the file's pages. PostgreSQL: the database's files on the server.
     async fn size_bytes(&self) -> Result<u64> {
-        let mut conn = self.pool().acquire().await?;
-        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut *conn).await?;
-        let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *conn).await?;
-        Ok((pages.max(0) as u64) * (size.max(0) as u64))
+        let bytes: i64 = match &self.db {
+            Db::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut *conn).await?;
+                let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *conn).await?;
+                pages.max(0) * size.max(0)
+            }
+            Db::Pg(pool) => sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(pool).await?,
+        };
+        Ok(bytes.max(0) as u64)
     }
 }
 

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
+use crate::store::db::on_db;
 use crate::store::{Result, Store};
 
 /// A team that got digests in one routing scope (`<workflow>/<step id>`).
@@ -38,46 +39,60 @@ pub const MAX_HISTORY: i64 = 1000;
 // The route step records each team's files as artifacts of kind `digest`, filed under the
 // team's name, of the step whose id ends the scope (`<workflow>/<step id>`; a workflow name
 // may hold a `/`, so the step id is what follows the run's workflow name). Of a step run
-// again by a resume, the latest file.
+// again by a resume, the latest file. `$like`: `LIKE` on SQLite, which ignores ASCII case;
+// `ILIKE` on PostgreSQL, which does the same on its `"C"` text.
 macro_rules! digest_file {
-    ($ext:literal) => {
+    ($like:literal, $ext:literal) => {
         concat!(
             "(SELECT max(a.id) FROM artifacts a WHERE a.run_id = d.run_id
                AND substr(d.scope, 1, length(r.workflow) + 1) = r.workflow || '/'
                AND a.step_id = substr(d.scope, length(r.workflow) + 2) AND a.item_key = d.team AND a.kind = 'digest'
-               AND a.path LIKE '%",
+               AND a.path ",
+            $like,
+            " '%",
             $ext,
             "')"
         )
     };
 }
 
-pub(super) const HISTORY: &str = concat!(
-    "SELECT d.run_id, d.created_at, d.count, d.urgent, d.rated, d.avg_rating, d.csat, ",
-    digest_file!(".html"),
-    " AS artifact_id, ",
-    digest_file!(".md"),
-    " AS markdown_artifact_id
+macro_rules! history {
+    ($like:literal) => {
+        concat!(
+            "SELECT d.run_id, d.created_at, d.count, d.urgent, d.rated, d.avg_rating, d.csat, ",
+            digest_file!($like, ".html"),
+            " AS artifact_id, ",
+            digest_file!($like, ".md"),
+            " AS markdown_artifact_id
      FROM route_digests d LEFT JOIN runs r ON r.id = d.run_id
-     WHERE d.scope = ? AND d.team = ? ORDER BY d.run_id DESC LIMIT ?"
-);
+     WHERE d.scope = $1 AND d.team = $2 ORDER BY d.run_id DESC LIMIT $3"
+        )
+    };
+}
+
+pub(super) const HISTORY: &str = history!("LIKE");
+pub(super) const HISTORY_PG: &str = history!("ILIKE");
+
+pub(super) const TEAMS: &str = "SELECT scope, team, max(run_id) AS last_run_id, created_at AS last_created_at, count(*) AS digests
+     FROM route_digests GROUP BY scope, team ORDER BY scope, team";
+// PostgreSQL takes no bare column beside an aggregate: the latest run's time is asked for.
+pub(super) const TEAMS_PG: &str = "SELECT scope, team, max(run_id) AS last_run_id,
+       (array_agg(created_at ORDER BY run_id DESC))[1] AS last_created_at, count(*) AS digests
+     FROM route_digests GROUP BY scope, team ORDER BY scope, team";
 
 impl Store {
     /// Every (scope, team) that got a digest, by scope then team.
     pub async fn digest_teams(&self) -> Result<Vec<DigestTeam>> {
         // SQLite takes the bare `created_at` from the row that gave `max(run_id)`.
-        Ok(sqlx::query_as(
-            "SELECT scope, team, max(run_id) AS last_run_id, created_at AS last_created_at, count(*) AS digests
-             FROM route_digests GROUP BY scope, team ORDER BY scope, team",
-        )
-        .fetch_all(self.pool())
-        .await?)
+        let sql = self.db.sql(TEAMS, TEAMS_PG);
+        Ok(on_db!(&self.db, pool => sqlx::query_as(sql).fetch_all(pool).await)?)
     }
 
     /// A team's digests, newest first, at most `limit` (`MAX_HISTORY`; 0 or less: all of them
     /// up to that).
     pub async fn digest_history(&self, scope: &str, team: &str, limit: i64) -> Result<Vec<DigestPoint>> {
         let limit = if limit <= 0 { MAX_HISTORY } else { limit.min(MAX_HISTORY) };
-        Ok(sqlx::query_as(HISTORY).bind(scope).bind(team).bind(limit).fetch_all(self.pool()).await?)
+        let sql = self.db.sql(HISTORY, HISTORY_PG);
+        Ok(on_db!(&self.db, pool => sqlx::query_as(sql).bind(scope).bind(team).bind(limit).fetch_all(pool).await)?)
     }
 }

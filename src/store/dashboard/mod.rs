@@ -1,7 +1,9 @@
 //! What the dashboard and the JSON API read from the run log: pages of runs and items with
 //! keyset cursors, per-workflow summaries for the overview, artifacts, uncertain deliveries and
 //! digest history. Every list is bounded (`MAX_LIMIT`) and every query walks an index
-//! (migrations/0009_dashboard_indexes.sql), so a run of a million items reads like one of ten.
+//! (migrations/0009_dashboard_indexes.sql; migrations_pg/ on PostgreSQL), so a run of a million
+//! items reads like one of ten. Where the two databases spell a read alike, it is one SQL for
+//! both (the builders are generic over the database).
 //! The semantics are documented in docs/dashboard.md, "Reading runs (store)".
 
 mod artifacts;
@@ -16,6 +18,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
+use sqlx::{Postgres, QueryBuilder, Sqlite};
+
+use super::db::Backend;
 
 pub use artifacts::{ArtifactWithId, UncertainRow};
 pub use digests::{DigestPoint, DigestTeam, MAX_HISTORY};
@@ -54,8 +59,9 @@ impl<T, C> Page<T, C> {
 
 /// Where a page of items ends: the step's position, the item's `seq` and its row id (which
 /// orders items with the same `seq`, as a resume over a changed input can leave). Written
-/// `<position>.<seq>.<row>` in URLs and JSON. Valid until the run log is `VACUUM`ed (a full
-/// vacuum renumbers rows; retention's incremental vacuum does not).
+/// `<position>.<seq>.<row>` in URLs and JSON. In SQLite, valid until the run log is `VACUUM`ed
+/// (a full vacuum renumbers rows; retention's incremental vacuum does not); PostgreSQL's row
+/// numbers are a column, which nothing renumbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ItemCursor {
     pub position: i64,
@@ -106,6 +112,30 @@ pub fn parse_time_bound(s: &str, end: bool) -> Result<DateTime<Utc>, BadTime> {
     let day = if end { day.succ_opt().ok_or_else(|| BadTime(s.into()))? } else { day };
     Ok(day.and_hms_opt(0, 0, 0).ok_or_else(|| BadTime(s.into()))?.and_utc())
 }
+
+/// A query builder of either database: what the dashboard's SQL builders bind, and which
+/// database they write for (to pick the few words where the two differ).
+pub(crate) trait PushBind {
+    const BACKEND: Backend;
+    fn bind_int(&mut self, v: i64) -> &mut Self;
+    fn bind_text(&mut self, v: &str) -> &mut Self;
+}
+
+macro_rules! push_bind {
+    ($db:ty, $backend:expr) => {
+        impl PushBind for QueryBuilder<$db> {
+            const BACKEND: Backend = $backend;
+            fn bind_int(&mut self, v: i64) -> &mut Self {
+                self.push_bind(v)
+            }
+            fn bind_text(&mut self, v: &str) -> &mut Self {
+                self.push_bind(v)
+            }
+        }
+    };
+}
+push_bind!(Sqlite, Backend::Sqlite);
+push_bind!(Postgres, Backend::Postgres);
 
 /// Times in the run log are RFC 3339 UTC with milliseconds and compare as text.
 fn stored_time(t: DateTime<Utc>) -> String {

@@ -42,22 +42,23 @@ async fn two_step_run(store: &Store) -> i64 {
 }
 
 /// The order the dashboard promises, straight from the tables.
+/// (PostgreSQL's items have a `rowid` column, numbered as SQLite numbers its rows.)
 async fn expected(store: &Store, run: i64, status: Option<&str>) -> Vec<(String, String)> {
-    sqlx::query_as(
+    on_db!(&store.db, pool => sqlx::query_as(
         "SELECT i.step_id, i.item_key FROM items i JOIN steps s ON s.run_id = i.run_id AND s.step_id = i.step_id
-         WHERE i.run_id = ?1 AND (?2 IS NULL OR i.status = ?2) ORDER BY s.position, i.seq, i.rowid",
+         WHERE i.run_id = $1 AND ($2 IS NULL OR i.status = $2) ORDER BY s.position, i.seq, i.rowid",
     )
     .bind(run)
     .bind(status)
-    .fetch_all(store.pool())
-    .await
+    .fetch_all(pool)
+    .await)
     .unwrap()
 }
 
+crate::store::testing::store_test! {
 #[tokio::test]
-async fn item_pages_run_in_step_order_then_seq_with_no_row_skipped_or_repeated() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn item_pages_run_in_step_order_then_seq_with_no_row_skipped_or_repeated(fresh) {
+    let store = fresh.open().await;
     let r = two_step_run(&store).await;
     let want = expected(&store, r, None).await;
     assert_eq!(want.len(), 32);
@@ -85,11 +86,12 @@ async fn item_pages_run_in_step_order_then_seq_with_no_row_skipped_or_repeated()
     assert!(store.items_page(r, &none).await.unwrap().rows.is_empty());
     assert!(store.items_page(r + 1, &ItemsQuery::default()).await.unwrap().rows.is_empty());
 }
+}
 
+crate::store::testing::store_test! {
 #[tokio::test]
-async fn key_search_is_a_literal_prefix_wildcards_and_quotes_included() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn key_search_is_a_literal_prefix_wildcards_and_quotes_included(fresh) {
+    let store = fresh.open().await;
     let r = start(&store, "w", TriggerKind::Manual).await;
     store.start_step(r, "s", 0, "send_email").await.unwrap();
     let keys = ["a%b", "a%", "axb", "a_b", "aXb", "a'q", "a\"q", "ab", "a", "b", "é1", "é2", "\u{10FFFF}z", "100%", "10"];
@@ -116,6 +118,7 @@ async fn key_search_is_a_literal_prefix_wildcards_and_quotes_included() {
     assert!(search("zz", None, 10).await.is_empty());
     assert_eq!(search("", None, 100).await.len(), keys.len(), "an empty search is no filter");
 }
+}
 
 #[test]
 fn a_prefix_range_ends_just_past_every_text_that_starts_with_it() {
@@ -127,16 +130,17 @@ fn a_prefix_range_ends_just_past_every_text_that_starts_with_it() {
     assert_eq!(prefix_end(""), None);
 }
 
+crate::store::testing::store_test! {
 #[tokio::test]
-async fn a_running_step_is_counted_from_its_items_and_a_finished_one_read_from_the_steps_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn a_running_step_is_counted_from_its_items_and_a_finished_one_read_from_the_steps_table(fresh) {
+    let store = fresh.open().await;
     let r = two_step_run(&store).await;
     store.finish_step(r, "second", StepEnd { status: StepStatus::Partial, error: None, output: None, records: None }).await.unwrap();
     // What finish_step stored is what a finished step shows (nothing counts its items again).
-    sqlx::query("UPDATE steps SET ok = 1000 WHERE run_id = ? AND step_id = 'second'").bind(r).execute(store.pool()).await.unwrap();
+    exec(&store, "UPDATE steps SET ok = 1000 WHERE run_id = $1 AND step_id = 'second'", &[r]).await;
     let c = store.item_counts(r).await.unwrap();
     let got: Vec<_> = c.iter().map(|c| (c.step_id.as_str(), c.status, c.ok, c.failed, c.skipped, c.live)).collect();
     assert_eq!(got, [("second", StepStatus::Partial, 1000, 6, 6, false), ("first", StepStatus::Running, 8, 1, 0, true)]);
     assert!(store.item_counts(r + 1).await.unwrap().is_empty());
+}
 }
