@@ -54,7 +54,10 @@ fn main() {
         let store = Store::open(&format!("sqlite://{}", dir.join("bench.sqlite").display())).await.unwrap();
         let t = Instant::now();
         for sql in SEED {
-            sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(store.pool()).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(*sql))
+                .execute(store.sqlite_pool().expect("the benchmark seeds a SQLite run log"))
+                .await
+                .unwrap();
         }
         println!("seeded {} in {:.1} s", dir.display(), t.elapsed().as_secs_f64());
         let first = Instant::now();

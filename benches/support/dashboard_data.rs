@@ -18,7 +18,7 @@ pub(crate) fn workflow_name(i: i64) -> String {
 /// through the engine would take minutes, and only the reads are measured. Returns the big
 /// run's id; its workflow is `big`.
 pub(crate) async fn seed(store: &Store) -> i64 {
-    let mut tx = store.pool().begin().await.unwrap();
+    let mut tx = store.sqlite_pool().expect("the benchmark seeds a SQLite run log").begin().await.unwrap();
     // Runs of the 1,000 workflows, interleaved as a scheduler starts them: one a minute.
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 - 1)
@@ -131,7 +131,7 @@ pub(crate) async fn deep_cursor(store: &Store, run: i64) -> ItemCursor {
     let (row, seq): (i64, i64) =
         sqlx::query_as("SELECT rowid, seq FROM items WHERE run_id = ? AND step_id = 'mail' AND item_key = 'T-0250000'")
             .bind(run)
-            .fetch_one(store.pool())
+            .fetch_one(store.sqlite_pool().expect("the benchmark seeds a SQLite run log"))
             .await
             .unwrap();
     ItemCursor { position: 2, seq, row }

@@ -19,8 +19,10 @@ use Ty::{Int, Real, Text};
 struct Table {
     name: &'static str,
     cols: &'static [(&'static str, Ty)],
-    /// Its `id` is a BIGSERIAL on PostgreSQL, whose sequence must start past the copied ids.
-    serial: bool,
+    /// Its BIGSERIAL column on PostgreSQL (`id`), whose sequence must start past the copied ids.
+    serial: Option<&'static str>,
+    /// A PostgreSQL column that keeps SQLite's implicit `rowid` (the dashboard's item order).
+    rowid_to: Option<&'static str>,
 }
 
 /// Every table of the run log, parents before the tables whose foreign keys point at them.
@@ -44,7 +46,8 @@ const TABLES: &[Table] = &[
             ("pid", Int),
             ("owner", Text),
         ],
-        serial: true,
+        serial: Some("id"),
+        rowid_to: None,
     },
     Table {
         name: "steps",
@@ -62,7 +65,8 @@ const TABLES: &[Table] = &[
             ("error", Text),
             ("output", Text),
         ],
-        serial: false,
+        serial: None,
+        rowid_to: None,
     },
     Table {
         name: "items",
@@ -77,12 +81,14 @@ const TABLES: &[Table] = &[
             ("output", Text),
             ("finished_at", Text),
         ],
-        serial: false,
+        serial: Some("rowid"),
+        rowid_to: Some("rowid"),
     },
     Table {
         name: "artifacts",
         cols: &[("id", Int), ("run_id", Int), ("step_id", Text), ("item_key", Text), ("kind", Text), ("path", Text), ("created_at", Text)],
-        serial: true,
+        serial: Some("id"),
+        rowid_to: None,
     },
     Table {
         name: "ledger",
@@ -97,9 +103,15 @@ const TABLES: &[Table] = &[
             ("updated_at", Text),
             ("owner", Text),
         ],
-        serial: false,
+        serial: None,
+        rowid_to: None,
     },
-    Table { name: "route_routed_ids", cols: &[("id", Int), ("scope", Text), ("run_id", Int), ("ids", Text)], serial: true },
+    Table {
+        name: "route_routed_ids",
+        cols: &[("id", Int), ("scope", Text), ("run_id", Int), ("ids", Text)],
+        serial: Some("id"),
+        rowid_to: None,
+    },
     Table {
         name: "route_digests",
         cols: &[
@@ -113,7 +125,8 @@ const TABLES: &[Table] = &[
             ("csat", Real),
             ("created_at", Text),
         ],
-        serial: false,
+        serial: None,
+        rowid_to: None,
     },
     Table {
         name: "owners",
@@ -127,7 +140,8 @@ const TABLES: &[Table] = &[
             ("heartbeat_at", Text),
             ("expires_at", Text),
         ],
-        serial: false,
+        serial: None,
+        rowid_to: None,
     },
     Table {
         name: "resolutions",
@@ -141,7 +155,8 @@ const TABLES: &[Table] = &[
             ("decided_by", Text),
             ("decided_at", Text),
         ],
-        serial: true,
+        serial: Some("id"),
+        rowid_to: None,
     },
     Table {
         name: "actions",
@@ -156,14 +171,16 @@ const TABLES: &[Table] = &[
             ("detail", Text),
             ("outcome", Text),
         ],
-        serial: true,
+        serial: Some("id"),
+        rowid_to: None,
     },
     Table {
         name: "schedule_pauses",
         cols: &[("workflow", Text), ("paused_by", Text), ("paused_at", Text), ("reason", Text)],
-        serial: false,
+        serial: None,
+        rowid_to: None,
     },
-    Table { name: "run_cancels", cols: &[("run_id", Int), ("requested_by", Text), ("requested_at", Text)], serial: false },
+    Table { name: "run_cancels", cols: &[("run_id", Int), ("requested_by", Text), ("requested_at", Text)], serial: None, rowid_to: None },
     Table {
         name: "web_sessions",
         cols: &[
@@ -174,7 +191,8 @@ const TABLES: &[Table] = &[
             ("last_seen", Text),
             ("expires_at", Text),
         ],
-        serial: false,
+        serial: None,
+        rowid_to: None,
     },
 ];
 
@@ -281,11 +299,11 @@ pub async fn migrate_log(from: &Store, to: &Store, batch: usize) -> Result<Vec<T
                 table.name
             ))));
         }
-        if table.serial {
+        if let Some(col) = table.serial {
             // The next id is past every copied one (1 on an empty table).
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT setval(pg_get_serial_sequence('{0}', 'id'), COALESCE(max(id), 0) + 1, false) FROM {0}",
-                table.name
+                "SELECT setval(pg_get_serial_sequence('{0}', '{1}'), COALESCE(max({1}), 0) + 1, false) FROM {0}",
+                table.name, col
             )))
             .execute(&mut *t)
             .await?;
@@ -333,7 +351,7 @@ async fn copy_table(
 ) -> Result<u64, MigrateLogError> {
     let names: Vec<&str> = table.cols.iter().map(|(n, _)| *n).collect();
     let select = format!("SELECT rowid, {} FROM {} WHERE rowid > $1 ORDER BY rowid LIMIT $2", names.join(", "), table.name);
-    let arrays: Vec<String> = table
+    let mut arrays: Vec<String> = table
         .cols
         .iter()
         .enumerate()
@@ -346,7 +364,12 @@ async fn copy_table(
             format!("${}::{pg}", i + 1)
         })
         .collect();
-    let insert = format!("INSERT INTO {} ({}) SELECT * FROM UNNEST({})", table.name, names.join(", "), arrays.join(", "));
+    let mut targets = names.clone();
+    if let Some(col) = table.rowid_to {
+        targets.push(col);
+        arrays.push(format!("${}::BIGINT[]", names.len() + 1));
+    }
+    let insert = format!("INSERT INTO {} ({}) SELECT * FROM UNNEST({})", table.name, targets.join(", "), arrays.join(", "));
     let mut after = i64::MIN;
     let mut total = 0u64;
     loop {
@@ -384,6 +407,10 @@ async fn copy_table(
                 Column::Real(v) => q.bind(v),
                 Column::Text(v) => q.bind(v),
             };
+        }
+        if table.rowid_to.is_some() {
+            let rowids: Vec<i64> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+            q = q.bind(rowids);
         }
         let done = q.execute(&mut *t).await.map_err(|e| {
             MigrateLogError::Store(StoreError::Batch(format!("copying table `{}` (rows after rowid {after}): {e}", table.name)))
@@ -426,22 +453,27 @@ mod tests {
         let mut want: Vec<(String, String, String)> = TABLES
             .iter()
             .flat_map(|t| {
-                t.cols.iter().map(|(c, ty)| {
-                    let pg = match ty {
-                        Int => "bigint",
-                        Real => "double precision",
-                        Text => "text",
-                    };
-                    (t.name.to_string(), c.to_string(), pg.to_string())
-                })
+                t.cols
+                    .iter()
+                    .map(|(c, ty)| {
+                        let pg = match ty {
+                            Int => "bigint",
+                            Real => "double precision",
+                            Text => "text",
+                        };
+                        (t.name.to_string(), c.to_string(), pg.to_string())
+                    })
+                    .chain(t.rowid_to.map(|c| (t.name.to_string(), c.to_string(), "bigint".to_string())))
             })
             .collect();
         want.sort();
         assert_eq!(rows, want);
         for t in TABLES {
-            let serial: Option<String> =
-                sqlx::query_scalar("SELECT pg_get_serial_sequence($1, 'id')").bind(t.name).fetch_one(p).await.unwrap_or(None);
-            assert_eq!(serial.is_some(), t.serial, "{}", t.name);
+            for col in ["id", "rowid"] {
+                let serial: Option<String> =
+                    sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)").bind(t.name).bind(col).fetch_one(p).await.unwrap_or(None);
+                assert_eq!(serial.is_some(), t.serial == Some(col), "{}.{col}", t.name);
+            }
         }
     }
 

@@ -170,7 +170,8 @@ impl Store {
         // One plain connection first: the pool retries a refused or unreachable server until its
         // timeout and then reports only "pool timed out", losing the reason.
         sqlx::PgConnection::connect_with(&opts).await.map_err(open)?.close().await.map_err(open)?;
-        let pool = PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await.map_err(open)?;
+        let pool =
+            PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await.map_err(open)?;
         migrate_pg(&pool).await.map_err(|reason| StoreError::Migrate { url: redact_url(url), reason })?;
         Ok(Store::with(Db::Pg(pool)))
     }
@@ -189,11 +190,12 @@ impl Store {
         self.db.close().await
     }
 
-    // TRANSITIONAL: removed once every query goes through `on_db!`.
-    pub fn pool(&self) -> &SqlitePool {
+    /// The SQLite pool, for benchmarks that seed a large run log by SQL; `None` on PostgreSQL.
+    #[doc(hidden)]
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.db {
-            Db::Sqlite(p) => p,
-            Db::Pg(_) => unreachable!("not converted to PostgreSQL yet"),
+            Db::Sqlite(p) => Some(p),
+            Db::Pg(_) => None,
         }
     }
 
