@@ -111,11 +111,14 @@ pub async fn serve(project: &Project) -> Result<i32> {
         None => None,
     };
     let store = project.store().await?;
-    // On PostgreSQL the lock is the database's own (an advisory lock), held as long as `_pg_lock`.
-    let _pg_lock = match store.try_lock_scheduler().await? {
+    // On PostgreSQL any number of serve nodes share the run log, each fire claimed by one of
+    // them (`store::claim_fire`). They hold the database's scheduler lock shared, as long as
+    // `_pg_lock`, so that `cxflow migrate-log` (which takes it exclusively) cannot fill a run
+    // log a scheduler uses.
+    let _pg_lock = match store.try_share_scheduler().await? {
         Some(SchedulerLock::Busy(holder)) => {
             return Err(CliError::Invalid(format!(
-                "error: another `cxflow serve` is already running on the run log `{}` ({holder}); stop it first, or point this one at another database",
+                "error: `cxflow migrate-log` is copying into the run log `{}` ({holder}); start `cxflow serve` once it is done",
                 redact_url(&url)
             )))
         }
@@ -137,22 +140,41 @@ pub async fn serve(project: &Project) -> Result<i32> {
     let shown = good.clone();
     let initial = catalog.add_initial(good, &last).await;
     let plans = catalog.plans();
-    let mut resumes = Vec::new();
-    for id in &orphans {
-        let Ok(row) = store.run(*id).await else { continue };
-        let auto =
-            plans.read().unwrap().get(&row.workflow).and_then(|p| p.schedule.as_ref()).is_some_and(|s| s.compiled.resume == Resume::Auto);
-        tracing::warn!(run_id = id, workflow = %row.workflow, resumed = auto, "run left running by a crash marked interrupted");
-        if auto {
-            resumes.push((row.workflow, *id));
-        }
-    }
+    let resumes = to_resume(&store, &plans, &orphans).await;
 
     // Hot reload: file changes become Upsert/Remove messages for the loop.
     let dir = project.workflows_dir();
     std::fs::create_dir_all(&dir).ok();
     let (watch, mut batches) = watch_folder(&dir).map_err(|e| CliError::Other(anyhow::anyhow!("cannot watch `{}`: {e}", dir.display())))?;
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
+    let shutdown = signals::on_shutdown();
+    if store.backend() == crate::store::Backend::Postgres {
+        // Other nodes share this run log: a node that dies leaves its runs `running` until its
+        // lease lapses; then whichever node sweeps first marks them interrupted (compare-and-set,
+        // so one does) and resumes those whose workflow says `resume: auto`.
+        let (store, plans, tx, stop) = (store.clone(), plans.clone(), ctl_tx.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let every = (crate::store::lease() / 3).max(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let ids = match store.interrupt_orphans().await {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        tracing::warn!("cannot look for runs of stopped nodes: {e}");
+                        continue;
+                    }
+                };
+                for (workflow, run_id) in to_resume(&store, &plans, &ids).await {
+                    if tx.send(crate::scheduler::runner::Control::Resume { workflow, run_id }).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
     {
         tokio::spawn(async move {
             let _watch = watch;
@@ -190,6 +212,7 @@ pub async fn serve(project: &Project) -> Result<i32> {
             .boxed()
         })
     };
+    let live = crate::metrics::Live::new();
     let launcher = Arc::new(EngineLauncher {
         store: store.clone(),
         config: project.config.clone(),
@@ -197,8 +220,8 @@ pub async fn serve(project: &Project) -> Result<i32> {
         grace,
         http: reqwest::Client::new(),
         prune,
+        live: Some(live.clone()),
     });
-    let live = crate::metrics::Live::new();
     let config = RunnerConfig {
         limits: Limits { max_concurrent_runs: project.config.max_concurrent_runs },
         // The engine lets in-flight items finish within `grace` and then marks the run; the loop
@@ -208,7 +231,6 @@ pub async fn serve(project: &Project) -> Result<i32> {
         metrics: Some(live.clone()),
         ..RunnerConfig::default()
     };
-    let shutdown = signals::on_shutdown();
     let web = super::ui::start_web(project, &store, Some((plans.clone(), live, shown)), shutdown.clone()).await?;
     tracing::info!(workflows = initial.len(), invalid = bad.len(), resumed = resumes.len(), run_log = %redact_url(&url), "cxflow serve started");
     run_loop(config, initial, resumes, Arc::new(SystemClock), launcher, ctl_rx, shutdown).await;
@@ -218,6 +240,22 @@ pub async fn serve(project: &Project) -> Result<i32> {
     }
     tracing::info!("cxflow serve stopped");
     Ok(exit::OK)
+}
+
+/// Logs runs marked interrupted because their process was gone, and returns those to resume:
+/// the ones whose workflow says `resume: auto`.
+async fn to_resume(store: &Store, plans: &Plans, orphans: &[i64]) -> Vec<(String, i64)> {
+    let mut resumes = Vec::new();
+    for id in orphans {
+        let Ok(row) = store.run(*id).await else { continue };
+        let auto =
+            plans.read().unwrap().get(&row.workflow).and_then(|p| p.schedule.as_ref()).is_some_and(|s| s.compiled.resume == Resume::Auto);
+        tracing::warn!(run_id = id, workflow = %row.workflow, resumed = auto, "run left running by a crash marked interrupted");
+        if auto {
+            resumes.push((row.workflow, *id));
+        }
+    }
+    resumes
 }
 
 /// `cxflow next [--count N]`: upcoming fire times of every scheduled workflow.

@@ -44,6 +44,12 @@ pub enum Trigger {
     Schedule {
         at: chrono::DateTime<chrono::Utc>,
     },
+    /// A scheduled fire whose run row the scheduler already inserted (its claim of the fire,
+    /// `Store::claim_fire`): the run goes on in that row.
+    Claimed {
+        run_id: i64,
+        at: chrono::DateTime<chrono::Utc>,
+    },
     /// Continue run `run_id`: items that succeeded are left alone; with `from`, every item of
     /// that step and the ones after it runs again.
     Resume {
@@ -115,6 +121,7 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
             (*run_id, Some(from.clone()))
         }
         Trigger::Schedule { at } => (start(plan, &*log, &opts, Some(*at)).await?, None),
+        Trigger::Claimed { run_id, .. } => (*run_id, None),
         Trigger::Manual => (start(plan, &*log, &opts, None).await?, None),
     };
     if let Some(tx) = opts.on_start.take() {
@@ -220,7 +227,7 @@ async fn start(plan: &Plan, log: &dyn RunLog, opts: &RunOptions, at: Option<chro
 fn trigger_kind(opts: &RunOptions) -> TriggerKind {
     match opts.trigger {
         Trigger::Resume { .. } => TriggerKind::Resume,
-        Trigger::Schedule { .. } => TriggerKind::Schedule,
+        Trigger::Schedule { .. } | Trigger::Claimed { .. } => TriggerKind::Schedule,
         Trigger::Manual if opts.dry_run => TriggerKind::DryRun,
         Trigger::Manual => TriggerKind::Manual,
     }

@@ -48,6 +48,7 @@ pub struct Live {
     scheduler_up: Gauge,
     lateness: Family<Labels, Histogram, fn() -> Histogram>,
     runs_ended: Family<Labels, Counter>,
+    spec_mismatches: Family<Labels, Counter>,
 }
 
 impl Default for Live {
@@ -56,6 +57,7 @@ impl Default for Live {
             scheduler_up: Gauge::default(),
             lateness: Family::new_with_constructor(lateness_histogram as fn() -> Histogram),
             runs_ended: Family::default(),
+            spec_mismatches: Family::default(),
         }
     }
 }
@@ -83,6 +85,12 @@ impl Live {
         self.runs_ended.get_or_create(&labels).inc();
     }
 
+    /// Another node had claimed a fire of `workflow` from a workflow file that differs from this
+    /// node's copy.
+    pub fn spec_mismatch(&self, workflow: &str) {
+        self.spec_mismatches.get_or_create(&vec![("workflow", workflow.to_string())]).inc();
+    }
+
     fn register(&self, registry: &mut Registry) {
         registry.register(
             "cxflow_scheduler_up",
@@ -98,6 +106,11 @@ impl Live {
             "cxflow_scheduler_runs_ended",
             "Runs started by this process's scheduler that ended, per workflow and final status, counted since the process started",
             self.runs_ended.clone(),
+        );
+        registry.register(
+            "cxflow_fire_spec_mismatches",
+            "Fires this process found claimed by another cxflow serve node whose workflow file differs from this one's, per workflow, counted since the process started",
+            self.spec_mismatches.clone(),
         );
     }
 }

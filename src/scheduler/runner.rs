@@ -68,8 +68,19 @@ pub trait Launcher: Send + Sync + 'static {
 /// Changes to the set of workflows while the loop runs (hot reload).
 #[derive(Debug)]
 pub enum Control {
-    Upsert { schedule: WorkflowSchedule, last_fire: Option<DateTime<Utc>> },
-    Remove { name: String },
+    Upsert {
+        schedule: WorkflowSchedule,
+        last_fire: Option<DateTime<Utc>>,
+    },
+    Remove {
+        name: String,
+    },
+    /// Resume this interrupted run of `workflow` (one another node left behind, found by the
+    /// orphan sweep), counted against the limits as the runs resumed at startup are.
+    Resume {
+        workflow: String,
+        run_id: i64,
+    },
 }
 
 pub struct RunnerConfig {
@@ -172,6 +183,11 @@ pub async fn run_loop(
                     Control::Remove { name } => {
                         let actions = sched.remove(&name);
                         execute(actions, &launcher, &mut tasks, &mut live, &mut side, &spawn_run);
+                    }
+                    Control::Resume { workflow, run_id } => {
+                        tracing::info!(%workflow, run_id, "resuming a run another node left interrupted");
+                        let ticket = sched.adopt(&workflow, now, now);
+                        spawn_run(&mut tasks, &mut live, ticket, new_request(&workflow, now, false, Some(run_id)));
                     }
                 }
             }

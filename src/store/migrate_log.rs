@@ -45,6 +45,7 @@ const TABLES: &[Table] = &[
             ("resumes", Int),
             ("pid", Int),
             ("owner", Text),
+            ("spec_hash", Text),
         ],
         serial: Some("id"),
         rowid_to: None,

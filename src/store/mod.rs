@@ -6,6 +6,7 @@ mod cancel;
 mod dashboard;
 pub(crate) mod db;
 mod digests;
+mod fires;
 mod group_commit;
 mod items;
 mod ledger;
@@ -47,9 +48,11 @@ pub use dashboard::{
     RECENT_RUNS,
 };
 pub use digests::{IdsSender, RoutingWriter};
+pub use fires::{FireClaim, FireOutcome, NewFire, RunningElsewhere, TakenFire};
 pub use items::ItemWriter;
 pub use metrics::{DurationTally, MetricFigures, PendingTally, RunTally, SkipTally, StepTally, SKIP_OTHER, SKIP_REASONS};
 pub use migrate_log::{migrate_log, MigrateLogError, TableCopied};
+pub(crate) use owner::lease;
 pub use pauses::Pause;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};
 pub use resolve::{Resolution, ResolveError};
@@ -232,15 +235,18 @@ impl Store {
             };
             return Err(StoreError::StillRunning { run_id, pid: pid.unwrap_or(0), host });
         }
-        // Compare-and-set on the old owner: of two resumes racing here, one wins.
+        // Compare-and-set on the old owner and status: of two resumes racing here (two serve
+        // nodes resuming one interrupted run), one wins; the other's update finds the row changed,
+        // even once the winner has finished it (same owner, another status).
         let changed = on_db!(&self.db, pool => sqlx::query(
             "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, resumes = resumes + 1, pid = $1, owner = $2
-             WHERE id = $3 AND owner IS NOT DISTINCT FROM $4",
+             WHERE id = $3 AND owner IS NOT DISTINCT FROM $4 AND status = $5",
         )
         .bind(std::process::id() as i64)
         .bind(owner)
         .bind(run_id)
         .bind(&old)
+        .bind(&status)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
@@ -288,8 +294,23 @@ impl Store {
                 None => pid.is_some_and(|p| p as u32 != std::process::id() && crate::process::exists(p)),
             };
             if !alive {
-                self.finish_run(id, RunStatus::Interrupted, Some("the process running it stopped before it finished")).await?;
-                orphans.push(id);
+                // Compare-and-set: of several processes sweeping at once (serve nodes sharing a
+                // run log), one marks it and reports it (and may resume it); a run resumed
+                // meanwhile has another owner and is left alone.
+                let changed = on_db!(&self.db, pool => sqlx::query(
+                    "UPDATE runs SET status = 'interrupted', error = $1, finished_at = $2
+                     WHERE id = $3 AND status = 'running' AND owner IS NOT DISTINCT FROM $4",
+                )
+                .bind("the process running it stopped before it finished")
+                .bind(now())
+                .bind(id)
+                .bind(&owner)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()))?;
+                if changed == 1 {
+                    orphans.push(id);
+                }
             }
         }
         Ok(orphans)

@@ -1,7 +1,9 @@
-//! One `cxflow serve` per PostgreSQL run log, as a lock file beside the database gives one per
-//! SQLite run log (`scheduler::lock`): a session advisory lock, held on a connection of its own
-//! for as long as the scheduler runs. PostgreSQL drops it when that connection ends, so a
-//! process that dies (even `kill -9`) leaves no stale lock behind.
+//! The scheduler lock of a PostgreSQL run log: a session advisory lock, held on a connection of
+//! its own. Every `cxflow serve` node holds it shared (any number of nodes share one run log;
+//! each fire is claimed by one of them, `fires.rs`); `cxflow migrate-log` takes it exclusive, so
+//! it refuses to fill a run log a scheduler uses and no scheduler starts while it copies.
+//! PostgreSQL drops it when that connection ends, so a process that dies (even `kill -9`)
+//! leaves no stale lock behind.
 
 use super::db::Db;
 use super::{Result, Store};
@@ -23,13 +25,24 @@ pub enum SchedulerLock {
 }
 
 impl Store {
-    /// Takes the scheduler lock of a PostgreSQL run log, or says who holds it. None on SQLite,
-    /// whose lock is a file beside the database.
+    /// Takes the scheduler lock of a PostgreSQL run log exclusively (`migrate-log`), or says who
+    /// holds it (a serve node, or another migrate-log). None on SQLite, whose lock is a file
+    /// beside the database.
     pub async fn try_lock_scheduler(&self) -> Result<Option<SchedulerLock>> {
+        self.try_scheduler_lock("SELECT pg_try_advisory_lock($1)").await
+    }
+
+    /// Takes the scheduler lock shared, as each `cxflow serve` node does: refused only while
+    /// someone holds it exclusively (`migrate-log` copying into the database).
+    pub async fn try_share_scheduler(&self) -> Result<Option<SchedulerLock>> {
+        self.try_scheduler_lock("SELECT pg_try_advisory_lock_shared($1)").await
+    }
+
+    async fn try_scheduler_lock(&self, take: &'static str) -> Result<Option<SchedulerLock>> {
         let Db::Pg(pool) = &self.db else { return Ok(None) };
         // Out of the pool: a pooled connection would go back holding the lock.
         let mut conn = pool.acquire().await?.detach();
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(KEY).fetch_one(&mut conn).await?;
+        let got: bool = sqlx::query_scalar(take).bind(KEY).fetch_one(&mut conn).await?;
         if got {
             return Ok(Some(SchedulerLock::Held(PgSchedulerLock { _conn: conn })));
         }
@@ -90,9 +103,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn serve_nodes_share_it_and_an_exclusive_holder_keeps_them_out() {
+        let fresh = testing::postgres().await;
+        let (a, b, c) = (fresh.open().await, fresh.open().await, fresh.open().await);
+        let Some(SchedulerLock::Held(_na)) = a.try_share_scheduler().await.unwrap() else { panic!("a node takes it shared") };
+        let Some(SchedulerLock::Held(nb)) = b.try_share_scheduler().await.unwrap() else { panic!("so does a second") };
+        // migrate-log is refused while a node holds it.
+        assert!(matches!(c.try_lock_scheduler().await.unwrap(), Some(SchedulerLock::Busy(_))));
+        drop(nb);
+        drop(_na);
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let held = loop {
+            match c.try_lock_scheduler().await.unwrap() {
+                Some(SchedulerLock::Held(h)) => break h,
+                _ if std::time::Instant::now() < end => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                other => panic!("still not free: {other:?}"),
+            }
+        };
+        // And while migrate-log holds it, no node starts.
+        match a.try_share_scheduler().await.unwrap() {
+            Some(SchedulerLock::Busy(who)) => assert!(who.starts_with("its scheduler lock is held by PostgreSQL session "), "{who}"),
+            other => panic!("{other:?}"),
+        }
+        drop(held);
+    }
+
+    #[tokio::test]
     async fn sqlite_has_its_lock_file_instead() {
         let fresh = testing::sqlite().await;
         let s = fresh.open().await;
         assert!(s.try_lock_scheduler().await.unwrap().is_none());
+        assert!(s.try_share_scheduler().await.unwrap().is_none());
     }
 }
