@@ -213,7 +213,7 @@ fn get(url: &str) -> (u16, String) {
 }
 
 #[test]
-fn serve_schedules_on_postgres_serves_the_dashboard_and_refuses_a_second() {
+fn serve_schedules_on_postgres_serves_the_dashboard_beside_a_second_node() {
     let pg = PgLog::fresh();
     let p = TestProject::new();
     p.write("workflows/tick.yaml", TICK);
@@ -235,26 +235,27 @@ fn serve_schedules_on_postgres_serves_the_dashboard_and_refuses_a_second() {
     assert!(metrics.contains("cxflow_run_log_up 1"), "{metrics}");
     assert!(metrics.contains(r#"cxflow_runs{workflow="tick",status="succeeded"}"#), "{metrics}");
 
-    // One scheduler per run log, on PostgreSQL too.
-    let second = pg.run(&p, &["serve"]);
-    assert_eq!(second.code, 2, "{}", second.stderr);
-    assert!(second.stderr.contains("another `cxflow serve` is already running on the run log `postgres://"), "{}", second.stderr);
-    assert!(second.stderr.contains("its scheduler lock is held by PostgreSQL session"), "{}", second.stderr);
+    // Several serve nodes share one run log on PostgreSQL (`tests/serve_nodes.rs`): a second
+    // one starts beside it.
+    let (mut second, second_logs) = Serve::start(pg.cxflow(&p));
+    dashboard(&second_logs);
 
-    serve.sigterm();
-    let status = support::wait_for_some(Duration::from_secs(30), "serve to stop after SIGTERM", || serve.0.try_wait().unwrap());
-    assert_eq!(status.code(), Some(0), "{}", logs.text());
+    for s in [&serve, &second] {
+        s.sigterm();
+    }
+    for (s, l) in [(&mut serve, &logs), (&mut second, &second_logs)] {
+        let status = support::wait_for_some(Duration::from_secs(30), "serve to stop after SIGTERM", || s.0.try_wait().unwrap());
+        assert_eq!(status.code(), Some(0), "{}", l.text());
+    }
     assert!(pg.query("SELECT id FROM runs WHERE status = 'running'").is_empty());
-    // Its lock went with it: another serve starts.
-    let (_again, logs) = Serve::start(pg.cxflow(&p));
-    dashboard(&logs);
+    assert!(pg.query("SELECT scheduled_for FROM runs WHERE trigger = 'schedule' GROUP BY scheduled_for HAVING count(*) > 1").is_empty());
     no_sqlite_file(&p);
 }
 
-/// The lock another `serve` would hold, taken by the test itself: `serve` is refused before it
-/// touches anything, naming the session that holds it.
+/// The lock `migrate-log` holds while it copies, taken by the test itself: `serve` is refused
+/// before it touches anything, naming the session that holds it.
 #[test]
-fn serve_is_refused_while_another_session_holds_the_scheduler_lock() {
+fn serve_is_refused_while_migrate_log_holds_the_scheduler_lock() {
     use sqlx::Connection;
     let pg = PgLog::fresh();
     let p = TestProject::new();
@@ -268,7 +269,7 @@ fn serve_is_refused_while_another_session_holds_the_scheduler_lock() {
     });
     let r = pg.run(&p, &["serve"]);
     r.expect_code(2);
-    assert!(r.stderr.contains(&format!("another `cxflow serve` is already running on the run log `{}`", pg.url)), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("`cxflow migrate-log` is copying into the run log `{}`", pg.url)), "{}", r.stderr);
     assert!(
         r.stderr.contains("its scheduler lock is held by PostgreSQL session ") && r.stderr.contains(" from 127.0.0.1 since "),
         "{}",
