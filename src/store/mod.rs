@@ -319,7 +319,7 @@ impl Store {
 
 /// Brings the schema up to date. Two processes opening one new run log (two first runs, or
 /// `serve` starting beside a manual run) race here: each migration is one transaction, so the
-/// loser's fails (`table runs already exists`) after the winner committed it, and trying again
+/// loser's fails (`table runs already exists`, `duplicate column name`) after the winner committed it, and trying again
 /// finds it applied and goes on with the next.
 async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::migrate::MigrateError> {
     let migrator = sqlx::migrate!("./migrations");
@@ -360,5 +360,8 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 fn lost_migration_race(e: &sqlx::migrate::MigrateError) -> bool {
     let text = e.to_string();
-    text.contains("already exists") || text.contains("database is locked") || text.contains("UNIQUE constraint failed: _sqlx_migrations")
+    text.contains("already exists")
+        || text.contains("duplicate column name")
+        || text.contains("database is locked")
+        || text.contains("UNIQUE constraint failed: _sqlx_migrations")
 }
