@@ -1,6 +1,7 @@
 //! Shared fixtures for end-to-end tests: a temporary project folder and the real `cxflow` binary.
 #![allow(dead_code)]
 
+pub(crate) mod backend;
 pub(crate) mod pg_log;
 pub(crate) mod postgres;
 pub(crate) mod serve;
