@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use faulty_smtp::{Fault, FaultySmtp, ALWAYS};
 use serde_json::Value;
 use support::backend::{Backend, LogProject};
+use support::pg_log::{PgLog, Postgres};
 use support::serve::{Logs, Serve};
-use support::{wait_for_some, wait_until, Run};
+use support::{wait_for_some, wait_until, Run, TestProject};
 
 const WORKFLOW: &str = r#"name: follow-up
 {schedule}steps:
@@ -673,4 +674,124 @@ fn serve_firing_during_a_manual_run_of_the_same_workflow_sends_no_duplicate(b: B
     assert_eq!(p.count("SELECT count(*) FROM items WHERE step_id = 'follow_up' AND status = 'ok'"), n, "each item sent by one run");
     assert_eq!(p.query("SELECT state, count(*) FROM ledger GROUP BY state"), [format!("sent|{n}")]);
     assert_eq!(p.count("SELECT count(*) FROM items WHERE status = 'failed'"), 0);
+}
+
+// 7. PostgreSQL's own fault: the database goes away in the middle of a run.
+
+#[derive(Debug, Clone, Copy)]
+enum Loss {
+    /// Every session of the run is ended (`pg_terminate_backend`, an administrator or a
+    /// failover); the server stays up, so new connections work at once.
+    KilledSessions,
+    /// The server stops as in a crash (`pg_ctl stop -m immediate`) and starts again.
+    ServerRestart,
+}
+
+fn the_database_lost_mid_run(loss: Loss) {
+    // A restart is done to a server of the test's own, not the one the other tests share. Its
+    // commits are durable across a crash of the server (not of the machine, hence fsync=off):
+    // with `synchronous_commit=off`, as the shared server runs, the crash loses claims whose
+    // commit was already acknowledged, and the next run sends those emails again.
+    let own = matches!(loss, Loss::ServerRestart).then(|| Postgres::start_with("-c fsync=off"));
+    let log = match &own {
+        Some(pg) => PgLog::fresh_on(pg),
+        None => PgLog::fresh(),
+    };
+    let server = FaultySmtp::start();
+    let n = 1000;
+    let p = project_in(LogProject::on_pg(TestProject::new(), log), n, "", "    concurrency: 8\n", "      rate_limit: 250\n");
+    let mut c = cx(&p, &server.url(), &["run", "workflows/x.yaml"]);
+    c.env("CXFLOW_SMTP_POOL_SIZE", "8");
+    let mut child = Proc::spawn(c);
+    assert!(server.wait_for(60, LONG) >= 60);
+    let at_cut = server.count();
+    let mut cut = 0;
+    match loss {
+        Loss::KilledSessions => {
+            // Again and again while the run lives (for a while), so the cut finds writes in
+            // flight, not only idle connections the pool would quietly replace.
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until && child.child.try_wait().unwrap().is_none() {
+                cut += p.pg().unwrap().terminate_sessions();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Loss::ServerRestart => {
+            let pg = own.as_ref().unwrap();
+            pg.stop_immediate();
+            cut = 1;
+            pg.start_again();
+        }
+    }
+    let r = child.finish_within(LONG, "the run to end after the database went away");
+    server.wait_idle(Duration::from_secs(30));
+    let sent = server.count();
+    eprintln!("{loss:?}: cut {cut} time(s) after {at_cut} emails; the run ended with {} after {sent} of {n}", r.code);
+    eprintln!("{loss:?}: the run said:\n{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert_eq!(tally(&server, sent, &[]).1, 0, "duplicates before any resume");
+
+    let v = show_json(&p, 1);
+    let status = v["run"]["status"].as_str().unwrap().to_string();
+    let unc = uncertain(&p, 1);
+    every_delivery_is_in_the_ledger(&p, &server);
+    let ledger = ledger_states(&p);
+    for m in server.inbox() {
+        let key = format!("follow-up/{}", m.header("Subject").unwrap().trim_start_matches("Ticket "));
+        let item = key.trim_start_matches("follow-up/").to_string();
+        match ledger.get(&key).map(String::as_str) {
+            Some("sent") => {}
+            Some("sending") => assert!(unc.contains(&item), "{item} is claimed but not reported uncertain"),
+            other => panic!("{item} reached the server, the ledger says {other:?}"),
+        }
+    }
+    if r.code == 0 {
+        // The cut hit no write: then all of it must really be done.
+        assert_eq!(status, "succeeded");
+        assert_eq!(sent, n);
+        assert!(unc.is_empty());
+    } else {
+        // It stopped: never `succeeded`, and the reason is said.
+        assert_ne!(status, "succeeded", "{}", v["run"]);
+        // The run log is back when the run ends, so the run's own summary says why (where the
+        // disk stayed full, main's `error:` line does).
+        assert!(r.stdout.contains("run 1 of follow-up: failed"), "{}", r.stdout);
+        assert!(
+            r.stdout.contains("the run log could not be written (run log write failed: ") && r.stdout.contains("then `cxflow resume 1`"),
+            "the reason and the way on:\n{}",
+            r.stdout
+        );
+    }
+    // The run's own report names the deliveries that reached the server and could not be
+    // recorded (a claim whose write committed but whose answer was lost never reached it: the
+    // run took it as not claimed and did not send).
+    for item in unc.iter().filter(|i| server.count_to(&rcpt_of_item(i)) > 0) {
+        assert!(r.stdout.contains(&format!("\n  follow_up {item}\n")), "the run did not list uncertain {item}:\n{}", r.stdout);
+        let e = p.query(&format!("SELECT error FROM items WHERE run_id = 1 AND item_key = '{item}' AND status = 'failed'"));
+        assert!(
+            e.len() == 1 && e[0].starts_with("uncertain: the mail server accepted it (") && e[0].contains("cxflow resolve RUN"),
+            "{item}: {e:?}"
+        );
+    }
+    eprintln!("{loss:?}: status {status}, {} uncertain", unc.len());
+
+    let resumed = run(cx(&p, &server.url(), &["resume", "1"]), LONG);
+    resumed.expect_code(if unc.is_empty() { 0 } else { 1 });
+    if operator_resolves(&p, &server, 1) > 0 {
+        run(cx(&p, &server.url(), &["resume", "1"]), LONG).expect_code(0);
+    }
+    assert_exactly_once(&server, n, unc.len());
+    assert_eq!(server.count(), n, "no duplicate at all: the operator looked");
+    assert_eq!(p.query("SELECT state, count(*) FROM ledger GROUP BY state"), [format!("sent|{n}")]);
+    assert_eq!(show_json(&p, 1)["run"]["status"], "succeeded");
+}
+
+#[test]
+fn postgres_sessions_killed_mid_run_stop_sending_truthfully_and_resume_delivers_the_rest() {
+    the_database_lost_mid_run(Loss::KilledSessions);
+}
+
+#[test]
+fn postgres_restarted_mid_run_stops_sending_truthfully_and_resume_delivers_the_rest() {
+    the_database_lost_mid_run(Loss::ServerRestart);
 }

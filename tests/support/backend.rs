@@ -43,6 +43,11 @@ impl LogProject {
         LogProject { p, log }
     }
 
+    /// A project whose run log is `pg` (a database on a server of the test's own).
+    pub(crate) fn on_pg(p: TestProject, pg: PgLog) -> LogProject {
+        LogProject { p, log: RunLog::Postgres(pg) }
+    }
+
     pub(crate) fn backend(&self) -> Backend {
         match self.log {
             RunLog::Sqlite => Backend::Sqlite,
