@@ -12,6 +12,7 @@
 
 #[path = "support/faulty_smtp.rs"]
 mod faulty_smtp;
+#[macro_use]
 mod support;
 
 use std::collections::HashMap;
@@ -41,23 +42,6 @@ const WORKFLOW: &str = r#"name: follow-up
       template: follow_up
       idempotency_key: "follow-up/{{item.ticket_id}}"
 {email_extra}"#;
-
-/// `on_both!(case)`: the test `case::sqlite` runs `case(Backend::Sqlite)`, `case::postgres`
-/// the same body on a fresh PostgreSQL database.
-macro_rules! on_both {
-    ($case:ident) => {
-        mod $case {
-            #[test]
-            fn sqlite() {
-                super::$case(super::Backend::Sqlite)
-            }
-            #[test]
-            fn postgres() {
-                super::$case(super::Backend::Postgres)
-            }
-        }
-    };
-}
 
 /// Record `i` is item `T{i}`, key `follow-up/T{i}`, sent to `c{i}@example.org`.
 fn rcpt(i: usize) -> String {

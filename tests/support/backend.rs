@@ -1,7 +1,8 @@
 //! One test body, both run logs: a test that concerns the run log is a function taking a
 //! `Backend`, with a `#[test]` wrapper per database. `LogProject` is a project whose commands
 //! and queries go to that backend's run log (the project's SQLite file, or a fresh PostgreSQL
-//! database), so the body never says which one it is.
+//! database), so the body never says which one it is. `on_both!(case)` (in `mod.rs`) makes the
+//! two wrappers.
 
 use std::path::Path;
 use std::process::Command;
@@ -104,6 +105,16 @@ impl LogProject {
     /// exist yet.
     pub(crate) fn count(&self, sql: &str) -> usize {
         self.try_query(sql).ok().and_then(|r| r.first().and_then(|n| n.parse().ok())).unwrap_or(0)
+    }
+
+    /// Runs a statement that changes the run log (a test playing a crash or another machine);
+    /// returns the rows it changed.
+    #[track_caller]
+    pub(crate) fn execute(&self, sql: &str) -> u64 {
+        match &self.log {
+            RunLog::Sqlite => self.p.execute(sql),
+            RunLog::Postgres(pg) => pg.execute(sql),
+        }
     }
 
     #[track_caller]
