@@ -3,12 +3,14 @@
 
 #[path = "support/smtp.rs"]
 mod smtp;
+#[macro_use]
 mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use smtp::SmtpSink;
+use support::backend::{Backend, LogProject};
 use support::TestProject;
 
 const HTML: &str = "{{> header}}<p>Hi {{item.name}},</p><p><a href=\"https://s.example.com/r?t={{item.ticket_id}}&s=5\">Rate ticket {{item.ticket_id}}</a></p>";
@@ -56,7 +58,7 @@ fn run_with(p: &TestProject, sink: &SmtpSink, args: &[&str]) -> support::Run {
     support::Run::from(p.cxflow().env("CXFLOW_SMTP_URL", sink.url()).args(args).output().unwrap())
 }
 
-fn show_json(p: &TestProject, run: &str) -> serde_json::Value {
+fn show_json(p: &LogProject, run: &str) -> serde_json::Value {
     let r = p.run(&["show", run, "--json"]);
     r.expect_code(0);
     serde_json::from_str(&r.stdout).unwrap()
@@ -146,12 +148,13 @@ fn missing_field_names_the_field() {
     assert_eq!(sink.count(), 0);
 }
 
-#[test]
-fn sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain() {
+// On both run logs: what a kill leaves is the run log's to tell.
+on_both!(sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain);
+fn sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain(b: Backend) {
     let sink = SmtpSink::start();
     let n = 300;
     // Paced so the batch takes ~3 s and the kill lands in the middle of it.
-    let p = project(&rows(n), "    concurrency: 8\n", "      rate_limit: 100\n");
+    let p = LogProject::on(project(&rows(n), "    concurrency: 8\n", "      rate_limit: 100\n"), b);
     let mut child = p.cxflow().env("CXFLOW_SMTP_URL", sink.url()).args(["run", "workflows/x.yaml"]).spawn().unwrap();
     // Woken by the sink as each message arrives; the assertion below says if it never got there.
     sink.wait_for(60, Duration::from_secs(20));
@@ -160,7 +163,8 @@ fn sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain() {
     let before = sink.count();
     assert!(before >= 60 && before < n, "killed after {before} of {n}");
 
-    let resumed = run_with(&p, &sink, &["resume", "1"]);
+    let on = |args: &[&str]| support::Run::from(p.cxflow().env("CXFLOW_SMTP_URL", sink.url()).args(args).output().unwrap());
+    let resumed = on(&["resume", "1"]);
     let v = show_json(&p, "1");
     let uncertain: Vec<String> = v["uncertain"].as_array().unwrap().iter().map(|u| u["key"].as_str().unwrap().to_string()).collect();
     assert!(uncertain.len() <= 8, "at most the in-flight items are uncertain: {uncertain:?}");
@@ -186,7 +190,7 @@ fn sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain() {
     assert_eq!(reported, [uncertain.len().to_string()]);
 
     let total = sink.count();
-    run_with(&p, &sink, &["run", "workflows/x.yaml"]).expect_code(if uncertain.is_empty() { 0 } else { 1 });
+    on(&["run", "workflows/x.yaml"]).expect_code(if uncertain.is_empty() { 0 } else { 1 });
     assert_eq!(sink.count(), total, "a later run sends nothing new");
 }
 

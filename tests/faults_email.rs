@@ -1,5 +1,8 @@
-//! Fault injection for the exactly-once email protocol: the real `cxflow` binary, a real SQLite
-//! run log, and an SMTP server on 127.0.0.1 that misbehaves on purpose (tests/support/faulty_smtp.rs).
+//! Fault injection for the exactly-once email protocol: the real `cxflow` binary, a real run log,
+//! and an SMTP server on 127.0.0.1 that misbehaves on purpose (tests/support/faulty_smtp.rs).
+//! Each case runs twice, on a SQLite run log (`CASE::sqlite`) and on a fresh PostgreSQL database
+//! (`CASE::postgres`), but for each database's own fault: SQLite's full disk, PostgreSQL's lost
+//! connection.
 //!
 //! Every case is judged from the other side: what the server has, per recipient, and what the
 //! run log says. After the documented recovery (`cxflow resume`, and `cxflow resolve` where the
@@ -9,6 +12,7 @@
 
 #[path = "support/faulty_smtp.rs"]
 mod faulty_smtp;
+#[macro_use]
 mod support;
 
 use std::collections::HashMap;
@@ -19,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use faulty_smtp::{Fault, FaultySmtp, ALWAYS};
 use serde_json::Value;
+use support::backend::{Backend, LogProject};
+use support::pg_log::{PgLog, Postgres};
 use support::serve::{Logs, Serve};
 use support::{wait_for_some, wait_until, Run, TestProject};
 
@@ -46,7 +52,7 @@ fn rcpt_of_item(item: &str) -> String {
     rcpt(item.trim_start_matches('T').parse().unwrap_or_else(|_| panic!("item key `{item}`")))
 }
 
-fn project_in(p: TestProject, n: usize, schedule: &str, step_extra: &str, email_extra: &str) -> TestProject {
+fn project_in(p: LogProject, n: usize, schedule: &str, step_extra: &str, email_extra: &str) -> LogProject {
     p.write("templates/follow_up.txt.hbs", "Hi {{item.name}},\nhow did we do on ticket {{item.ticket_id}}?\n");
     let mut csv = String::from("ticket_id,name,email\n");
     for i in 0..n {
@@ -58,12 +64,12 @@ fn project_in(p: TestProject, n: usize, schedule: &str, step_extra: &str, email_
     p
 }
 
-fn project(n: usize, step_extra: &str, email_extra: &str) -> TestProject {
-    project_in(TestProject::new(), n, "", step_extra, email_extra)
+fn project(b: Backend, n: usize, step_extra: &str, email_extra: &str) -> LogProject {
+    project_in(LogProject::new(b), n, "", step_extra, email_extra)
 }
 
 /// `cxflow ARGS` against `url`.
-fn cx(p: &TestProject, url: &str, args: &[&str]) -> Command {
+fn cx(p: &LogProject, url: &str, args: &[&str]) -> Command {
     let mut c = p.cxflow();
     c.env("CXFLOW_SMTP_URL", url).args(args);
     c
@@ -127,21 +133,21 @@ fn run(c: Command, deadline: Duration) -> Run {
 
 const LONG: Duration = Duration::from_secs(90);
 
-fn show_json(p: &TestProject, run: i64) -> Value {
+fn show_json(p: &LogProject, run: i64) -> Value {
     let r = p.run(&["show", &run.to_string(), "--json"]);
     r.expect_code(0);
     serde_json::from_str(&r.stdout).unwrap()
 }
 
 /// The item keys `cxflow show RUN --json` lists as uncertain (ledger keys that run still holds).
-fn uncertain(p: &TestProject, run: i64) -> Vec<String> {
+fn uncertain(p: &LogProject, run: i64) -> Vec<String> {
     let v = show_json(p, run);
     v["uncertain"].as_array().unwrap().iter().map(|u| u["item_key"].as_str().unwrap().to_string()).collect()
 }
 
 /// Plays the operator: for each delivery run `run` left uncertain, looks in the server's mail
 /// log (its inbox) and records what it finds. Returns how many there were.
-fn operator_resolves(p: &TestProject, server: &FaultySmtp, run: i64) -> usize {
+fn operator_resolves(p: &LogProject, server: &FaultySmtp, run: i64) -> usize {
     let items = uncertain(p, run);
     let (sent, not_sent): (Vec<&String>, Vec<&String>) = items.iter().partition(|i| server.count_to(&rcpt_of_item(i)) > 0);
     for (group, decision, said) in [(sent, "sent", "sent"), (not_sent, "not-sent", "not sent")] {
@@ -178,7 +184,7 @@ fn assert_exactly_once(server: &FaultySmtp, n: usize, uncertain_seen: usize) {
     assert_eq!(got.len(), n, "mail to recipients outside the records: {got:?}");
 }
 
-fn ledger_states(p: &TestProject) -> HashMap<String, String> {
+fn ledger_states(p: &LogProject) -> HashMap<String, String> {
     p.query("SELECT key, state FROM ledger")
         .into_iter()
         .map(|r| {
@@ -191,7 +197,7 @@ fn ledger_states(p: &TestProject) -> HashMap<String, String> {
 /// Every message the server has names a key the run log holds (sent, or still claimed): the
 /// claim is on disk before the message leaves.
 #[track_caller]
-fn every_delivery_is_in_the_ledger(p: &TestProject, server: &FaultySmtp) {
+fn every_delivery_is_in_the_ledger(p: &LogProject, server: &FaultySmtp) {
     let ledger = ledger_states(p);
     for m in server.inbox() {
         let subject = m.header("Subject").unwrap();
@@ -220,17 +226,22 @@ fn seeds(n: usize) -> Vec<u64> {
 
 // 1. kill -9 at seeded random points of a 2,000-email run, then resume (and resolve + resume).
 
-#[test]
-fn kill_9_at_random_points_of_a_2000_email_run_then_resume_loses_nothing() {
+on_both!(kill_9_at_random_points_of_a_2000_email_run_then_resume_loses_nothing);
+fn kill_9_at_random_points_of_a_2000_email_run_then_resume_loses_nothing(b: Backend) {
     let n = 2000;
     let mut report = Vec::new();
-    for seed in seeds(3) {
+    // Fewer trials on PostgreSQL, for the suite's time: its kill points are as random.
+    let trials = match b {
+        Backend::Sqlite => 3,
+        Backend::Postgres => 2,
+    };
+    for seed in seeds(trials) {
         let mut rng = seed;
         let kill_at = 100 + (splitmix(&mut rng) % (n as u64 - 200)) as usize;
         eprintln!("kill trial: seed {seed} (replay with FAULTS_SEEDS={seed}), kill after {kill_at} of {n} emails");
         let server = FaultySmtp::start();
         // Paced so a trial takes a few seconds; 8 connections, so 8 emails can be in flight.
-        let p = project(n, "    concurrency: 8\n", "      rate_limit: 700\n");
+        let p = project(b, n, "    concurrency: 8\n", "      rate_limit: 700\n");
         let mut c = cx(&p, &server.url(), &["run", "workflows/x.yaml"]);
         c.env("CXFLOW_SMTP_POOL_SIZE", "8");
         let child = Proc::spawn(c);
@@ -290,8 +301,8 @@ fn kill_9_at_random_points_of_a_2000_email_run_then_resume_loses_nothing() {
 
 // 2. 4xx and 5xx answers.
 
-#[test]
-fn refusals_4xx_and_5xx_leave_no_claim_fail_truthfully_and_resume_delivers_once_fixed() {
+on_both!(refusals_4xx_and_5xx_leave_no_claim_fail_truthfully_and_resume_delivers_once_fixed);
+fn refusals_4xx_and_5xx_leave_no_claim_fail_truthfully_and_resume_delivers_once_fixed(b: Backend) {
     let server = FaultySmtp::start();
     server.fail(&rcpt(1), Fault::RcptReply("451 4.3.0 Try again later (injected)".into()), 2);
     server.fail(&rcpt(2), Fault::DotReply("451 4.3.0 Queue full, try again (injected)".into()), 1);
@@ -299,7 +310,7 @@ fn refusals_4xx_and_5xx_leave_no_claim_fail_truthfully_and_resume_delivers_once_
     server.fail(&rcpt(4), Fault::DotReply("554 5.7.1 Message refused (injected)".into()), ALWAYS);
     server.fail(&rcpt(5), Fault::RcptReply("452 4.2.2 Mailbox full (injected)".into()), ALWAYS);
     let n = 8;
-    let p = project(n, "    concurrency: 4\n    retry: { attempts: 3, backoff: 10ms }\n", "");
+    let p = project(b, n, "    concurrency: 4\n    retry: { attempts: 3, backoff: 10ms }\n", "");
     let r = run(cx(&p, &server.url(), &["run", "workflows/x.yaml"]), LONG);
     r.expect_code(1);
     assert!(r.stdout.contains("run 1 of follow-up: partial"), "{}", r.stdout);
@@ -342,11 +353,11 @@ fn refusals_4xx_and_5xx_leave_no_claim_fail_truthfully_and_resume_delivers_once_
     assert_eq!(show_json(&p, 1)["run"]["status"], "succeeded");
 }
 
-#[test]
-fn a_permanent_refusal_alone_makes_the_run_exit_1() {
+on_both!(a_permanent_refusal_alone_makes_the_run_exit_1);
+fn a_permanent_refusal_alone_makes_the_run_exit_1(b: Backend) {
     let server = FaultySmtp::start();
     server.fail(&rcpt(0), Fault::RcptReply("550 5.1.1 no such user (injected)".into()), ALWAYS);
-    let p = project(2, "", "");
+    let p = project(b, 2, "", "");
     let r = run(cx(&p, &server.url(), &["run", "workflows/x.yaml"]), LONG);
     r.expect_code(1);
     assert!(r.stdout.contains("partial") && r.stdout.contains("ok 1 failed 1"), "{}", r.stdout);
@@ -356,15 +367,15 @@ fn a_permanent_refusal_alone_makes_the_run_exit_1() {
 
 // 3. The connection dropped right after the message, before the server's answer.
 
-#[test]
-fn a_drop_after_the_message_is_uncertain_then_resolve_decides_and_resume_delivers() {
+on_both!(a_drop_after_the_message_is_uncertain_then_resolve_decides_and_resume_delivers);
+fn a_drop_after_the_message_is_uncertain_then_resolve_decides_and_resume_delivers(b: Backend) {
     let server = FaultySmtp::start();
     // c1's server queued it and then crashed; c2's lost it. The sender cannot tell them apart.
     server.fail(&rcpt(1), Fault::DropAfterDot { keep: true }, 1);
     server.fail(&rcpt(2), Fault::DropAfterDot { keep: false }, 1);
     let n = 5;
     // Retries configured: an uncertain email must still not be resent unasked.
-    let p = project(n, "    retry: { attempts: 3, backoff: 10ms }\n", "");
+    let p = project(b, n, "    retry: { attempts: 3, backoff: 10ms }\n", "");
     let r = run(cx(&p, &server.url(), &["run", "workflows/x.yaml"]), LONG);
     r.expect_code(1);
     assert!(r.stdout.contains("run 1 of follow-up: partial"), "{}", r.stdout);
@@ -412,12 +423,12 @@ fn a_drop_after_the_message_is_uncertain_then_resolve_decides_and_resume_deliver
 /// With `timeout=2s` a run against a silent server must end well within this.
 const SILENT_DEADLINE: Duration = Duration::from_secs(40);
 
-#[test]
-fn a_server_silent_after_mail_from_ends_the_run_in_time_with_nothing_uncertain() {
+on_both!(a_server_silent_after_mail_from_ends_the_run_in_time_with_nothing_uncertain);
+fn a_server_silent_after_mail_from_ends_the_run_in_time_with_nothing_uncertain(b: Backend) {
     let server = FaultySmtp::start();
     server.fail_all(Fault::SilentAfterMail, ALWAYS);
     let n = 3;
-    let p = project(n, "    concurrency: 3\n", "");
+    let p = project(b, n, "    concurrency: 3\n", "");
     let url = server.url_with_timeout("2s");
     let t = Instant::now();
     let r = run(cx(&p, &url, &["run", "workflows/x.yaml"]), SILENT_DEADLINE);
@@ -440,13 +451,13 @@ fn a_server_silent_after_mail_from_ends_the_run_in_time_with_nothing_uncertain()
     assert_exactly_once(&server, n, 0);
 }
 
-#[test]
-fn a_server_silent_after_the_message_ends_the_run_in_time_and_reports_uncertain() {
+on_both!(a_server_silent_after_the_message_ends_the_run_in_time_and_reports_uncertain);
+fn a_server_silent_after_the_message_ends_the_run_in_time_and_reports_uncertain(b: Backend) {
     let server = FaultySmtp::start();
     server.fail(&rcpt(0), Fault::SilentAfterDot { keep: true }, 1);
     server.fail(&rcpt(1), Fault::SilentAfterDot { keep: false }, 1);
     let n = 3;
-    let p = project(n, "    concurrency: 3\n", "");
+    let p = project(b, n, "    concurrency: 3\n", "");
     let url = server.url_with_timeout("2s");
     let t = Instant::now();
     let r = run(cx(&p, &url, &["run", "workflows/x.yaml"]), SILENT_DEADLINE);
@@ -528,7 +539,8 @@ fn a_full_disk_under_the_run_log_stops_sending_and_resume_delivers_the_rest() {
     };
     let server = FaultySmtp::start();
     let n = 1000;
-    let p = project(n, "    concurrency: 8\n", "      rate_limit: 250\n");
+    // SQLite's own fault: the file's disk. PostgreSQL's counterpart is the lost connection below.
+    let p = project(Backend::Sqlite, n, "    concurrency: 8\n", "      rate_limit: 250\n");
     let db = mnt.path().join("cxflow.sqlite");
     p.write("cxflow.yaml", &format!("database_url: sqlite://{}\nsmtp_pool_size: 8\n", db.display()));
     let child = Proc::spawn(cx(&p, &server.url(), &["run", "workflows/x.yaml"]));
@@ -586,11 +598,11 @@ fn a_full_disk_under_the_run_log_stops_sending_and_resume_delivers_the_rest() {
 
 // 6. Two senders at once.
 
-#[test]
-fn two_runs_started_together_with_uncertain_resend_send_each_email_once() {
+on_both!(two_runs_started_together_with_uncertain_resend_send_each_email_once);
+fn two_runs_started_together_with_uncertain_resend_send_each_email_once(b: Backend) {
     let server = FaultySmtp::start();
     let n = 400;
-    let p = project(n, "    concurrency: 8\n", "      rate_limit: 200\n      uncertain: resend\n");
+    let p = project(b, n, "    concurrency: 8\n", "      rate_limit: 200\n      uncertain: resend\n");
     // The run log exists first, so both start sending at about the same moment.
     p.run(&["validate", "workflows/x.yaml"]).expect_code(0);
     let a = Proc::spawn(cx(&p, &server.url(), &["run", "workflows/x.yaml"]));
@@ -610,13 +622,13 @@ fn two_runs_started_together_with_uncertain_resend_send_each_email_once() {
     assert_eq!(p.query("SELECT state, count(*) FROM ledger GROUP BY state"), [format!("sent|{n}")]);
 }
 
-#[test]
-fn serve_firing_during_a_manual_run_of_the_same_workflow_sends_no_duplicate() {
+on_both!(serve_firing_during_a_manual_run_of_the_same_workflow_sends_no_duplicate);
+fn serve_firing_during_a_manual_run_of_the_same_workflow_sends_no_duplicate(b: Backend) {
     let server = FaultySmtp::start();
     let n = 600;
     // Every second, so fires land while the manual run (about 6 s at 100/s) is sending.
     let schedule = "schedule:\n  cron: \"* * * * * *\"\n  overlap: skip\n";
-    let p = project_in(TestProject::new(), n, schedule, "    concurrency: 8\n", "      rate_limit: 100\n");
+    let p = project_in(LogProject::new(b), n, schedule, "    concurrency: 8\n", "      rate_limit: 100\n");
     p.run(&["validate", "workflows/x.yaml"]).expect_code(0);
     let manual = Proc::spawn(cx(&p, &server.url(), &["run", "workflows/x.yaml"]));
     assert!(server.wait_for(20, LONG) >= 20);
@@ -646,4 +658,152 @@ fn serve_firing_during_a_manual_run_of_the_same_workflow_sends_no_duplicate() {
     assert_eq!(p.count("SELECT count(*) FROM items WHERE step_id = 'follow_up' AND status = 'ok'"), n, "each item sent by one run");
     assert_eq!(p.query("SELECT state, count(*) FROM ledger GROUP BY state"), [format!("sent|{n}")]);
     assert_eq!(p.count("SELECT count(*) FROM items WHERE status = 'failed'"), 0);
+}
+
+// 7. PostgreSQL's own fault: the database goes away in the middle of a run.
+
+#[derive(Debug, Clone, Copy)]
+enum Loss {
+    /// Every session of the run is ended (`pg_terminate_backend`, an administrator or a
+    /// failover); the server stays up, so new connections work at once.
+    KilledSessions,
+    /// The server stops as in a crash (`pg_ctl stop -m immediate`) and starts again.
+    ServerRestart,
+    /// The server stops as in a crash and stays down until the run has ended.
+    ServerDown,
+}
+
+fn the_database_lost_mid_run(loss: Loss) {
+    // A restart is done to a server of the test's own, not the one the other tests share. Its
+    // commits are durable across a crash of the server (not of the machine, hence fsync=off):
+    // with `synchronous_commit=off`, as the shared server runs, the crash loses claims whose
+    // commit was already acknowledged, and the next run sends those emails again.
+    let own = matches!(loss, Loss::ServerRestart | Loss::ServerDown).then(|| Postgres::start_with("-c fsync=off"));
+    let log = match &own {
+        Some(pg) => PgLog::fresh_on(pg),
+        None => PgLog::fresh(),
+    };
+    let server = FaultySmtp::start();
+    let n = 1000;
+    let p = project_in(LogProject::on_pg(TestProject::new(), log), n, "", "    concurrency: 8\n", "      rate_limit: 250\n");
+    let mut c = cx(&p, &server.url(), &["run", "workflows/x.yaml"]);
+    c.env("CXFLOW_SMTP_POOL_SIZE", "8");
+    // Each write the run still makes with the server down waits this long for a connection
+    // (10 s by default): shortened for the suite's time, it is the same path.
+    c.env("CXFLOW_PG_ACQUIRE_TIMEOUT_MS", "3000");
+    let mut child = Proc::spawn(c);
+    assert!(server.wait_for(60, LONG) >= 60);
+    let at_cut = server.count();
+    let mut cut = 0;
+    match loss {
+        Loss::KilledSessions => {
+            // Again and again while the run lives (for a while), so the cut finds writes in
+            // flight, not only idle connections the pool would quietly replace.
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until && child.child.try_wait().unwrap().is_none() {
+                cut += p.pg().unwrap().terminate_sessions();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Loss::ServerRestart => {
+            let pg = own.as_ref().unwrap();
+            pg.stop_immediate();
+            cut = 1;
+            pg.start_again();
+        }
+        Loss::ServerDown => {
+            own.as_ref().unwrap().stop_immediate();
+            cut = 1;
+        }
+    }
+    let t = Instant::now();
+    // With the server down, about three writes wait out the 3 s each and fail: it ends in
+    // seconds, not a minute and a half (30 s each) and not never.
+    let r = child.finish_within(Duration::from_secs(40), "the run to end after the database went away");
+    eprintln!("{loss:?}: the run ended {:?} after the cut", t.elapsed());
+    if let (Loss::ServerDown, Some(pg)) = (loss, &own) {
+        pg.start_again();
+    }
+    server.wait_idle(Duration::from_secs(30));
+    let sent = server.count();
+    eprintln!("{loss:?}: cut {cut} time(s) after {at_cut} emails; the run ended with {} after {sent} of {n}", r.code);
+    eprintln!("{loss:?}: the run said:\n{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert_eq!(tally(&server, sent, &[]).1, 0, "duplicates before any resume");
+
+    let v = show_json(&p, 1);
+    let status = v["run"]["status"].as_str().unwrap().to_string();
+    let unc = uncertain(&p, 1);
+    every_delivery_is_in_the_ledger(&p, &server);
+    let ledger = ledger_states(&p);
+    for m in server.inbox() {
+        let key = format!("follow-up/{}", m.header("Subject").unwrap().trim_start_matches("Ticket "));
+        let item = key.trim_start_matches("follow-up/").to_string();
+        match ledger.get(&key).map(String::as_str) {
+            Some("sent") => {}
+            Some("sending") => assert!(unc.contains(&item), "{item} is claimed but not reported uncertain"),
+            other => panic!("{item} reached the server, the ledger says {other:?}"),
+        }
+    }
+    if r.code == 0 {
+        // The cut hit no write: then all of it must really be done.
+        assert_eq!(status, "succeeded");
+        assert_eq!(sent, n);
+        assert!(unc.is_empty());
+    } else {
+        assert_ne!(status, "succeeded", "{}", v["run"]);
+        // It stopped: never `succeeded`, and it says why and what to do. Where the run log is
+        // back by the end, the run's own summary says so; where it is still gone, main's last
+        // `error:` line does (as on SQLite's full disk).
+        let why = "the run log could not be written (run log write failed: ";
+        let said = if r.stdout.contains("run 1 of follow-up: failed") {
+            r.stdout.clone()
+        } else {
+            r.stderr
+                .lines()
+                .rfind(|l| l.starts_with("error: "))
+                .unwrap_or_else(|| panic!("no summary, no error line:\n{}", r.stderr))
+                .into()
+        };
+        assert!(said.contains(why) && said.contains("then `cxflow resume 1`"), "the reason and the way on:\n{said}");
+    }
+    // The run's own report names the deliveries that reached the server and could not be
+    // recorded (a claim whose write committed but whose answer was lost never reached it: the
+    // run took it as not claimed and did not send). A run whose run log is still gone at its
+    // end cannot write or read them: `cxflow show` lists them once it is back (`unc`).
+    let reported = r.stdout.contains("run 1 of follow-up: ");
+    for item in unc.iter().filter(|i| reported && server.count_to(&rcpt_of_item(i)) > 0) {
+        assert!(r.stdout.contains(&format!("\n  follow_up {item}\n")), "the run did not list uncertain {item}:\n{}", r.stdout);
+        let e = p.query(&format!("SELECT error FROM items WHERE run_id = 1 AND item_key = '{item}' AND status = 'failed'"));
+        assert!(
+            e.len() == 1 && e[0].starts_with("uncertain: the mail server accepted it (") && e[0].contains("cxflow resolve RUN"),
+            "{item}: {e:?}"
+        );
+    }
+    eprintln!("{loss:?}: status {status}, {} uncertain, the run's report listed them: {reported}", unc.len());
+
+    let resumed = run(cx(&p, &server.url(), &["resume", "1"]), LONG);
+    resumed.expect_code(if unc.is_empty() { 0 } else { 1 });
+    if operator_resolves(&p, &server, 1) > 0 {
+        run(cx(&p, &server.url(), &["resume", "1"]), LONG).expect_code(0);
+    }
+    assert_exactly_once(&server, n, unc.len());
+    assert_eq!(server.count(), n, "no duplicate at all: the operator looked");
+    assert_eq!(p.query("SELECT state, count(*) FROM ledger GROUP BY state"), [format!("sent|{n}")]);
+    assert_eq!(show_json(&p, 1)["run"]["status"], "succeeded");
+}
+
+#[test]
+fn postgres_sessions_killed_mid_run_stop_sending_truthfully_and_resume_delivers_the_rest() {
+    the_database_lost_mid_run(Loss::KilledSessions);
+}
+
+#[test]
+fn postgres_restarted_mid_run_stops_sending_truthfully_and_resume_delivers_the_rest() {
+    the_database_lost_mid_run(Loss::ServerRestart);
+}
+
+#[test]
+fn postgres_down_mid_run_ends_the_run_in_time_and_resume_delivers_the_rest() {
+    the_database_lost_mid_run(Loss::ServerDown);
 }

@@ -1,16 +1,18 @@
 //! A run stopped in the middle (SIGKILL, SIGTERM) and resumed: every item ends done exactly once.
+//! Each case runs on a SQLite run log (`CASE::sqlite`) and on PostgreSQL (`CASE::postgres`).
 
+#[macro_use]
 mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::TestProject;
+use support::backend::{Backend, LogProject};
 
 const N: usize = 40;
 
-fn project() -> TestProject {
-    let p = support::script_project("id", (1..=N).map(|i| format!("r{i:02}")));
+fn project(b: Backend) -> LogProject {
+    let p = LogProject::on(support::script_project("id", (1..=N).map(|i| format!("r{i:02}"))), b);
     p.write(
         "workflows/w.yaml",
         r#"name: w
@@ -28,7 +30,7 @@ steps:
 }
 
 /// Start a run and wait until at least `n` items are logged as done.
-fn start_and_wait(p: &TestProject, n: usize) -> std::process::Child {
+fn start_and_wait(p: &LogProject, n: usize) -> std::process::Child {
     let child = p.cxflow().args(["run", "w"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     wait_for_done(p, n);
     child
@@ -36,28 +38,28 @@ fn start_and_wait(p: &TestProject, n: usize) -> std::process::Child {
 
 /// Waits until at least `n` items are logged as done. The run log is created by the run itself,
 /// so until its tables exist there is nothing done yet (not an error).
-fn wait_for_done(p: &TestProject, n: usize) {
+fn wait_for_done(p: &LogProject, n: usize) {
     support::wait_until(Duration::from_secs(60), &format!("{n} items done in the run log (the run did not make progress)"), || {
         ok_count(p) >= n
     });
 }
 
-fn ok_count(p: &TestProject) -> usize {
+fn ok_count(p: &LogProject) -> usize {
     p.count("SELECT count(*) FROM items WHERE status = 'ok'")
 }
 
-fn marks(p: &TestProject) -> Vec<String> {
+fn marks(p: &LogProject) -> Vec<String> {
     std::fs::read_to_string(p.path().join("marks.txt")).unwrap_or_default().lines().map(String::from).collect()
 }
 
-#[test]
-fn sigkill_mid_run_then_resume_completes_every_item_once_in_the_log() {
-    let p = project();
+on_both!(sigkill_mid_run_then_resume_completes_every_item_once_in_the_log);
+fn sigkill_mid_run_then_resume_completes_every_item_once_in_the_log(b: Backend) {
+    let p = project(b);
     let mut child = start_and_wait(&p, 6);
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     // The programs in flight outlive cxflow and may still append to marks.txt.
-    p.wait_for_no_processes_inside(Duration::from_secs(30));
+    p.p.wait_for_no_processes_inside(Duration::from_secs(30));
     let before: usize = p.query("SELECT count(*) FROM items WHERE status = 'ok'")[0].parse().unwrap();
     assert!(before < N, "the run finished before it was killed");
     assert_eq!(p.query("SELECT status FROM runs"), ["running"]);
@@ -84,9 +86,9 @@ fn sigkill_mid_run_then_resume_completes_every_item_once_in_the_log() {
     assert!(m.len() - N <= 2, "{} duplicates", m.len() - N);
 }
 
-#[test]
-fn sigterm_stops_gracefully_and_resume_does_each_item_exactly_once() {
-    let p = project();
+on_both!(sigterm_stops_gracefully_and_resume_does_each_item_exactly_once);
+fn sigterm_stops_gracefully_and_resume_does_each_item_exactly_once(b: Backend) {
+    let p = project(b);
     let child = start_and_wait(&p, 4);
     #[allow(unsafe_code)]
     unsafe {
@@ -106,10 +108,10 @@ fn sigterm_stops_gracefully_and_resume_does_each_item_exactly_once() {
     assert_eq!(p.query("SELECT status FROM runs"), ["succeeded"]);
 }
 
-#[test]
-fn ctrl_c_to_the_process_group_lets_items_in_flight_finish() {
+on_both!(ctrl_c_to_the_process_group_lets_items_in_flight_finish);
+fn ctrl_c_to_the_process_group_lets_items_in_flight_finish(b: Backend) {
     use std::os::unix::process::CommandExt;
-    let p = project();
+    let p = project(b);
     // A terminal's Ctrl-C goes to the whole foreground process group, the step's programs included.
     let child = p.cxflow().args(["run", "w"]).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0).spawn().unwrap();
     wait_for_done(&p, 4);
@@ -127,9 +129,9 @@ fn ctrl_c_to_the_process_group_lets_items_in_flight_finish() {
     assert_eq!(m.len(), N);
 }
 
-#[test]
-fn a_run_counts_as_dead_by_its_owners_lease_and_process_never_by_a_bare_pid() {
-    let p = support::script_project("id", ["r1".to_string()]);
+on_both!(a_run_counts_as_dead_by_its_owners_lease_and_process_never_by_a_bare_pid);
+fn a_run_counts_as_dead_by_its_owners_lease_and_process_never_by_a_bare_pid(b: Backend) {
+    let p = LogProject::on(support::script_project("id", ["r1".to_string()]), b);
     p.write(
         "workflows/q.yaml",
         "name: q\nsteps:\n  - id: records\n    read_csv: data/records.csv\n  - id: act\n    for_each: records\n    item_key: \"{{item.id}}\"\n    command: [python3, script.py, \"{{item.id}}\"]\n",

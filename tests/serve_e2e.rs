@@ -1,11 +1,13 @@
 //! `cxflow serve` end to end: the real binary on an every-second schedule, a real SQLite run
 //! log, a second scheduler refused, a broken file hot-reloaded, SIGTERM mid-run.
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use support::backend::{Backend, LogProject};
 use support::serve::Serve;
 use support::{wait_until, TestProject};
 
@@ -175,11 +177,12 @@ steps:
     assert!(eml.contains("To: ops@example.com") && eml.contains("workflow `slow` failed"), "{eml}");
 }
 
-#[test]
-fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
-    let p = support::script_project("id", (1..=12).map(|i| format!("r{i:02}")));
+// On both run logs: on PostgreSQL the killed scheduler's lock goes with its session.
+on_both!(a_run_left_running_by_a_crash_is_resumed_with_resume_auto);
+fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto(b: Backend) {
+    let p = LogProject::on(support::script_project("id", (1..=12).map(|i| format!("r{i:02}"))), b);
     p.write("workflows/tick.yaml", &TICK.replace("  overlap: skip\n", "  overlap: skip\n  resume: auto\n"));
-    let (mut serve, _logs) = Serve::in_project(&p);
+    let (mut serve, _logs) = Serve::start(p.cxflow());
     let run_id = p.wait_for_rows(
         Duration::from_secs(30),
         "a running scheduled run with some items done",
@@ -192,7 +195,7 @@ fn a_run_left_running_by_a_crash_is_resumed_with_resume_auto() {
     serve.0.wait().unwrap();
     assert_eq!(p.query(&format!("SELECT status FROM runs WHERE id = {run_id}")), vec!["running"]);
 
-    let (mut serve, logs) = Serve::in_project(&p);
+    let (mut serve, logs) = Serve::start(p.cxflow());
     wait_until(Duration::from_secs(40), "the crashed run resumed and finished", || {
         p.query(&format!("SELECT status, resumes FROM runs WHERE id = {run_id}")) == vec!["succeeded|1"]
     });

@@ -173,8 +173,18 @@ impl Store {
         // One plain connection first: the pool retries a refused or unreachable server until its
         // timeout and then reports only "pool timed out", losing the reason.
         sqlx::PgConnection::connect_with(&opts).await.map_err(open)?.close().await.map_err(open)?;
-        let pool =
-            PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await.map_err(open)?;
+        // The same patience as SQLite's `busy_timeout`. With the server gone, every write waits
+        // this long before it fails, and a run that stops on the first failure still makes a
+        // few (the items it has, the step's and the run's end): at 30 s each, a run went on for
+        // 90 s after it had stopped sending (tests/faults_email.rs, the database down mid-run,
+        // which shortens it to save the suite's time; nobody else needs to).
+        let wait = std::env::var("CXFLOW_PG_ACQUIRE_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(wait.unwrap_or(Duration::from_secs(10)))
+            .connect_with(opts)
+            .await
+            .map_err(open)?;
         migrate_pg(&pool).await.map_err(|reason| StoreError::Migrate { url: redact_url(url), reason })?;
         Ok(Store::with(Db::Pg(pool)))
     }

@@ -1,6 +1,25 @@
 //! Shared fixtures for end-to-end tests: a temporary project folder and the real `cxflow` binary.
 #![allow(dead_code)]
 
+/// `on_both!(case)`: the test `case::sqlite` runs `case(Backend::Sqlite)`, `case::postgres` the
+/// same body on a fresh PostgreSQL database (`backend.rs`). `Backend` must be in scope.
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($case:ident) => {
+        mod $case {
+            #[test]
+            fn sqlite() {
+                super::$case(super::Backend::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                super::$case(super::Backend::Postgres)
+            }
+        }
+    };
+}
+
+pub(crate) mod backend;
 pub(crate) mod pg_log;
 pub(crate) mod postgres;
 pub(crate) mod serve;

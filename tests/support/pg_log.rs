@@ -28,8 +28,12 @@ pub(crate) struct PgLog {
 impl PgLog {
     /// A new, empty database (no tables until cxflow opens it).
     pub(crate) fn fresh() -> PgLog {
+        PgLog::fresh_on(server())
+    }
+
+    /// A new, empty database on `pg`: a server of the test's own, which it may stop.
+    pub(crate) fn fresh_on(pg: &Postgres) -> PgLog {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let pg = server();
         let name = format!("e2e{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         execute_on(&pg.url(), &format!("CREATE DATABASE {name}"));
         PgLog { url: format!("postgres://cx@127.0.0.1:{}/{name}", pg.port), name }
@@ -69,6 +73,14 @@ impl PgLog {
             Ok(rows) if rows.is_empty() => Err(format!("`{sql}` gave no rows")),
             other => other,
         })
+    }
+
+    /// Ends every other session on this database, as an administrator or a failover would
+    /// (`pg_terminate_backend`); returns how many there were.
+    pub(crate) fn terminate_sessions(&self) -> usize {
+        let sql = "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        self.query(sql).first().and_then(|n| n.parse().ok()).unwrap_or(0)
     }
 
     /// Runs a statement that changes the run log; returns the rows it changed.

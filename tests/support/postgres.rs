@@ -13,6 +13,8 @@ pub(crate) struct Postgres {
     as_root: bool,
     /// The account the server runs as when we are root: `postgres` where the package made it.
     user: &'static str,
+    /// The server's options, to start it again after `stop_immediate`.
+    opts: String,
     /// The write end of a pipe a watchdog reads: when this process ends, however it ends, the
     /// pipe closes and the watchdog stops the server and removes its folder.
     _watchdog: Option<std::process::ChildStdin>,
@@ -46,18 +48,31 @@ impl Postgres {
         let as_root = unsafe { libc::geteuid() } == 0;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let user = if Command::new("id").arg("postgres").output().is_ok_and(|o| o.status.success()) { "postgres" } else { "nobody" };
-        let mut pg = Postgres { port, dir, bin, as_root, user, _watchdog: None };
+        let mut pg = Postgres { port, dir, bin, as_root, user, opts: String::new(), _watchdog: None };
         if as_root {
             let st = Command::new("chown").arg("-R").arg(user).arg(pg.dir.path()).status().unwrap();
             assert!(st.success());
         }
         let data = pg.dir.path().join("data");
         pg.cmd("initdb", &["-D", data.to_str().unwrap(), "-U", "cx", "--auth=trust", "-E", "UTF8"]);
-        let opts = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} {extra}", pg.dir.path().display());
-        let log = pg.dir.path().join("log");
-        pg.cmd("pg_ctl", &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &opts, "-w", "start"]);
+        pg.opts = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} {extra}", pg.dir.path().display());
+        pg.start_again();
         pg._watchdog = pg.watchdog(&data);
         pg
+    }
+
+    /// Stops the server as a crash or a power cut would (`pg_ctl stop -m immediate`): every
+    /// session is cut at once, nothing is flushed.
+    pub(crate) fn stop_immediate(&self) {
+        let data = self.dir.path().join("data");
+        self.cmd("pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"]);
+    }
+
+    /// Starts the (stopped) server on its port, and returns once it accepts connections.
+    pub(crate) fn start_again(&self) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        self.cmd("pg_ctl", &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &self.opts, "-w", "start"]);
     }
 
     fn watchdog(&self, data: &std::path::Path) -> Option<std::process::ChildStdin> {

@@ -110,8 +110,15 @@ pub async fn deliver<L: Ledger>(
                 Delivered::Smtp(resp) => resp.clone(),
                 Delivered::File(p) => p.display().to_string(),
             };
+            // Written as an uncertain item, like a cut-off send: the run's report and
+            // `uncertain_items` list it, and the operator resolves it (the server took it).
             ledger.mark_sent(&r.key, &detail).await.map_err(|e| {
-                Failure::Fatal(format!("sent, but could not record it ({e:#}); the key stays uncertain and will not be sent again unasked"))
+                Failure::Fatal(format!(
+                    "uncertain: the mail server accepted it ({detail}), but the run log could not record it ({e:#}); key `{}` \
+                     stays claimed and is not resent unasked: check the mail server's log, then `cxflow resolve RUN {} --as \
+                     sent|not-sent`",
+                    r.key, input.item_key
+                ))
             })?;
             let mut output = json!({"sent": true, "key": r.key, "to": to, "subject": r.subject});
             match &delivered {
@@ -211,7 +218,7 @@ mod tests {
     use std::sync::Mutex;
 
     #[derive(Default)]
-    struct MemLedger(Mutex<HashMap<String, &'static str>>);
+    struct MemLedger(Mutex<HashMap<String, &'static str>>, bool);
 
     #[async_trait]
     impl Ledger for MemLedger {
@@ -233,6 +240,9 @@ mod tests {
             Ok(true)
         }
         async fn mark_sent(&self, key: &str, _: &str) -> anyhow::Result<()> {
+            if self.1 {
+                anyhow::bail!("the run log went away");
+            }
             self.0.lock().unwrap().insert(key.into(), "sent");
             Ok(())
         }
@@ -289,5 +299,21 @@ mod tests {
         let o = deliver(&c, &AttachmentFiles::for_step(&c), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap();
         assert!(matches!(o, Outcome::Sent { .. }));
         assert_eq!(ledger.0.lock().unwrap()["wf/1"], "sent");
+    }
+
+    #[tokio::test]
+    async fn sent_but_not_recorded_is_uncertain_and_stays_claimed() {
+        let d = tempfile::tempdir().unwrap();
+        let t = Transport::outbox(&d.path().join("outbox")).unwrap();
+        let (rate, ledger) = (RateLimiter::new(None), MemLedger(Default::default(), true));
+        let ctx = json!({"item": {"name": "A", "email": "a@x.org"}});
+        let c = compiled(d.path(), "");
+        let e = deliver(&c, &AttachmentFiles::for_step(&c), &t, &rate, &ledger, input(&ctx, d.path())).await.unwrap_err();
+        let Failure::Fatal(m) = e else { panic!("{e:?}") };
+        assert!(m.starts_with("uncertain: the mail server accepted it ("), "{m}");
+        assert!(m.contains("the run log could not record it (the run log went away)"), "{m}");
+        assert!(m.contains("`cxflow resolve RUN 1 --as sent|not-sent`"), "{m}");
+        assert_eq!(ledger.0.lock().unwrap()["wf/1"], "sending", "the claim stays");
+        assert_eq!(std::fs::read_dir(d.path().join("outbox")).unwrap().count(), 1);
     }
 }
