@@ -115,6 +115,14 @@ enum Command {
     },
     /// Apply retention now: delete old runs and their artifacts, reclaim run log space.
     Prune,
+    /// List the cxflow processes running workflows on this run log (serve nodes, runs, resumes), with their leases.
+    Nodes {
+        /// Also list processes whose lease lapsed (kept until retention removes them).
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Copy a SQLite run log into an empty PostgreSQL database, ids kept (docs/postgres.md).
     MigrateLog {
         /// The PostgreSQL database to fill: `postgres://user@host/database` (it must exist and be empty).
@@ -170,7 +178,10 @@ fn main() {
             std::process::exit(code);
         }
     };
-    if matches!(args.command, Command::Validate { .. } | Command::Runs { .. } | Command::Show { .. } | Command::Schema) {
+    if matches!(
+        args.command,
+        Command::Validate { .. } | Command::Runs { .. } | Command::Show { .. } | Command::Nodes { .. } | Command::Schema
+    ) {
         cli::quiet_broken_pipe();
     }
     let code = match tokio::runtime::Runtime::new() {
@@ -234,6 +245,7 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         Command::Schema | Command::HashPassword | Command::DemoPortal { .. } => unreachable!("handled above: they need no project"),
         Command::Serve => cli::serve(&project).await,
         Command::Ui => cli::ui(&project).await,
+        Command::Nodes { all, json } => cli::nodes(&project, all, json).await,
         Command::Next { count, after } => cli::next(&project, count, after.unwrap_or_else(chrono::Utc::now)).await,
         Command::Prune => cli::prune(&project).await,
         Command::MigrateLog { to, from, batch_size } => {

@@ -54,6 +54,22 @@ fn stop(nodes: &mut [Node]) {
     }
 }
 
+/// (pid, alive) of each process `cxflow nodes --json` lists, asked from `project`.
+fn listed_nodes(pg: &PgLog, project: &TestProject, all: bool) -> Vec<(u32, bool)> {
+    let mut cmd = pg.cxflow(project);
+    cmd.args(["nodes", "--json"]);
+    if all {
+        cmd.arg("--all");
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut pids: Vec<(u32, bool)> =
+        v.as_array().unwrap().iter().map(|n| (n["pid"].as_u64().unwrap() as u32, n["alive"].as_bool().unwrap())).collect();
+    pids.sort();
+    pids
+}
+
 fn fired_lines(nodes: &[&TestProject]) -> usize {
     nodes.iter().map(|p| std::fs::read_to_string(p.path().join("fired.txt")).unwrap_or_default().lines().count()).sum()
 }
@@ -125,6 +141,10 @@ fn a_node_killed_midway_leaves_no_fire_missing_or_doubled() {
     let pg = PgLog::fresh();
     let mut nodes: Vec<Node> = (0..3).map(|_| node(&pg, TICK)).collect();
     wait_until(Duration::from_secs(40), "8 fires", || instants(&pg) >= 8);
+    // `cxflow nodes` lists the three, alive.
+    let mut serving: Vec<(u32, bool)> = nodes.iter().map(|n| (n.serve.0.id(), true)).collect();
+    serving.sort();
+    assert_eq!(listed_nodes(&pg, &nodes[1].project, false), serving);
     // Kill the first node while it is in the middle of a run it claimed.
     let victim = nodes[0].serve.0.id();
     let run = wait_for_some(Duration::from_secs(30), "the first node in the middle of a run", || {
@@ -138,6 +158,10 @@ fn a_node_killed_midway_leaves_no_fire_missing_or_doubled() {
     assert_eq!(r, 0);
     nodes[0].serve.0.wait().unwrap();
     let killed_at = instants(&pg);
+    // On this machine a dead node is seen at once, before its lease runs out.
+    let listed = listed_nodes(&pg, &nodes[1].project, true);
+    assert!(listed.contains(&(victim, false)), "{listed:?}");
+    assert!(!listed_nodes(&pg, &nodes[1].project, false).iter().any(|(p, _)| *p == victim));
 
     // Another node finds its run once the owner is gone, marks it interrupted and resumes it.
     let done = pg.wait_for_rows(

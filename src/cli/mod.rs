@@ -36,7 +36,7 @@ pub(crate) use serve::clone_project;
 #[cfg(test)]
 pub(crate) use serve::load_all;
 pub use serve::{next, prune, serve, sqlite_file};
-pub use show::{runs, show, RunsArgs};
+pub use show::{nodes, runs, show, RunsArgs};
 pub use ui::ui;
 
 /// Exit codes, documented in the README.

@@ -118,3 +118,46 @@ pub async fn show(project: &Project, run_id: i64, as_json: bool) -> Result<i32> 
     }
     Ok(exit::OK)
 }
+
+/// `cxflow nodes`: the processes running workflows on this run log (every `serve` node, and any
+/// `run` or `resume` going on), with their leases; `all` adds the ones whose lease lapsed.
+pub async fn nodes(project: &Project, all: bool, as_json: bool) -> Result<i32> {
+    let store = project.store().await?;
+    let nodes: Vec<_> = store.nodes().await?.into_iter().filter(|n| all || n.alive).collect();
+    if as_json {
+        outln!("{}", serde_json::to_string_pretty(&nodes).map_err(anyhow::Error::from)?);
+        return Ok(exit::OK);
+    }
+    if nodes.is_empty() {
+        termln!(
+            "no cxflow process holds a lease on this run log; `cxflow serve` starts a node{}",
+            if all { "" } else { " (`--all` lists the lapsed ones)" }
+        );
+        return Ok(exit::OK);
+    }
+    termln!(
+        "{:<36}  {:<20} {:>8}  {:<6} {:>4}  {:<24}  {:<24}  lease until",
+        "node",
+        "host",
+        "pid",
+        "state",
+        "runs",
+        "started",
+        "last heartbeat"
+    );
+    for n in nodes {
+        let state = if n.alive { "alive" } else { "gone" };
+        termln!(
+            "{:<36}  {:<20} {:>8}  {:<6} {:>4}  {:<24}  {:<24}  {}",
+            n.id,
+            n.host,
+            n.pid,
+            state,
+            n.running_runs,
+            n.started_at,
+            n.heartbeat_at,
+            n.expires_at
+        );
+    }
+    Ok(exit::OK)
+}

@@ -87,7 +87,45 @@ fn expiry() -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A process that runs workflows (a `serve` node, a `run`, a `resume`), as `cxflow nodes` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Node {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: String,
+    pub heartbeat_at: String,
+    /// When its lease lapses unless it beats again.
+    pub expires_at: String,
+    /// Its lease holds and, on this machine, its process still exists.
+    pub alive: bool,
+    /// Runs it owns that are still `running`.
+    pub running_runs: i64,
+}
+
 impl Store {
+    /// Every owner the run log knows (retention drops the long gone), oldest first; `alive` says
+    /// which still hold their lease.
+    pub async fn nodes(&self) -> Result<Vec<Node>> {
+        type Row = (String, String, String, i64, Option<i64>, String, String, String, i64);
+        let rows: Vec<Row> = on_db!(&self.db, pool => sqlx::query_as(
+            "SELECT o.id, o.host, o.boot, o.pid, o.proc_start, o.expires_at, o.started_at, o.heartbeat_at,
+                    (SELECT count(*) FROM runs r WHERE r.owner = o.id AND r.status = 'running')
+             FROM owners o ORDER BY o.started_at, o.id",
+        )
+        .fetch_all(pool)
+        .await)?;
+        let at = now();
+        Ok(rows
+            .into_iter()
+            .map(|(id, host, boot, pid, proc_start, expires_at, started_at, heartbeat_at, running_runs)| {
+                let o = OwnerRow { id, host, boot, pid, proc_start, expires_at };
+                let alive = o.alive(&at);
+                Node { id: o.id, host: o.host, pid: o.pid, started_at, heartbeat_at, expires_at: o.expires_at, alive, running_runs }
+            })
+            .collect())
+    }
+
     /// Registers this process as an owner (once per store) and keeps its lease renewed while
     /// the process lives. Returns this process's owner id.
     pub(crate) async fn register_owner(&self) -> Result<&'static str> {
@@ -189,6 +227,40 @@ mod tests {
         assert!(store.owner_alive(Some(id)).await.unwrap());
         assert!(!store.owner_alive(Some("nobody")).await.unwrap());
         assert!(!store.owner_alive(None).await.unwrap());
+    }
+    }
+
+    crate::store::testing::store_test! {
+    #[tokio::test]
+    async fn nodes_lists_live_and_lapsed_owners_with_their_running_runs(fresh) {
+        let store = fresh.open().await;
+        let run = store
+            .start_run(crate::store::NewRun {
+                workflow: "w",
+                file: "w.yaml",
+                trigger: crate::store::TriggerKind::Manual,
+                params: &serde_json::json!({}),
+                scheduled_for: None,
+            })
+            .await
+            .unwrap();
+        let me = me();
+        on_db!(&store.db, pool => sqlx::query(
+            "INSERT INTO owners (id, host, boot, pid, proc_start, started_at, heartbeat_at, expires_at)
+             VALUES ('gone', 'elsewhere', 'b', 7, NULL, '2000-01-01T00:00:00.000Z', '2000-01-01T00:00:00.000Z', '2000-01-01T00:00:30.000Z')",
+        )
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        let nodes = store.nodes().await.unwrap();
+        assert_eq!(nodes.len(), 2, "{nodes:?}");
+        let (gone, mine) = (&nodes[0], &nodes[1]);
+        assert_eq!((gone.id.as_str(), gone.host.as_str(), gone.pid, gone.alive, gone.running_runs), ("gone", "elsewhere", 7, false, 0));
+        assert_eq!((mine.id.as_str(), mine.host.as_str(), mine.pid, mine.alive, mine.running_runs), (me.id.as_str(), me.host.as_str(), me.pid, true, 1));
+        assert!(mine.expires_at > mine.heartbeat_at, "{mine:?}");
+        store.finish_run(run, crate::store::RunStatus::Succeeded, None).await.unwrap();
+        assert_eq!(store.nodes().await.unwrap()[1].running_runs, 0);
     }
     }
 }
