@@ -24,3 +24,18 @@ async fn postgres_server_is_recent_enough() {
     let n: u32 = v.parse().unwrap();
     assert!(n >= 130_000, "the tests run on PostgreSQL {v}; 13 or later is needed");
 }
+
+#[test]
+fn a_run_log_url_is_shown_without_its_password() {
+    use super::redact_url;
+    assert_eq!(redact_url("postgres://cx:s3cr%21t@db.internal:5432/runs"), "postgres://cx:***@db.internal:5432/runs");
+    assert_eq!(
+        redact_url("postgres://cx@db/runs?sslmode=require&password=s3cr3t&application_name=x"),
+        "postgres://cx@db/runs?sslmode=require&password=***&application_name=x"
+    );
+    assert_eq!(redact_url("postgres://cx@db/runs?PASSWORD=s3cr3t"), "postgres://cx@db/runs?PASSWORD=***");
+    assert_eq!(redact_url("postgres://cx@db/runs"), "postgres://cx@db/runs");
+    assert_eq!(redact_url("sqlite://cxflow.sqlite"), "sqlite://cxflow.sqlite");
+    // Not a URL the parser takes (a space in the host): nothing after the scheme is shown.
+    assert_eq!(redact_url("postgres://cx:s3cr3t@db host/runs"), "postgres://…");
+}
