@@ -113,10 +113,7 @@ fn project() -> TestProject {
     p.write("workflows/other.yaml", OTHER);
     p.write("workflows/broken.yaml", "name: broken\nsteps:\n  - id: x\n    read_csv: data/missing.csv\n    bogus: 1\n");
     // The shipped feedback sample, exported instead of emailed, for digests.
-    let repo = support::repo();
-    for f in ["routing/teams.yaml", "data/feedback.csv"] {
-        p.write(f, &std::fs::read_to_string(repo.join(f)).unwrap());
-    }
+    p.copy_from_repo(&["routing/teams.yaml", "data/feedback.csv"]);
     p.write(
         "workflows/fb.yaml",
         "name: fb\nsteps:\n  - id: feedback\n    read_csv: data/feedback.csv\n  - id: routed\n    route:\n      input: feedback\n      rules: routing/teams.yaml\n      unmatched: Triage\n      as_of: \"2024-05-02T12:00:00Z\"\n",

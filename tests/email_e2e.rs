@@ -197,18 +197,7 @@ fn sigkill_mid_batch_then_resume_delivers_each_key_once_except_uncertain(b: Back
 #[test]
 fn sample_workflow_runs_on_defaults_and_fills_the_outbox() {
     let p = TestProject::new();
-    let repo = support::repo();
-    for f in [
-        "workflows/ticket-follow-up.yaml",
-        "data/closed_tickets.csv",
-        "templates/follow_up.html.hbs",
-        "templates/follow_up.txt.hbs",
-        "templates/partials/header.html.hbs",
-        "templates/partials/footer.html.hbs",
-        "templates/partials/footer.txt.hbs",
-    ] {
-        p.write(f, &std::fs::read_to_string(repo.join(f)).unwrap());
-    }
+    p.copy_from_repo(support::FOLLOW_UP_SAMPLE);
     p.run(&["run", "workflows/ticket-follow-up.yaml"]).expect_code(0);
     let files: Vec<_> = std::fs::read_dir(p.path().join("outbox")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 5);

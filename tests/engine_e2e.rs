@@ -38,9 +38,7 @@ fn marks(p: &TestProject) -> Vec<String> {
 #[test]
 fn sample_workflow_runs_end_to_end_and_is_logged() {
     let p = TestProject::new();
-    let repo = support::repo();
-    p.write("workflows/closed-tickets-export.yaml", &std::fs::read_to_string(repo.join("workflows/closed-tickets-export.yaml")).unwrap());
-    p.write("data/closed_tickets.csv", &std::fs::read_to_string(repo.join("data/closed_tickets.csv")).unwrap());
+    p.copy_from_repo(support::EXPORT_SAMPLE);
     let r = p.run(&["run", "closed-tickets-export", "--var", "batch=weekly"]);
     r.expect_code(0);
     assert!(r.stdout.starts_with("run 1 of closed-tickets-export: succeeded"), "{}", r.stdout);

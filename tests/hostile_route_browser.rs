@@ -18,10 +18,7 @@ fn escape_html(s: &str) -> String {
 fn route_digests_show_record_text_as_text() {
     let p = TestProject::new();
     let recs = write_sources(&p);
-    let repo = support::repo();
-    for f in ["templates/feedback_digest.html.hbs", "templates/feedback_digest.txt.hbs"] {
-        p.write(f, &std::fs::read_to_string(repo.join(f)).unwrap());
-    }
+    p.copy_from_repo(&["templates/feedback_digest.html.hbs", "templates/feedback_digest.txt.hbs"]);
     let feedback: Vec<Value> = recs
         .iter()
         .map(|r| {

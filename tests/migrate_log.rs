@@ -36,25 +36,8 @@ steps:
 /// The sample workflows and a few more, run for real against the project's SQLite run log.
 fn project_with_history() -> TestProject {
     let p = support::script_project("id", (1..=4).map(|i| format!("r{i}")));
-    let repo = support::repo();
-    for f in [
-        "workflows/closed-tickets-export.yaml",
-        "workflows/ticket-follow-up.yaml",
-        "workflows/feedback-routing.yaml",
-        "data/closed_tickets.csv",
-        "data/feedback.csv",
-        "routing/teams.yaml",
-        "templates/follow_up.html.hbs",
-        "templates/follow_up.txt.hbs",
-        "templates/partials/header.html.hbs",
-        "templates/partials/footer.html.hbs",
-        "templates/partials/footer.txt.hbs",
-        "templates/feedback_digest.html.hbs",
-        "templates/feedback_digest.txt.hbs",
-        "templates/feedback_digest_email.html.hbs",
-        "templates/feedback_digest_email.txt.hbs",
-    ] {
-        p.write(f, &std::fs::read_to_string(repo.join(f)).unwrap());
+    for sample in [support::EXPORT_SAMPLE, support::FOLLOW_UP_SAMPLE, support::ROUTING_SAMPLE] {
+        p.copy_from_repo(sample);
     }
     p.write(
         "workflows/w.yaml",

@@ -18,10 +18,7 @@ use support::TestProject;
 /// A project holding the repository's `files`, as they ship.
 fn sample(files: &[&str]) -> TestProject {
     let p = TestProject::new();
-    let repo = support::repo();
-    for f in files {
-        p.write(f, &std::fs::read_to_string(repo.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")));
-    }
+    p.copy_from_repo(files);
     p
 }
 
@@ -35,7 +32,7 @@ fn no_sqlite_file(p: &TestProject) {
 #[test]
 fn closed_tickets_export_runs_and_is_logged_in_postgres() {
     let pg = PgLog::fresh();
-    let p = sample(&["workflows/closed-tickets-export.yaml", "data/closed_tickets.csv"]);
+    let p = sample(support::EXPORT_SAMPLE);
     let r = pg.run(&p, &["run", "closed-tickets-export", "--var", "batch=weekly"]);
     r.expect_code(0);
     assert!(r.stdout.starts_with("run 1 of closed-tickets-export: succeeded"), "{}", r.stdout);
@@ -78,15 +75,7 @@ fn closed_tickets_export_runs_and_is_logged_in_postgres() {
 fn ticket_follow_up_mails_each_customer_once() {
     let sink = SmtpSink::start();
     let pg = PgLog::fresh();
-    let p = sample(&[
-        "workflows/ticket-follow-up.yaml",
-        "data/closed_tickets.csv",
-        "templates/follow_up.html.hbs",
-        "templates/follow_up.txt.hbs",
-        "templates/partials/header.html.hbs",
-        "templates/partials/footer.html.hbs",
-        "templates/partials/footer.txt.hbs",
-    ]);
+    let p = sample(support::FOLLOW_UP_SAMPLE);
     let run = |args: &[&str]| support::Run::from(pg.cxflow(&p).env("CXFLOW_SMTP_URL", sink.url()).args(args).output().unwrap());
     run(&["run", "ticket-follow-up"]).expect_code(0);
     let msgs = sink.messages();
@@ -111,15 +100,7 @@ fn ticket_follow_up_mails_each_customer_once() {
 fn feedback_routing_routes_and_mails_each_team_once() {
     let sink = SmtpSink::start();
     let pg = PgLog::fresh();
-    let p = sample(&[
-        "workflows/feedback-routing.yaml",
-        "routing/teams.yaml",
-        "data/feedback.csv",
-        "templates/feedback_digest.html.hbs",
-        "templates/feedback_digest.txt.hbs",
-        "templates/feedback_digest_email.html.hbs",
-        "templates/feedback_digest_email.txt.hbs",
-    ]);
+    let p = sample(support::ROUTING_SAMPLE);
     let run = |args: &[&str]| support::Run::from(pg.cxflow(&p).env("CXFLOW_SMTP_URL", sink.url()).args(args).output().unwrap());
     run(&["run", "feedback-routing"]).expect_code(0);
 

@@ -13,10 +13,12 @@ use support::TestProject;
 /// the routed records, so it runs without an SMTP server.
 fn sample_project(extra_route: &str) -> TestProject {
     let p = TestProject::new();
-    let repo = support::repo();
-    for f in ["routing/teams.yaml", "data/feedback.csv", "templates/feedback_digest.html.hbs", "templates/feedback_digest.txt.hbs"] {
-        p.write(f, &std::fs::read_to_string(repo.join(f)).unwrap());
-    }
+    p.copy_from_repo(&[
+        "routing/teams.yaml",
+        "data/feedback.csv",
+        "templates/feedback_digest.html.hbs",
+        "templates/feedback_digest.txt.hbs",
+    ]);
     p.write(
         "workflows/fb.yaml",
         &format!(

@@ -9,18 +9,7 @@ use smtp::SmtpSink;
 use support::TestProject;
 
 fn copy_sample(p: &TestProject) {
-    let repo = support::repo();
-    for f in [
-        "workflows/feedback-routing.yaml",
-        "routing/teams.yaml",
-        "data/feedback.csv",
-        "templates/feedback_digest.html.hbs",
-        "templates/feedback_digest.txt.hbs",
-        "templates/feedback_digest_email.html.hbs",
-        "templates/feedback_digest_email.txt.hbs",
-    ] {
-        p.write(f, &std::fs::read_to_string(repo.join(f)).unwrap());
-    }
+    p.copy_from_repo(support::ROUTING_SAMPLE);
 }
 
 #[test]

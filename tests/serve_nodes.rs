@@ -70,6 +70,19 @@ fn listed_nodes(pg: &PgLog, project: &TestProject, all: bool) -> Vec<(u32, bool)
     pids
 }
 
+/// Every fire ran or was skipped by overlap (a slow machine), never anything else; the shutdown
+/// may have cut the last ones short (interrupted within 5 s of the last instant).
+#[track_caller]
+fn ran_or_skipped(rows: &[(DateTime<Utc>, usize, String)]) {
+    let last = rows.last().unwrap().0;
+    for (t, _, status) in rows {
+        assert!(
+            status == "succeeded" || status == "skipped" || (status == "interrupted" && last - *t <= chrono::Duration::seconds(5)),
+            "{t}: {status}"
+        );
+    }
+}
+
 fn fired_lines(nodes: &[&TestProject]) -> usize {
     nodes.iter().map(|p| std::fs::read_to_string(p.path().join("fired.txt")).unwrap_or_default().lines().count()).sum()
 }
@@ -111,15 +124,7 @@ fn three_nodes_run_each_fire_once() {
     stop(&mut nodes);
 
     let rows = one_run_per_instant(&pg, 30);
-    // Fires are run or skipped by overlap (a slow machine), never anything else; shutdown may
-    // cut the last ones short.
-    let last = rows.last().unwrap().0;
-    for (t, _, status) in &rows {
-        assert!(
-            status == "succeeded" || status == "skipped" || (status == "interrupted" && last - *t <= chrono::Duration::seconds(5)),
-            "{t}: {status}"
-        );
-    }
+    ran_or_skipped(&rows);
     let skipped = pg.query("SELECT error FROM runs WHERE status = 'skipped'");
     assert!(skipped.iter().all(|e| e.contains("(overlap: skip)")), "{skipped:?}");
     // The command ran once per succeeded run, on whichever node had the fire (and perhaps in a
@@ -175,13 +180,7 @@ fn a_node_killed_midway_leaves_no_fire_missing_or_doubled() {
     stop(&mut alive);
 
     let rows = one_run_per_instant(&pg, 30);
-    let last = rows.last().unwrap().0;
-    for (t, _, status) in &rows {
-        assert!(
-            status == "succeeded" || status == "skipped" || (status == "interrupted" && last - *t <= chrono::Duration::seconds(5)),
-            "{t}: {status}"
-        );
-    }
+    ran_or_skipped(&rows);
     // Resumed once, by one node: the resume of two nodes at once is refused to all but one.
     let resumed: usize = alive.iter().map(|n| n.logs.count(&["resuming a run another node left interrupted"])).sum();
     assert_eq!(resumed, 1, "{}\n{}", alive[0].logs.text(), alive[1].logs.text());

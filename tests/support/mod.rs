@@ -83,6 +83,15 @@ pub(crate) struct TestProject {
 }
 
 impl TestProject {
+    /// Copies `files` from the repository into the project, at the same paths.
+    #[track_caller]
+    pub(crate) fn copy_from_repo(&self, files: &[&str]) {
+        let repo = repo();
+        for f in files {
+            self.write(f, &std::fs::read_to_string(repo.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")));
+        }
+    }
+
     pub(crate) fn new() -> TestProject {
         TestProject { dir: tempfile::tempdir().expect("temp dir") }
     }
@@ -292,3 +301,24 @@ pub(crate) fn script_project(header: &str, rows: impl IntoIterator<Item = String
 pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// The files of the README's samples, as the repository ships them (`TestProject::copy_from_repo`).
+pub(crate) const EXPORT_SAMPLE: &[&str] = &["workflows/closed-tickets-export.yaml", "data/closed_tickets.csv"];
+pub(crate) const FOLLOW_UP_SAMPLE: &[&str] = &[
+    "workflows/ticket-follow-up.yaml",
+    "data/closed_tickets.csv",
+    "templates/follow_up.html.hbs",
+    "templates/follow_up.txt.hbs",
+    "templates/partials/header.html.hbs",
+    "templates/partials/footer.html.hbs",
+    "templates/partials/footer.txt.hbs",
+];
+pub(crate) const ROUTING_SAMPLE: &[&str] = &[
+    "workflows/feedback-routing.yaml",
+    "routing/teams.yaml",
+    "data/feedback.csv",
+    "templates/feedback_digest.html.hbs",
+    "templates/feedback_digest.txt.hbs",
+    "templates/feedback_digest_email.html.hbs",
+    "templates/feedback_digest_email.txt.hbs",
+];
