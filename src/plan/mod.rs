@@ -39,6 +39,9 @@ pub struct Plan<K> {
     pub secret_names: Vec<String>,
     pub steps: Vec<PlannedStep<K>>,
     pub templates: Arc<Templates>,
+    /// SHA-256 (hex) of the workflow file this plan was built from: a scheduled fire's claim
+    /// records it, so nodes running different versions of one file can tell.
+    pub source_hash: String,
 }
 
 impl<K> Plan<K> {
@@ -419,5 +422,9 @@ pub fn build<P: StepPlanner>(file: Arc<SpecFile>, config: &Config, project: &Pat
         secret_names: spec.secrets.clone(),
         steps,
         templates: Arc::new(cx.templates),
+        source_hash: {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(file.source.as_bytes()))
+        },
     })
 }

@@ -80,7 +80,7 @@ impl Launcher for EngineLauncher {
         let (workflow, reason) = (workflow.to_string(), reason.to_string());
         Box::pin(async move {
             let (file, hash) = match &plan {
-                Some(p) => (p.file.display().to_string(), spec_hash(p).await),
+                Some(p) => (p.file.display().to_string(), p.source_hash.clone()),
                 None => (String::new(), String::new()),
             };
             let fire = Fire { store: &store, workflow: &workflow, file: &file, fire, hash, live: &live };
@@ -119,21 +119,11 @@ async fn paused(store: &Store, plan: &Plan, req: &StartRequest, p: &crate::store
         return RunStatus::Interrupted;
     }
     let file = plan.file.display().to_string();
-    let fire = Fire { store, workflow: &req.workflow, file: &file, fire: req.fire, hash: spec_hash(plan).await, live };
+    let fire = Fire { store, workflow: &req.workflow, file: &file, fire: req.fire, hash: plan.source_hash.clone(), live };
     if fire.claim(FireOutcome::Skipped(&reason)).await.is_some() {
         tracing::info!(workflow = %req.workflow, fire = %req.fire, %reason, "skipped scheduled run");
     }
     RunStatus::Skipped
-}
-
-/// A hash of the workflow file a fire is planned from (SHA-256 of its bytes, hex), recorded with
-/// the fire's claim so that nodes whose copies differ can tell; empty when it cannot be read.
-async fn spec_hash(plan: &Plan) -> String {
-    use sha2::Digest;
-    match tokio::fs::read(&plan.file).await {
-        Ok(bytes) => sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect(),
-        Err(_) => String::new(),
-    }
 }
 
 /// One fire being claimed by this node.
@@ -199,7 +189,7 @@ async fn run_plan(
     live: &Option<crate::metrics::Live>,
 ) -> (RunStatus, Option<i64>, String) {
     let file = plan.file.display().to_string();
-    let fire = Fire { store, workflow: &plan.name, file: &file, fire: req.fire, hash: spec_hash(plan).await, live };
+    let fire = Fire { store, workflow: &plan.name, file: &file, fire: req.fire, hash: plan.source_hash.clone(), live };
     let prepared = engine::resolve_params(plan, &Map::new()).and_then(|params| {
         Secrets::from_env(&plan.secret_names, |k| std::env::var(k).ok()).map(|s| (params, s)).map_err(|e| e.to_string())
     });
