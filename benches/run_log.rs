@@ -48,6 +48,7 @@ fn main() {
                     attempts: 1,
                     error: (i % 50 == 0).then(|| "550 mailbox unavailable".to_string()),
                     output: Some(serde_json::json!({"message_id": format!("<{i}@cxflow>")})),
+                    claim: None,
                 })
                 .await;
         }

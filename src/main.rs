@@ -102,6 +102,8 @@ enum Command {
     Schema,
     /// Run every workflow with a `schedule:` on its cron until SIGTERM / Ctrl-C (docs/scheduling.md).
     Serve,
+    /// Run items that other nodes share (`spread_items: true`, PostgreSQL), with no schedule, until SIGTERM / Ctrl-C (docs/scaling.md).
+    Worker,
     /// Serve the dashboard, the HTTP API and /metrics over the run log, without scheduling (docs/dashboard.md).
     Ui,
     /// List upcoming fire times of every scheduled workflow, in its zone and local time.
@@ -244,6 +246,7 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         Command::Cancel { run_id, by } => cli::cancel(&project, run_id, by).await,
         Command::Schema | Command::HashPassword | Command::DemoPortal { .. } => unreachable!("handled above: they need no project"),
         Command::Serve => cli::serve(&project).await,
+        Command::Worker => cli::worker(&project).await,
         Command::Ui => cli::ui(&project).await,
         Command::Nodes { all, json } => cli::nodes(&project, all, json).await,
         Command::Next { count, after } => cli::next(&project, count, after.unwrap_or_else(chrono::Utc::now)).await,

@@ -20,6 +20,7 @@ mod show;
 mod signals;
 pub mod term;
 mod ui;
+mod worker;
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,7 @@ pub(crate) use serve::load_all;
 pub use serve::{next, prune, serve, sqlite_file};
 pub use show::{nodes, runs, show, RunsArgs};
 pub use ui::ui;
+pub use worker::worker;
 
 /// Exit codes, documented in the README.
 pub mod exit {

@@ -231,9 +231,19 @@ pub async fn serve(project: &Project) -> Result<i32> {
         metrics: Some(live.clone()),
         ..RunnerConfig::default()
     };
+    // With `spread_items`, this node also works on the items of runs other nodes started.
+    let items = project.config.spread_items.then(|| {
+        let p = plans.clone();
+        let lookup: crate::engine::worker::PlanLookup = Arc::new(move |name: &str| p.read().unwrap().get(name).cloned());
+        let log: Arc<dyn crate::engine::RunLog> = Arc::new(store.clone());
+        tokio::spawn(crate::engine::worker::work(log, project.config.clone(), lookup, shutdown.clone(), grace))
+    });
     let web = super::ui::start_web(project, &store, Some((plans.clone(), live, shown)), shutdown.clone()).await?;
     tracing::info!(workflows = initial.len(), invalid = bad.len(), resumed = resumes.len(), run_log = %redact_url(&url), "cxflow serve started");
     run_loop(config, initial, resumes, Arc::new(SystemClock), launcher, ctl_rx, shutdown).await;
+    if let Some(items) = items {
+        let _ = items.await;
+    }
     if let Some(web) = web {
         // Runs started from the dashboard end `interrupted`, resumable, before the process does.
         web.control.wait_for_runs().await;

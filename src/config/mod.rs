@@ -68,6 +68,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `cxflow serve`: most runs at once over all workflows, at least 1 (None: no limit).
     pub max_concurrent_runs: Option<usize>,
+    /// Items of per-item steps are shared with every node on the (PostgreSQL) run log.
+    pub spread_items: bool,
     /// Retention for every workflow (a workflow's `schedule.retention` overrides it): runs older
     /// than this many days are deleted by the nightly prune and `cxflow prune`.
     pub retention_days: Option<u32>,
@@ -114,6 +116,7 @@ impl Default for Config {
             chromium: None,
             shutdown_grace: Duration::from_secs(30),
             max_concurrent_runs: None,
+            spread_items: false,
             retention_days: None,
             retention_runs: None,
             prune_cron: CronSchedule::parse("17 3 * * *").expect("the default prune time is a cron expression"),

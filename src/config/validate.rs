@@ -90,6 +90,7 @@ pub(super) fn settings(
         chromium: p.field("chromium", raw.chromium.as_deref(), program),
         shutdown_grace: p.field("shutdown_grace", raw.shutdown_grace.as_deref(), grace).unwrap_or(d.shutdown_grace),
         max_concurrent_runs: p.field("max_concurrent_runs", raw.max_concurrent_runs.as_ref(), max_runs),
+        spread_items: raw.spread_items.unwrap_or(false),
         retention_days: p.field("retention_days", raw.retention_days.as_ref(), retention_days),
         retention_runs: raw.retention_runs,
         prune_cron: p.field("prune_cron", raw.prune_cron.as_deref(), cron).unwrap_or(d.prune_cron),
@@ -112,6 +113,14 @@ pub(super) fn settings(
             let host = s.host.clone();
             p.field("smtp_url", Some(&()), |_| Err::<(), _>(plain_login(&host)));
         }
+    }
+    if config.spread_items && !["postgres:", "postgresql:"].iter().any(|s| config.database_url.starts_with(s)) {
+        p.field("spread_items", Some(&()), |_| {
+            Err::<(), _>(problem(
+                "items are spread over nodes only on a PostgreSQL run log",
+                "set `database_url: postgres://…` (docs/scaling.md), or remove `spread_items`",
+            ))
+        });
     }
     if p.errors.is_empty() {
         return Ok(config);

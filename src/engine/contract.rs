@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::delivery::{Delivery, RouteLog};
 use super::fuse::Fuse;
-use super::log::RunLog;
+use super::log::{Fence, RunLog};
 use super::records::{BadRecords, RecordSource};
 use crate::config::Config;
 use crate::plan::paths::PathTemplate;
@@ -202,12 +202,14 @@ pub struct ItemCx<'a> {
     /// `{vars, params, secrets, steps, run, item}`.
     pub ctx: &'a Value,
     pub run: &'a RunEnv,
+    /// This node's claim on a shared item (`spread_items`): its deliveries are fenced by it.
+    pub(super) fence: Option<&'a Fence>,
 }
 
 impl ItemCx<'_> {
     /// The exactly-once capability for this item's side effect.
     pub fn delivery(&self) -> Delivery<'_> {
-        Delivery::new(self.run, self.step_id, self.key)
+        Delivery::new(self.run, self.step_id, self.key).fenced(self.fence)
     }
 }
 

@@ -15,17 +15,23 @@
 //! error here blows the run's fuse (`fuse.rs`): nothing more is claimed.
 
 use super::contract::RunEnv;
-use super::log::{Claim, IdsSender, PreviousDigest, RoutingWriter};
+use super::log::{Claim, Fence, IdsSender, PreviousDigest, RoutingWriter};
 
 pub struct Delivery<'a> {
     run: &'a RunEnv,
     step_id: &'a str,
     item_key: &'a str,
+    /// A shared item's claim (`spread_items`): claim and confirm only while it holds.
+    fence: Option<&'a Fence>,
 }
 
 impl<'a> Delivery<'a> {
     pub(super) fn new(run: &'a RunEnv, step_id: &'a str, item_key: &'a str) -> Delivery<'a> {
-        Delivery { run, step_id, item_key }
+        Delivery { run, step_id, item_key, fence: None }
+    }
+
+    pub(super) fn fenced(self, fence: Option<&'a Fence>) -> Delivery<'a> {
+        Delivery { fence, ..self }
     }
 
     /// What a claim would find, without claiming: lets a step skip what is already sent before
@@ -39,7 +45,11 @@ impl<'a> Delivery<'a> {
     /// button found); on disk when it returns `Fresh`.
     pub async fn claim(&self, key: &str) -> anyhow::Result<Claim> {
         self.run.fuse.check()?;
-        self.guard(self.run.log.claim_key(key, &self.run.workflow, self.run.run_id, self.step_id, self.item_key).await)
+        let log = &self.run.log;
+        self.guard(match self.fence {
+            Some(f) => log.claim_key_fenced(key, &self.run.workflow, self.run.run_id, self.item_key, f).await,
+            None => log.claim_key(key, &self.run.workflow, self.run.run_id, self.step_id, self.item_key).await,
+        })
     }
 
     /// Take over an uncertain key for a deliberate redo (the workflow said so); `false` when
@@ -51,7 +61,10 @@ impl<'a> Delivery<'a> {
 
     /// The side effect happened; `detail` (the server's answer) is kept with the key.
     pub async fn confirm(&self, key: &str, detail: Option<&str>) -> anyhow::Result<()> {
-        self.guard(self.run.log.mark_sent(key, self.run.run_id, detail).await)
+        self.guard(match self.fence {
+            Some(f) => self.run.log.mark_sent_fenced(key, self.run.run_id, detail, f).await,
+            None => self.run.log.mark_sent(key, self.run.run_id, detail).await,
+        })
     }
 
     /// The side effect certainly did not happen (refused, never handed over): a later attempt may try.

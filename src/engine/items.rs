@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::contract::{Artifact, ItemCx, ItemRunner, RunEnv, StepError};
-use super::log::{ItemResult, ItemSink, ItemStatus};
+use super::log::{Fence, ItemResult, ItemSink, ItemStatus};
 use super::progress::Progress;
 use super::records::{Record, RecordSource};
 use super::PlannedStep;
@@ -117,68 +117,105 @@ pub(super) async fn run(job: ItemsJob<'_>) -> anyhow::Result<Counts> {
 /// One record, start to finish: key, resume check, skip_if, attempts; its result is queued for the run log.
 async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: &dyn ItemSink, seen: &Mutex<HashSet<String>>) -> Outcome {
     let env = job.env;
-    let step = job.step;
-    let fallback_key = format!("#{seq}");
-    let mut result = ItemResult {
-        run_id: env.run_id,
-        step_id: step.id.clone(),
-        key: fallback_key,
-        seq,
-        status: ItemStatus::Failed,
-        attempts: 0,
-        error: None,
-        output: None,
-    };
     let rec = match rec {
         Ok(r) => r,
         Err(e) => {
-            writer.write(super::records::bad_record(env, &step.id, seq, &e)).await;
+            writer.write(super::records::bad_record(env, &job.step.id, seq, &e)).await;
             return Outcome::Written(ItemStatus::Failed);
         }
     };
     let mut ctx = job.ctx.clone();
     ctx["item"] = Value::Object(rec);
-    if let Some(k) = &step.item_key {
-        match env.templates.render(k, &ctx) {
-            Ok(k) if !k.trim().is_empty() => {
-                if !seen.lock().unwrap_or_else(|p| p.into_inner()).insert(k.clone()) {
-                    // Logged under its position, so the first record's row stays as it is.
-                    result.error = Some(env.secrets.redact(&format!(
-                        "item_key `{k}` repeats the key of an earlier record; not run. Make `item_key` unique per record, or remove the duplicate"
-                    )));
-                    writer.write(result).await;
-                    return Outcome::Written(ItemStatus::Failed);
-                }
-                result.key = k
-            }
-            Ok(_) => {
-                result.error = Some("`item_key` rendered empty for this record".into());
-                writer.write(result).await;
-                return Outcome::Written(ItemStatus::Failed);
-            }
-            Err(e) => {
-                result.error = Some(env.secrets.redact(&format!("cannot render `item_key`: {e}")));
-                writer.write(result).await;
-                return Outcome::Written(ItemStatus::Failed);
-            }
+    let key = match key_of(job.step, env, &ctx, seq, seen) {
+        Ok(k) => k,
+        Err(failed) => {
+            writer.write(*failed).await;
+            return Outcome::Written(ItemStatus::Failed);
         }
-    }
-    if job.done.contains(&result.key) {
+    };
+    if job.done.contains(&key) {
         return Outcome::Earlier;
     }
+    let result = execute(job.step, job.runner, env, &ctx, key, seq, None).await;
+    let status = result.status;
+    writer.write(result).await;
+    Outcome::Written(status)
+}
+
+/// A failed item's result, before it ran.
+pub(super) fn not_run(env: &RunEnv, step: &PlannedStep, key: String, seq: i64, error: String) -> ItemResult {
+    ItemResult {
+        run_id: env.run_id,
+        step_id: step.id.clone(),
+        key,
+        seq,
+        status: ItemStatus::Failed,
+        attempts: 0,
+        error: Some(env.secrets.redact(&error)),
+        output: None,
+        claim: None,
+    }
+}
+
+/// The item's key: `item_key` rendered over `ctx` (which holds `item`), or its position. A key
+/// that repeats an earlier record's (`seen`), renders empty or fails to render makes the item
+/// fail before it runs: the error is the result to record.
+pub(super) fn key_of(
+    step: &PlannedStep,
+    env: &RunEnv,
+    ctx: &Value,
+    seq: i64,
+    seen: &Mutex<HashSet<String>>,
+) -> Result<String, Box<ItemResult>> {
+    let fallback = format!("#{seq}");
+    let Some(k) = &step.item_key else { return Ok(fallback) };
+    match env.templates.render(k, ctx) {
+        Ok(k) if !k.trim().is_empty() => {
+            if !seen.lock().unwrap_or_else(|p| p.into_inner()).insert(k.clone()) {
+                // Logged under its position, so the first record's row stays as it is.
+                let msg = format!("item_key `{k}` repeats the key of an earlier record; not run. Make `item_key` unique per record, or remove the duplicate");
+                return Err(Box::new(not_run(env, step, fallback, seq, msg)));
+            }
+            Ok(k)
+        }
+        Ok(_) => Err(Box::new(not_run(env, step, fallback, seq, "`item_key` rendered empty for this record".into()))),
+        Err(e) => Err(Box::new(not_run(env, step, fallback, seq, format!("cannot render `item_key`: {e}")))),
+    }
+}
+
+/// Runs one keyed item: `skip_if`, then its attempts with retries and the timeout. `fence` is
+/// the claim of a shared item (`spread.rs`): its deliveries and result are recorded under it.
+pub(super) async fn execute(
+    step: &PlannedStep,
+    runner: &dyn ItemRunner,
+    env: &RunEnv,
+    ctx: &Value,
+    key: String,
+    seq: i64,
+    fence: Option<&Fence>,
+) -> ItemResult {
+    let mut result = ItemResult {
+        run_id: env.run_id,
+        step_id: step.id.clone(),
+        key,
+        seq,
+        status: ItemStatus::Failed,
+        attempts: 0,
+        error: None,
+        output: None,
+        claim: fence.map(|f| f.token),
+    };
     if let Some(cond) = &step.skip_if {
-        match env.templates.truthy(cond, &ctx) {
+        match env.templates.truthy(cond, ctx) {
             Ok(true) => {
                 result.status = ItemStatus::Skipped;
                 result.output = Some(json!({"skipped": "skip_if"}));
-                writer.write(result).await;
-                return Outcome::Written(ItemStatus::Skipped);
+                return result;
             }
             Ok(false) => {}
             Err(e) => {
                 result.error = Some(env.secrets.redact(&format!("cannot evaluate `skip_if`: {e}")));
-                writer.write(result).await;
-                return Outcome::Written(ItemStatus::Failed);
+                return result;
             }
         }
     }
@@ -187,14 +224,14 @@ async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: 
     let mut artifacts: Vec<Artifact> = Vec::new();
     let outcome = loop {
         attempt += 1;
-        let icx = ItemCx { step_id: &step.id, key: &result.key, attempt, ctx: &ctx, run: env };
+        let icx = ItemCx { step_id: &step.id, key: &result.key, attempt, ctx, run: env, fence };
         let r = match step.timeout {
             // The deadline also bounds the step's template renders, which the timer cannot stop.
-            Some(t) => match tokio::time::timeout(t, crate::plan::templates::with_deadline(t, job.runner.run_item(&icx))).await {
+            Some(t) => match tokio::time::timeout(t, crate::plan::templates::with_deadline(t, runner.run_item(&icx))).await {
                 Ok(r) => r,
                 Err(_) => Err(StepError::Retryable(format!("timed out after {}", humantime::format_duration(t))).into()),
             },
-            None => job.runner.run_item(&icx).await,
+            None => runner.run_item(&icx).await,
         };
         let r = r.map_err(|f| {
             artifacts.extend(f.artifacts);
@@ -235,7 +272,5 @@ async fn one(job: &ItemsJob<'_>, seq: i64, rec: anyhow::Result<Record>, writer: 
             result.error = Some(env.secrets.redact(&format!("{e}{kind}")));
         }
     }
-    let status = result.status;
-    writer.write(result).await;
-    Outcome::Written(status)
+    result
 }

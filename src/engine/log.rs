@@ -145,6 +145,9 @@ pub struct ItemResult {
     pub attempts: u32,
     pub error: Option<String>,
     pub output: Option<serde_json::Value>,
+    /// A shared item (`spread_items`): the token of this node's claim on it. The result is
+    /// recorded only while that claim holds; a node whose lease lapsed records nothing.
+    pub claim: Option<i64>,
 }
 
 /// A file a run produced, as recorded.
@@ -169,6 +172,58 @@ pub enum Claim {
     Uncertain { run_id: i64 },
     /// Run `run_id` holds the key under a live owner and is delivering it now: leave it.
     InFlight { run_id: i64 },
+}
+
+/// A per-item step shared with other nodes (`spread_items: true`): what a node needs besides
+/// its own copy of the workflow to run the step's items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedStep {
+    pub run_id: i64,
+    pub step_id: String,
+    pub workflow: String,
+    /// `Plan.source_hash` of the origin's workflow file: a node whose file differs takes no items.
+    pub spec_hash: String,
+    /// The template context without `secrets` (each node has its own), as JSON.
+    pub ctx: String,
+    /// Items in flight over all nodes at most (`concurrency_total`).
+    pub cap: Option<u32>,
+}
+
+/// An item as its origin queues it: position, key (already checked unique), record as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedItem {
+    pub seq: i64,
+    pub key: String,
+    pub record: String,
+}
+
+/// An item this node claimed, with the token that fences what it records for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedItem {
+    pub seq: i64,
+    pub key: String,
+    pub record: String,
+    pub token: i64,
+}
+
+/// The claim a delivery of a shared item is made under: its claim and confirmation are
+/// recorded only while this claim holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fence {
+    pub step_id: String,
+    pub seq: i64,
+    pub token: i64,
+}
+
+/// Where a shared step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareProgress {
+    /// Items not done yet (queued, or claimed by some node).
+    pub left: u64,
+    /// Claimed by some node under a lease that still holds.
+    pub in_flight: u64,
+    /// `on_error: stop` ended it: no more items are given out.
+    pub stopped: bool,
 }
 
 /// A request to stop a running run, from any process (`cxflow cancel`, the dashboard).
@@ -255,6 +310,29 @@ pub trait RunLog: Send + Sync {
 
     /// Whether someone asked for run `run_id` to stop; polled while the run goes on.
     async fn cancel_requested(&self, run_id: i64) -> anyhow::Result<Option<CancelRequest>>;
+
+    // Items spread over nodes (`spread_items`; PostgreSQL). The origin shares a step and queues
+    // its items; every node claims batches under a lease and records results under the claim.
+
+    /// Open (or, for a resume, reopen) step sharing; this node is its origin.
+    async fn share_step(&self, s: &SharedStep) -> anyhow::Result<()>;
+    /// Queue items; an item already queued keeps its row unless it is done (a resume redoes it).
+    async fn queue_items(&self, run_id: i64, step_id: &str, items: &[QueuedItem]) -> anyhow::Result<()>;
+    /// Claim up to `n` items (queued, or claimed under a lapsed lease), in order.
+    async fn claim_items(&self, run_id: i64, step_id: &str, n: u32) -> anyhow::Result<Vec<ClaimedItem>>;
+    /// Shared steps of running runs, started by other nodes, with items to claim.
+    async fn shared_steps(&self) -> anyhow::Result<Vec<SharedStep>>;
+    async fn share_progress(&self, run_id: i64, step_id: &str) -> anyhow::Result<ShareProgress>;
+    /// No more items are given out (`on_error: stop`, or the origin stopping).
+    async fn stop_share(&self, run_id: i64, step_id: &str) -> anyhow::Result<()>;
+    /// The step is over: its queue is deleted.
+    async fn close_share(&self, run_id: i64, step_id: &str) -> anyhow::Result<()>;
+    /// Results of a step's items by status: ok, failed, skipped.
+    async fn item_counts(&self, run_id: i64, step_id: &str) -> anyhow::Result<(u64, u64, u64)>;
+    /// `claim_key` for a shared item: only while `fence` holds.
+    async fn claim_key_fenced(&self, key: &str, workflow: &str, run_id: i64, item_key: &str, fence: &Fence) -> anyhow::Result<Claim>;
+    /// `mark_sent` for a shared item: only while `fence` holds.
+    async fn mark_sent_fenced(&self, key: &str, run_id: i64, detail: Option<&str>, fence: &Fence) -> anyhow::Result<()>;
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ pub mod log;
 mod progress;
 pub mod records;
 pub mod registry;
+mod spread;
+pub mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -153,6 +155,7 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
     let mut runner = Runner {
         env,
         opts: &opts,
+        spec_hash: &plan.source_hash,
         sources: HashMap::new(),
         ctx: json!({
             "vars": plan.vars,
@@ -236,6 +239,8 @@ fn trigger_kind(opts: &RunOptions) -> TriggerKind {
 struct Runner<'a> {
     env: RunEnv,
     opts: &'a RunOptions,
+    /// The workflow file's hash as planned: other nodes take shared items only with the same.
+    spec_hash: &'a str,
     /// Records of each step so far, by step id.
     sources: HashMap<String, RecordSource>,
     /// The template context, `{vars, params, secrets, run, steps}`, kept from step to step:
@@ -326,17 +331,12 @@ impl Runner<'_> {
     async fn items(&self, step: &PlannedStep, runner: &dyn ItemRunner, resuming: bool, ctx: &Value) -> anyhow::Result<Counts> {
         let done: HashSet<String> = if resuming { self.env.log.done_keys(self.env.run_id, &step.id).await? } else { HashSet::new() };
         let input = step.for_each.as_ref().map(|id| self.source_of(id));
-        items::run(items::ItemsJob {
-            step,
-            runner,
-            input,
-            ctx,
-            env: &self.env,
-            done,
-            grace: self.opts.grace,
-            bars: self.opts.progress_bars,
-        })
-        .await
+        let job = items::ItemsJob { step, runner, input, ctx, env: &self.env, done, grace: self.opts.grace, bars: self.opts.progress_bars };
+        // A dry run sends nothing, so there is nothing to spread.
+        if self.env.config.spread_items && !self.env.dry_run {
+            return spread::origin(job, self.spec_hash).await;
+        }
+        items::run(job).await
     }
 }
 

@@ -144,6 +144,7 @@ pub(super) fn bad_record(env: &RunEnv, step_id: &str, seq: i64, e: &anyhow::Erro
         attempts: 0,
         error: Some(env.secrets.redact(&format!("bad record: {e:#}"))),
         output: None,
+        claim: None,
     }
 }
 

@@ -21,6 +21,8 @@ pub struct PlannedStep<K> {
     pub backoff: Duration,
     pub timeout: Option<Duration>,
     pub concurrency: usize,
+    /// Items in flight over all nodes at most, when items are spread over nodes.
+    pub concurrency_total: Option<u32>,
     pub on_error: OnError,
     /// The kind's name as written (`send_email`), for the run log and messages.
     pub kind_name: &'static str,
@@ -149,6 +151,13 @@ pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, plann
     if s.concurrency == Some(0) {
         cx.error(&format!("{path}.concurrency"), "`concurrency` must be at least 1", None);
     }
+    if s.concurrency_total == Some(0) {
+        cx.error(
+            &format!("{path}.concurrency_total"),
+            "`concurrency_total` must be at least 1",
+            Some("leave it out for no cap over all nodes".into()),
+        );
+    }
     Some(PlannedStep {
         id: s.id.clone(),
         index,
@@ -164,6 +173,7 @@ pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, plann
             (Some((_, k)), None) => k.default_concurrency.max(1),
             _ => 1,
         },
+        concurrency_total: s.concurrency_total,
         on_error: s.on_error.unwrap_or_default(),
         kind_name: planned.as_ref()?.0,
         per_item: planned.as_ref()?.1.per_item,

@@ -46,6 +46,9 @@ pub struct ConfigFile {
     pub shutdown_grace: Option<String>,
     /// `cxflow serve`: most runs at once over all workflows (unset: no limit).
     pub max_concurrent_runs: Option<usize>,
+    /// Spread the items of per-item steps over every node on the run log (`cxflow serve`,
+    /// `cxflow worker`); PostgreSQL only (docs/scaling.md). Default false.
+    pub spread_items: Option<bool>,
     /// Retention for every workflow (a workflow's `schedule.retention` overrides it): runs older
     /// than this many days are deleted by the nightly prune and `cxflow prune`.
     pub retention_days: Option<u32>,

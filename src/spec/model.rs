@@ -71,8 +71,10 @@ pub struct StepSpec {
     pub retry: Option<RetrySpec>,
     /// Time limit for one attempt of one item, e.g. `20s`.
     pub timeout: Option<String>,
-    /// How many items run at once.
+    /// How many items run at once (on each node, when items are spread over nodes).
     pub concurrency: Option<u32>,
+    /// Items in flight over all nodes at most (`spread_items`).
+    pub concurrency_total: Option<u32>,
     pub on_error: Option<OnError>,
     /// Every other key, in file order: the step kind (and, in a broken file, unknown keys).
     pub kinds: Vec<(String, super::Node)>,
@@ -103,15 +105,19 @@ pub(crate) struct StepSettings {
     /// Time limit for one attempt of one item, e.g. `20s`.
     #[serde(default)]
     timeout: Option<String>,
-    /// How many items run at once.
+    /// How many items run at once (on each node, when items are spread over nodes).
     #[serde(default)]
     concurrency: Option<u32>,
+    /// Items in flight over all nodes at most, when items are spread over nodes (`spread_items`).
+    #[serde(default)]
+    concurrency_total: Option<u32>,
     #[serde(default)]
     on_error: Option<OnError>,
 }
 
 /// The keys of `StepSettings`, in the order the schema lists them.
-pub const STEP_SETTINGS: &[&str] = &["id", "when", "for_each", "item_key", "skip_if", "retry", "timeout", "concurrency", "on_error"];
+pub const STEP_SETTINGS: &[&str] =
+    &["id", "when", "for_each", "item_key", "skip_if", "retry", "timeout", "concurrency", "concurrency_total", "on_error"];
 
 impl JsonSchema for StepSpec {
     fn schema_name() -> String {
@@ -142,6 +148,7 @@ impl<'de> Deserialize<'de> for StepSpec {
                     retry: None,
                     timeout: None,
                     concurrency: None,
+                    concurrency_total: None,
                     on_error: None,
                     kinds: Vec::new(),
                 };
@@ -156,6 +163,7 @@ impl<'de> Deserialize<'de> for StepSpec {
                         "retry" => s.retry = map.next_value()?,
                         "timeout" => s.timeout = map.next_value()?,
                         "concurrency" => s.concurrency = map.next_value()?,
+                        "concurrency_total" => s.concurrency_total = map.next_value()?,
                         "on_error" => s.on_error = map.next_value()?,
                         _ => {
                             // `spec::parse` fills in the value from the tree, positions and all.

@@ -94,7 +94,7 @@ impl Store {
     /// Item results need no sync of their own: lost on a power cut, the item is redone by the
     /// resume and the ledger (synced) keeps it from being delivered twice. Only the claims pay
     /// for a sync, and each of them makes these durable too.
-    async fn write_items(&self, batch: &[ItemResult]) -> Result<()> {
+    pub(super) async fn write_items(&self, batch: &[ItemResult]) -> Result<()> {
         let pool = match &self.db {
             Db::Sqlite(pool) => pool,
             Db::Pg(pool) => {
@@ -102,11 +102,15 @@ impl Store {
                 // pool without its sync, however this ends.
                 let mut tx = pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
                 let at = now();
-                for chunk in distinct_chunks(batch) {
+                let (kept, lapsed) = fence_shared(&mut tx, batch).await?;
+                for chunk in distinct_chunks(kept.as_deref().unwrap_or(batch)) {
                     upsert_items(chunk, &at).build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                return Ok(());
+                return match lapsed {
+                    None => Ok(()),
+                    Some((r, count)) => Err(super::StoreError::ClaimLapsed { run_id: r.run_id, step_id: r.step_id.clone(), count }),
+                };
             }
         };
         let _gate = self.write_gate.lock().await;
@@ -141,6 +145,46 @@ impl Store {
         .await)?;
         Ok(keys.into_iter().collect())
     }
+}
+
+/// Results of shared items (`work.rs`) are kept only where this node's claim still holds: the
+/// claim is marked done in the same transaction, so a node whose lease lapsed records nothing
+/// and the node that took the item over records it once. Returns the results to write (`None`:
+/// all of them), and the first refused with how many were.
+type Fenced<'b> = (Option<Vec<ItemResult>>, Option<(&'b ItemResult, usize)>);
+async fn fence_shared<'b>(tx: &mut sqlx::PgConnection, batch: &'b [ItemResult]) -> Result<Fenced<'b>> {
+    let shared: Vec<&ItemResult> = batch.iter().filter(|r| r.claim.is_some()).collect();
+    if shared.is_empty() {
+        return Ok((None, None));
+    }
+    let runs: Vec<i64> = shared.iter().map(|r| r.run_id).collect();
+    let steps: Vec<&str> = shared.iter().map(|r| r.step_id.as_str()).collect();
+    let seqs: Vec<i64> = shared.iter().map(|r| r.seq).collect();
+    let tokens: Vec<i64> = shared.iter().map(|r| r.claim.unwrap_or_default()).collect();
+    let held: Vec<(i64, String, i64)> = sqlx::query_as(
+        "UPDATE work_items w SET state = 'done', lease_until = NULL
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS f(run_id, step_id, seq, token)
+         WHERE w.run_id = f.run_id AND w.step_id = f.step_id AND w.seq = f.seq AND w.token = f.token
+           AND w.state = 'claimed' AND w.lease_until >= clock_timestamp()
+         RETURNING w.run_id, w.step_id, w.seq",
+    )
+    .bind(&runs)
+    .bind(&steps)
+    .bind(&seqs)
+    .bind(&tokens)
+    .fetch_all(&mut *tx)
+    .await?;
+    let held: HashSet<(i64, &str, i64)> = held.iter().map(|(r, s, q)| (*r, s.as_str(), *q)).collect();
+    let mut lapsed: Option<(&ItemResult, usize)> = None;
+    let mut kept = Vec::with_capacity(batch.len());
+    for r in batch {
+        if r.claim.is_none() || held.contains(&(r.run_id, r.step_id.as_str(), r.seq)) {
+            kept.push(r.clone());
+        } else {
+            lapsed.get_or_insert((r, 0)).1 += 1;
+        }
+    }
+    Ok((Some(kept), lapsed))
 }
 
 /// Multi-row INSERTs: sqlx's per-statement cost, not SQLite, is what limits one-row inserts.
@@ -216,7 +260,7 @@ mod tests {
 
     fn result(run_id: i64, key: &str, status: ItemStatus, attempts: u32, seq: i64) -> ItemResult {
         let output = (status == ItemStatus::Ok).then(|| serde_json::json!({"key": key}));
-        ItemResult { run_id, step_id: "mail".into(), key: key.into(), seq, status, attempts, error: None, output }
+        ItemResult { run_id, step_id: "mail".into(), key: key.into(), seq, status, attempts, error: None, output, claim: None }
     }
 
     async fn attempts(store: &Store, run_id: i64, key: &str) -> (String, i64) {

@@ -12,13 +12,16 @@ use super::db::on_db;
 use super::group_commit::{Arg, Statement, Write};
 use super::owner::me;
 use super::{now, Result, Store, StoreError};
-use crate::engine::log::Claim;
+use crate::engine::log::{Claim, Fence};
 
 #[derive(sqlx::FromRow, Clone)]
 struct Held {
     state: String,
     run_id: i64,
     owner: Option<String>,
+    /// Read only where a shared item's claim needs it (`claim_key_fenced`).
+    #[sqlx(default)]
+    item_key: Option<String>,
 }
 
 // The ledger's writes, committed in batches (`group_commit.rs`). Each is a compare-and-set: it
@@ -42,6 +45,21 @@ static RECLAIM: Statement = Statement::new(
 
 static MARK_SENT: Statement = Statement::new(
     "UPDATE ledger SET state = 'sent', detail = $1, updated_at = $2 WHERE key = $3 AND state = 'sending' AND run_id = $4 AND owner = $5",
+);
+
+/// A shared item's (`work.rs`): also only while this node's claim on the item holds.
+static CLAIM_FENCED: Statement = Statement::new(
+    "INSERT INTO ledger (key, workflow, run_id, step_id, item_key, state, owner, updated_at)
+     SELECT $1, $2, $3, $4, $5, 'sending', $6, $7 WHERE EXISTS (SELECT 1 FROM owners WHERE id = $8 AND expires_at > $9)
+       AND EXISTS (SELECT 1 FROM work_items WHERE run_id = $10 AND step_id = $11 AND seq = $12 AND token = $13
+                   AND state = 'claimed' AND lease_until >= clock_timestamp())
+     ON CONFLICT (key) DO NOTHING",
+);
+
+static MARK_SENT_FENCED: Statement = Statement::new(
+    "UPDATE ledger SET state = 'sent', detail = $1, updated_at = $2 WHERE key = $3 AND state = 'sending' AND run_id = $4 AND owner = $5
+       AND EXISTS (SELECT 1 FROM work_items WHERE run_id = $6 AND step_id = $7 AND seq = $8 AND token = $9
+                   AND state = 'claimed' AND lease_until >= clock_timestamp())",
 );
 
 static RELEASE: Statement = Statement::new("DELETE FROM ledger WHERE key = $1 AND state = 'sending' AND run_id = $2 AND owner = $3");
@@ -75,6 +93,74 @@ impl Store {
         Err(StoreError::LeaseLost)
     }
 
+    /// `claim_key` for a shared item: only while this node's claim on the item holds. A key
+    /// the same item left `sending` under another node is uncertain, whether or not that node
+    /// still lives: this node holds the item now, so the other lost it mid-delivery.
+    pub async fn claim_key_fenced(&self, key: &str, workflow: &str, run_id: i64, item_key: &str, fence: &Fence) -> Result<Claim> {
+        let owner = self.register_owner().await?;
+        for _ in 0..3 {
+            let at = now();
+            let args = vec![
+                Arg::Text(key.into()),
+                Arg::Text(workflow.into()),
+                Arg::Int(run_id),
+                Arg::Text(fence.step_id.clone()),
+                Arg::Text(item_key.into()),
+                Arg::Text(owner.into()),
+                Arg::Text(at.clone()),
+                Arg::Text(owner.into()),
+                Arg::Text(at),
+                Arg::Int(run_id),
+                Arg::Text(fence.step_id.clone()),
+                Arg::Int(fence.seq),
+                Arg::Int(fence.token),
+            ];
+            if self.ledger_write(&CLAIM_FENCED, key, args).await? == 1 {
+                return Ok(Claim::Fresh);
+            }
+            match self.held(key).await? {
+                Some(h)
+                    if h.state == "sending"
+                        && h.run_id == run_id
+                        && h.item_key.as_deref() == Some(item_key)
+                        && h.owner.as_deref() != Some(&me().id) =>
+                {
+                    return Ok(Claim::Uncertain { run_id: h.run_id })
+                }
+                Some(h) => return self.judge(&h, run_id).await,
+                None => {}
+            }
+        }
+        Err(StoreError::ClaimLapsed { run_id, step_id: fence.step_id.clone(), count: 1 })
+    }
+
+    /// `mark_sent` for a shared item: only while this node's claim on the item holds.
+    pub async fn mark_sent_fenced(&self, key: &str, run_id: i64, detail: Option<&str>, fence: &Fence) -> Result<()> {
+        let args = vec![
+            Arg::OptText(detail.map(str::to_string)),
+            Arg::Text(now()),
+            Arg::Text(key.into()),
+            Arg::Int(run_id),
+            Arg::Text(me().id.clone()),
+            Arg::Int(run_id),
+            Arg::Text(fence.step_id.clone()),
+            Arg::Int(fence.seq),
+            Arg::Int(fence.token),
+        ];
+        if self.ledger_write(&MARK_SENT_FENCED, key, args).await? == 1 {
+            return Ok(());
+        }
+        match self.held(key).await? {
+            Some(h) if h.state == "sending" && h.run_id == run_id && h.owner.as_deref() == Some(&me().id) => Err(StoreError::Fenced {
+                key: key.to_string(),
+                run_id,
+                why: "this node's claim on its item lapsed (another node may have taken the item over); the delivery stays uncertain"
+                    .into(),
+            }),
+            _ => self.fenced(0, key, run_id).await,
+        }
+    }
+
     /// What a claim of `key` by run `run_id` would find, without claiming it.
     pub async fn check_key(&self, key: &str, run_id: i64) -> Result<Claim> {
         // Asked before every send: read in a batch with the checks of the other emails in flight.
@@ -89,7 +175,7 @@ impl Store {
     }
 
     async fn held(&self, key: &str) -> Result<Option<Held>> {
-        Ok(on_db!(&self.db, pool => sqlx::query_as("SELECT state, run_id, owner FROM ledger WHERE key = $1")
+        Ok(on_db!(&self.db, pool => sqlx::query_as("SELECT state, run_id, owner, item_key FROM ledger WHERE key = $1")
             .bind(key)
             .fetch_optional(pool)
             .await)?)

@@ -26,6 +26,7 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 mod web_sessions;
+mod work;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -83,6 +84,13 @@ pub enum StoreError {
     /// A batch of ledger writes could not be committed (none of it happened).
     #[error("run log write failed: {0}")]
     Batch(String),
+    /// `spread_items` asks for something only PostgreSQL has (`FOR UPDATE SKIP LOCKED`).
+    #[error("items are spread over nodes only with a PostgreSQL run log; set `database_url: postgres://…` or remove `spread_items`")]
+    NeedsPostgres,
+    /// Results of shared items whose claim this node no longer holds (its lease lapsed: it was
+    /// paused, or could not reach the database); whoever took them over records them.
+    #[error("{count} item result(s) of step `{step_id}` (run {run_id}) were not recorded: this node's claim on them lapsed and another node may have taken them over")]
+    ClaimLapsed { run_id: i64, step_id: String, count: usize },
     #[error("run {run_id} is still running in process {pid} on {host}; wait for it to finish, or stop it first")]
     StillRunning { run_id: i64, pid: i64, host: String },
 }

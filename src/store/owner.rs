@@ -174,6 +174,9 @@ impl Store {
             if let Err(e) = r {
                 tracing::warn!("cannot renew this process's lease in the run log: {e}");
             }
+            if let Err(e) = self.extend_item_leases().await {
+                tracing::warn!("cannot renew this node's claims on shared items: {e}");
+            }
         }
     }
 

@@ -9,7 +9,8 @@ use futures::StreamExt;
 
 use super::{ItemWriter, RoutingWriter, Store};
 use crate::engine::log::{
-    self, Claim, DigestFigures, IdsSender, ItemResult, ItemSink, NewArtifact, NewRun, PreviousDigest, RunLog, RunStatus, StepEnd,
+    self, Claim, ClaimedItem, DigestFigures, Fence, IdsSender, ItemResult, ItemSink, NewArtifact, NewRun, PreviousDigest, QueuedItem,
+    RunLog, RunStatus, ShareProgress, SharedStep, StepEnd,
 };
 
 #[async_trait]
@@ -68,6 +69,36 @@ impl RunLog for Store {
     }
     async fn cancel_requested(&self, run_id: i64) -> anyhow::Result<Option<log::CancelRequest>> {
         Ok(Store::cancel_requested(self, run_id).await?)
+    }
+    async fn share_step(&self, s: &SharedStep) -> anyhow::Result<()> {
+        Ok(Store::share_step(self, s).await?)
+    }
+    async fn queue_items(&self, run_id: i64, step_id: &str, items: &[QueuedItem]) -> anyhow::Result<()> {
+        Ok(Store::queue_items(self, run_id, step_id, items).await?)
+    }
+    async fn claim_items(&self, run_id: i64, step_id: &str, n: u32) -> anyhow::Result<Vec<ClaimedItem>> {
+        Ok(Store::claim_items(self, run_id, step_id, n).await?)
+    }
+    async fn shared_steps(&self) -> anyhow::Result<Vec<SharedStep>> {
+        Ok(Store::shared_steps(self).await?)
+    }
+    async fn share_progress(&self, run_id: i64, step_id: &str) -> anyhow::Result<ShareProgress> {
+        Ok(Store::share_progress(self, run_id, step_id).await?)
+    }
+    async fn stop_share(&self, run_id: i64, step_id: &str) -> anyhow::Result<()> {
+        Ok(Store::stop_share(self, run_id, step_id).await?)
+    }
+    async fn close_share(&self, run_id: i64, step_id: &str) -> anyhow::Result<()> {
+        Ok(Store::close_share(self, run_id, step_id).await?)
+    }
+    async fn item_counts(&self, run_id: i64, step_id: &str) -> anyhow::Result<(u64, u64, u64)> {
+        Ok(Store::step_item_counts(self, run_id, step_id).await?)
+    }
+    async fn claim_key_fenced(&self, key: &str, workflow: &str, run_id: i64, item_key: &str, fence: &Fence) -> anyhow::Result<Claim> {
+        Ok(Store::claim_key_fenced(self, key, workflow, run_id, item_key, fence).await?)
+    }
+    async fn mark_sent_fenced(&self, key: &str, run_id: i64, detail: Option<&str>, fence: &Fence) -> anyhow::Result<()> {
+        Ok(Store::mark_sent_fenced(self, key, run_id, detail, fence).await?)
     }
 }
 

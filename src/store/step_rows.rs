@@ -138,7 +138,7 @@ mod tests {
     }
 
     fn item(run_id: i64, key: &str, status: ItemStatus) -> ItemResult {
-        ItemResult { run_id, step_id: "mail".into(), key: key.into(), seq: 0, status, attempts: 1, error: None, output: None }
+        ItemResult { run_id, step_id: "mail".into(), key: key.into(), seq: 0, status, attempts: 1, error: None, output: None, claim: None }
     }
 
     crate::store::testing::store_test! {

@@ -36,7 +36,7 @@ pub(super) async fn exec(store: &Store, q: &'static str, ids: &[i64]) {
 }
 
 pub(super) fn item(run_id: i64, step: &str, key: &str, seq: i64, status: ItemStatus) -> ItemResult {
-    ItemResult { run_id, step_id: step.into(), key: key.into(), seq, status, attempts: 1, error: None, output: None }
+    ItemResult { run_id, step_id: step.into(), key: key.into(), seq, status, attempts: 1, error: None, output: None, claim: None }
 }
 
 crate::store::testing::store_test! {

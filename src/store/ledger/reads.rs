@@ -119,5 +119,5 @@ where
     let keys = serde_json::to_string(&batch.iter().map(|l| l.key.as_str()).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
     let rows: Vec<Found> = sqlx::query_as(sql).bind(keys).fetch_all(&mut *conn).await.map_err(|e| e.to_string())?;
     *held = Some(conn);
-    Ok(rows.into_iter().map(|f| (f.key, Held { state: f.state, run_id: f.run_id, owner: f.owner })).collect())
+    Ok(rows.into_iter().map(|f| (f.key, Held { state: f.state, run_id: f.run_id, owner: f.owner, item_key: None })).collect())
 }

@@ -162,7 +162,8 @@ async fn a_running_step_is_counted_live_and_unconfirmed_deliveries_are_uncertain
     let w = store.item_writer();
     for (seq, (key, status)) in [("T-2", ItemStatus::Ok), ("T-1", ItemStatus::Ok), ("T-3", ItemStatus::Failed)].into_iter().enumerate() {
         let (step_id, key) = ("mail".to_string(), key.to_string());
-        w.write(ItemResult { run_id: id, step_id, key, seq: seq as i64, status, attempts: 1, error: None, output: None }).await;
+        w.write(ItemResult { run_id: id, step_id, key, seq: seq as i64, status, attempts: 1, error: None, output: None, claim: None })
+            .await;
     }
     w.flush().await.unwrap();
     for k in ["T-4", "T-5"] {

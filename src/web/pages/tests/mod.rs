@@ -123,6 +123,7 @@ pub(super) async fn seed_with(
                 attempts: 1,
                 error: err.map(str::to_string),
                 output: out.clone(),
+                claim: None,
             })
             .await;
         }
