@@ -20,10 +20,21 @@ impl Drop for Serve {
 
 impl Serve {
     /// `cxflow serve` in the project as `cmd` sets it up, its stderr collected.
-    pub(crate) fn start(mut cmd: std::process::Command) -> (Serve, Logs) {
-        let mut child = cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    pub(crate) fn start(cmd: std::process::Command) -> (Serve, Logs) {
+        Serve::start_args(cmd, &["serve"])
+    }
+
+    /// Another long-lived command (`worker`, a `run` a test kills), held and logged the same way.
+    pub(crate) fn start_args(mut cmd: std::process::Command, args: &[&str]) -> (Serve, Logs) {
+        let mut child = cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let logs = Logs::collect(&mut child);
         (Serve(child), logs)
+    }
+
+    pub(crate) fn signal(&self, sig: libc::c_int) {
+        #[allow(unsafe_code)]
+        let r = unsafe { libc::kill(self.0.id() as libc::pid_t, sig) };
+        assert_eq!(r, 0);
     }
 
     pub(crate) fn in_project(p: &TestProject) -> (Serve, Logs) {
@@ -31,9 +42,7 @@ impl Serve {
     }
 
     pub(crate) fn sigterm(&self) {
-        #[allow(unsafe_code)]
-        let r = unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(r, 0);
+        self.signal(libc::SIGTERM);
     }
 }
 
