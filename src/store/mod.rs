@@ -84,6 +84,10 @@ pub enum StoreError {
     /// A batch of ledger writes could not be committed (none of it happened).
     #[error("run log write failed: {0}")]
     Batch(String),
+    /// The run's end was not recorded: another process took the run over while this one's
+    /// lease had lapsed.
+    #[error("run {0} was taken over by another process while this one's lease had lapsed (it was paused, or could not reach the run log); that process records how it ends")]
+    TakenOver(i64),
     /// `spread_items` asks for something only PostgreSQL has (`FOR UPDATE SKIP LOCKED`).
     #[error("items are spread over nodes only with a PostgreSQL run log; set `database_url: postgres://…` or remove `spread_items`")]
     NeedsPostgres,
@@ -276,15 +280,24 @@ impl Store {
         self.clear_cancel(run_id).await
     }
 
+    /// Only by the run's owner: a process whose lease lapsed (paused, cut off) while another
+    /// took the run over must not overwrite how that one ends it.
     pub async fn finish_run(&self, run_id: i64, status: RunStatus, error: Option<&str>) -> Result<()> {
-        on_db!(&self.db, pool => sqlx::query("UPDATE runs SET status = $1, error = $2, finished_at = $3 WHERE id = $4")
+        let changed = on_db!(&self.db, pool => sqlx::query(
+            "UPDATE runs SET status = $1, error = $2, finished_at = $3 WHERE id = $4 AND (owner IS NULL OR owner = $5)",
+        )
             .bind(status.as_str())
             .bind(error)
             .bind(now())
             .bind(run_id)
+            .bind(&owner::me().id)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        if changed == 0 {
+            self.run(run_id).await?;
+            return Err(StoreError::TakenOver(run_id));
+        }
         Ok(())
     }
 

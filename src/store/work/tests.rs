@@ -125,3 +125,19 @@ async fn sqlite_refuses_sharing() {
     let e = store.share_step(&s).await.unwrap_err().to_string();
     assert_eq!(e, "items are spread over nodes only with a PostgreSQL run log; set `database_url: postgres://…` or remove `spread_items`");
 }
+
+crate::store::testing::store_test! {
+/// A process that lost its run to another (its lease lapsed, another resumed it) cannot record
+/// how the run ends: the one that took it over does.
+#[tokio::test]
+async fn only_the_runs_owner_records_its_end(fresh) {
+    let store = fresh.open().await;
+    let p = serde_json::json!({});
+    let run = store.start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None }).await.unwrap();
+    crate::store::db::on_db!(&store.db, pool => sqlx::query("UPDATE runs SET owner = 'another-node' WHERE id = $1").bind(run).execute(pool).await.map(|_| ())).unwrap();
+    let e = store.finish_run(run, crate::engine::log::RunStatus::Failed, Some("x")).await.unwrap_err();
+    assert_eq!(e.to_string(), format!("run {run} was taken over by another process while this one's lease had lapsed (it was paused, or could not reach the run log); that process records how it ends"));
+    assert_eq!(store.run(run).await.unwrap().status, crate::engine::log::RunStatus::Running);
+    assert!(matches!(store.finish_run(run + 1, crate::engine::log::RunStatus::Failed, None).await, Err(StoreError::NoSuchRun(_))));
+}
+}
