@@ -123,7 +123,7 @@ impl Driver {
             .capabilities(caps)
             .connect(&url)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot open a browser session on {url}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot open a browser session on {}: {e}", crate::config::redact_url(&url)))?;
         Ok((client, generation))
     }
 
