@@ -138,3 +138,30 @@ fn a_grid_caps_the_sessions_at_its_chrome_slots_and_its_password_is_never_shown(
     );
     assert!(portal.records().is_empty());
 }
+
+/// An https:// `webdriver_url` (a grid behind a TLS proxy) is spoken to over TLS: the server
+/// receives a TLS handshake, not plain HTTP and not nothing (before, the plain HTTP connector
+/// refused any https:// URL without connecting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_webdriver_url_is_spoken_to_over_tls() {
+    use cxflow::steps::browser::driver::{Driver, DriverConfig};
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut b = [0u8; 3];
+        s.read_exact(&mut b).await.unwrap();
+        b
+    });
+    let driver =
+        Driver::start(DriverConfig { webdriver_url: Some(format!("https://127.0.0.1:{port}")), ..Default::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opening = tokio::spawn(async move { driver.new_session(dir.path()).await.map(|_| ()) });
+    let b = tokio::time::timeout(Duration::from_secs(30), first).await.expect("a connection within 30s").unwrap();
+    // A TLS record of type handshake (22), version 3.x.
+    assert_eq!((b[0], b[1]), (0x16, 0x03), "{b:?}");
+    // The server said nothing back and hung up: the session does not open.
+    let err = tokio::time::timeout(Duration::from_secs(30), opening).await.unwrap().unwrap().unwrap_err();
+    assert!(err.to_string().starts_with(&format!("cannot open a browser session on https://127.0.0.1:{port}")), "{err}");
+}
