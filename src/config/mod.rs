@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod limits;
+mod redact;
 pub mod smtp_ca;
 pub mod smtp_url;
 mod validate;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 
 pub use self::auth::{ApiToken, Role, User};
+pub(crate) use self::redact::redact_url;
 pub use self::smtp_ca::SmtpCa;
 pub use self::smtp_url::{SmtpSettings, Tls};
 use crate::schedule::cron_expr::CronSchedule;

@@ -37,7 +37,8 @@ impl Secrets {
     }
 
     /// Also mask the values of the environment variables named by the configuration's
-    /// `*_secret` keys, which steps read themselves, and a password written into `smtp_url`.
+    /// `*_secret` keys, which steps read themselves, and a password written into `smtp_url` or
+    /// `webdriver_url`.
     pub fn mask_config_secrets(&mut self, config: &crate::config::Config, env: impl Fn(&str) -> Option<String>) {
         for name in [&config.smtp_user_secret, &config.smtp_password_secret].into_iter().flatten() {
             if let Some(v) = env(name) {
@@ -46,6 +47,17 @@ impl Secrets {
         }
         if let Some(pw) = config.smtp_url.as_ref().and_then(|s| s.password.clone()) {
             self.masked_only.push(pw);
+        }
+        // A password in `webdriver_url` (a grid behind basic auth): the HTTP client's debug
+        // log shows the URL's authority as written, percent-encoded.
+        if let Some(u) = config.webdriver_url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
+            if let Some(pw) = u.password().filter(|pw| !pw.is_empty()) {
+                let decoded = percent_decode(pw);
+                if decoded != pw {
+                    self.masked_only.push(decoded);
+                }
+                self.masked_only.push(pw.to_string());
+            }
         }
         self.matcher = OnceLock::new();
     }
@@ -97,6 +109,27 @@ impl Secrets {
     }
 }
 
+/// `%XX` escapes of a URL part as the bytes they stand for.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +153,10 @@ mod tests {
         let config = crate::config::Config { smtp_url, ..Default::default() };
         s.mask_config_secrets(&config, |_| None);
         assert_eq!(s.redact("login url-pass-2 refused"), "login *** refused");
+        let config = crate::config::Config { webdriver_url: Some("http://bot:gr%21d-pass-3@grid:4444".into()), ..Default::default() };
+        s.mask_config_secrets(&config, |_| None);
+        assert_eq!(s.redact("pool for bot:gr%21d-pass-3@grid:4444"), "pool for bot:***@grid:4444");
+        assert_eq!(s.redact("gr!d-pass-3"), "***");
     }
 
     #[test]

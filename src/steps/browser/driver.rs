@@ -15,7 +15,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::Mutex;
 
@@ -118,12 +117,19 @@ impl Driver {
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), "chrome".into());
         caps.insert("goog:chromeOptions".into(), chrome);
-        // Plain HTTP: the driver listens on loopback, no TLS stack needed.
-        let client = ClientBuilder::new(HttpConnector::new())
+        // http:// (our chromedriver, a grid on the LAN) or https:// (a grid behind a TLS proxy,
+        // checked against the public roots). The ring provider named: the tests' build has two.
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .map_err(|e| anyhow::anyhow!("cannot set up TLS for the WebDriver server: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = ClientBuilder::new(tls)
             .capabilities(caps)
             .connect(&url)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot open a browser session on {url}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot open a browser session on {}: {e}", crate::config::redact_url(&url)))?;
         Ok((client, generation))
     }
 

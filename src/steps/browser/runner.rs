@@ -67,8 +67,25 @@ async fn open(p: &PlannedBrowser, cx: &StepCx<'_>) -> anyhow::Result<BrowserRunn
     let profiles = super::profiles::folder(&tmp, run.run_id);
     // Opening a session starts a Chromium: slower than any command on a busy machine.
     let start_limit = p.command_timeout.max(std::time::Duration::from_secs(60));
-    let pool = Pool::new(driver.clone(), p.sessions, profiles, start_limit);
+    let sessions = match &run.config.webdriver_url {
+        Some(url) => grid_sessions(url, cx.step_id, p.sessions).await,
+        None => p.sessions,
+    };
+    let pool = Pool::new(driver.clone(), sessions, profiles, start_limit);
     Ok(BrowserRunner { plan: p.clone(), live: Some(Live { driver, pool }) })
+}
+
+/// `sessions`, capped by the Chrome slots when `url` is a Selenium Grid (`grid.rs`).
+async fn grid_sessions(url: &str, step_id: &str, sessions: usize) -> usize {
+    let slots = super::grid::probe(url).await;
+    let cap = super::grid::session_cap(sessions, slots);
+    if let Some(slots) = slots {
+        tracing::info!(
+            "step `{step_id}`: the Selenium Grid at {} has {slots} Chrome slot(s); opening at most {cap} browser session(s) (`sessions: {sessions}`)",
+            crate::config::redact_url(url)
+        );
+    }
+    cap
 }
 
 #[async_trait]
