@@ -17,6 +17,7 @@ impl Project {
     /// Load `cxflow.yaml` (optional) and the `CXFLOW_*` environment for the project folder `dir`.
     pub fn open(dir: &Path) -> Result<Project> {
         let config = Config::load(dir, |k| std::env::var(k).ok()).map_err(|d| CliError::Invalid(d.to_string()))?;
+        crate::store::set_lease(config.lease);
         Ok(Project { dir: dir.to_path_buf(), config: Arc::new(config) })
     }
 

@@ -72,6 +72,8 @@ pub struct Config {
     pub max_concurrent_runs: Option<usize>,
     /// Items of per-item steps are shared with every node on the (PostgreSQL) run log.
     pub spread_items: bool,
+    /// How long a process holds what it claimed after its last heartbeat.
+    pub lease: Duration,
     /// Retention for every workflow (a workflow's `schedule.retention` overrides it): runs older
     /// than this many days are deleted by the nightly prune and `cxflow prune`.
     pub retention_days: Option<u32>,
@@ -119,6 +121,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             max_concurrent_runs: None,
             spread_items: false,
+            lease: Duration::from_secs(30),
             retention_days: None,
             retention_runs: None,
             prune_cron: CronSchedule::parse("17 3 * * *").expect("the default prune time is a cron expression"),

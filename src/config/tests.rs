@@ -329,3 +329,27 @@ fn overrides_beyond_their_bounds_name_the_variable() {
     assert!(e.contains("error: `CXFLOW_SMTP_RATE_LIMIT`: `0.00000000000000000001` messages per second is less than"), "{e}");
     assert!(e.contains("error: `CXFLOW_RETENTION_DAYS`: `4000000000` days is more than the longest retention"), "{e}");
 }
+
+#[test]
+fn lease_is_a_duration_within_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cxflow.yaml"), "lease: 2m\n").unwrap();
+    assert_eq!(Config::load(dir.path(), |_| None).unwrap().lease, std::time::Duration::from_secs(120));
+    assert_eq!(Config::default().lease, std::time::Duration::from_secs(30));
+    assert_eq!(
+        error("lease: 1s\n", &[]),
+        "error: `lease`: `1s` is outside 5s to 10m\n  --> cxflow.yaml:1:8\n  |\n1 | lease: 1s\n  |        ^\n  = help: leave it out for 30s; docs/scaling.md, \"Sizing the lease\", says how to choose\n"
+    );
+}
+
+#[test]
+fn spread_items_needs_postgresql() {
+    assert_eq!(
+        error("spread_items: true\n", &[]),
+        "error: `spread_items`: items are spread over nodes only on a PostgreSQL run log\n  --> cxflow.yaml:1:15\n  |\n1 | spread_items: true\n  |               ^\n  = help: set `database_url: postgres://…` (docs/scaling.md), or remove `spread_items`\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cxflow.yaml"), "spread_items: true\n").unwrap();
+    let c = Config::load(dir.path(), |k| (k == "CXFLOW_DATABASE_URL").then(|| "postgres://cx@127.0.0.1/x".into())).unwrap();
+    assert!(c.spread_items);
+}

@@ -91,6 +91,7 @@ pub(super) fn settings(
         shutdown_grace: p.field("shutdown_grace", raw.shutdown_grace.as_deref(), grace).unwrap_or(d.shutdown_grace),
         max_concurrent_runs: p.field("max_concurrent_runs", raw.max_concurrent_runs.as_ref(), max_runs),
         spread_items: raw.spread_items.unwrap_or(false),
+        lease: p.field("lease", raw.lease.as_deref(), lease).unwrap_or(d.lease),
         retention_days: p.field("retention_days", raw.retention_days.as_ref(), retention_days),
         retention_runs: raw.retention_runs,
         prune_cron: p.field("prune_cron", raw.prune_cron.as_deref(), cron).unwrap_or(d.prune_cron),
@@ -228,6 +229,19 @@ fn grace(s: &str) -> Result<Duration, Problem> {
     let d = duration(s)?;
     if d > MAX_SHUTDOWN_GRACE {
         return Err(problem(format!("`{s}` is longer than the longest grace period, 24h"), "write it like `30s` or `5m`"));
+    }
+    Ok(d)
+}
+
+/// Shorter, a busy machine's missed heartbeats lose claims of a process that lives; longer, a
+/// dead node's work waits that long.
+fn lease(s: &str) -> Result<Duration, Problem> {
+    let d = duration(s)?;
+    if !(Duration::from_secs(5)..=Duration::from_secs(600)).contains(&d) {
+        return Err(problem(
+            format!("`{s}` is outside 5s to 10m"),
+            "leave it out for 30s; docs/scaling.md, \"Sizing the lease\", says how to choose",
+        ));
     }
     Ok(d)
 }

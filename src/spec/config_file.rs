@@ -49,6 +49,9 @@ pub struct ConfigFile {
     /// Spread the items of per-item steps over every node on the run log (`cxflow serve`,
     /// `cxflow worker`); PostgreSQL only (docs/scaling.md). Default false.
     pub spread_items: Option<bool>,
+    /// How long a process counts as alive after its last heartbeat, and holds the runs, items
+    /// and deliveries it claimed (default `30s`, from `5s` to `10m`; docs/scaling.md).
+    pub lease: Option<String>,
     /// Retention for every workflow (a workflow's `schedule.retention` overrides it): runs older
     /// than this many days are deleted by the nightly prune and `cxflow prune`.
     pub retention_days: Option<u32>,

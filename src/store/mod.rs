@@ -54,6 +54,7 @@ pub use items::ItemWriter;
 pub use metrics::{DurationTally, MetricFigures, PendingTally, RunTally, SkipTally, StepTally, SKIP_OTHER, SKIP_REASONS};
 pub use migrate_log::{migrate_log, MigrateLogError, TableCopied};
 pub(crate) use owner::lease;
+pub use owner::set_lease;
 pub use owner::Node;
 pub use pauses::Pause;
 pub use queries::{ArtifactRow, ItemRow, LedgerRow, RunFilter, RunRow, StepRow};

@@ -17,10 +17,22 @@ use super::db::on_db;
 use super::{now, Result, Store};
 use crate::process;
 
-/// How long an owner counts as alive after its last heartbeat.
+static CONFIGURED_LEASE: OnceLock<Duration> = OnceLock::new();
+
+/// The project's `lease` (cxflow.yaml), set once when the project opens.
+pub fn set_lease(d: Duration) {
+    let _ = CONFIGURED_LEASE.set(d);
+}
+
+/// How long an owner counts as alive after its last heartbeat, and holds the items it claimed.
 pub(crate) fn lease() -> Duration {
-    // Tests that stop a heartbeat on purpose shorten it; nobody else needs to.
-    std::env::var("CXFLOW_LEASE_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis).unwrap_or(Duration::from_secs(30))
+    // Tests that stop a heartbeat on purpose shorten it below what `lease` allows.
+    std::env::var("CXFLOW_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .or_else(|| CONFIGURED_LEASE.get().copied())
+        .unwrap_or(Duration::from_secs(30))
 }
 
 /// This process, as the owners table knows it.
