@@ -169,11 +169,24 @@ fn a_worker_paused_past_its_lease_records_nothing_for_the_items_taken_over() {
     let b_owner_pid = b.0.id();
     let (mut origin, origin_logs) = c.origin();
     let b_owner = owner_of(&c.pg, b_owner_pid);
-    let held: Vec<String> = wait_for_some(Duration::from_secs(60), "the worker to hold items", || {
-        let rows = c.pg.query(&format!("SELECT item_key FROM work_items WHERE owner = '{b_owner}' AND state = 'claimed' ORDER BY seq"));
-        (!rows.is_empty()).then_some(rows)
+    // `cxflow nodes` shows the worker holding items.
+    wait_until(Duration::from_secs(60), "`cxflow nodes` to list the worker with items", || {
+        let out = c.pg.cxflow(&c.projects[1]).args(["nodes", "--json"]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v.as_array().into_iter().flatten().any(|n| n["pid"] == b_owner_pid && n["alive"] == true && n["items_claimed"].as_i64() > Some(0))
     });
-    b.signal(libc::SIGSTOP);
+    // Paused while it holds items, and not in the middle of a transaction (its row locks would
+    // hide the items from everyone until it wakes): what it holds is read once it cannot change.
+    let in_transaction = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'";
+    let held: Vec<String> = wait_for_some(Duration::from_secs(60), "the worker to be paused holding items", || {
+        b.signal(libc::SIGSTOP);
+        let rows = c.pg.query(&format!("SELECT item_key FROM work_items WHERE owner = '{b_owner}' AND state = 'claimed' ORDER BY seq"));
+        if rows.is_empty() || c.pg.count(in_transaction) > 0 {
+            b.signal(libc::SIGCONT);
+            return None;
+        }
+        Some(rows)
+    });
     // Its claims lapse; the run's node takes them over and records them.
     let list = held.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(",");
     wait_until(Duration::from_secs(60), "the paused worker's items recorded by the other node", || {

@@ -136,24 +136,26 @@ pub async fn nodes(project: &Project, all: bool, as_json: bool) -> Result<i32> {
         return Ok(exit::OK);
     }
     termln!(
-        "{:<36}  {:<20} {:>8}  {:<6} {:>4}  {:<24}  {:<24}  lease until",
+        "{:<36}  {:<20} {:>8}  {:<6} {:>4} {:>6}  {:<24}  {:<24}  lease until",
         "node",
         "host",
         "pid",
         "state",
         "runs",
+        "items",
         "started",
         "last heartbeat"
     );
     for n in nodes {
         let state = if n.alive { "alive" } else { "gone" };
         termln!(
-            "{:<36}  {:<20} {:>8}  {:<6} {:>4}  {:<24}  {:<24}  {}",
+            "{:<36}  {:<20} {:>8}  {:<6} {:>4} {:>6}  {:<24}  {:<24}  {}",
             n.id,
             n.host,
             n.pid,
             state,
             n.running_runs,
+            n.items_claimed,
             n.started_at,
             n.heartbeat_at,
             n.expires_at

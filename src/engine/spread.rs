@@ -23,6 +23,8 @@ use crate::spec::model::OnError;
 
 /// How often a node with nothing to claim looks again.
 pub(super) const POLL: Duration = Duration::from_millis(100);
+/// How often the origin reads every node's results for its progress bar or log line.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Items queued per statement.
 const QUEUE_CHUNK: usize = 500;
 
@@ -63,14 +65,31 @@ pub(super) async fn origin(job: ItemsJob<'_>, spec_hash: &str) -> anyhow::Result
     let writer = log.item_sink();
     let filling = AtomicBool::new(true);
     let share = Share { step, runner: job.runner, env, ctx: job.ctx };
-    let (filled, stopped) = tokio::join!(
-        async {
-            let r = fill(&job, &*writer).await;
-            filling.store(false, Ordering::Release);
-            r
-        },
-        drain(&share, &*writer, Some(&filling)),
-    );
+    let total = job.input.as_ref().map_or(Some(1), |src| src.count_hint());
+    let progress = super::progress::Progress::new(&step.id, total, job.bars);
+    let work = async {
+        tokio::join!(
+            async {
+                let r = fill(&job, &*writer).await;
+                filling.store(false, Ordering::Release);
+                r
+            },
+            drain(&share, &*writer, Some(&filling)),
+        )
+    };
+    tokio::pin!(work);
+    // Progress counts every node's results: read from the run log now and then.
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    let (filled, stopped) = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            _ = tick.tick() => {
+                if let Ok((ok, failed, skipped)) = log.item_counts(env.run_id, &step.id).await {
+                    progress.update(&Counts { ok, failed, skipped, ..Counts::default() });
+                }
+            }
+        }
+    };
     let earlier = filled?;
     if let Some(why) = writer.failure() {
         env.fuse.blow(format!("item results: {why}"));
@@ -78,8 +97,8 @@ pub(super) async fn origin(job: ItemsJob<'_>, spec_hash: &str) -> anyhow::Result
     if let Err(e) = writer.flush().await {
         env.fuse.blow(format!("item results: {e}"));
     }
-    let progress = log.share_progress(env.run_id, &step.id).await?;
-    if progress.left == 0 && env.fuse.blown().is_none() {
+    let shared = log.share_progress(env.run_id, &step.id).await?;
+    if shared.left == 0 && env.fuse.blown().is_none() {
         log.close_share(env.run_id, &step.id).await?;
     } else {
         // Interrupted, stopped or failing: no more items go out. The queue stays for a resume,
@@ -89,7 +108,9 @@ pub(super) async fn origin(job: ItemsJob<'_>, spec_hash: &str) -> anyhow::Result
     let (ok, failed, skipped) = log.item_counts(env.run_id, &step.id).await?;
     let ok_new = ok.saturating_sub(earlier);
     let skipped_new = skipped.saturating_sub(earlier.saturating_sub(ok));
-    Ok(Counts { ok: ok_new, failed, skipped: skipped_new, earlier, stopped: stopped || progress.stopped })
+    let counts = Counts { ok: ok_new, failed, skipped: skipped_new, earlier, stopped: stopped || shared.stopped };
+    progress.finish(&counts);
+    Ok(counts)
 }
 
 /// Reads the step's records and queues them, keyed; an item that cannot have a key fails here,

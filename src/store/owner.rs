@@ -113,27 +113,45 @@ pub struct Node {
     pub alive: bool,
     /// Runs it owns that are still `running`.
     pub running_runs: i64,
+    /// Shared items (`spread_items`) it holds under a lease now.
+    pub items_claimed: i64,
 }
 
 impl Store {
     /// Every owner the run log knows (retention drops the long gone), oldest first; `alive` says
     /// which still hold their lease.
     pub async fn nodes(&self) -> Result<Vec<Node>> {
-        type Row = (String, String, String, i64, Option<i64>, String, String, String, i64);
-        let rows: Vec<Row> = on_db!(&self.db, pool => sqlx::query_as(
+        type Row = (String, String, String, i64, Option<i64>, String, String, String, i64, i64);
+        // Only PostgreSQL has the work queue of items spread over nodes (`work.rs`).
+        let sql = self.db.sql(
             "SELECT o.id, o.host, o.boot, o.pid, o.proc_start, o.expires_at, o.started_at, o.heartbeat_at,
-                    (SELECT count(*) FROM runs r WHERE r.owner = o.id AND r.status = 'running')
+                    (SELECT count(*) FROM runs r WHERE r.owner = o.id AND r.status = 'running'), 0
              FROM owners o ORDER BY o.started_at, o.id",
-        )
+            "SELECT o.id, o.host, o.boot, o.pid, o.proc_start, o.expires_at, o.started_at, o.heartbeat_at,
+                    (SELECT count(*) FROM runs r WHERE r.owner = o.id AND r.status = 'running'),
+                    (SELECT count(*) FROM work_items w WHERE w.owner = o.id AND w.state = 'claimed' AND w.lease_until >= clock_timestamp())
+             FROM owners o ORDER BY o.started_at, o.id",
+        );
+        let rows: Vec<Row> = on_db!(&self.db, pool => sqlx::query_as(sql)
         .fetch_all(pool)
         .await)?;
         let at = now();
         Ok(rows
             .into_iter()
-            .map(|(id, host, boot, pid, proc_start, expires_at, started_at, heartbeat_at, running_runs)| {
+            .map(|(id, host, boot, pid, proc_start, expires_at, started_at, heartbeat_at, running_runs, items_claimed)| {
                 let o = OwnerRow { id, host, boot, pid, proc_start, expires_at };
                 let alive = o.alive(&at);
-                Node { id: o.id, host: o.host, pid: o.pid, started_at, heartbeat_at, expires_at: o.expires_at, alive, running_runs }
+                Node {
+                    id: o.id,
+                    host: o.host,
+                    pid: o.pid,
+                    started_at,
+                    heartbeat_at,
+                    expires_at: o.expires_at,
+                    alive,
+                    running_runs,
+                    items_claimed,
+                }
             })
             .collect())
     }
