@@ -25,6 +25,8 @@ CREATE TABLE work_items (
     owner       TEXT COLLATE "C",
     token       BIGINT,
     lease_until TIMESTAMPTZ,
+    -- Done and succeeded (or skipped): a resume queues again only the items done otherwise.
+    succeeded   BOOLEAN NOT NULL DEFAULT false,
     PRIMARY KEY (run_id, step_id, seq),
     FOREIGN KEY (run_id, step_id) REFERENCES work_steps (run_id, step_id) ON DELETE CASCADE
 );

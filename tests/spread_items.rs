@@ -293,3 +293,51 @@ fn a_2000_email_run_over_three_nodes_with_a_worker_killed_sends_each_email_once(
     w.sigterm();
     assert_eq!(ended(&mut w, Duration::from_secs(30), "the worker to stop"), 0, "{}", w_logs.text());
 }
+
+#[test]
+fn the_runs_node_killed_mid_run_is_resumed_by_a_serve_node_and_nothing_is_lost() {
+    const N: usize = 1500;
+    const CONCURRENCY: usize = 8;
+    let c = Cluster::new(3, N, "0.02", CONCURRENCY);
+    // A schedule that does not fire during the test, for `resume: auto`.
+    let wf = std::fs::read_to_string(c.projects[0].path().join("workflows/spread.yaml"))
+        .unwrap()
+        .replace("name: spread\n", "name: spread\nschedule:\n  cron: \"0 0 1 1 *\"\n  resume: auto\n");
+    for p in &c.projects {
+        p.write("workflows/spread.yaml", &wf);
+    }
+    let (mut s1, s1_logs) = Serve::start(c.cmd(1));
+    let (mut s2, s2_logs) = Serve::start(c.cmd(2));
+    let (mut origin, _origin_logs) = c.origin();
+    let origin_pid = origin.0.id();
+    wait_until(Duration::from_secs(120), "the run's node to run 100 items and the run to reach 400", || {
+        let l = c.lines();
+        l.len() >= 400 && l.iter().filter(|(_, p)| *p == origin_pid).count() >= 100
+    });
+    let origin_owner = owner_of(&c.pg, origin_pid);
+    origin.0.kill().unwrap();
+    origin.0.wait().unwrap();
+    let held = c.pg.count(&format!("SELECT count(*) FROM work_items WHERE owner = '{origin_owner}' AND state = 'claimed'"));
+    // A serve node finds the run's node gone, and resumes the run: it is the run's node now.
+    let status = wait_for_some(Duration::from_secs(180), "the run resumed and ended", || {
+        let r = c.pg.query("SELECT status, resumes FROM runs");
+        (r[0] != "running|0" && !r[0].starts_with("running") && !r[0].starts_with("interrupted")).then(|| r[0].clone())
+    });
+    assert_eq!(status, "succeeded|1", "{}\n{}", s1_logs.text(), s2_logs.text());
+    assert_eq!(c.pg.query("SELECT count(*), count(DISTINCT item_key) FROM items WHERE status = 'ok'"), [format!("{N}|{N}")]);
+    let mut by_id: HashMap<String, Vec<u32>> = HashMap::new();
+    for (id, pid) in c.lines() {
+        by_id.entry(id).or_default().push(pid);
+    }
+    assert_eq!(by_id.len(), N, "lost: {}", N - by_id.len());
+    let twice: Vec<_> = by_id.iter().filter(|(_, p)| p.len() > 1).collect();
+    assert!(twice.len() <= held, "{} ran twice, {held} held: {twice:?}", twice.len());
+    for (id, pids) in &twice {
+        assert!(pids.len() == 2 && pids.contains(&origin_pid), "{id} ran on {pids:?}");
+    }
+    assert_eq!(c.pg.count("SELECT count(*) FROM work_items") + c.pg.count("SELECT count(*) FROM work_steps"), 0);
+    for (s, logs) in [(&mut s1, &s1_logs), (&mut s2, &s2_logs)] {
+        s.sigterm();
+        assert_eq!(ended(s, Duration::from_secs(30), "serve to stop"), 0, "{}", logs.text());
+    }
+}

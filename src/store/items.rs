@@ -161,9 +161,10 @@ async fn fence_shared<'b>(tx: &mut sqlx::PgConnection, batch: &'b [ItemResult]) 
     let steps: Vec<&str> = shared.iter().map(|r| r.step_id.as_str()).collect();
     let seqs: Vec<i64> = shared.iter().map(|r| r.seq).collect();
     let tokens: Vec<i64> = shared.iter().map(|r| r.claim.unwrap_or_default()).collect();
+    let succeeded: Vec<bool> = shared.iter().map(|r| r.status != crate::engine::log::ItemStatus::Failed).collect();
     let held: Vec<(i64, String, i64)> = sqlx::query_as(
-        "UPDATE work_items w SET state = 'done', lease_until = NULL
-         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS f(run_id, step_id, seq, token)
+        "UPDATE work_items w SET state = 'done', lease_until = NULL, succeeded = f.ok
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bool[]) AS f(run_id, step_id, seq, token, ok)
          WHERE w.run_id = f.run_id AND w.step_id = f.step_id AND w.seq = f.seq AND w.token = f.token
            AND w.state = 'claimed' AND w.lease_until >= clock_timestamp()
          RETURNING w.run_id, w.step_id, w.seq",
@@ -172,6 +173,7 @@ async fn fence_shared<'b>(tx: &mut sqlx::PgConnection, batch: &'b [ItemResult]) 
     .bind(&steps)
     .bind(&seqs)
     .bind(&tokens)
+    .bind(&succeeded)
     .fetch_all(&mut *tx)
     .await?;
     let held: HashSet<(i64, &str, i64)> = held.iter().map(|(r, s, q)| (*r, s.as_str(), *q)).collect();

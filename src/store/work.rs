@@ -60,8 +60,8 @@ impl Store {
         Ok(())
     }
 
-    /// An item queued before keeps its row (a node may hold it now) unless it is done: then this
-    /// is a resume, and the item failed (done items that succeeded are not queued again).
+    /// An item queued before keeps its row (a node may hold it now, or have done it since the
+    /// resume read which items were done) unless it is done and failed: a resume redoes it.
     pub async fn queue_items(&self, run_id: i64, step_id: &str, items: &[QueuedItem]) -> Result<()> {
         let seqs: Vec<i64> = items.iter().map(|i| i.seq).collect();
         let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
@@ -71,7 +71,7 @@ impl Store {
              SELECT $1, $2, t.seq, t.item_key, t.record, 'queued' FROM unnest($3::bigint[], $4::text[], $5::text[]) AS t(seq, item_key, record)
              ON CONFLICT (run_id, step_id, seq) DO UPDATE SET item_key = excluded.item_key, record = excluded.record,
                  state = 'queued', owner = NULL, token = NULL, lease_until = NULL
-             WHERE work_items.state = 'done'",
+             WHERE work_items.state = 'done' AND NOT work_items.succeeded",
         )
         .bind(run_id)
         .bind(step_id)

@@ -80,6 +80,17 @@ async fn claims_are_disjoint_and_a_lapsed_claim_is_fenced() {
     store.write_items(&[done(run, &again[0])]).await.unwrap();
     assert!(store.done_keys(run, "mail").await.unwrap().contains("k1"));
     assert_eq!(store.share_progress(run, "mail").await.unwrap().left, 8);
+
+    // Item 2 fails. A resume queues everything not done when it looked: of the done ones, only
+    // the failed item goes back in the queue; item 1, done meanwhile, is not run again.
+    let mut failed = done(run, &again[1]);
+    failed.status = ItemStatus::Failed;
+    store.write_items(&[failed]).await.unwrap();
+    let all: Vec<QueuedItem> = (1..=10).map(|i| QueuedItem { seq: i, key: format!("k{i}"), record: "{}".into() }).collect();
+    store.queue_items(run, "mail", &all).await.unwrap();
+    let states: Vec<(i64, String)> =
+        sqlx::query_as("SELECT seq, state FROM work_items WHERE seq IN (1, 2, 3) ORDER BY seq").fetch_all(pool(&store)).await.unwrap();
+    assert_eq!(states, [(1, "done".to_string()), (2, "queued".to_string()), (3, "done".to_string())]);
 }
 
 /// A cap over all nodes limits the items in flight; a stopped step or a run that is not running
