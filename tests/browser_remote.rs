@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use browser_common::*;
 use cxflow::demo_portal::PortalOptions;
@@ -23,26 +23,56 @@ struct External {
 }
 
 impl External {
+    /// The port is free when picked but released before chromedriver binds it: another listener
+    /// (this binary's fake grid, a parallel test) may take it first. Then chromedriver exits, or
+    /// something else answers; either way, start it again on another port.
     fn start() -> External {
-        let port = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap().local_addr().unwrap().port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .arg("--log-level=OFF")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver on PATH (apt-get install -y chromium chromium-driver)");
-        let addr = format!("127.0.0.1:{port}");
-        support::wait_until(Duration::from_secs(30), "chromedriver to answer /status", || {
-            let Ok(mut s) = TcpStream::connect(&addr) else { return false };
-            let req = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-            let mut head = [0u8; 12];
-            s.write_all(req.as_bytes()).is_ok() && s.read_exact(&mut head).is_ok() && head.ends_with(b"200")
-        });
-        External { child, url: format!("http://{addr}") }
+        for _ in 0..5 {
+            let port = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap().local_addr().unwrap().port();
+            let child = Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .arg("--log-level=OFF")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("chromedriver on PATH (apt-get install -y chromium chromium-driver)");
+            let addr = format!("127.0.0.1:{port}");
+            // Bound to ::1 alone, chromedriver runs on, and the other listener keeps answering
+            // on 127.0.0.1: give each port a while, then try another.
+            let end = Instant::now() + Duration::from_secs(20);
+            let mut external = External { child, url: format!("http://{addr}") };
+            while Instant::now() < end && !matches!(external.child.try_wait(), Ok(Some(_))) {
+                if chromedriver_status(&addr) {
+                    return external;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("chromedriver did not answer /status on five ports in turn");
     }
+}
+
+/// True when a chromedriver answers `/status` at `addr` (its body names it ready), not merely
+/// something listening there.
+fn chromedriver_status(addr: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    // Read until the body says it is ready, whether or not the server closes the connection.
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n @ 1..) = s.read(&mut chunk) {
+        answer.extend_from_slice(&chunk[..n]);
+        if answer.starts_with(b"HTTP/1.1 200") && String::from_utf8_lossy(&answer).contains("\"ready\":true") {
+            return true;
+        }
+    }
+    false
 }
 
 impl Drop for External {
