@@ -115,13 +115,17 @@ impl Store {
             return Ok(Vec::new());
         }
         let token = uuid::Uuid::new_v4().as_u64_pair().0 as i64;
+        // The update finds the rows it locked by their physical address (a locked row's `ctid`
+        // is its latest version's): by key, a planner that still thought the table empty (no
+        // ANALYZE since the origin filled it) scanned every item of the step for each batch,
+        // O(items²) over a step (`benches/spread_nodes.rs`).
         let sql = concat!(
-            "WITH c AS MATERIALIZED (SELECT seq FROM work_items WHERE run_id = $1 AND step_id = $2 AND ",
+            "WITH c AS MATERIALIZED (SELECT ctid FROM work_items WHERE run_id = $1 AND step_id = $2 AND ",
             claimable!(),
             " ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED)
              UPDATE work_items w SET state = 'claimed', owner = $3, token = $4,
                  lease_until = clock_timestamp() + $5 * interval '1 millisecond'
-             FROM c WHERE w.run_id = $1 AND w.step_id = $2 AND w.seq = c.seq
+             WHERE w.ctid = ANY (ARRAY (SELECT ctid FROM c))
              RETURNING w.seq, w.item_key, w.record"
         );
         let mut rows: Vec<(i64, String, String)> =
@@ -201,12 +205,17 @@ impl Store {
     }
 
     /// The heartbeat's part: extend this node's claims whose lease still holds. A lapsed one
-    /// stays lapsed (another node may have it now, or may take it any moment).
+    /// stays lapsed (another node may have it now, or may take it any moment). Rows another
+    /// transaction holds are skipped, not waited for: they are being marked done by this node's
+    /// result writer, which locks them in another order, and waiting made the two deadlock
+    /// (`benches/spread_nodes.rs`); if that write fails, the next beat extends them.
     pub(crate) async fn extend_item_leases(&self) -> Result<u64> {
         let Db::Pg(pool) = &self.db else { return Ok(0) };
         let r = sqlx::query(
-            "UPDATE work_items SET lease_until = clock_timestamp() + $1 * interval '1 millisecond'
-             WHERE owner = $2 AND state = 'claimed' AND lease_until >= clock_timestamp()",
+            "WITH c AS MATERIALIZED (SELECT ctid FROM work_items
+                 WHERE owner = $2 AND state = 'claimed' AND lease_until >= clock_timestamp() FOR UPDATE SKIP LOCKED)
+             UPDATE work_items w SET lease_until = clock_timestamp() + $1 * interval '1 millisecond'
+             WHERE w.ctid = ANY (ARRAY (SELECT ctid FROM c))",
         )
         .bind(lease_ms())
         .bind(&me().id)

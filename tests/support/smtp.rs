@@ -165,6 +165,9 @@ struct State {
     rcpt_calls: u64,
     /// Benchmarks drop message bodies so the sink's memory does not blur the sender's figure.
     discard_data: bool,
+    /// How long the server takes to answer each message's end of data, like a real server
+    /// that scans and queues it: the sender's time per message is then I/O, not CPU.
+    answer_after: Duration,
 }
 
 type Shared = Arc<(Mutex<State>, Condvar)>;
@@ -217,6 +220,10 @@ impl Handler for Sink {
     }
 
     fn data_end(&mut self) -> Response {
+        let wait = self.shared.0.lock().unwrap().answer_after;
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
         let mut msg = Received { from: self.from.clone(), to: std::mem::take(&mut self.to), data: std::mem::take(&mut self.data) };
         let (lock, cv) = &*self.shared;
         let mut st = lock.lock().unwrap();
@@ -258,6 +265,11 @@ impl SmtpSink {
     /// Keep envelopes only, not message bodies.
     pub(crate) fn discard_data(&self) {
         self.shared.0.lock().unwrap().discard_data = true;
+    }
+
+    /// Every message's end of data is answered `d` later (one thread per session waits).
+    pub(crate) fn answer_after(&self, d: Duration) {
+        self.shared.0.lock().unwrap().answer_after = d;
     }
 
     pub(crate) fn url(&self) -> String {
