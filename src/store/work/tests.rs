@@ -127,6 +127,23 @@ async fn the_cap_stop_and_leases() {
     assert_eq!(left, 0);
 }
 
+/// The heartbeat does not wait for a row another transaction holds (this node's result writer
+/// marking it done): when it waited, the two locked rows in different orders and deadlocked
+/// (`benches/spread_nodes.rs`). A held row is extended at the next beat.
+#[tokio::test]
+async fn the_heartbeat_skips_rows_the_result_writer_holds() {
+    let fresh = testing::postgres().await;
+    let store = fresh.open().await;
+    let run = shared_run(&store, None).await;
+    assert_eq!(store.claim_items(run, "mail", 3).await.unwrap().len(), 3);
+    let mut tx = pool(&store).begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM work_items WHERE seq = 1 FOR UPDATE").execute(&mut *tx).await.unwrap();
+    let beat = tokio::time::timeout(std::time::Duration::from_secs(30), store.extend_item_leases()).await;
+    assert_eq!(beat.expect("the heartbeat waited for a row another transaction holds").unwrap(), 2);
+    tx.rollback().await.unwrap();
+    assert_eq!(store.extend_item_leases().await.unwrap(), 3);
+}
+
 /// SQLite has no `SKIP LOCKED`: sharing is refused with what to do.
 #[tokio::test]
 async fn sqlite_refuses_sharing() {
