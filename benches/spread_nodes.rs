@@ -244,8 +244,8 @@ fn main() {
             "{items} emails, each answered by the server 50 ms after its data, concurrency {CONCURRENCY} per node, one PostgreSQL ({})",
             bin.display()
         );
-        let mut base: Option<f64> = None;
         for round in 0..rounds {
+            let mut base: Option<f64> = None;
             for &n in &nodes {
                 let s = scaled(&bin, &pg, &sink, n, items, round);
                 let rate = items as f64 / s.secs;
