@@ -96,6 +96,17 @@ fn lines_of(out: &Path) -> Vec<(String, u32)> {
         .collect()
 }
 
+/// The nodes each item ran on. A program the killed node had just started, before its shell
+/// read `$PPID`, finds its parent gone and reports its new one (init, or a subreaper): only the
+/// killed node leaves orphans, so a PID that is none of the live nodes' is the killed one's.
+fn ran_on(lines: &[(String, u32)], live: &[u32], killed: u32) -> HashMap<String, Vec<u32>> {
+    let mut by_id: HashMap<String, Vec<u32>> = HashMap::new();
+    for (id, pid) in lines {
+        by_id.entry(id.clone()).or_default().push(if live.contains(pid) { *pid } else { killed });
+    }
+    by_id
+}
+
 fn ended(s: &mut Serve, deadline: Duration, what: &str) -> i32 {
     wait_for_some(deadline, what, || s.0.try_wait().unwrap()).code().unwrap_or(-1)
 }
@@ -137,10 +148,7 @@ fn three_nodes_share_3000_items_and_a_worker_killed_mid_run_loses_none() {
     assert_eq!(c.pg.query("SELECT ok, failed FROM steps WHERE step_id = 'act'"), [format!("{N}|0")]);
     // From the other side: every item ran; one ran twice only if the killed node was running it.
     let lines = c.lines();
-    let mut by_id: HashMap<&str, Vec<u32>> = HashMap::new();
-    for (id, pid) in &lines {
-        by_id.entry(id.as_str()).or_default().push(*pid);
-    }
+    let by_id = ran_on(&lines, &[origin_pid, w_pid], b_pid);
     assert_eq!(by_id.len(), N, "lost: {}", N - by_id.len());
     let twice: Vec<_> = by_id.iter().filter(|(_, p)| p.len() > 1).collect();
     // Those it held when it died (running, or run and not yet recorded), at most.
@@ -329,10 +337,7 @@ fn the_runs_node_killed_mid_run_is_resumed_by_a_serve_node_and_nothing_is_lost()
     });
     assert_eq!(status, "succeeded|1", "{}\n{}", s1_logs.text(), s2_logs.text());
     assert_eq!(c.pg.query("SELECT count(*), count(DISTINCT item_key) FROM items WHERE status = 'ok'"), [format!("{N}|{N}")]);
-    let mut by_id: HashMap<String, Vec<u32>> = HashMap::new();
-    for (id, pid) in c.lines() {
-        by_id.entry(id).or_default().push(pid);
-    }
+    let by_id = ran_on(&c.lines(), &[s1.0.id(), s2.0.id()], origin_pid);
     assert_eq!(by_id.len(), N, "lost: {}", N - by_id.len());
     let twice: Vec<_> = by_id.iter().filter(|(_, p)| p.len() > 1).collect();
     assert!(twice.len() <= held, "{} ran twice, {held} held: {twice:?}", twice.len());
