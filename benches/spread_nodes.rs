@@ -3,7 +3,8 @@
 //! in a project folder of its own with the same files (`spread_items: true`). Each item is an
 //! email to a loopback SMTP server that answers every message 50 ms after its data, as a server
 //! that scans and queues mail would: the items are I/O-bound, at concurrency 8 per node. Counted
-//! from the other side: every message arrived once, and each node's share from the run log.
+//! from the other side: every message arrived once, and each node's share by its sender
+//! address (`node<N>@acme.example`).
 //!
 //! Then the coordination cost per item: on its own database, a shared step's items queued in
 //! the engine's chunks of 500, then claimed in batches of 16 (concurrency 8 × 2, what a node
