@@ -36,3 +36,28 @@ fn a_program_sees_the_base_environment_and_its_workflows_secrets_only() {
     }
     assert!(names.contains(&"API_TOKEN=token-3"), "{env}");
 }
+
+/// Each item's context holds only the earlier steps its templates read (so a long workflow's
+/// items do not each copy every step before them): a step named in a path, `item_key` or
+/// `skip_if` is there, and a template that reads them as a whole (`@root.steps`) still sees every one.
+#[test]
+fn items_see_every_step_their_templates_read() {
+    let p = TestProject::new();
+    p.write("data/r.csv", "id\n1\n2\n");
+    p.write(
+        "workflows/w.yaml",
+        "name: w\nsteps:\n  - id: r\n    read_csv: data/r.csv\n  - id: c\n    write_csv: {from: r, path: out/c.csv}\n  \
+         - id: d\n    write_csv: {from: r, path: out/d.csv}\n  - id: named\n    for_each: r\n    \
+         item_key: \"{{item.id}}-{{steps.d.output.count}}\"\n    skip_if: \"{{eq steps.d.output.count 0}}\"\n    \
+         command: [python3, -c, \"import sys; open('out/named-' + sys.argv[1], 'w').write(sys.argv[2])\", \"{{item.id}}\", \"{{steps.c.output.path}}\"]\n  \
+         - id: whole\n    for_each: r\n    \
+         command: [python3, -c, \"import sys; open('out/whole-' + sys.argv[1], 'w').write(sys.argv[2])\", \"{{item.id}}\", \"{{#each @root.steps}}{{@key}} {{/each}}\"]\n",
+    );
+    let out = p.cxflow().args(["run", "w"]).output().unwrap();
+    support::Run::from(out).expect_code(0);
+    for id in ["1", "2"] {
+        assert!(p.read(&format!("out/named-{id}")).ends_with("out/c.csv"), "{}", p.read(&format!("out/named-{id}")));
+        assert_eq!(p.read(&format!("out/whole-{id}")), "r c d named ");
+    }
+    assert_eq!(p.query("SELECT item_key FROM items WHERE step_id = 'named' ORDER BY item_key"), ["1-2", "2-2"]);
+}

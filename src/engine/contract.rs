@@ -21,6 +21,7 @@ use super::log::{Fence, RunLog};
 use super::records::{BadRecords, RecordSource};
 use crate::config::Config;
 use crate::plan::paths::PathTemplate;
+use crate::plan::templates::Reads;
 use crate::plan::Templates;
 use crate::secrets::Secrets;
 
@@ -121,6 +122,13 @@ pub trait ItemStep: fmt::Debug + Send + Sync {
     /// Items at once when the step does not set `concurrency`.
     fn default_concurrency(&self) -> usize {
         1
+    }
+    /// The earlier steps (`steps.<id>`) the kind's templates of its own read (an email body),
+    /// beyond the workflow's templates the plan knows of. Each item's context holds only the
+    /// steps read, so its copy costs what the step reads rather than every step before it; the
+    /// default, `Reads::All`, holds them all.
+    fn own_reads(&self) -> Reads {
+        Reads::All
     }
     /// Open what the step's items share (an SMTP pool, browser sessions), once per step run;
     /// an error here fails the step before any item.

@@ -287,6 +287,10 @@ impl Runner<'_> {
                 (out.records, out.output, Counts { ok: out.ok, failed: out.failed, ..Counts::default() })
             }
             Step::Item(k) => {
+                let mut reads = step.reads.clone();
+                reads.add(&k.own_reads());
+                let narrowed = reads.narrow(ctx);
+                let ctx = narrowed.as_ref().unwrap_or(ctx);
                 let runner = k.open(&StepCx { step_id: &step.id, run: &self.env }).await?;
                 let counts = self.items(step, &*runner, resuming, ctx).await;
                 runner.close().await;

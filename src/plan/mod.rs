@@ -68,6 +68,8 @@ pub struct PlanCx<'a> {
     item_fields: Option<(String, Vec<String>)>,
     /// Address lists the workflow writes (a routing team's `email:`), joined with `, `.
     address_lists: Vec<String>,
+    /// The earlier steps the inline templates of the step being planned read.
+    step_reads: templates::Reads,
 }
 
 impl<'a> PlanCx<'a> {
@@ -179,7 +181,10 @@ impl<'a> PlanCx<'a> {
     pub fn template(&mut self, path: &str, src: &str) -> Option<TemplateRef> {
         self.check_refs(path, src, &[]);
         match self.templates.add(path, src) {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                self.step_reads.add(&self.templates.reads_of(&t));
+                Some(t)
+            }
             Err(e) => {
                 self.error(
                     path,
@@ -209,7 +214,10 @@ impl<'a> PlanCx<'a> {
         };
         self.check_refs(path, &src, &[]);
         match self.templates.add(&format!("file:{name}"), &src) {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                self.step_reads.add(&self.templates.reads_of(&t));
+                Some(t)
+            }
             Err(e) => {
                 self.error(path, format!("template file `{}` does not compile: {e}", file.display()), None);
                 None
@@ -368,6 +376,7 @@ pub fn build<P: StepPlanner>(file: Arc<SpecFile>, config: &Config, project: &Pat
         columns: HashMap::new(),
         item_fields: None,
         address_lists: Vec::new(),
+        step_reads: templates::Reads::none(),
     };
     let spec = &file.spec;
     if spec.name.trim().is_empty() {
@@ -401,6 +410,7 @@ pub fn build<P: StepPlanner>(file: Arc<SpecFile>, config: &Config, project: &Pat
             seen.insert(&s.id, i);
         }
         cx.current_step = Some(s.id.clone());
+        cx.step_reads = templates::Reads::none();
         cx.item_fields = s.for_each.as_ref().and_then(|f| cx.columns.get(f).cloned());
         if let Some(p) = step::plan(s, i, &path, planner, &mut cx) {
             steps.push(p);

@@ -28,6 +28,9 @@ pub struct PlannedStep<K> {
     pub kind_name: &'static str,
     /// Acts once per item (and so takes `for_each`, `retry`, `concurrency`...).
     pub per_item: bool,
+    /// The earlier steps (`steps.<id>`) the workflow's templates in this step read (`when`,
+    /// `item_key`, the kind's fields); a kind's templates of its own (an email body) are not in it.
+    pub reads: super::templates::Reads,
     pub kind: K,
 }
 
@@ -177,6 +180,7 @@ pub(super) fn plan<P: StepPlanner>(s: &StepSpec, index: usize, path: &str, plann
         on_error: s.on_error.unwrap_or_default(),
         kind_name: planned.as_ref()?.0,
         per_item: planned.as_ref()?.1.per_item,
+        reads: std::mem::replace(&mut cx.step_reads, super::templates::Reads::none()),
         kind: planned?.1.kind,
     })
 }

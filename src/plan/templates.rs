@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use handlebars::{Context, Handlebars};
 use serde_json::Value;
 
-use reads::Reads;
+pub use reads::Reads;
 
 pub use deadline::with_deadline;
 pub use escape::{escape_html, escape_markdown, is_stray_control, quote_data};
@@ -137,15 +137,24 @@ impl Templates {
     /// Render `t` in `ctx`, which it reads and does not keep: of `ctx.steps` only the steps the
     /// template names are copied for handlebars (`reads.rs`), not every earlier step's output.
     pub fn render(&self, t: &TemplateRef, ctx: &Value) -> Result<String, RenderError> {
-        let narrowed = match self.reads.get(&(registry_of(t.1), t.0.clone())) {
-            Some(Reads::Steps(ids)) => reads::narrow(ctx, ids),
-            _ => None,
-        };
+        let narrowed = self.reads.get(&(registry_of(t.1), t.0.clone())).and_then(|r| r.narrow(ctx));
         let ctx = match narrowed {
             Some(v) => Context::from(v),
             None => Context::wraps(ctx).map_err(|e| RenderError(message::render(&t.0, &e)))?,
         };
         self.render_in(t, &ctx)
+    }
+
+    /// The steps `t` reads (`Reads::All` for a template this set never compiled).
+    pub fn reads_of(&self, t: &TemplateRef) -> Reads {
+        self.reads.get(&(registry_of(t.1), t.0.clone())).cloned().unwrap_or(Reads::All)
+    }
+
+    /// The steps any template of this set reads.
+    pub fn reads_of_all(&self) -> Reads {
+        let mut all = Reads::none();
+        self.reads.values().for_each(|r| all.add(r));
+        all
     }
 
     /// Like `render`, for a context built once (`Context::from(value)`) and used by several

@@ -4,6 +4,9 @@
 //! whole environment of cxflow (which holds the SMTP login and every other workflow's secrets).
 //! Exit 0 is success, exit 75 (EX_TEMPFAIL) asks for a retry, anything else fails the item.
 
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use async_trait::async_trait;
@@ -11,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::{Failed, ItemCx, ItemOutput, StepCx, StepError};
 use crate::engine::{ItemRunner, ItemStep};
+use crate::plan::templates::Reads;
 use crate::plan::{PlanCx, TemplateRef};
 use crate::spec::kinds::records::CommandSpec;
 
@@ -43,6 +47,11 @@ pub(crate) fn plan(raw: &crate::spec::Node, path: &str, cx: &mut PlanCx) -> Opti
 
 #[async_trait]
 impl ItemStep for Planned {
+    /// Its arguments are the workflow's own templates: the plan knows what they read.
+    fn own_reads(&self) -> Reads {
+        Reads::none()
+    }
+
     async fn open(&self, _cx: &StepCx<'_>) -> anyhow::Result<Box<dyn ItemRunner>> {
         Ok(Box::new(Runner { argv: self.argv.clone() }))
     }
@@ -71,8 +80,9 @@ impl ItemRunner for Runner {
             ))
             .into());
         }
-        let base = std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(passed_through));
-        let out = tokio::process::Command::new(&argv[0])
+        let base: Vec<_> = std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(passed_through)).collect();
+        let search = base.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
+        let out = tokio::process::Command::new(on_path(&argv[0], search, &run.project))
             .args(&argv[1..])
             .current_dir(&run.project)
             .env_clear()
@@ -117,6 +127,21 @@ impl ItemRunner for Runner {
     }
 }
 
+/// Where the OS would find `program` on `search` (the `PATH` the program is given), looked up
+/// here so that the spawn takes std's `posix_spawn` path: with a `PATH` of its own and a bare
+/// name, std forks cxflow whole instead, which copies its page tables and then faults on every
+/// page either process writes (most of a run's time in a workflow with many `command` steps).
+/// A name with a `/`, or one not found, goes to the OS as written (its error, its search).
+fn on_path(program: &str, search: Option<&OsStr>, cwd: &Path) -> PathBuf {
+    if program.contains('/') || program.is_empty() {
+        return PathBuf::from(program);
+    }
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    // An empty entry is the program's own folder, as for `execvp`; a relative one is below it.
+    let found = search.into_iter().flat_map(std::env::split_paths).map(|dir| cwd.join(dir).join(program)).find(|p| executable(p));
+    found.unwrap_or_else(|| PathBuf::from(program))
+}
+
 /// Only a missing or non-executable program is the program's fault; arguments too long for the
 /// OS (a big field of the record) need the data passed another way.
 fn spawn_error(argv: &[String], e: &std::io::Error) -> String {
@@ -128,4 +153,38 @@ fn spawn_error(argv: &[String], e: &std::io::Error) -> String {
         );
     }
     format!("cannot start `{}`: {e}; check that it exists and is executable", argv[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_bare_name_is_found_on_the_path_as_the_os_would() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        // Not executable in `a`: skipped for the one in `b`, as `execvp` does.
+        std::fs::write(a.join("tool"), "").unwrap();
+        std::fs::write(b.join("tool"), "").unwrap();
+        std::fs::set_permissions(b.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let search = std::env::join_paths([&a, &b]).unwrap();
+        assert_eq!(on_path("tool", Some(&search), Path::new("/")), b.join("tool"));
+        // An empty entry is the program's folder; a relative one is below it.
+        std::fs::set_permissions(a.join("tool"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(on_path("tool", Some(OsStr::new("/nonexistent::")), &a), a.join("tool"));
+        assert_eq!(on_path("tool", Some(OsStr::new("b")), d.path()), b.join("tool"));
+    }
+
+    #[test]
+    fn a_path_or_a_name_not_found_goes_to_the_os_as_written() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(on_path("./tool", Some(OsStr::new("/bin")), d.path()), PathBuf::from("./tool"));
+        assert_eq!(on_path("no-such-program-here", Some(OsStr::new("/bin:/usr/bin")), d.path()), PathBuf::from("no-such-program-here"));
+        assert_eq!(on_path("sh", None, d.path()), PathBuf::from("sh"));
+        assert_eq!(on_path("", Some(OsStr::new("/bin")), d.path()), PathBuf::from(""));
+    }
 }

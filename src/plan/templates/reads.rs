@@ -18,10 +18,35 @@ use serde_json::{Map, Value};
 
 /// The `steps` a template reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Reads {
+pub enum Reads {
     /// Only these ids, each as `steps.<id>...`.
     Steps(BTreeSet<String>),
     All,
+}
+
+impl Reads {
+    /// Reads no step: what a set of no templates reads.
+    pub fn none() -> Reads {
+        Reads::Steps(BTreeSet::new())
+    }
+
+    /// What this and `other` read together.
+    pub fn add(&mut self, other: &Reads) {
+        match (&mut *self, other) {
+            (Reads::All, _) => {}
+            (_, Reads::All) => *self = Reads::All,
+            (Reads::Steps(a), Reads::Steps(b)) => a.extend(b.iter().cloned()),
+        }
+    }
+
+    /// `ctx` as something reading only these steps sees it (`narrow`); `None` when it reads
+    /// them all, or `ctx` is not the usual object with a `steps` object.
+    pub fn narrow(&self, ctx: &Value) -> Option<Value> {
+        match self {
+            Reads::Steps(ids) => narrow(ctx, ids),
+            Reads::All => None,
+        }
+    }
 }
 
 pub(crate) fn reads(t: &Template) -> Reads {

@@ -14,6 +14,7 @@ use super::item::{Item, Stop};
 use super::plan::{PlannedBrowser, Renderer};
 use super::session::Pool;
 use crate::engine::{ItemRunner, ItemStep};
+use crate::plan::templates::Reads;
 use crate::steps::{Failed, ItemCx, ItemOutput, StepCx, StepError};
 
 /// Tries per item for recoverable trouble (logged out, browser lost) before the engine's own
@@ -36,6 +37,11 @@ impl ItemStep for PlannedBrowser {
     /// Each session works an item at a time, so the sessions work in parallel unless told otherwise.
     fn default_concurrency(&self) -> usize {
         self.sessions
+    }
+
+    /// Its fields are the workflow's own templates: the plan knows what they read.
+    fn own_reads(&self) -> Reads {
+        Reads::none()
     }
 
     async fn open(&self, cx: &StepCx<'_>) -> anyhow::Result<Box<dyn ItemRunner>> {

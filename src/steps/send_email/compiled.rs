@@ -10,7 +10,7 @@ use super::message::Rendered;
 use super::spec::{SendEmailSpec, Uncertain};
 use super::templates::{Body, EmailTemplates};
 use crate::plan::paths::PathRule;
-use crate::plan::templates::{Output, TemplateRef};
+use crate::plan::templates::{Output, Reads, TemplateRef};
 
 pub struct Compiled {
     templates: EmailTemplates,
@@ -41,6 +41,11 @@ pub struct Compiled {
 }
 
 impl Compiled {
+    /// The earlier steps its templates (headers, body, partials) read.
+    pub fn reads(&self) -> Reads {
+        self.templates.reads()
+    }
+
     /// `compile_at` for a step at no particular place: templates are named `send_email.subject`.
     pub fn compile(spec: &SendEmailSpec, templates_dir: &Path, err: impl FnMut(&str, String)) -> Option<Compiled> {
         Self::compile_at(spec, templates_dir, "", err)
@@ -248,6 +253,27 @@ headers: {X-Ticket: "{{item.ticket_id}}"}
         assert_eq!(r.headers, [("X-Ticket".to_string(), "7".to_string())]);
         let e = c.render(&json!({"item": {"name": "A", "ticket_id": 1}}), Some("s@x.org"), "k", d.path(), "1").unwrap_err();
         assert!(e.contains("`item.email`"), "{e}");
+    }
+
+    /// What an email's templates read decides what each item's context holds of earlier steps.
+    #[test]
+    fn reads_the_steps_its_headers_and_body_name() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.txt.hbs"), "Report: {{steps.report.output.path}}").unwrap();
+        std::fs::write(d.path().join("b.txt.hbs"), "{{> footer}}").unwrap();
+        std::fs::create_dir(d.path().join("partials")).unwrap();
+        std::fs::write(d.path().join("partials/footer.hbs"), "{{steps.other.output.count}}").unwrap();
+        let spec = |template: &str| -> SendEmailSpec {
+            serde_saphyr::from_str(&format!(
+                "to: \"{{{{item.email}}}}\"\nsubject: \"{{{{steps.fetch.output.count}}}} new\"\ntemplate: {template}\n"
+            ))
+            .unwrap()
+        };
+        let c = Compiled::compile(&spec("a"), d.path(), |p, m| panic!("{p}: {m}")).unwrap();
+        assert_eq!(c.reads(), Reads::Steps(["fetch".to_string(), "report".to_string()].into()));
+        // A partial's text is not looked into: a body using one may read any step.
+        let c = Compiled::compile(&spec("b"), d.path(), |p, m| panic!("{p}: {m}")).unwrap();
+        assert_eq!(c.reads(), Reads::All);
     }
 
     #[test]

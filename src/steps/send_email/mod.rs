@@ -27,6 +27,7 @@ use self::rate::RateLimiter;
 use self::transport::{Delivered, Transport};
 use super::{Artifact, Failed, ItemCx, ItemOutput, StepCx, StepError};
 use crate::engine::{Claim, Delivery, ItemRunner, ItemStep};
+use crate::plan::templates::Reads;
 use crate::plan::PlanCx;
 pub use crate::spec::kinds::send_email as spec;
 pub use crate::spec::kinds::send_email::SendEmailSpec;
@@ -116,6 +117,10 @@ struct Runner {
 
 #[async_trait]
 impl ItemStep for Planned {
+    fn own_reads(&self) -> Reads {
+        self.compiled.reads()
+    }
+
     async fn open(&self, cx: &StepCx<'_>) -> anyhow::Result<Box<dyn ItemRunner>> {
         Ok(Box::new(open(self, cx).await?))
     }

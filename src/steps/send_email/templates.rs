@@ -44,6 +44,10 @@ impl Default for EmailTemplates {
 }
 
 impl EmailTemplates {
+    pub fn reads(&self) -> crate::plan::templates::Reads {
+        self.t.reads_of_all()
+    }
+
     pub fn new() -> Self {
         EmailTemplates { t: Templates::new() }
     }
