@@ -111,6 +111,10 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// Where step rows and artifacts are written, without a sync of their own (`step_rows.rs`):
+    /// on SQLite a connection of their own, at `synchronous = NORMAL`, so that every connection
+    /// of `db` syncs; on PostgreSQL `db` itself.
+    unsynced: Db,
     /// Set once this process registered as an owner (see `owner.rs`).
     owner_registered: std::sync::Arc<tokio::sync::OnceCell<()>>,
     /// Ledger claims, confirms and releases, committed together with one sync (`group_commit.rs`).
@@ -170,6 +174,10 @@ impl Store {
         }
         // No test query at checkout: a local file has no connection to lose, and the test was a
         // round trip to the connection's thread in front of every read.
+        let unsynced = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_lazy_with(opts.clone().synchronous(SqliteSynchronous::Normal));
         let pool = SqlitePoolOptions::new()
             .max_connections(6)
             .test_before_acquire(false)
@@ -177,7 +185,7 @@ impl Store {
             .await
             .map_err(|reason| StoreError::Open { url: url.into(), reason })?;
         migrate(&pool).await.map_err(|reason| StoreError::Migrate { url: url.into(), reason })?;
-        Ok(Store::with(Db::Sqlite(pool)))
+        Ok(Store::with(Db::Sqlite(pool), Db::Sqlite(unsynced)))
     }
 
     async fn open_pg(url: &str) -> Result<Store> {
@@ -200,11 +208,11 @@ impl Store {
             .await
             .map_err(open)?;
         migrate_pg(&pool).await.map_err(|reason| StoreError::Migrate { url: redact_url(url), reason })?;
-        Ok(Store::with(Db::Pg(pool)))
+        Ok(Store::with(Db::Pg(pool.clone()), Db::Pg(pool)))
     }
 
-    fn with(db: Db) -> Store {
-        Store { db, owner_registered: Default::default(), ledger_claims: Default::default(), write_gate: Default::default() }
+    fn with(db: Db, unsynced: Db) -> Store {
+        Store { db, unsynced, owner_registered: Default::default(), ledger_claims: Default::default(), write_gate: Default::default() }
     }
 
     /// Which database this run log is in.
@@ -214,6 +222,7 @@ impl Store {
 
     /// Closes every connection (waiting for those in use to come back).
     pub async fn close(&self) {
+        self.unsynced.close().await;
         self.db.close().await
     }
 
@@ -302,16 +311,18 @@ impl Store {
         Ok(())
     }
 
+    /// Without a sync of its own, as a step row (`step_rows.rs`): the item result or step end
+    /// that follows is synced, or written again by a resume.
     pub async fn add_artifacts(&self, run_id: i64, artifacts: &[NewArtifact]) -> Result<()> {
+        use step_rows::Unsynced;
         let at = now();
-        on_db!(&self.db, pool => {
+        on_db!(&self.unsynced, pool => {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO artifacts (run_id, step_id, item_key, kind, path, created_at) ");
             q.push_values(artifacts, |mut b, a| {
                 b.push_bind(run_id).push_bind(&a.step_id).push_bind(&a.item_key).push_bind(&a.kind).push_bind(&a.path).push_bind(&at);
             });
-            q.build().execute(pool).await.map(|r| r.rows_affected())
-        })?;
-        Ok(())
+            pool.unsynced(q.build()).await
+        })
     }
 
     /// Runs left `running` by an owner that is gone (its lease lapsed, or its process on this

@@ -1,6 +1,5 @@
 //! The `steps` rows of a run: one when a step starts, updated when it ends.
 
-use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
 use sqlx::{Database, PgPool, Postgres, Sqlite, SqlitePool};
 
@@ -8,7 +7,7 @@ use super::db::on_db;
 use super::{now, Result, Store};
 use crate::engine::log::StepEnd;
 
-// The statements, in both databases' frames (see `unsynced`).
+// The statements, the same text on both databases.
 macro_rules! start_step_sql {
     () => {
         "INSERT INTO steps (run_id, step_id, position, kind, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)
@@ -28,10 +27,8 @@ macro_rules! finish_step_sql {
 
 impl Store {
     pub async fn start_step(&self, run_id: i64, step_id: &str, position: usize, kind: &str) -> Result<()> {
-        let sql =
-            self.db.sql(concat!("PRAGMA synchronous = NORMAL;", start_step_sql!(), ";", "PRAGMA synchronous = FULL;"), start_step_sql!());
-        on_db!(&self.db, pool => {
-            let q = sqlx::query(sql).bind(run_id).bind(step_id).bind(position as i64).bind(kind).bind(now());
+        on_db!(&self.unsynced, pool => {
+            let q = sqlx::query(start_step_sql!()).bind(run_id).bind(step_id).bind(position as i64).bind(kind).bind(now());
             pool.unsynced(q).await
         })
     }
@@ -40,10 +37,8 @@ impl Store {
     /// batch steps (no items) give their record count as `records`.
     pub async fn finish_step(&self, run_id: i64, step_id: &str, end: StepEnd<'_>) -> Result<()> {
         let StepEnd { status, error, output, records } = end;
-        let sql =
-            self.db.sql(concat!("PRAGMA synchronous = NORMAL;", finish_step_sql!(), ";", "PRAGMA synchronous = FULL;"), finish_step_sql!());
-        on_db!(&self.db, pool => {
-            let q = sqlx::query(sql)
+        on_db!(&self.unsynced, pool => {
+            let q = sqlx::query(finish_step_sql!())
                 .bind(status.as_str())
                 .bind(error)
                 .bind(output.map(|o| o.to_string()))
@@ -62,19 +57,19 @@ impl Store {
 /// (batch steps run again, per-item steps go by their items). Every later synced commit (a
 /// ledger claim, the run's end) makes these durable too, in order. With a sync each, a workflow
 /// of 10,000 small steps spent most of its time in 20,000 fsyncs.
-trait Unsynced {
+pub(super) trait Unsynced {
     type Db: Database;
     async fn unsynced(&self, q: Query<'_, Self::Db, <Self::Db as Database>::Arguments>) -> Result<()>;
 }
 
 impl Unsynced for SqlitePool {
     type Db = Sqlite;
-    /// The statement comes framed by `PRAGMA synchronous = NORMAL` and `= FULL`, in one round
-    /// trip; the guard below keeps a connection left at NORMAL out of the pool.
+    /// On the store's own connection for these (`Store::unsynced`), opened at `synchronous =
+    /// NORMAL`: one statement, where framing it with `PRAGMA synchronous` on a pooled connection
+    /// took three results back from SQLite's thread, each a wake-up (a third of a small step's
+    /// time), and could leave a connection at NORMAL for a claim.
     async fn unsynced(&self, q: Query<'_, Sqlite, <Sqlite as Database>::Arguments>) -> Result<()> {
-        let mut conn = UnsyncedConn { conn: self.acquire().await?, restored: false };
-        q.execute(&mut *conn.conn).await?;
-        conn.restored = true;
+        q.execute(self).await?;
         Ok(())
     }
 }
@@ -89,24 +84,6 @@ impl Unsynced for PgPool {
         q.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
-    }
-}
-
-/// A connection whose `synchronous = FULL` may not have been restored leaves the pool: it must
-/// never write a claim unsynced. That is the case when the statement failed (SQLite stops at the
-/// failing one), or when this future was dropped before the end (sqlx's worker then stops between
-/// statements). Closing also lets go of a write lock SQLite may keep after a failed write (see
-/// `write_items`).
-struct UnsyncedConn {
-    conn: PoolConnection<Sqlite>,
-    restored: bool,
-}
-
-impl Drop for UnsyncedConn {
-    fn drop(&mut self) {
-        if !self.restored {
-            self.conn.close_on_drop();
-        }
     }
 }
 
@@ -172,13 +149,18 @@ mod tests {
     }
     }
 
-    /// A step row's statement that fails leaves no connection behind at `synchronous = NORMAL`:
-    /// every connection the pool hands out afterwards syncs its commits (FULL, 2).
+    /// Step rows are written at `synchronous = NORMAL` on a connection of their own; one that
+    /// fails leaves no connection behind at NORMAL: every connection the pool hands out for
+    /// claims syncs its commits (FULL, 2).
     #[tokio::test]
     async fn a_failed_step_row_leaves_no_unsynced_connection_in_the_pool() {
         let fresh = crate::store::testing::sqlite().await;
         let store = fresh.open().await;
-        let Db::Sqlite(pool) = &store.db else { unreachable!() };
+        let (Db::Sqlite(pool), Db::Sqlite(unsynced)) = (&store.db, &store.unsynced) else { unreachable!() };
+        let run = new_run(&store).await;
+        store.start_step(run, "mail", 0, "email").await.unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(unsynced).await.unwrap();
+        assert_eq!(sync, 1, "step rows are written at NORMAL");
         for _ in 0..3 {
             // No run 99: the foreign key refuses the row, between the two pragmas.
             assert!(store.start_step(99, "mail", 0, "email").await.is_err());
