@@ -268,7 +268,25 @@ impl<'a> PlanCx<'a> {
                     continue;
                 }
             };
-            if let Some((root, names, where_)) = problem {
+            if let Some((root, mut names, where_)) = problem {
+                // `{{#each steps}}`, `{{json vars}}`: the whole group, which a template cannot
+                // take (`secrets` whole would print every secret): say so, not "define ``".
+                if first.is_empty() {
+                    names.sort_unstable();
+                    let help = match names.len() {
+                        0 => format!("there is nothing under `{root}` here"),
+                        n if n > 8 => {
+                            format!("for example `{root}.{}` ({n} names in all)", names[..8].join(format!("`, `{root}.").as_str()))
+                        }
+                        _ => format!("one of `{root}.{}`", names.join(format!("`, `{root}.").as_str())),
+                    };
+                    self.error(
+                        path,
+                        format!("`{root}` is a group of values: a template names one of them, like `{root}.<name>`"),
+                        Some(help),
+                    );
+                    continue;
+                }
                 let help = match did_you_mean(&first, names.iter().map(String::as_str)) {
                     Some(s) => format!("did you mean `{root}.{s}`?"),
                     None => format!("define `{first}` under {where_}"),

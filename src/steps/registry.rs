@@ -58,6 +58,24 @@ mod tests {
         );
     }
 
+    /// A whole group (`steps`, `vars`) where a template must name one value: the error says so
+    /// and lists the names, rather than asking to define an empty name.
+    #[test]
+    fn a_whole_group_in_a_template_names_what_to_pick() {
+        let e = first_error(
+            "name: x\nsteps:\n  - id: a\n    read_csv: a.csv\n  - id: b\n    for_each: a\n    command: [echo, \"{{#each steps}}{{@key}}{{/each}}\"]\n",
+        );
+        assert_eq!(
+            e,
+            "error: `steps` is a group of values: a template names one of them, like `steps.<name>`\n  --> w.yaml:7:21\n  |\n\
+             7 |     command: [echo, \"{{#each steps}}{{@key}}{{/each}}\"]\n  |                     ^\n  = help: one of `steps.a`"
+        );
+        let e = first_error(
+            "name: x\nsteps:\n  - id: a\n    read_csv: a.csv\n  - id: b\n    for_each: a\n    command: [echo, \"{{json vars}}\"]\n",
+        );
+        assert!(e.ends_with("= help: there is nothing under `vars` here"), "{e}");
+    }
+
     #[test]
     fn every_kind_is_listed_once() {
         let mut names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
