@@ -61,6 +61,10 @@ pub struct Templates {
     /// The steps each template reads, by registry (`Text` stands for `Header` too) and name;
     /// a template not in here reads them all.
     reads: HashMap<(Output, String), Reads>,
+    /// Templates without `{{`, which render as their text, by registry and name: kept out of
+    /// handlebars, so a workflow whose fields are all plain text (`read_csv: data/t.csv`) makes
+    /// no registry (about 3.5 KB with its helpers, each of 10,000 scheduled workflows).
+    literals: HashMap<(Output, String), String>,
 }
 
 /// A template failed to render for one item: a missing field, a helper error, a refused header.
@@ -85,7 +89,7 @@ impl Default for Templates {
 
 impl Templates {
     pub fn new() -> Templates {
-        Templates { text: None, html: None, markdown: None, reads: HashMap::new() }
+        Templates { text: None, html: None, markdown: None, reads: HashMap::new(), literals: HashMap::new() }
     }
 
     fn registry(&self, output: Output) -> Option<&Handlebars<'static>> {
@@ -114,6 +118,15 @@ impl Templates {
     /// per owner; the one exception is a source added as both `Markdown` and `Text` (a digest's
     /// `.txt.hbs`), which live in different registries (`Text` and `Header` share one).
     pub fn add_as(&mut self, name: &str, src: &str, output: Output) -> Result<TemplateRef, String> {
+        let key = (registry_of(output), name.to_string());
+        // Handlebars reads nothing but `{{...}}` (its escapes and whitespace control included):
+        // a text without one renders as itself, in every output.
+        if !src.contains("{{") && !self.registry(output).is_some_and(|hb| hb.has_template(name)) {
+            self.reads.insert(key.clone(), Reads::none());
+            self.literals.insert(key, src.to_string());
+            return Ok(TemplateRef(name.to_string(), output));
+        }
+        self.literals.remove(&key);
         let hb = self.registry_mut(output);
         hb.register_template_string(name, src).map_err(|e| message::syntax(&e))?;
         let reads = hb.get_template(name).map_or(Reads::All, reads::reads);
@@ -137,6 +150,9 @@ impl Templates {
     /// Render `t` in `ctx`, which it reads and does not keep: of `ctx.steps` only the steps the
     /// template names are copied for handlebars (`reads.rs`), not every earlier step's output.
     pub fn render(&self, t: &TemplateRef, ctx: &Value) -> Result<String, RenderError> {
+        if self.literals.contains_key(&(registry_of(t.1), t.0.clone())) {
+            return self.render_in(t, &Context::null());
+        }
         let narrowed = self.reads.get(&(registry_of(t.1), t.0.clone())).and_then(|r| r.narrow(ctx));
         let ctx = match narrowed {
             Some(v) => Context::from(v),
@@ -160,6 +176,12 @@ impl Templates {
     /// Like `render`, for a context built once (`Context::from(value)`) and used by several
     /// templates of the same item: handlebars would otherwise copy the whole value for each.
     pub fn render_in(&self, t: &TemplateRef, ctx: &Context) -> Result<String, RenderError> {
+        if let Some(text) = self.literals.get(&(registry_of(t.1), t.0.clone())) {
+            if t.1 == Output::Header {
+                escape::one_line(&t.0, text).map_err(RenderError)?;
+            }
+            return Ok(text.clone());
+        }
         let Some(hb) = self.registry(t.1) else {
             return Err(RenderError(format!("template `{}` was never compiled", t.0)));
         };

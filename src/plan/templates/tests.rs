@@ -209,3 +209,26 @@ async fn a_render_stops_at_the_steps_deadline_and_the_runtime_goes_on_meanwhile(
     );
     assert!(during > 0, "the runtime was blocked while the template rendered");
 }
+
+/// A text without `{{` renders as itself in every output, the way handlebars renders it, without
+/// a handlebars registry; a header that spans lines is still refused, and the same name added
+/// again as a real template is one.
+#[test]
+fn plain_text_renders_as_itself_without_a_registry() {
+    let plain = "data/tickets & *notes* <b> \\ } {x}.csv";
+    let mut t = Templates::new();
+    for o in [Output::Text, Output::Html, Output::Markdown, Output::Header] {
+        let r = t.add_as(&format!("plain.{o:?}"), plain, o).unwrap();
+        assert_eq!(t.render(&r, &json!({})).unwrap(), plain, "{o:?}");
+        assert_eq!(t.reads_of(&r), Reads::none());
+    }
+    assert!(t.text.is_none() && t.html.is_none() && t.markdown.is_none(), "a registry was made for plain text");
+    let r = t.add_as("subject", "line one\nline two", Output::Header).unwrap();
+    assert!(t.render(&r, &json!({})).unwrap_err().0.contains("subject"));
+    let r = t.add_as("path", "out/{{item.id}}.csv", Output::Text).unwrap();
+    assert_eq!(t.render(&r, &json!({"item": {"id": 7}})).unwrap(), "out/7.csv");
+    // Handlebars renders the same text the same way.
+    let mut hb = handlebars::Handlebars::new();
+    hb.register_template_string("p", plain).unwrap();
+    assert_eq!(hb.render("p", &json!({})).unwrap(), plain);
+}
