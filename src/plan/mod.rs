@@ -440,6 +440,8 @@ pub fn build<P: StepPlanner>(file: Arc<SpecFile>, config: &Config, project: &Pat
         cx.errors.dedup();
         return Err(Diagnostics(cx.errors));
     }
+    // A scheduler holds a plan per workflow for as long as it runs: no room to grow.
+    steps.shrink_to_fit();
     Ok(Plan {
         name: spec.name.clone(),
         file: file.path.clone(),

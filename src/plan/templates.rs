@@ -122,7 +122,7 @@ impl Templates {
         // Handlebars reads nothing but `{{...}}` (its escapes and whitespace control included):
         // a text without one renders as itself, in every output.
         if !src.contains("{{") && !self.registry(output).is_some_and(|hb| hb.has_template(name)) {
-            self.reads.insert(key.clone(), Reads::none());
+            self.reads.remove(&key);
             self.literals.insert(key, src.to_string());
             return Ok(TemplateRef(name.to_string(), output));
         }
@@ -163,7 +163,11 @@ impl Templates {
 
     /// The steps `t` reads (`Reads::All` for a template this set never compiled).
     pub fn reads_of(&self, t: &TemplateRef) -> Reads {
-        self.reads.get(&(registry_of(t.1), t.0.clone())).cloned().unwrap_or(Reads::All)
+        let key = (registry_of(t.1), t.0.clone());
+        match self.literals.contains_key(&key) {
+            true => Reads::none(),
+            false => self.reads.get(&key).cloned().unwrap_or(Reads::All),
+        }
     }
 
     /// The steps any template of this set reads.

@@ -132,7 +132,8 @@ impl CronSchedule {
         } else {
             vec![fields]
         };
-        let mut parts = Vec::new();
+        // Sized to fit: a `cron::Schedule` is large, and a scheduler keeps one per workflow.
+        let mut parts = Vec::with_capacity(variants.len());
         for v in variants {
             let text = v.join(" ");
             let sched = cron::Schedule::from_str(&text)
