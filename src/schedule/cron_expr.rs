@@ -37,7 +37,9 @@ const FORMS_HELP: &str = "use 5 fields `minute hour day-of-month month day-of-we
 pub struct CronSchedule {
     source: String,
     /// One schedule, or two whose fire times are merged (crontab's day-of-month OR day-of-week).
-    parts: Vec<cron::Schedule>,
+    /// Shared by clones: a `cron::Schedule` holds every value of each field (a kilobyte), and the
+    /// scheduler and the plan of each of thousands of workflows hold the same one.
+    parts: std::sync::Arc<[cron::Schedule]>,
     /// True when the hour field is `*`: such jobs follow elapsed time across DST changes
     /// (they fire in both passes of a repeated hour); fixed-hour jobs follow the wall clock.
     every_hour: bool,
@@ -132,7 +134,6 @@ impl CronSchedule {
         } else {
             vec![fields]
         };
-        // Sized to fit: a `cron::Schedule` is large, and a scheduler keeps one per workflow.
         let mut parts = Vec::with_capacity(variants.len());
         for v in variants {
             let text = v.join(" ");
@@ -140,7 +141,7 @@ impl CronSchedule {
                 .map_err(|e| CronError::new(format!("invalid cron expression `{source}`: {e}"), FORMS_HELP))?;
             parts.push(sched);
         }
-        Ok(CronSchedule { source, parts, every_hour })
+        Ok(CronSchedule { source, parts: parts.into(), every_hour })
     }
 
     /// The expression as written.

@@ -232,3 +232,9 @@ fn plain_text_renders_as_itself_without_a_registry() {
     hb.register_template_string("p", plain).unwrap();
     assert_eq!(hb.render("p", &json!({})).unwrap(), plain);
 }
+
+/// A plan's template set is in every scheduled workflow: small while it has no registry.
+#[test]
+fn an_empty_template_set_is_small() {
+    assert!(std::mem::size_of::<Templates>() <= 128, "{} bytes", std::mem::size_of::<Templates>());
+}
