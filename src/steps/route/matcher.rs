@@ -140,7 +140,7 @@ impl RuleSet {
         }
         let (pat, hits) = (&mut s.pat, &mut s.hits[w]);
         hits.clear();
-        ix.scan(val, &mut |h| {
+        ix.scan(val, |h| {
             pat[h.pattern] = 2;
             hits.push(h);
         });
