@@ -8,7 +8,7 @@
 //! cannot be read as number/date is the record's error.
 
 use super::compile::{Cond, Expected, NumOp, RuleSet, Test};
-use super::values::{eq_ignore_case, parse_number, parse_timestamp, trim};
+use super::values::{eq_ignore_case_trimmed, parse_number, parse_timestamp, trim};
 use super::words::{leftmost_first, Hit};
 
 /// A record as the matcher sees it: one optional value per slot of `RuleSet::fields`.
@@ -76,11 +76,15 @@ impl RuleSet {
 
     fn test(&self, t: &Test, slot: usize, val: &[u8], s: &mut Scratch) -> bool {
         match t {
-            Test::OneOf(exp) => exp.iter().any(|e| match e {
-                Expected::Text(x) => eq_ignore_case(val, x),
-                Expected::Number(n) => parse_number(val) == Some(*n),
-                Expected::Bool(b) => eq_ignore_case(val, if *b { "true" } else { "false" }),
-            }),
+            Test::OneOf(exp) => {
+                let a = trim(val);
+                let ascii = a.is_ascii();
+                exp.iter().any(|e| match e {
+                    Expected::Text(x) => eq_ignore_case_trimmed(a, ascii, x),
+                    Expected::Number(n) => parse_number(val) == Some(*n),
+                    Expected::Bool(b) => eq_ignore_case_trimmed(a, ascii, if *b { "true" } else { "false" }),
+                })
+            }
             Test::Pattern(p) => self.pattern(*p, val, s),
             Test::Num(op, x) => {
                 let Some(v) = self.read(val, slot, s, "a number", parse_number) else { return false };
@@ -140,7 +144,7 @@ impl RuleSet {
         }
         let (pat, hits) = (&mut s.pat, &mut s.hits[w]);
         hits.clear();
-        ix.scan(val, &mut |h| {
+        ix.scan(val, |h| {
             pat[h.pattern] = 2;
             hits.push(h);
         });

@@ -116,16 +116,22 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 /// Case-insensitive equality of text; ASCII fast path, Unicode lowercase otherwise.
 pub fn eq_ignore_case(a: &[u8], b_lower: &str) -> bool {
     let a = trim(a);
+    eq_ignore_case_trimmed(a, a.is_ascii(), b_lower)
+}
+
+/// `eq_ignore_case` for an `a` already trimmed, `a_ascii` being `a.is_ascii()`: a `one_of`
+/// compares one value with each of its values, so the value is trimmed and classified once.
+pub fn eq_ignore_case_trimmed(a: &[u8], a_ascii: bool, b_lower: &str) -> bool {
     if b_lower.is_ascii() {
         // Equal bytes up to ASCII case settle it; otherwise only a non-ASCII `a` can still
         // lowercase to `b` (the Kelvin sign is `k`).
         if a.eq_ignore_ascii_case(b_lower.as_bytes()) {
             return true;
         }
-        if a.is_ascii() {
+        if a_ascii {
             return false;
         }
-    } else if a.is_ascii() {
+    } else if a_ascii {
         return false;
     }
     match std::str::from_utf8(a) {

@@ -258,3 +258,43 @@ fn several_lists_share_one_automaton() {
     leftmost_first(&mut hits, 3, text, &mut |m| got.push(String::from_utf8_lossy(m).into_owned()));
     assert_eq!(got, ["App", "crash"]);
 }
+
+/// `scan` walks the DFA itself; it must report exactly what aho-corasick's own overlapping
+/// search reports with the boundary check, in the same order, with every list in one automaton.
+#[test]
+fn the_walk_reports_what_an_overlapping_search_reports() {
+    let lists: Vec<(usize, Vec<String>)> = LISTS.iter().enumerate().map(|(p, l)| (p, l.iter().map(|w| w.to_string()).collect())).collect();
+    let (ix, left) = WordIndex::build(0, &lists);
+    let ix = ix.unwrap();
+    assert!(left.is_empty());
+    let mut spelled = Vec::new();
+    let mut owners = Vec::new();
+    for (p, words) in &lists {
+        for (alt, w) in words.iter().enumerate() {
+            for s in spellings(w).unwrap() {
+                spelled.push(s);
+                owners.push((*p, alt));
+            }
+        }
+    }
+    let ac = aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&spelled).unwrap();
+    let mut all = texts();
+    // One long text too: all of them in a row.
+    all.push(all.concat());
+    let mut with_hits = 0;
+    for t in &all {
+        let want: Vec<(usize, usize, usize, usize)> = ac
+            .find_overlapping_iter(t)
+            .filter(|m| is_boundary(t, m.start()) && is_boundary(t, m.end()))
+            .map(|m| {
+                let (p, alt) = owners[m.pattern().as_usize()];
+                (m.start(), m.end(), p, alt)
+            })
+            .collect();
+        let mut got = Vec::new();
+        ix.scan(t, |h| got.push((h.start, h.end, h.pattern, h.alt)));
+        assert_eq!(got, want, "on {:?}", String::from_utf8_lossy(t));
+        with_hits += usize::from(!want.is_empty());
+    }
+    assert!(with_hits > 1000, "only {with_hits} texts with hits");
+}
