@@ -74,8 +74,18 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
 
 /// Items the run could not deliver for certain, and what to do about them. The run is already
 /// `partial` or `failed` for them (they failed); this says which they are.
+///
+/// The claims the ledger still holds as `sending` count too: a delivery the server took while the
+/// run log was failing may have its claim written but not its item's result (the batch of
+/// results failed), and `cxflow show` lists it from the ledger; the run's own report must too.
 async fn list_uncertain(store: &crate::store::Store, run_id: i64) {
-    let Ok(rows) = store.uncertain_items(run_id).await else { return };
+    let Ok(mut rows) = store.uncertain_items(run_id).await else { return };
+    for l in store.uncertain_keys(run_id).await.unwrap_or_default() {
+        let pair = (l.step_id, l.item_key);
+        if !rows.contains(&pair) {
+            rows.push(pair);
+        }
+    }
     if rows.is_empty() {
         return;
     }

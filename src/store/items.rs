@@ -76,12 +76,22 @@ impl Store {
                     }
                 }
                 if !batch.is_empty() {
-                    if let Err(e) = store.write_items(&batch).await {
-                        tracing::error!("cannot write {} item results to the run log: {e}", batch.len());
-                        let _ = first_failure.set(e.to_string());
-                        failure.get_or_insert(e);
+                    match store.write_items(&batch).await {
+                        Ok(()) => batch.clear(),
+                        Err(e) => {
+                            tracing::error!("cannot write {} item results to the run log: {e}", batch.len());
+                            let _ = first_failure.set(e.to_string());
+                            // Kept for the next write (a later batch, the step's flush): a run log
+                            // that is back before the step ends (a killed session, a restarted
+                            // server) still gets every result, among them the uncertain deliveries
+                            // the run's report lists. A lapsed claim is final: the rest of its
+                            // batch was committed.
+                            if matches!(e, super::StoreError::ClaimLapsed { .. }) {
+                                batch.clear();
+                            }
+                            failure.get_or_insert(e);
+                        }
                     }
-                    batch.clear();
                 }
                 for done in flushes {
                     let _ = done.send(failure.take().map_or(Ok(()), Err));
@@ -310,6 +320,35 @@ mod tests {
         assert_eq!(store.done_keys(run, "mail").await.unwrap().len(), 803, "k1, k4 and k7 failed before");
         assert!(store.done_keys(run + 1, "mail").await.unwrap().is_empty());
     }
+    }
+
+    /// A batch the run log refused is written with the next one, or at the flush: results of a
+    /// run log that is back before the step ends are not lost (the first failure is still
+    /// reported, so the step stops as it did).
+    #[tokio::test]
+    async fn a_refused_batch_is_written_once_the_run_log_is_back() {
+        let fresh = crate::store::testing::sqlite().await;
+        let store = fresh.open().await;
+        let p = serde_json::json!({});
+        let run = store
+            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
+            .await
+            .unwrap();
+        let Db::Sqlite(pool) = &store.db else { unreachable!() };
+        sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON items BEGIN SELECT RAISE(ABORT, 'refused'); END").execute(pool).await.unwrap();
+        let w = store.item_writer();
+        w.write(result(run, "a", ItemStatus::Failed, 1, 0)).await;
+        w.write(result(run, "b", ItemStatus::Ok, 1, 1)).await;
+        let e = w.flush().await.unwrap_err();
+        assert!(e.to_string().contains("refused"), "{e}");
+        assert!(w.failure().is_some_and(|f| f.contains("refused")));
+        sqlx::query("DROP TRIGGER refuse").execute(pool).await.unwrap();
+        w.write(result(run, "c", ItemStatus::Ok, 1, 2)).await;
+        w.flush().await.unwrap();
+        assert_eq!(attempts(&store, run, "a").await, ("failed".into(), 1));
+        assert_eq!(attempts(&store, run, "b").await, ("ok".into(), 1));
+        assert_eq!(attempts(&store, run, "c").await, ("ok".into(), 1));
+        assert!(w.failure().is_some(), "the first failure is kept for the step");
     }
 
     #[test]
