@@ -216,7 +216,14 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
     if summary.status == RunStatus::Interrupted {
         error = cancel::with_who(&*log, run_id, error).await;
     }
-    log.finish_run(run_id, summary.status, error.as_deref()).await?;
+    if let Err(e) = log.finish_run(run_id, summary.status, error.as_deref()).await {
+        // Its last write: the run log failing here (a killed session) leaves the run recorded as
+        // running. Say so, and how to go on, as for any run-log failure mid-run.
+        anyhow::bail!(
+            "the run log could not be written (run log write failed: {e:#}); the end of run {run_id} is not recorded. \
+             Fix the run log (free disk space, check the database), then `cxflow resume {run_id}`"
+        );
+    }
     Ok(summary)
 }
 
