@@ -80,10 +80,10 @@ pub async fn resume(project: &Project, run_id: i64, from: Option<String>) -> Res
 /// results failed), and `cxflow show` lists it from the ledger; the run's own report must too.
 async fn list_uncertain(store: &crate::store::Store, run_id: i64) {
     let Ok(mut rows) = store.uncertain_items(run_id).await else { return };
+    let mut listed: std::collections::HashSet<(String, String)> = rows.iter().cloned().collect();
     for l in store.uncertain_keys(run_id).await.unwrap_or_default() {
-        let pair = (l.step_id, l.item_key);
-        if !rows.contains(&pair) {
-            rows.push(pair);
+        if listed.insert((l.step_id.clone(), l.item_key.clone())) {
+            rows.push((l.step_id, l.item_key));
         }
     }
     if rows.is_empty() {

@@ -151,23 +151,31 @@ impl Templates {
     /// Render `t` in `ctx`, which it reads and does not keep: of `ctx.steps` only the steps the
     /// template names are copied for handlebars (`reads.rs`), not every earlier step's output.
     pub fn render(&self, t: &TemplateRef, ctx: &Value) -> Result<String, RenderError> {
-        if self.literals.contains_key(&(registry_of(t.1), t.0.clone())) {
-            return self.render_in(t, &Context::null());
+        if let Some(text) = self.literal(t) {
+            return plain(t, text);
         }
         let narrowed = self.reads.get(&(registry_of(t.1), t.0.clone())).and_then(|r| r.narrow(ctx));
         let ctx = match narrowed {
             Some(v) => Context::from(v),
             None => Context::wraps(ctx).map_err(|e| RenderError(message::render(&t.0, &e)))?,
         };
-        self.render_in(t, &ctx)
+        self.render_compiled(t, &ctx)
+    }
+
+    /// The text of `t` when it has no `{{`. Looked up only when the set has such texts: the key
+    /// is a copy of the name, and most renders are of compiled templates.
+    fn literal(&self, t: &TemplateRef) -> Option<&str> {
+        if self.literals.is_empty() {
+            return None;
+        }
+        self.literals.get(&(registry_of(t.1), t.0.clone())).map(String::as_str)
     }
 
     /// The steps `t` reads (`Reads::All` for a template this set never compiled).
     pub fn reads_of(&self, t: &TemplateRef) -> Reads {
-        let key = (registry_of(t.1), t.0.clone());
-        match self.literals.contains_key(&key) {
-            true => Reads::none(),
-            false => self.reads.get(&key).cloned().unwrap_or(Reads::All),
+        match self.literal(t) {
+            Some(_) => Reads::none(),
+            None => self.reads.get(&(registry_of(t.1), t.0.clone())).cloned().unwrap_or(Reads::All),
         }
     }
 
@@ -181,12 +189,13 @@ impl Templates {
     /// Like `render`, for a context built once (`Context::from(value)`) and used by several
     /// templates of the same item: handlebars would otherwise copy the whole value for each.
     pub fn render_in(&self, t: &TemplateRef, ctx: &Context) -> Result<String, RenderError> {
-        if let Some(text) = self.literals.get(&(registry_of(t.1), t.0.clone())) {
-            if t.1 == Output::Header {
-                escape::one_line(&t.0, text).map_err(RenderError)?;
-            }
-            return Ok(text.clone());
+        match self.literal(t) {
+            Some(text) => plain(t, text),
+            None => self.render_compiled(t, ctx),
         }
+    }
+
+    fn render_compiled(&self, t: &TemplateRef, ctx: &Context) -> Result<String, RenderError> {
         let Some(hb) = self.registry(t.1) else {
             return Err(RenderError(format!("template `{}` was never compiled", t.0)));
         };
@@ -194,15 +203,27 @@ impl Templates {
             Ok(e) => RenderError(message::render(&t.0, &e)),
             Err(deadline::Overran(timeout)) => RenderError(message::overran(&t.0, timeout)),
         })?;
-        if t.1 == Output::Header {
-            escape::one_line(&t.0, &out).map_err(RenderError)?;
-        }
+        one_line_if_header(t, &out)?;
         Ok(out)
     }
 
     /// Render and read the result as a condition.
     pub fn truthy(&self, t: &TemplateRef, ctx: &Value) -> Result<bool, RenderError> {
         Ok(is_truthy(&self.render(t, ctx)?))
+    }
+}
+
+/// A text without `{{`, as handlebars would render it: itself, a header still on one line.
+fn plain(t: &TemplateRef, text: &str) -> Result<String, RenderError> {
+    one_line_if_header(t, text)?;
+    Ok(text.to_string())
+}
+
+/// A header's rendered value must stay on one line.
+fn one_line_if_header(t: &TemplateRef, rendered: &str) -> Result<(), RenderError> {
+    match t.1 {
+        Output::Header => escape::one_line(&t.0, rendered).map_err(RenderError),
+        _ => Ok(()),
     }
 }
 

@@ -52,17 +52,13 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{NewRun, StoreError, TriggerKind};
+    use crate::store::StoreError;
 
     crate::store::testing::store_test! {
     #[tokio::test]
     async fn the_first_request_stands_and_a_reopen_clears_it(fresh) {
         let (a, b) = (fresh.open().await, fresh.open().await);
-        let p = serde_json::json!({});
-        let run = a
-            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
-            .await
-            .unwrap();
+        let run = crate::store::testing::manual_run(&a).await;
         assert_eq!(a.cancel_requested(run).await.unwrap(), None);
         let first = b.request_cancel(run, "ana").await.unwrap();
         assert_eq!(first.by, "ana");

@@ -268,7 +268,7 @@ fn distinct_chunks(batch: &[ItemResult]) -> Vec<&[ItemResult]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::log::{ItemStatus, NewRun, TriggerKind};
+    use crate::engine::log::ItemStatus;
 
     fn result(run_id: i64, key: &str, status: ItemStatus, attempts: u32, seq: i64) -> ItemResult {
         let output = (status == ItemStatus::Ok).then(|| serde_json::json!({"key": key}));
@@ -290,11 +290,7 @@ mod tests {
     #[tokio::test]
     async fn item_results_are_written_and_a_result_again_adds_its_attempts(fresh) {
         let store = fresh.open().await;
-        let p = serde_json::json!({});
-        let run = store
-            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
-            .await
-            .unwrap();
+        let run = crate::store::testing::manual_run(&store).await;
         let w = store.item_writer();
         for i in 0..1200 {
             let status = [ItemStatus::Ok, ItemStatus::Failed, ItemStatus::Skipped][i % 3];
@@ -329,11 +325,7 @@ mod tests {
     async fn a_refused_batch_is_written_once_the_run_log_is_back() {
         let fresh = crate::store::testing::sqlite().await;
         let store = fresh.open().await;
-        let p = serde_json::json!({});
-        let run = store
-            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
-            .await
-            .unwrap();
+        let run = crate::store::testing::manual_run(&store).await;
         let Db::Sqlite(pool) = &store.db else { unreachable!() };
         sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON items BEGIN SELECT RAISE(ABORT, 'refused'); END").execute(pool).await.unwrap();
         let w = store.item_writer();

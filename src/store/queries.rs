@@ -234,11 +234,7 @@ mod tests {
     #[tokio::test]
     async fn statuses_are_constrained_and_an_unknown_one_reads_back_as_an_error(fresh) {
         let store = fresh.open().await;
-        let p = serde_json::json!({});
-        let id = store
-            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
-            .await
-            .unwrap();
+        let id = crate::store::testing::manual_run(&store).await;
         assert_eq!(store.run(id).await.unwrap().status, RunStatus::Running);
         let exec = |sql: &'static str| {
             let store = store.clone();

@@ -148,7 +148,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::log::{Claim, NewRun, TriggerKind};
+    use crate::engine::log::Claim;
 
     async fn exec(store: &Store, sql: &'static str) {
         on_db!(&store.db, pool => sqlx::query(sql).execute(pool).await.map(|_| ())).unwrap();
@@ -156,11 +156,7 @@ mod tests {
 
     async fn store_with_uncertain(fresh: &crate::store::testing::Fresh) -> (Store, i64) {
         let store = fresh.open().await;
-        let params = serde_json::json!({});
-        let run = store
-            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &params, scheduled_for: None })
-            .await
-            .unwrap();
+        let run = crate::store::testing::manual_run(&store).await;
         for item in ["a", "b"] {
             assert_eq!(store.claim_key(&format!("w/{item}"), "w", run, "mail", item).await.unwrap(), Claim::Fresh);
         }

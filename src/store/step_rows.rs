@@ -90,16 +90,8 @@ impl Unsynced for PgPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::log::{ItemResult, ItemStatus, NewRun, StepStatus, TriggerKind};
+    use crate::engine::log::{ItemResult, ItemStatus, StepStatus};
     use crate::store::db::Db;
-
-    async fn new_run(store: &Store) -> i64 {
-        let p = serde_json::json!({});
-        store
-            .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
-            .await
-            .unwrap()
-    }
 
     type Row = (String, i64, i64, i64, Option<String>, Option<String>, Option<String>);
 
@@ -122,7 +114,7 @@ mod tests {
     #[tokio::test]
     async fn a_step_row_counts_its_items_and_starts_again_on_a_resume(fresh) {
         let store = fresh.open().await;
-        let run = new_run(&store).await;
+        let run = crate::store::testing::manual_run(&store).await;
         store.start_step(run, "mail", 0, "email").await.unwrap();
         assert_eq!(step(&store, run, "mail").await.0, "running");
         let w = store.item_writer();
@@ -157,7 +149,7 @@ mod tests {
         let fresh = crate::store::testing::sqlite().await;
         let store = fresh.open().await;
         let (Db::Sqlite(pool), Db::Sqlite(unsynced)) = (&store.db, &store.unsynced) else { unreachable!() };
-        let run = new_run(&store).await;
+        let run = crate::store::testing::manual_run(&store).await;
         store.start_step(run, "mail", 0, "email").await.unwrap();
         let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(unsynced).await.unwrap();
         assert_eq!(sync, 1, "step rows are written at NORMAL");
@@ -200,7 +192,7 @@ mod tests {
         for _ in 0..3 {
             assert!(store.start_step(99, "mail", 0, "email").await.is_err());
         }
-        let run = new_run(&store).await;
+        let run = crate::store::testing::manual_run(&store).await;
         store.start_step(run, "mail", 0, "email").await.unwrap();
         let mut conns = Vec::new();
         for _ in 0..pool.options().get_max_connections() {

@@ -66,3 +66,16 @@ macro_rules! store_test {
     };
 }
 pub(crate) use store_test;
+
+/// A manual run of workflow `w` (file `w.yaml`, no parameters), as the store's tests start one.
+pub(crate) async fn manual_run(store: &Store) -> i64 {
+    let p = serde_json::json!({});
+    let new = crate::engine::log::NewRun {
+        workflow: "w",
+        file: "w.yaml",
+        trigger: crate::engine::log::TriggerKind::Manual,
+        params: &p,
+        scheduled_for: None,
+    };
+    store.start_run(new).await.unwrap()
+}

@@ -1,13 +1,9 @@
 use super::*;
-use crate::engine::log::{Fence, ItemResult, ItemStatus, NewRun, TriggerKind};
+use crate::engine::log::{Fence, ItemResult, ItemStatus};
 use crate::store::testing;
 
 async fn shared_run(store: &Store, cap: Option<u32>) -> i64 {
-    let p = serde_json::json!({});
-    let run = store
-        .start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None })
-        .await
-        .unwrap();
+    let run = crate::store::testing::manual_run(store).await;
     let s = SharedStep { run_id: run, step_id: "mail".into(), workflow: "w".into(), spec_hash: "h".into(), ctx: "{}".into(), cap };
     store.share_step(&s).await.unwrap();
     let items: Vec<QueuedItem> = (1..=10).map(|i| QueuedItem { seq: i, key: format!("k{i}"), record: format!("{{\"n\":{i}}}") }).collect();
@@ -160,8 +156,7 @@ crate::store::testing::store_test! {
 #[tokio::test]
 async fn only_the_runs_owner_records_its_end(fresh) {
     let store = fresh.open().await;
-    let p = serde_json::json!({});
-    let run = store.start_run(NewRun { workflow: "w", file: "w.yaml", trigger: TriggerKind::Manual, params: &p, scheduled_for: None }).await.unwrap();
+    let run = crate::store::testing::manual_run(&store).await;
     crate::store::db::on_db!(&store.db, pool => sqlx::query("UPDATE runs SET owner = 'another-node' WHERE id = $1").bind(run).execute(pool).await.map(|_| ())).unwrap();
     let e = store.finish_run(run, crate::engine::log::RunStatus::Failed, Some("x")).await.unwrap_err();
     assert_eq!(e.to_string(), format!("run {run} was taken over by another process while this one's lease had lapsed (it was paused, or could not reach the run log); that process records how it ends"));
