@@ -169,7 +169,10 @@ fn main() {
 
         let deep = dashboard_data::deep_cursor(&store, run).await;
         let urls: Vec<(&str, String, &str)> = vec![
-            ("overview", "/".into(), "workflow-0999"),
+            // The overview's first page (100 of the 1,001 workflows), its last, and a filter.
+            ("overview", "/".into(), "Workflows 1–100 of 1,001"),
+            ("overview, last page", "/?page=11".into(), "workflow-0999"),
+            ("overview, q=workflow-09", "/?q=workflow-09".into(), "of 100 matching"),
             ("run page, first page", format!("/runs/{run}"), "T-0000099"),
             ("run page, after item 750,000", format!("/runs/{run}?after={deep}"), "T-0250001"),
             ("run page, status=failed", format!("/runs/{run}?status=failed"), "refund-method"),

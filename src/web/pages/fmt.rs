@@ -97,6 +97,25 @@ pub(super) fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// A number of the query string (a cursor id, a page), none when empty; one that does not read
+/// as `T` is a 400 naming the field and what it takes (`what`: "a run id").
+pub(super) fn number<T: std::str::FromStr>(field: &str, v: &Option<String>, what: &str) -> Result<Option<T>, WebError> {
+    given(v).map(|s| s.parse::<T>().map_err(|_| WebError::BadRequest(format!("`{field}={}` is not {what}", cut(s, 40))))).transpose()
+}
+
+/// `10,000`: a count as people read it.
+pub(super) fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A status or trigger filter: one of `all` (by its word), or none when empty.
 pub(super) fn word<T: Copy>(field: &str, v: &Option<String>, all: &[T], name: fn(T) -> &'static str) -> Result<Option<T>, WebError> {
     let Some(v) = given(v) else { return Ok(None) };
@@ -128,5 +147,10 @@ mod tests {
             word("status", &Some(" failed ".into()), crate::store::RunStatus::ALL, crate::store::RunStatus::as_str).unwrap(),
             Some(crate::store::RunStatus::Failed)
         );
+        assert_eq!(number::<i64>("before", &Some(" 42 ".into()), "a run id").unwrap(), Some(42));
+        assert_eq!(number::<i64>("before", &Some(String::new()), "a run id").unwrap(), None);
+        let e = number::<std::num::NonZeroUsize>("page", &Some("0".into()), "a page number").unwrap_err();
+        assert_eq!(e.to_string(), "`page=0` is not a page number");
+        assert_eq!([0, 7, 999, 1_000, 10_000, 1_234_567].map(count), ["0", "7", "999", "1,000", "10,000", "1,234,567"]);
     }
 }

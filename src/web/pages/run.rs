@@ -49,9 +49,7 @@ impl RunFilters {
     }
 
     fn art_after(&self) -> Result<Option<i64>, WebError> {
-        fmt::given(&self.art_after)
-            .map(|s| s.parse::<i64>().map_err(|_| WebError::BadRequest(format!("`art_after={}` is not an artifact id", fmt::cut(s, 40)))))
-            .transpose()
+        fmt::number("art_after", &self.art_after, "an artifact id")
     }
 }
 

@@ -34,9 +34,7 @@ impl Filters {
             trigger: fmt::word("trigger", &self.trigger, TriggerKind::ALL, TriggerKind::as_str)?,
             started_from: fmt::given(&self.from).map(|s| parse_time_bound(s, false)).transpose().map_err(|e| bad(&e))?,
             started_to: fmt::given(&self.to).map(|s| parse_time_bound(s, true)).transpose().map_err(|e| bad(&e))?,
-            before: fmt::given(&self.before)
-                .map(|s| s.parse::<i64>().map_err(|_| WebError::BadRequest(format!("`before={}` is not a run id", fmt::cut(s, 40)))))
-                .transpose()?,
+            before: fmt::number("before", &self.before, "a run id")?,
             limit: PER_PAGE,
         })
     }
