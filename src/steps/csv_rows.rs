@@ -222,21 +222,8 @@ fn quotes_close(raw: &[u8], delimiter: u8) -> bool {
     !in_quotes
 }
 
-/// A fresh reader for `delimiter`. Building one computes its DFA (a quarter of validating
-/// 10,000 workflows that each read a CSV header went there); a copy of an unused one is the
-/// same reader for a memcpy.
 fn core(delimiter: u8) -> csv_core::Reader {
-    thread_local! {
-        static BUILT: std::cell::RefCell<Vec<(u8, csv_core::Reader)>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUILT.with_borrow_mut(|built| {
-        if let Some((_, r)) = built.iter().find(|(d, _)| *d == delimiter) {
-            return r.clone();
-        }
-        let r = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
-        built.push((delimiter, r.clone()));
-        r
-    })
+    csv_core::ReaderBuilder::new().delimiter(delimiter).build()
 }
 
 /// Each field is UTF-8. Checked over the whole record at once (a check per field cost the
