@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::super::fmt;
 use super::{run_url, workflow_url};
 use crate::store::{ActionFilter, ActionRow};
 use crate::web::auth::{Caller, Role};
@@ -27,18 +28,18 @@ pub(super) struct AuditQuery {
 
 /// An empty field of the filter form means "any".
 fn given(v: &Option<String>) -> Option<String> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from)
-}
-
-fn number(name: &str, v: &Option<String>) -> Result<Option<i64>, WebError> {
-    given(v).map(|s| s.parse::<i64>().map_err(|_| WebError::BadRequest(format!("`{name}` is `{s}`; it is a number (an id)")))).transpose()
+    fmt::given(v).map(String::from)
 }
 
 pub(super) async fn page(State(app): State<App>, caller: Caller, Query(q): Query<AuditQuery>) -> Result<Markup, WebError> {
     caller.require(Role::Viewer)?;
-    let filter =
-        ActionFilter { workflow: given(&q.workflow), run_id: number("run", &q.run)?, actor: given(&q.actor), action: given(&q.action) };
-    let before = number("before", &q.before)?;
+    let filter = ActionFilter {
+        workflow: given(&q.workflow),
+        run_id: fmt::number("run", &q.run, "a run id")?,
+        actor: given(&q.actor),
+        action: given(&q.action),
+    };
+    let before = fmt::number("before", &q.before, "an action id")?;
     let mut rows = app.store.actions(&filter, before, PAGE + 1).await?;
     let older = (rows.len() as i64 > PAGE).then(|| {
         rows.truncate(PAGE as usize);
