@@ -7,6 +7,7 @@
 //! that an open quote ran past its own line is reported at that line and reading resumes on the
 //! next line, and line numbers count the `\n` bytes actually read.
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
 use csv::ByteRecord;
@@ -46,7 +47,7 @@ pub(crate) enum Problem {
 /// Records of a CSV stream; the first record is the header.
 pub(crate) struct CsvRows<R> {
     input: BufReader<R>,
-    core: csv_core::Reader,
+    core: Core,
     delimiter: u8,
     max: usize,
     /// Offset of the next byte to read, and where reading stops (a tail still being written).
@@ -64,7 +65,7 @@ impl<R: Read + Seek> CsvRows<R> {
     pub(crate) fn new(input: R, end: u64, delimiter: u8, max: usize) -> Self {
         CsvRows {
             input: BufReader::with_capacity(1 << 16, input),
-            core: core(delimiter),
+            core: Core::new(delimiter),
             delimiter,
             max: max.max(1),
             pos: 0,
@@ -165,7 +166,8 @@ impl<R: Read + Seek> CsvRows<R> {
             // Those are read again, from the line after the quote's.
             let resume = first_nl.unwrap_or(start) + 1;
             self.input.seek(SeekFrom::Start(resume))?;
-            (self.pos, self.lines, self.core) = (resume, line, core(self.delimiter));
+            (self.pos, self.lines) = (resume, line);
+            self.core.reset();
             return Ok(Row::Bad { line, problem: Problem::UnterminatedQuote });
         }
         if nend != expected {
@@ -222,8 +224,62 @@ fn quotes_close(raw: &[u8], delimiter: u8) -> bool {
     !in_quotes
 }
 
-fn core(delimiter: u8) -> csv_core::Reader {
-    csv_core::ReaderBuilder::new().delimiter(delimiter).build()
+/// A csv_core reader, reused: building one (its DFA) costs more than reading a small file's
+/// header, which validating a workflow does, and a scheduler validates thousands at start. A
+/// built reader cannot be copied (csv_core's clone leaves the copy's DFA half built), so the
+/// spares live per thread, `reset` before each use, back in the pool when dropped.
+struct Core {
+    rdr: Option<csv_core::Reader>,
+    delimiter: u8,
+}
+
+thread_local! {
+    static SPARE: RefCell<Vec<(u8, csv_core::Reader)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Spare readers kept per thread: one per delimiter in use is the common case.
+const SPARES: usize = 4;
+
+impl Core {
+    fn new(delimiter: u8) -> Self {
+        let spare = SPARE.with_borrow_mut(|s| s.iter().position(|(d, _)| *d == delimiter).map(|i| s.swap_remove(i).1));
+        let rdr = match spare {
+            Some(mut rdr) => {
+                rdr.reset();
+                rdr
+            }
+            None => csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+        };
+        Core { rdr: Some(rdr), delimiter }
+    }
+}
+
+impl std::ops::Deref for Core {
+    type Target = csv_core::Reader;
+    fn deref(&self) -> &csv_core::Reader {
+        self.rdr.as_ref().expect("a Core holds its reader until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Core {
+    fn deref_mut(&mut self) -> &mut csv_core::Reader {
+        self.rdr.as_mut().expect("a Core holds its reader until dropped")
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if let Some(rdr) = self.rdr.take() {
+            // `try_with`: a reader dropped while the thread's locals are torn down is just freed.
+            let _ = SPARE.try_with(|s| {
+                if let Ok(mut s) = s.try_borrow_mut() {
+                    if s.len() < SPARES {
+                        s.push((self.delimiter, rdr));
+                    }
+                }
+            });
+        }
+    }
 }
 
 /// Each field is UTF-8. Checked over the whole record at once (a check per field cost the
@@ -248,7 +304,7 @@ pub(crate) fn is_utf8(rec: &ByteRecord) -> bool {
 pub(crate) fn count_records(path: &std::path::Path, delimiter: u8) -> std::io::Result<u64> {
     use csv_core::ReadRecordResult as R;
     let mut input = BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
-    let mut core = core(delimiter);
+    let mut core = Core::new(delimiter);
     let (mut out, mut ends) = (vec![0u8; 1 << 12], vec![0usize; 256]);
     let mut n = 0u64;
     loop {

@@ -105,3 +105,19 @@ fn a_short_row_with_a_proper_multi_line_field_is_a_field_count_error_not_a_quote
     let got = rows(b"id,text,x\n1,\"two\nlines, 3,\"\n2,b,c\n", 1 << 20);
     assert_eq!(got[1..], [(2, Err(Problem::Fields { len: 2, expected: 3 })), ok(4, &["2", "b", "c"])]);
 }
+
+#[test]
+fn readers_are_reused_only_for_their_own_delimiter() {
+    // Each reader read to its end goes back to this thread's pool; the next with the same
+    // delimiter takes it, one with another delimiter must not.
+    let mut rec = ByteRecord::new();
+    for _ in 0..3 {
+        assert_eq!(rows(b"x,y\n1,2\n", 1 << 20), [ok(1, &["x", "y"]), ok(2, &["1", "2"])]);
+        let semi = b"x;y\n1;2\n";
+        let mut r = CsvRows::new(Cursor::new(semi.to_vec()), semi.len() as u64, b';', 1 << 20);
+        assert!(matches!(r.next(&mut rec).unwrap(), Row::Record { line: 1 }));
+        assert!(matches!(r.next(&mut rec).unwrap(), Row::Record { line: 2 }));
+        assert_eq!(rec.iter().collect::<Vec<_>>(), [b"1", b"2"]);
+        while !matches!(r.next(&mut rec).unwrap(), Row::End) {}
+    }
+}
