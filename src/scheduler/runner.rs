@@ -157,6 +157,7 @@ pub async fn run_loop(
         let now = clock.now();
         let actions = sched.tick(now);
         execute(actions, &launcher, &mut tasks, &mut live, &mut side, &spawn_run);
+        sched.prepare();
         if let Some(t) = next_prune.filter(|t| *t <= now) {
             side.spawn(launcher.prune());
             next_prune = config.prune_schedule.as_ref().and_then(|p| p.next_after(t.max(now), chrono_tz::UTC));

@@ -14,9 +14,7 @@ impl Scheduler {
     pub(super) fn collect_due(&mut self, name: &str, now: DateTime<Utc>, actions: &mut Vec<Action>) {
         let grace = self.grace;
         let Some(entry) = self.entries.get_mut(name) else { return };
-        if let Some(old) = entry.next {
-            self.fires.remove(&(old, name.to_string()));
-        }
+        let key = entry.next.and_then(|old| self.fires.remove(&(old, entry.seq)));
         let sched = entry.sched.clone();
         let keep = match sched.catch_up {
             CatchUp::None => 0,
@@ -29,6 +27,8 @@ impl Scheduler {
         // Oldest missed, and the newest one that will not run (the summary record carries it so
         // a restart does not count the same fires again).
         let (mut first_missed, mut last_dropped) = (None, None);
+        // Worked out from `entry.next`: the walk's first step.
+        let mut ahead = entry.following.take();
         while let Some(n) = entry.next.filter(|n| *n <= now) {
             if now - n <= grace {
                 due.push(n);
@@ -41,7 +41,7 @@ impl Scheduler {
                 }
             }
             entry.cursor = n;
-            entry.next = sched.cron.next_after(n, sched.tz);
+            entry.next = ahead.take().unwrap_or_else(|| sched.cron.next_after(n, sched.tz));
             walked += 1;
             if walked == MAX_MISSED_WALK {
                 // Too many to walk (an every-second job down for days): count the rest as one
@@ -55,9 +55,12 @@ impl Scheduler {
                 entry.next = sched.cron.next_after(entry.cursor, sched.tz);
             }
         }
+        // Not due after all (nothing walked): what was worked out still holds.
+        entry.following = ahead;
         if let Some(next) = entry.next {
-            self.fires.insert((next, name.to_string()));
+            self.fires.insert((next, entry.seq), key.unwrap_or_else(|| name.to_string()));
         }
+        self.unprepared.push(name.to_string());
         let dropped = missed.saturating_sub(kept.len());
         if dropped > 0 {
             let first = first_missed.unwrap_or(now);

@@ -125,6 +125,11 @@ fn compare(seed: u64) -> [usize; 3] {
             assert_eq!(actions.0, actions.1, "seed {seed}, step {step}: run {ticket} finished at {now}");
             follow(&actions.0, now, &mut g, &mut ends);
         }
+        // The loop works out the following fires before it sleeps; sometimes it had no time
+        // to (a fire came due while it ran): both paths must agree with the reference.
+        if g.below(3) != 0 {
+            new.prepare();
+        }
         check(&new, &old, step);
     }
     assert_eq!(new.begin_shutdown(), old.begin_shutdown(), "seed {seed}: shutdown");
