@@ -134,14 +134,17 @@ impl Scheduler {
         };
         let next = wf.cron.next_after(cursor, wf.tz);
         let name = wf.name.clone();
-        self.set_next(&name, next);
+        self.drop_fire(&name);
+        if let Some(t) = next {
+            self.fires.insert((t, seq), name.clone());
+        }
         self.unprepared.push(name.clone());
         self.entries.insert(name, Entry { sched: Arc::new(wf), cursor, next, seq, following: None });
     }
 
     /// Forgets a workflow: no more fires; its queued fires are dropped, its running runs go on.
     pub fn remove(&mut self, name: &str) -> Vec<Action> {
-        self.set_next(name, None);
+        self.drop_fire(name);
         self.entries.remove(name);
         self.waiting.remove(name);
         let mut actions = Vec::new();
@@ -283,20 +286,12 @@ impl Scheduler {
         }
     }
 
-    /// Keeps `fires` in step with a workflow's next fire time (before `entries` has the new
-    /// one: a new workflow's `seq` is the next one).
-    fn set_next(&mut self, name: &str, next: Option<DateTime<Utc>>) {
-        let seq = match self.entries.get(name) {
-            Some(e) => {
-                if let Some(old) = e.next {
-                    self.fires.remove(&(old, e.seq));
-                }
-                e.seq
+    /// Takes the next fire `entries` has for `name` out of `fires`.
+    fn drop_fire(&mut self, name: &str) {
+        if let Some(e) = self.entries.get(name) {
+            if let Some(old) = e.next {
+                self.fires.remove(&(old, e.seq));
             }
-            None => self.next_seq,
-        };
-        if let Some(t) = next {
-            self.fires.insert((t, seq), name.to_string());
         }
     }
 
