@@ -150,14 +150,18 @@ fn a_node_killed_midway_leaves_no_fire_missing_or_doubled() {
     let mut serving: Vec<(u32, bool)> = nodes.iter().map(|n| (n.serve.0.id(), true)).collect();
     serving.sort();
     assert_eq!(listed_nodes(&pg, &nodes[1].project, false), serving);
-    // Kill the first node while it is in the middle of a run it claimed.
-    let victim = nodes[0].serve.0.id();
-    let run = wait_for_some(Duration::from_secs(30), "the first node in the middle of a run", || {
+    // Kill a node while it is in the middle of a run it claimed: whichever node that is (on a
+    // loaded machine one node can win every claim for a while), moved to `nodes[0]`.
+    let pids = serving.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>().join(",");
+    let (run, victim) = wait_for_some(Duration::from_secs(30), "a node in the middle of a run", || {
         let r = pg.query(&format!(
-            "SELECT r.id FROM runs r JOIN owners o ON o.id = r.owner WHERE o.pid = {victim} AND r.status = 'running' ORDER BY r.id DESC LIMIT 1"
+            "SELECT r.id, o.pid FROM runs r JOIN owners o ON o.id = r.owner WHERE o.pid IN ({pids}) AND r.status = 'running' ORDER BY r.id DESC LIMIT 1"
         ));
-        r.first().cloned()
+        let (run, pid) = r.first()?.split_once('|')?;
+        Some((run.to_string(), pid.parse::<u32>().ok()?))
     });
+    let i = nodes.iter().position(|n| n.serve.0.id() == victim).expect("the run's owner is one of the nodes");
+    nodes.swap(0, i);
     #[allow(unsafe_code)]
     let r = unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
     assert_eq!(r, 0);
