@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::{CliError, Result};
 use crate::config::Config;
 use crate::engine::Plan;
+use crate::spec::SpecFile;
 use crate::store::Store;
 
 pub struct Project {
@@ -25,20 +26,21 @@ impl Project {
         self.config.path(&self.dir, &self.config.workflows_dir)
     }
 
-    /// A workflow by path, by its `name:` in the workflows folder, or by file name there
+    /// A workflow, read, by path, by its `name:` in the workflows folder, or by file name there
     /// (`ticket-follow-up` → `workflows/ticket-follow-up.yaml`) when no workflow has that name.
-    pub fn find_workflow(&self, arg: &str) -> Result<PathBuf> {
+    pub fn load_workflow(&self, arg: &str) -> Result<SpecFile> {
+        let load = |f: &Path| crate::spec::load(f).map_err(|d| CliError::Invalid(d.to_string()));
         let p = Path::new(arg);
         if p.is_file() {
-            return Ok(p.to_path_buf());
+            return load(p);
         }
-        if let Some(f) = super::names::by_name(self, arg)? {
-            return Ok(f);
+        if let Some(spec) = super::names::spec_by_name(self, arg)? {
+            return Ok(spec);
         }
         for ext in ["yaml", "yml"] {
             let c = self.workflows_dir().join(format!("{arg}.{ext}"));
             if c.exists() {
-                return Ok(c);
+                return load(&c);
             }
         }
         Err(CliError::Invalid(format!(
@@ -51,6 +53,23 @@ impl Project {
     pub fn plan(&self, file: &Path) -> Result<Plan> {
         let spec = crate::spec::load(file).map_err(|d| CliError::Invalid(d.to_string()))?;
         self.plan_spec(spec).map_err(|d| CliError::Invalid(d.to_string()))
+    }
+
+    /// Plans a workflow file already read, and refuses it when another workflow file of the
+    /// project has its name. The file is read once: a workflow of 10,000 steps was parsed four
+    /// times on its way to a run (found by name, planned, and twice in the name check).
+    pub(crate) fn plan_unique(&self, spec: SpecFile) -> Result<Plan> {
+        let spec = Arc::new(spec);
+        let plan = crate::plan::build(spec.clone(), &self.config, &self.dir, &crate::steps::REGISTRY)
+            .map_err(|d| CliError::Invalid(d.to_string()))?;
+        super::names::check_unique_spec(self, &spec)?;
+        Ok(plan)
+    }
+
+    /// `plan_unique` for a workflow file.
+    pub(crate) fn plan_file_unique(&self, file: &Path) -> Result<Plan> {
+        let spec = crate::spec::load(file).map_err(|d| CliError::Invalid(d.to_string()))?;
+        self.plan_unique(spec)
     }
 
     /// Plans a workflow file already read.

@@ -30,7 +30,7 @@ pub use hash_password::hash_password;
 pub(crate) use load::workflow_files;
 pub use load::Project;
 pub use migrate_log::{migrate_log, MigrateLogArgs};
-pub(crate) use names::{by_name as workflow_by_name, check_unique, clashes as name_clashes};
+pub(crate) use names::{by_name as workflow_by_name, clashes as name_clashes, spec_by_name as workflow_spec_by_name};
 pub use resolve::{resolve, ResolveArgs};
 pub use run::{resume, run, RunArgs};
 pub(crate) use serve::clone_project;

@@ -26,14 +26,20 @@ fn named(project: &Project, extra: Option<&Path>) -> Vec<SpecFile> {
 /// name with spaces or quotes, which can be folded or doubled): only the files that hold it, or
 /// may spell it otherwise, are parsed, instead of all of them (a hot reload among 10,000 files
 /// parsed every one).
-fn named_as(project: &Project, name: &str) -> Vec<SpecFile> {
+fn named_as(project: &Project, name: &str, except: Option<&Path>) -> Vec<SpecFile> {
     let dir = project.workflows_dir();
     let files = if dir.is_dir() { workflow_files(&dir).unwrap_or_default() } else { Vec::new() };
+    let except = except.map(file_key);
     let literal = !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '\\'));
     let finder = memchr::memmem::Finder::new(name.as_bytes());
     let may_hold =
         |f: &PathBuf| !literal || std::fs::read(f).is_ok_and(|t| finder.find(&t).is_some() || t.iter().any(|b| matches!(b, b'\\' | b'!')));
-    files.iter().filter(|f| may_hold(f)).filter_map(|f| crate::spec::load(f).ok()).filter(|s| s.spec.name == name).collect()
+    files
+        .iter()
+        .filter(|f| may_hold(f) && except.as_ref().is_none_or(|e| file_key(f) != *e))
+        .filter_map(|f| crate::spec::load(f).ok())
+        .filter(|s| s.spec.name == name)
+        .collect()
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -116,27 +122,28 @@ pub(super) fn clashes_among<'a>(specs: impl IntoIterator<Item = (&'a PathBuf, &'
         .collect()
 }
 
-/// Refuses `file` when another workflow file of the project has the same name.
-pub(crate) fn check_unique(project: &Project, file: &Path) -> Result<()> {
-    // A file that does not read as a workflow has no name to share; its validation says why.
-    let Ok(loaded) = crate::spec::load(file) else { return Ok(()) };
-    let others = named_as(project, &loaded.spec.name);
-    // Named as the folder listing spells it when it is one of the project's files.
-    let me = others.iter().find(|s| same_file(&s.path, file)).unwrap_or(&loaded);
-    match clash(me, &others) {
+/// Refuses a workflow file, read, when another workflow file of the project has the same name.
+pub(crate) fn check_unique_spec(project: &Project, loaded: &SpecFile) -> Result<()> {
+    let others = named_as(project, &loaded.spec.name, Some(&loaded.path));
+    match clash(loaded, &others) {
         Some(d) => Err(CliError::Invalid(d.to_string())),
         None => Ok(()),
     }
 }
 
+/// The workflow named `name` in the workflows folder, read, if exactly one has it.
+pub(crate) fn spec_by_name(project: &Project, name: &str) -> Result<Option<SpecFile>> {
+    let mut hits = named_as(project, name, None);
+    match hits.len() {
+        0 => Ok(None),
+        1 => Ok(hits.pop()),
+        _ => Err(CliError::Invalid(clash(&hits[0], &hits).map(|d| d.to_string()).unwrap_or_default())),
+    }
+}
+
 /// The file of the workflow named `name` in the workflows folder, if exactly one has it.
 pub(crate) fn by_name(project: &Project, name: &str) -> Result<Option<PathBuf>> {
-    let hits = named_as(project, name);
-    match hits.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some(one.path.clone())),
-        [first, ..] => Err(CliError::Invalid(clash(first, &hits).map(|d| d.to_string()).unwrap_or_default())),
-    }
+    Ok(spec_by_name(project, name)?.map(|s| s.path))
 }
 
 #[cfg(test)]
@@ -168,7 +175,7 @@ mod tests {
         for (mine, other) in cases {
             let (dir, p) = project(&[("a.yaml", &format!("{mine}{STEPS}")), ("b.yaml", &format!("{other}{STEPS}"))]);
             let a = dir.path().join("workflows/a.yaml");
-            let err = check_unique(&p, &a).expect_err(&format!("{mine:?} against {other:?}"));
+            let err = check_unique_spec(&p, &crate::spec::load(&a).unwrap()).expect_err(&format!("{mine:?} against {other:?}"));
             assert!(err.to_string().contains("b.yaml"), "{err}");
             let name = crate::spec::load(&a).unwrap().spec.name;
             assert!(by_name(&p, &name).is_err(), "{name} is ambiguous");
@@ -178,7 +185,7 @@ mod tests {
     #[test]
     fn a_unique_name_passes_and_is_found() {
         let (dir, p) = project(&[("a.yaml", &format!("name: wf-1\n{STEPS}")), ("b.yaml", &format!("name: wf-10\n{STEPS}"))]);
-        check_unique(&p, &dir.path().join("workflows/a.yaml")).unwrap();
+        check_unique_spec(&p, &crate::spec::load(&dir.path().join("workflows/a.yaml")).unwrap()).unwrap();
         assert_eq!(by_name(&p, "wf-1").unwrap().unwrap().file_name().unwrap(), "a.yaml");
         assert_eq!(by_name(&p, "wf-10").unwrap().unwrap().file_name().unwrap(), "b.yaml");
         assert!(by_name(&p, "wf").unwrap().is_none());

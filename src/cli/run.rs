@@ -42,9 +42,7 @@ fn secrets(plan: &crate::engine::Plan) -> Result<Secrets> {
 }
 
 pub async fn run(project: &Project, args: RunArgs) -> Result<i32> {
-    let file = project.find_workflow(&args.workflow)?;
-    let plan = project.plan(&file)?;
-    super::names::check_unique(project, &file)?;
+    let plan = project.plan_unique(project.load_workflow(&args.workflow)?)?;
     let given = parse_vars(&args.vars)?;
     let params = engine::resolve_params(&plan, &given).map_err(CliError::Invalid)?;
     let secrets = secrets(&plan)?;

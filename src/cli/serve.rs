@@ -91,7 +91,7 @@ async fn prune_now(project: &Project, store: &Store, plans: &Plans) -> Result<cr
 fn catalog_of(project: &Project, store: &Store) -> Catalog {
     let planner: catalog::PlanFile = {
         let project = clone_project(project);
-        Arc::new(move |f: &Path| match project.plan(f).and_then(|p| super::names::check_unique(&project, f).map(|()| p)) {
+        Arc::new(move |f: &Path| match project.plan_file_unique(f) {
             Ok(p) => Ok(p),
             Err(CliError::Invalid(m)) => Err(m),
             Err(CliError::Other(e)) => Err(format!("{e:#}")),

@@ -48,8 +48,7 @@ pub async fn prepare_resume(project: &Project, store: &Store, run_id: i64, from:
         return Ok(ResumePlan::AlreadySucceeded);
     }
     let file = Path::new(&row.file);
-    let plan = project.plan(file)?;
-    crate::cli::check_unique(project, file)?;
+    let plan = project.plan_file_unique(file)?;
     if let Some(f) = from {
         if plan.step(f).is_none() {
             let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();

@@ -24,9 +24,8 @@ impl Control {
         self.forbid_viewer(actor, "start runs")?;
         let project = self.project();
         // By `name:` only: a name from a form or a webhook must never reach the file system as a path.
-        let file = crate::cli::workflow_by_name(project, workflow)?.ok_or_else(|| ControlError::NoSuchWorkflow(workflow.into()))?;
-        let plan = project.plan(&file)?;
-        crate::cli::check_unique(project, &file)?;
+        let spec = crate::cli::workflow_spec_by_name(project, workflow)?.ok_or_else(|| ControlError::NoSuchWorkflow(workflow.into()))?;
+        let plan = project.plan_unique(spec)?;
         let params = engine::resolve_params(&plan, &given).map_err(ControlError::Invalid)?;
         let secrets = secrets_for(&plan)?;
         self.spawn(plan, Trigger::Manual, params, secrets).await
