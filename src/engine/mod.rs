@@ -153,6 +153,7 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
         fuse: Default::default(),
     };
     let mut runner = Runner {
+        rows: log.step_rows(run_id),
         env,
         opts: &opts,
         spec_hash: &plan.source_hash,
@@ -179,7 +180,8 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
             Err(e) => {
                 let msg = secrets.redact(&format!("{e:#}"));
                 let end = StepEnd { status: StepStatus::Failed, error: Some(&msg), output: None, records: None };
-                if let Err(also) = log.finish_step(run_id, &step.id, end).await {
+                runner.rows.finish(&step.id, end);
+                if let Err(also) = runner.rows.flush().await {
                     // When the run log is what failed (a full disk), recording the step's end fails
                     // too: say why the step stopped and how to go on, not only that second failure.
                     anyhow::bail!("step `{}`: {msg} (the run log could not record this either: {also:#})", step.id);
@@ -211,6 +213,12 @@ pub async fn run(plan: &Plan, log: Arc<dyn RunLog>, config: Arc<Config>, secrets
     }
     if opts.shutdown.is_cancelled() && summary.status != RunStatus::Failed {
         summary.status = RunStatus::Interrupted;
+    }
+    if let Err(e) = runner.rows.flush().await {
+        anyhow::bail!(
+            "the run log could not be written (run log write failed: {e:#}); the steps of run {run_id} are not all recorded. \
+             Fix the run log (free disk space, check the database), then `cxflow resume {run_id}`"
+        );
     }
     let mut error = summary.steps.iter().find_map(|s| s.error.clone().map(|e| format!("step `{}`: {e}", s.id)));
     if summary.status == RunStatus::Interrupted {
@@ -245,6 +253,8 @@ fn trigger_kind(opts: &RunOptions) -> TriggerKind {
 
 struct Runner<'a> {
     env: RunEnv,
+    /// Step rows and batch steps' artifacts, written in the background (`log::StepRows`).
+    rows: Box<dyn log::StepRows>,
     opts: &'a RunOptions,
     /// The workflow file's hash as planned: other nodes take shared items only with the same.
     spec_hash: &'a str,
@@ -270,14 +280,13 @@ impl Runner<'_> {
     }
 
     async fn step(&mut self, step: &PlannedStep, resuming: bool) -> anyhow::Result<StepSummary> {
-        let log = self.env.log.clone();
         let run_id = self.env.run_id;
-        log.start_step(run_id, &step.id, step.index, step.kind_name).await?;
+        self.rows.start(&step.id, step.index, step.kind_name);
         let ctx = &self.ctx;
         if let Some(w) = &step.when {
             if !self.env.templates.truthy(w, ctx).map_err(|e| anyhow::anyhow!("cannot evaluate `when`: {e}"))? {
                 let end = StepEnd { status: StepStatus::Skipped, error: None, output: None, records: None };
-                log.finish_step(run_id, &step.id, end).await?;
+                self.rows.finish(&step.id, end);
                 self.done(&step.id, json!({"skipped": true}), RecordSource::Empty);
                 return Ok(StepSummary { id: step.id.clone(), status: StepStatus::Skipped, counts: Counts::default(), error: None });
             }
@@ -289,11 +298,13 @@ impl Runner<'_> {
                 let input = b.input().map(|id| self.source_of(id)).unwrap_or(RecordSource::Empty);
                 let cx = BatchCx { step_id: &step.id, ctx, run: &self.env, bad_logged: Default::default() };
                 let out = b.run(input, &cx).await?;
-                record_artifacts(&self.env, &step.id, None, &out.artifacts).await;
+                self.rows.artifacts(&new_artifacts(&step.id, None, &out.artifacts));
                 failed_items = cx.bad_logged.load(std::sync::atomic::Ordering::Relaxed);
                 (out.records, out.output, Counts { ok: out.ok, failed: out.failed, ..Counts::default() })
             }
             Step::Item(k) => {
+                // The rows so far are in the run log before the first claim, or the step stops.
+                self.rows.flush().await?;
                 let mut reads = step.reads.clone();
                 reads.add(&k.own_reads());
                 let narrowed = reads.narrow(ctx);
@@ -304,7 +315,7 @@ impl Runner<'_> {
                 (RecordSource::Items { run_id, step_id: step.id.clone() }, Value::Null, counts?)
             }
         };
-        if let Some(why) = self.env.fuse.blown() {
+        if let Some(why) = self.env.fuse.blown().map(str::to_string).or_else(|| self.rows.failure()) {
             anyhow::bail!(
                 "the run log could not be written ({why}); the step stopped before its next side effect. \
                  Fix the run log (free disk space, check the database), then `cxflow resume {run_id}`"
@@ -334,7 +345,7 @@ impl Runner<'_> {
         // be built from a secret.
         let stored = (!output.is_null()).then(|| self.env.secrets.redact_value(&output));
         let records = (!step.per_item).then_some(counts.ok);
-        log.finish_step(run_id, &step.id, StepEnd { status, error: error.as_deref(), output: stored.as_ref(), records }).await?;
+        self.rows.finish(&step.id, StepEnd { status, error: error.as_deref(), output: stored.as_ref(), records });
         self.done(&step.id, summary_out, source);
         Ok(StepSummary { id: step.id.clone(), status, counts, error })
     }
@@ -351,13 +362,8 @@ impl Runner<'_> {
     }
 }
 
-/// Files a step produced, filed under `item` unless an artifact names its own item. A failure
-/// here is logged, not fatal: the work the files describe is done and recorded.
-pub(super) async fn record_artifacts(env: &RunEnv, step_id: &str, item: Option<&str>, artifacts: &[Artifact]) {
-    if artifacts.is_empty() {
-        return;
-    }
-    let rows: Vec<NewArtifact> = artifacts
+fn new_artifacts(step_id: &str, item: Option<&str>, artifacts: &[Artifact]) -> Vec<NewArtifact> {
+    artifacts
         .iter()
         .map(|a| NewArtifact {
             step_id: step_id.to_string(),
@@ -365,7 +371,16 @@ pub(super) async fn record_artifacts(env: &RunEnv, step_id: &str, item: Option<&
             kind: a.kind.clone(),
             path: a.path.display().to_string(),
         })
-        .collect();
+        .collect()
+}
+
+/// Files a step produced, filed under `item` unless an artifact names its own item. A failure
+/// here is logged, not fatal: the work the files describe is done and recorded.
+pub(super) async fn record_artifacts(env: &RunEnv, step_id: &str, item: Option<&str>, artifacts: &[Artifact]) {
+    if artifacts.is_empty() {
+        return;
+    }
+    let rows = new_artifacts(step_id, item, artifacts);
     if let Err(e) = env.log.add_artifacts(env.run_id, &rows).await {
         tracing::error!("cannot record {} artifact(s) of step `{step_id}`: {e:#}", rows.len());
     }

@@ -8,6 +8,7 @@
 //! On PostgreSQL the batch is one transaction of its statements, sent one by one (a query with
 //! arguments holds one statement there): one commit, so one flush of the WAL, for all of them.
 
+use std::borrow::Borrow;
 use std::sync::{Arc, OnceLock};
 
 use sqlx::pool::PoolConnection;
@@ -74,12 +75,19 @@ pub(crate) enum Arg {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
 }
 
 struct Job {
     write: Write,
     /// Rows the statement changed, once committed.
     done: oneshot::Sender<Result<u64>>,
+}
+
+impl Borrow<Write> for Job {
+    fn borrow(&self) -> &Write {
+        &self.write
+    }
 }
 
 /// The queue to the writer task, started on first use.
@@ -178,13 +186,15 @@ async fn commit(pool: &SqlitePool, held: &mut Option<PoolConnection<Sqlite>>, ba
     results
 }
 
-async fn commit_on(conn: &mut sqlx::SqliteConnection, batch: &[Job]) -> Vec<Result<u64>> {
+/// One statement's result per write, in order (the ledger's batches here, step rows in `step_rows.rs`).
+pub(crate) async fn commit_on<W: Borrow<Write>>(conn: &mut sqlx::SqliteConnection, batch: &[W]) -> Vec<Result<u64>> {
     use futures::TryStreamExt;
     use sqlx::Executor;
     let fail_all = |e: &dyn std::fmt::Display| batch.iter().map(|_| Err(StoreError::Batch(e.to_string()))).collect();
     // Alone, a statement commits by itself: the same sync, two statements fewer.
     if let [job] = batch {
-        let q = bind_all(sqlx::query(job.write.sql.sqlite()), &job.write.args);
+        let write = job.borrow();
+        let q = bind_all(sqlx::query(write.sql.sqlite()), &write.args);
         return vec![q.execute(&mut *conn).await.map(|r| r.rows_affected()).map_err(StoreError::from)];
     }
     // The whole batch as one multi-statement query: sqlx hands each query to the connection's
@@ -193,9 +203,10 @@ async fn commit_on(conn: &mut sqlx::SqliteConnection, batch: &[Job]) -> Vec<Resu
     let mut sql = String::from("BEGIN IMMEDIATE;");
     let mut q_args = sqlx::sqlite::SqliteArguments::default();
     for job in batch {
-        sql.push_str(job.write.sql.sqlite());
+        let write = job.borrow();
+        sql.push_str(write.sql.sqlite());
         sql.push(';');
-        for a in &job.write.args {
+        for a in &write.args {
             add(&mut q_args, a);
         }
     }
@@ -210,7 +221,7 @@ async fn commit_on(conn: &mut sqlx::SqliteConnection, batch: &[Job]) -> Vec<Resu
         .await;
     match changed {
         Ok(c) if c.len() == batch.len() + 2 => c[1..=batch.len()].iter().map(|n| Ok(*n)).collect(),
-        Ok(c) => fail_all(&format!("a batch of {} ledger writes gave {} results", batch.len(), c.len().saturating_sub(2))),
+        Ok(c) => fail_all(&format!("a batch of {} writes gave {} results", batch.len(), c.len().saturating_sub(2))),
         Err(e) => fail_all(&e),
     }
 }
@@ -269,7 +280,7 @@ fn retryable(e: &sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
 }
 
-fn bind_all<'q, DB: sqlx::Database>(
+pub(crate) fn bind_all<'q, DB: sqlx::Database>(
     mut q: sqlx::query::Query<'q, DB, DB::Arguments>,
     args: &'q [Arg],
 ) -> sqlx::query::Query<'q, DB, DB::Arguments>
@@ -277,12 +288,14 @@ where
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     for a in args {
         q = match a {
             Arg::Text(s) => q.bind(s.as_str()),
             Arg::OptText(s) => q.bind(s.as_deref()),
             Arg::Int(n) => q.bind(*n),
+            Arg::OptInt(n) => q.bind(*n),
         };
     }
     q
@@ -295,6 +308,7 @@ fn add(args: &mut sqlx::sqlite::SqliteArguments, a: &Arg) {
         Arg::Text(s) => args.add(s.as_str()),
         Arg::OptText(s) => args.add(s.as_deref()),
         Arg::Int(n) => args.add(*n),
+        Arg::OptInt(n) => args.add(*n),
     };
 }
 

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use super::{ItemWriter, RoutingWriter, Store};
 use crate::engine::log::{
     self, Claim, ClaimedItem, DigestFigures, Fence, IdsSender, ItemResult, ItemSink, NewArtifact, NewRun, PreviousDigest, QueuedItem,
-    RunLog, RunStatus, ShareProgress, SharedStep, StepEnd,
+    RunLog, RunStatus, ShareProgress, SharedStep, StepRows,
 };
 
 #[async_trait]
@@ -24,11 +24,8 @@ impl RunLog for Store {
     async fn finish_run(&self, run_id: i64, status: RunStatus, error: Option<&str>) -> anyhow::Result<()> {
         Ok(Store::finish_run(self, run_id, status, error).await?)
     }
-    async fn start_step(&self, run_id: i64, step_id: &str, position: usize, kind: &str) -> anyhow::Result<()> {
-        Ok(Store::start_step(self, run_id, step_id, position, kind).await?)
-    }
-    async fn finish_step(&self, run_id: i64, step_id: &str, end: StepEnd<'_>) -> anyhow::Result<()> {
-        Ok(Store::finish_step(self, run_id, step_id, end).await?)
+    fn step_rows(&self, run_id: i64) -> Box<dyn StepRows> {
+        Box::new(self.step_row_writer(run_id))
     }
     async fn add_artifacts(&self, run_id: i64, artifacts: &[NewArtifact]) -> anyhow::Result<()> {
         Ok(Store::add_artifacts(self, run_id, artifacts).await?)

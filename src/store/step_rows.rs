@@ -1,11 +1,17 @@
-//! The `steps` rows of a run: one when a step starts, updated when it ends.
+//! The `steps` rows of a run: one when a step starts, updated when it ends; and a batch step's
+//! artifacts. The engine queues them (`StepRowWriter`); `start_step` and `finish_step` write one
+//! at once (tests and tools that build a run log by hand).
+
+use std::sync::{Arc, OnceLock};
 
 use sqlx::query::Query;
 use sqlx::{Database, PgPool, Postgres, Sqlite, SqlitePool};
+use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::db::on_db;
-use super::{now, Result, Store};
-use crate::engine::log::StepEnd;
+use super::db::{on_db, Db};
+use super::group_commit::{self, Arg, Statement, Write};
+use super::{now, Result, Store, StoreError};
+use crate::engine::log::{NewArtifact, StepEnd, StepRows};
 
 // The statements, the same text on both databases.
 macro_rules! start_step_sql {
@@ -25,7 +31,149 @@ macro_rules! finish_step_sql {
     };
 }
 
+macro_rules! add_artifact_sql {
+    () => {
+        "INSERT INTO artifacts (run_id, step_id, item_key, kind, path, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
+    };
+}
+
+static START: Statement = Statement::new(start_step_sql!());
+static FINISH: Statement = Statement::new(finish_step_sql!());
+static ARTIFACT: Statement = Statement::new(add_artifact_sql!());
+
+/// Rows written in one commit at most.
+const MAX_BATCH: usize = 500;
+/// How long rows gather before they are written, unless a flush is waiting: written as they came,
+/// the writer's wake-ups cost a small step a fifth of its time.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
+enum Msg {
+    Write(Write),
+    Flush(oneshot::Sender<Result<()>>),
+}
+
+/// One run's queue of step rows (`engine::log::StepRows`), with a task of its own writing them.
+pub struct StepRowWriter {
+    run_id: i64,
+    tx: mpsc::UnboundedSender<Msg>,
+    /// Ends the writer's gathering early for a flush.
+    flushing: Arc<Notify>,
+    failed: Arc<OnceLock<String>>,
+}
+
+impl StepRowWriter {
+    fn queue(&self, sql: &'static Statement, args: Vec<Arg>) {
+        // The task ends only when this sender is gone.
+        let _ = self.tx.send(Msg::Write(Write { sql, key: String::new(), args }));
+    }
+}
+
+#[async_trait::async_trait]
+impl StepRows for StepRowWriter {
+    fn start(&self, step_id: &str, position: usize, kind: &str) {
+        let args =
+            vec![Arg::Int(self.run_id), Arg::Text(step_id.into()), Arg::Int(position as i64), Arg::Text(kind.into()), Arg::Text(now())];
+        self.queue(&START, args);
+    }
+
+    fn finish(&self, step_id: &str, end: StepEnd<'_>) {
+        let StepEnd { status, error, output, records } = end;
+        let records = match records {
+            Some(n) => Arg::OptInt(Some(n as i64)),
+            None => Arg::OptInt(None),
+        };
+        let args = vec![
+            Arg::Text(status.as_str().into()),
+            Arg::OptText(error.map(str::to_string)),
+            Arg::OptText(output.map(|o| o.to_string())),
+            Arg::Text(now()),
+            records,
+            Arg::Int(self.run_id),
+            Arg::Text(step_id.into()),
+        ];
+        self.queue(&FINISH, args);
+    }
+
+    fn artifacts(&self, artifacts: &[NewArtifact]) {
+        let at = now();
+        for a in artifacts {
+            let args = vec![
+                Arg::Int(self.run_id),
+                Arg::Text(a.step_id.clone()),
+                Arg::OptText(a.item_key.clone()),
+                Arg::Text(a.kind.clone()),
+                Arg::Text(a.path.clone()),
+                Arg::Text(at.clone()),
+            ];
+            self.queue(&ARTIFACT, args);
+        }
+    }
+
+    async fn flush(&self) -> anyhow::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Flush(tx));
+        self.flushing.notify_one();
+        Ok(rx.await.unwrap_or(Ok(()))?)
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed.get().cloned()
+    }
+}
+
 impl Store {
+    /// Starts run `run_id`'s step-row writer: each batch is what queued in a few milliseconds
+    /// (`GATHER`), or until a flush.
+    pub fn step_row_writer(&self, run_id: i64) -> StepRowWriter {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        let failed: Arc<OnceLock<String>> = Arc::default();
+        let first_failure = failed.clone();
+        let flushing = Arc::new(Notify::new());
+        let flush_asked = flushing.clone();
+        let db = self.unsynced.clone();
+        tokio::spawn(async move {
+            let mut failure: Option<StoreError> = None;
+            let mut batch: Vec<Write> = Vec::new();
+            while let Some(first) = rx.recv().await {
+                if matches!(first, Msg::Write(_)) {
+                    // A flush sent meanwhile ends the wait (or a permit left by an earlier one,
+                    // which only makes this batch smaller).
+                    tokio::select! {
+                        _ = tokio::time::sleep(GATHER) => {}
+                        _ = flush_asked.notified() => {}
+                    }
+                }
+                let mut flushes = Vec::new();
+                let mut next = Some(first);
+                while let Some(m) = next.take() {
+                    match m {
+                        Msg::Write(w) => batch.push(w),
+                        Msg::Flush(done) => flushes.push(done),
+                    }
+                    if batch.len() < MAX_BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !batch.is_empty() {
+                    match write_rows(&db, &batch).await {
+                        Ok(()) => batch.clear(),
+                        Err(e) => {
+                            tracing::error!("cannot write {} step rows to the run log: {e}", batch.len());
+                            let _ = first_failure.set(e.to_string());
+                            // Kept for the next write: a run log that is back before the run
+                            // ends still gets every step's end.
+                            failure.get_or_insert(e);
+                        }
+                    }
+                }
+                for done in flushes {
+                    let _ = done.send(failure.take().map_or(Ok(()), Err));
+                }
+            }
+        });
+        StepRowWriter { run_id, tx, flushing, failed }
+    }
+
     pub async fn start_step(&self, run_id: i64, step_id: &str, position: usize, kind: &str) -> Result<()> {
         on_db!(&self.unsynced, pool => {
             let q = sqlx::query(start_step_sql!()).bind(run_id).bind(step_id).bind(position as i64).bind(kind).bind(now());
@@ -48,6 +196,31 @@ impl Store {
                 .bind(step_id);
             pool.unsynced(q).await
         })
+    }
+}
+
+/// One batch of step rows in one transaction without a sync of its own (`Unsynced`).
+async fn write_rows(db: &Db, batch: &[Write]) -> Result<()> {
+    match db {
+        Db::Sqlite(pool) => {
+            let mut conn = pool.acquire().await?;
+            let results = group_commit::commit_on(&mut conn, batch).await;
+            if let Some(e) = results.into_iter().find_map(Result::err) {
+                // As for the ledger's batches: a connection whose transaction failed may still hold
+                // the write lock.
+                conn.close_on_drop();
+                return Err(e);
+            }
+            Ok(())
+        }
+        Db::Pg(pool) => {
+            let mut tx = pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
+            for w in batch {
+                group_commit::bind_all(sqlx::query(w.sql.pg()), &w.args).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
     }
 }
 
@@ -138,6 +311,43 @@ mod tests {
         store.start_step(run, "mail", 0, "email").await.unwrap();
         let (status, _, _, _, error, _, finished) = step(&store, run, "mail").await;
         assert_eq!((status.as_str(), error, finished), ("running", None, None));
+    }
+    }
+
+    crate::store::testing::store_test! {
+    #[tokio::test]
+    async fn queued_step_rows_and_artifacts_land_in_order_and_a_failed_write_is_reported(fresh) {
+        let store = fresh.open().await;
+        let run = crate::store::testing::manual_run(&store).await;
+        let rows = store.step_row_writer(run);
+        rows.start("load", 0, "read_csv");
+        let art = NewArtifact { step_id: "load".into(), item_key: None, kind: "csv".into(), path: "out/a.csv".into() };
+        rows.artifacts(&[art.clone(), NewArtifact { path: "out/b.csv".into(), ..art }]);
+        rows.finish("load", StepEnd { status: StepStatus::Succeeded, error: None, output: None, records: Some(7) });
+        rows.start("mail", 1, "send_email");
+        rows.flush().await.unwrap();
+        assert_eq!(rows.failure(), None);
+        let (status, ok, ..) = step(&store, run, "load").await;
+        assert_eq!((status.as_str(), ok), ("succeeded", 7));
+        assert_eq!(step(&store, run, "mail").await.0, "running");
+        let paths: Vec<String> = on_db!(&store.db, pool => sqlx::query_scalar(
+            "SELECT path FROM artifacts WHERE run_id = $1 AND step_id = 'load' ORDER BY path",
+        )
+        .bind(run)
+        .fetch_all(pool)
+        .await)
+        .unwrap();
+        assert_eq!(paths, ["out/a.csv", "out/b.csv"]);
+        // No run 99: the foreign key refuses its rows, and the flush and `failure` say so.
+        let orphan = store.step_row_writer(99);
+        orphan.start("load", 0, "read_csv");
+        let err = orphan.flush().await.unwrap_err().to_string();
+        assert!(err.to_lowercase().contains("foreign key"), "{err}");
+        assert!(orphan.failure().is_some_and(|f| f.to_lowercase().contains("foreign key")), "{:?}", orphan.failure());
+        // Another run's writer is not affected.
+        rows.finish("mail", StepEnd { status: StepStatus::Failed, error: Some("boom"), output: None, records: None });
+        rows.flush().await.unwrap();
+        assert_eq!(step(&store, run, "mail").await.0, "failed");
     }
     }
 
