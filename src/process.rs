@@ -1,7 +1,10 @@
 //! What the operating system says about processes: whether one exists, when it started, and
 //! which machine and boot this is. The run log's owners (`store/owner.rs`) and the browser's
 //! profile folders (`steps/browser/profiles.rs`) both ask whether a process they recorded is
-//! still there.
+//! still there. And one thing it is told: that freed heap may go back to it (`trim_soon`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Whether a process with this id exists (as anyone's: signal 0 to another user's process
 /// answers EPERM, and it still exists).
@@ -34,6 +37,44 @@ pub(crate) fn host_name() -> Option<String> {
     read_trimmed("/proc/sys/kernel/hostname")
 }
 
+/// How long after the first call of a burst of work the heap is trimmed: later calls in that
+/// time join the same trim.
+const TRIM_SETTLE: Duration = Duration::from_millis(500);
+
+static TRIM_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Gives the heap that a burst of work freed back to the operating system shortly after it.
+/// glibc keeps freed memory for reuse, and `serve` idles for hours after the bursts it is made
+/// of (loading every workflow file, a reload, rendering a page of 10,000 workflows): without a
+/// trim it would hold the peak of the last burst all night. Call inside a tokio runtime.
+pub(crate) fn trim_soon() {
+    if TRIM_PENDING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(async {
+        tokio::time::sleep(TRIM_SETTLE).await;
+        // Cleared first: work that starts during the trim asks for one of its own.
+        TRIM_PENDING.store(false, Ordering::Release);
+        let _ = tokio::task::spawn_blocking(trim_now).await;
+    });
+}
+
+/// Returns freed heap to the operating system now; whether any was returned.
+pub(crate) fn trim_now() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // Releases free pages inside every arena, not only the top of the main heap, which is
+        // all glibc gives back on its own.
+        #[allow(unsafe_code)]
+        let released = unsafe { libc::malloc_trim(0) };
+        released == 1
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 fn read_trimmed(p: &str) -> Option<String> {
     std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
@@ -48,5 +89,17 @@ mod tests {
         assert!(!super::exists(-1) && !super::exists(0), "process groups, not processes");
         assert!(super::start_time(me).is_some());
         assert_eq!(super::start_time(me), super::start_time(me));
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn a_trim_returns_freed_small_blocks_to_the_system() {
+        // Blocks below glibc's mmap threshold stay in the heap when freed; one kept after them
+        // stops the heap's top from shrinking on its own.
+        let blocks: Vec<Vec<u8>> = (0..32 * 1024).map(|i| vec![i as u8; 1024]).collect();
+        let keep = Box::new([1u8; 64]);
+        drop(blocks);
+        assert!(super::trim_now(), "32 MiB of freed 1 KiB blocks: some pages go back");
+        assert_eq!(keep[0], 1);
     }
 }

@@ -105,6 +105,7 @@ pub(crate) fn measure(n: usize, bin: &Path) {
     wait_quiet(&pid, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     let rss_idle = rss_kib(&pid);
+    let (anon_idle, file_idle) = (status_kib(&pid, "RssAnon:"), status_kib(&pid, "RssFile:"));
 
     // Hot reload: one file of n changes its schedule.
     let k = n / 2;
@@ -128,7 +129,12 @@ pub(crate) fn measure(n: usize, bin: &Path) {
     println!("startup to scheduled:              {:.2} s ({:.2} s CPU)", startup.as_secs_f64(), startup_cpu);
     println!("VmRSS when scheduled:              {:.1} MiB", mib(rss_started));
     println!("overview page (first request):     {:.0} ms", page_time.as_secs_f64() * 1000.0);
-    println!("idle VmRSS (dashboard opened):     {:.1} MiB", mib(rss_idle));
+    println!(
+        "idle VmRSS (dashboard opened):     {:.1} MiB (heap and stacks {:.1} MiB, the binary's pages {:.1} MiB)",
+        mib(rss_idle),
+        mib(anon_idle),
+        mib(file_idle)
+    );
     match reloaded {
         Some(_) => println!(
             "hot reload of 1 file, to log line:  {:.0} ms (300 ms of it the watcher's debounce)",

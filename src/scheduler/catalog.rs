@@ -64,6 +64,8 @@ impl Catalog {
 
     /// One changed path: what the loop must do about it (None: nothing).
     pub async fn reload(&mut self, changed: &Path) -> Option<Vec<Control>> {
+        // Planning the file and the loop's rescheduling allocate; the daemon idles afterwards.
+        crate::process::trim_soon();
         let (store, plans, by_file, by_name) = (&self.store, &self.plans, &mut self.by_file, &mut self.by_name);
         // Shown as the folder listing spells it, like `cxflow validate` does.
         let shown = match changed.file_name() {

@@ -89,6 +89,11 @@ impl App {
 /// Every route: pages, API, auth; each request passes the auth guard first.
 pub fn router(app: App) -> Router {
     let routes = Router::new().merge(pages::routes()).merge(api::routes()).merge(auth::routes()).merge(metrics::routes());
+    // A page of 10,000 workflows is a burst the dashboard then idles after.
+    let routes = routes.layer(axum::middleware::map_response(|r: axum::response::Response| async {
+        crate::process::trim_soon();
+        r
+    }));
     auth::guarded(routes, &app).with_state(app)
 }
 
