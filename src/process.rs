@@ -3,7 +3,7 @@
 //! profile folders (`steps/browser/profiles.rs`) both ask whether a process they recorded is
 //! still there. And one thing it is told: that freed heap may go back to it (`trim_soon`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Whether a process with this id exists (as anyone's: signal 0 to another user's process
@@ -37,26 +37,53 @@ pub(crate) fn host_name() -> Option<String> {
     read_trimmed("/proc/sys/kernel/hostname")
 }
 
-/// How long after the first call of a burst of work the heap is trimmed: later calls in that
-/// time join the same trim.
+/// How long the process must have been without a new burst before its heap is trimmed.
 const TRIM_SETTLE: Duration = Duration::from_millis(500);
 
-static TRIM_PENDING: AtomicBool = AtomicBool::new(false);
+static TRIM: Quiet = Quiet::new(TRIM_SETTLE);
 
-/// Gives the heap that a burst of work freed back to the operating system shortly after it.
-/// glibc keeps freed memory for reuse, and `serve` idles for hours after the bursts it is made
-/// of (loading every workflow file, a reload, rendering a page of 10,000 workflows): without a
-/// trim it would hold the peak of the last burst all night. Call inside a tokio runtime.
+/// Gives the heap that bursts of work freed back to the operating system once they have stopped
+/// for `TRIM_SETTLE`. glibc keeps freed memory for reuse, and `serve` idles for hours after the
+/// bursts it is made of (loading every workflow file, a reload, rendering a page of 10,000
+/// workflows): without a trim it would hold the peak of the last burst all night. A dashboard
+/// polled without pause is not trimmed between its requests. Call inside a tokio runtime.
 pub(crate) fn trim_soon() {
-    if TRIM_PENDING.swap(true, Ordering::AcqRel) {
-        return;
+    TRIM.call(trim_now);
+}
+
+/// Runs a task once calls have stopped coming for `settle` (a debounce): one run per quiet spell.
+pub(crate) struct Quiet {
+    calls: AtomicU64,
+    pending: AtomicBool,
+    settle: Duration,
+}
+
+impl Quiet {
+    pub(crate) const fn new(settle: Duration) -> Quiet {
+        Quiet { calls: AtomicU64::new(0), pending: AtomicBool::new(false), settle }
     }
-    tokio::spawn(async {
-        tokio::time::sleep(TRIM_SETTLE).await;
-        // Cleared first: work that starts during the trim asks for one of its own.
-        TRIM_PENDING.store(false, Ordering::Release);
-        let _ = tokio::task::spawn_blocking(trim_now).await;
-    });
+
+    /// Counts a call; `work` runs (on tokio's blocking pool) once none came for `settle`.
+    pub(crate) fn call(&'static self, work: fn() -> bool) {
+        self.calls.fetch_add(1, Ordering::AcqRel);
+        if self.pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut seen = self.calls.load(Ordering::Acquire);
+            loop {
+                tokio::time::sleep(self.settle).await;
+                let now = self.calls.load(Ordering::Acquire);
+                if now == seen {
+                    break;
+                }
+                seen = now;
+            }
+            // Cleared first: a call from here on starts a wait of its own.
+            self.pending.store(false, Ordering::Release);
+            let _ = tokio::task::spawn_blocking(work).await;
+        });
+    }
 }
 
 /// Returns freed heap to the operating system now; whether any was returned.
@@ -89,6 +116,40 @@ mod tests {
         assert!(!super::exists(-1) && !super::exists(0), "process groups, not processes");
         assert!(super::start_time(me).is_some());
         assert_eq!(super::start_time(me), super::start_time(me));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_calls_runs_the_task_once_after_it_goes_quiet() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::Duration;
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        fn count() -> bool {
+            RUNS.fetch_add(1, Ordering::SeqCst);
+            true
+        }
+        // The task runs on a thread of its own: waited for in real time, with a deadline.
+        async fn until(done: impl Fn() -> bool) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !done() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let q: &'static super::Quiet = Box::leak(Box::new(super::Quiet::new(Duration::from_millis(500))));
+        // Calls 300 ms apart for 3 s: never quiet for 500 ms.
+        for _ in 0..10 {
+            q.call(count);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert_eq!(RUNS.load(Ordering::SeqCst), 0, "ran while the calls kept coming");
+        // Quiet from here: it runs once.
+        until(|| RUNS.load(Ordering::SeqCst) > 0).await;
+        assert_eq!(RUNS.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(RUNS.load(Ordering::SeqCst), 1, "one run per quiet spell");
+        // A later call starts another wait, and another run.
+        q.call(count);
+        until(|| RUNS.load(Ordering::SeqCst) > 1).await;
+        assert_eq!(RUNS.load(Ordering::SeqCst), 2);
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
