@@ -52,7 +52,7 @@ pub(crate) fn load_all(project: &Project) -> Result<Loaded> {
     let files = if dir.is_dir() { workflow_files(&dir)? } else { Vec::new() };
     let mut loaded: Vec<ReadFile> = Vec::with_capacity(files.len());
     for f in files {
-        let entry = match crate::spec::load(&f) {
+        let (name, planned) = match crate::spec::load(&f) {
             Ok(spec) => {
                 let name = spec.spec.name.clone();
                 match project.plan_spec(spec) {
@@ -63,18 +63,17 @@ pub(crate) fn load_all(project: &Project) -> Result<Loaded> {
             }
             Err(d) => (None, Err(d.to_string())),
         };
-        loaded.push((f, entry.0, entry.1));
+        loaded.push((f, name, planned));
     }
-    let name_of =
-        |(_, name, planned): &ReadFile| -> Option<String> { planned.as_ref().map(|p| p.name.clone()).ok().or_else(|| name.clone()) };
+    fn name_of((_, name, planned): &ReadFile) -> Option<&str> {
+        planned.as_ref().map(|p| p.name.as_str()).ok().or(name.as_deref())
+    }
     // A name two files share runs neither: which one was meant is for a person to say.
-    let mut uses: HashMap<String, usize> = HashMap::new();
-    for l in &loaded {
-        if let Some(n) = name_of(l) {
-            *uses.entry(n).or_default() += 1;
-        }
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for n in loaded.iter().filter_map(name_of) {
+        *uses.entry(n).or_default() += 1;
     }
-    let shared: Vec<PathBuf> = loaded.iter().filter(|l| name_of(l).is_some_and(|n| uses[&n] > 1)).map(|(f, _, _)| f.clone()).collect();
+    let shared: Vec<PathBuf> = loaded.iter().filter(|l| name_of(l).is_some_and(|n| uses[n] > 1)).map(|(f, _, _)| f.clone()).collect();
     let dups: HashMap<PathBuf, crate::spec::Diagnostic> = super::names::clashes(&shared).into_iter().collect();
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     for (f, _, planned) in loaded {
