@@ -241,8 +241,21 @@ mod feedback_gen;
 #[test]
 fn parallel_routing_equals_sequential() {
     use super::parallel::{route_csv_parallel, Setup};
+    let mut generated = Vec::new();
+    feedback_gen::write_feedback(&mut generated, 20_000, 7).unwrap();
+    // Rows that cannot be read, here and there: not UTF-8, and a quote left open until the
+    // next line (two lines become one bad record).
     let mut csv = Vec::new();
-    feedback_gen::write_feedback(&mut csv, 20_000, 7).unwrap();
+    for (i, line) in generated.split_inclusive(|&b| b == b'\n').enumerate() {
+        match i {
+            100 | 7_000 | 19_999 => {
+                csv.extend_from_slice(&line[..line.len() - 1]);
+                csv.extend_from_slice(b"\xff\xfe\n");
+            }
+            12_345 => csv.extend_from_slice(b"FB-x,2024-05-02T11:59:59Z,c@example.com,chat,billing,3,en,\"open\nnot closed\n"),
+            _ => csv.extend_from_slice(line),
+        }
+    }
     let file: RulesFile = serde_saphyr::from_str(feedback_gen::TEAMS_YAML).unwrap();
     let fields = FieldsSpec::default();
     let rs = compile(&CompileInput {
@@ -257,31 +270,62 @@ fn parallel_routing_equals_sequential() {
     let lim = Limits { urgent: 5, sample: 4, keywords: 6, breakdown: 10 };
     let mut seq = Router::new(&rs, Mode::AllMatches, lim, None, IdBatcher::new(10, None));
     route_csv(std::io::Cursor::new(&csv[..]), &rs.fields, &mut seq, &|| false).unwrap();
-    let ids = std::sync::Arc::new(std::sync::Mutex::new(0usize));
-    let sink_ids = ids.clone();
-    let sink = move || -> Option<super::seen::IdSink> {
-        let c = sink_ids.clone();
-        Some(Box::new(move |b: super::seen::IdBatch| *c.lock().unwrap() += b.count))
-    };
+    assert!(seq.counts.errors >= 4, "the rows above are bad: {:?}", seq.errors);
+    for workers in [1, 2, 3] {
+        let ids = std::sync::Arc::new(std::sync::Mutex::new(0usize));
+        let sink_ids = ids.clone();
+        let sink = move || -> Option<super::seen::IdSink> {
+            let c = sink_ids.clone();
+            Some(Box::new(move |b: super::seen::IdBatch| *c.lock().unwrap() += b.count))
+        };
+        let setup = Setup {
+            rules: &rs,
+            mode: Mode::AllMatches,
+            limits: lim,
+            seen: None,
+            sink: &sink,
+            workers,
+            delimiter: b',',
+            max_record: 1 << 20,
+            source: "feedback.csv",
+            cancelled: &|| false,
+        };
+        let (par, _) = route_csv_parallel(std::io::Cursor::new(&csv[..]), u64::MAX, &setup).unwrap();
+        assert_eq!(par.counts, seq.counts, "{workers} workers");
+        assert_eq!(*ids.lock().unwrap() as u64, par.counts.routed);
+        for (a, b) in par.buckets.iter().zip(&seq.buckets) {
+            assert_eq!(a.stats_json(&lim), b.stats_json(&lim), "{workers} workers");
+        }
+        let errors = |r: &Router<'_>| r.errors.iter().map(|e| (e.seq, e.record.clone())).collect::<Vec<_>>();
+        assert_eq!(errors(&par), errors(&seq), "{workers} workers");
+        assert!(par.buckets.iter().all(|b| b.count > 0), "every team gets something from the generator");
+    }
+}
+
+/// A cancelled run stops reading, whichever thread holds the reader.
+#[test]
+fn parallel_routing_stops_when_cancelled() {
+    use super::parallel::{route_csv_parallel, Setup};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut csv = Vec::new();
+    feedback_gen::write_feedback(&mut csv, 20_000, 7).unwrap();
+    let rs = compile_yaml(feedback_gen::TEAMS_YAML, None);
+    let asked = AtomicUsize::new(0);
+    let cancelled = || asked.fetch_add(1, Ordering::SeqCst) >= 3;
     let setup = Setup {
         rules: &rs,
         mode: Mode::AllMatches,
-        limits: lim,
+        limits: Limits { urgent: 5, sample: 4, keywords: 6, breakdown: 10 },
         seen: None,
-        sink: &sink,
-        workers: 3,
+        sink: &|| None,
+        workers: 2,
         delimiter: b',',
         max_record: 1 << 20,
         source: "feedback.csv",
-        cancelled: &|| false,
+        cancelled: &cancelled,
     };
-    let (par, _) = route_csv_parallel(std::io::Cursor::new(&csv[..]), u64::MAX, &setup).unwrap();
-    assert_eq!(par.counts, seq.counts);
-    assert_eq!(*ids.lock().unwrap() as u64, par.counts.routed);
-    for (a, b) in par.buckets.iter().zip(&seq.buckets) {
-        assert_eq!(a.stats_json(&lim), b.stats_json(&lim));
-    }
-    assert!(par.buckets.iter().all(|b| b.count > 0), "every team gets something from the generator");
+    let e = route_csv_parallel(std::io::Cursor::new(&csv[..]), u64::MAX, &setup).err().expect("cancelled");
+    assert!(matches!(e, super::source::SourceError::Cancelled), "{e}");
 }
 
 fn compile_yaml(yaml: &str, unmatched: Option<&str>) -> RuleSet {
