@@ -240,7 +240,7 @@ mod feedback_gen;
 
 #[test]
 fn parallel_routing_equals_sequential() {
-    use super::parallel::{route_csv_parallel, Setup};
+    use super::parallel::route_csv_parallel;
     let mut generated = Vec::new();
     feedback_gen::write_feedback(&mut generated, 20_000, 7).unwrap();
     // Rows that cannot be read, here and there: not UTF-8, and a quote left open until the
@@ -278,19 +278,7 @@ fn parallel_routing_equals_sequential() {
             let c = sink_ids.clone();
             Some(Box::new(move |b: super::seen::IdBatch| *c.lock().unwrap() += b.count))
         };
-        let setup = Setup {
-            rules: &rs,
-            mode: Mode::AllMatches,
-            limits: lim,
-            seen: None,
-            sink: &sink,
-            workers,
-            delimiter: b',',
-            max_record: 1 << 20,
-            source: "feedback.csv",
-            cancelled: &|| false,
-        };
-        let (par, _) = route_csv_parallel(std::io::Cursor::new(&csv[..]), u64::MAX, &setup).unwrap();
+        let (par, _) = route_csv_parallel(std::io::Cursor::new(&csv[..]), u64::MAX, &setup(&rs, lim, &sink, workers, &|| false)).unwrap();
         assert_eq!(par.counts, seq.counts, "{workers} workers");
         assert_eq!(*ids.lock().unwrap() as u64, par.counts.routed);
         for (a, b) in par.buckets.iter().zip(&seq.buckets) {
@@ -305,27 +293,39 @@ fn parallel_routing_equals_sequential() {
 /// A cancelled run stops reading, whichever thread holds the reader.
 #[test]
 fn parallel_routing_stops_when_cancelled() {
-    use super::parallel::{route_csv_parallel, Setup};
+    use super::parallel::route_csv_parallel;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let mut csv = Vec::new();
     feedback_gen::write_feedback(&mut csv, 20_000, 7).unwrap();
     let rs = compile_yaml(feedback_gen::TEAMS_YAML, None);
     let asked = AtomicUsize::new(0);
     let cancelled = || asked.fetch_add(1, Ordering::SeqCst) >= 3;
-    let setup = Setup {
-        rules: &rs,
+    let lim = Limits { urgent: 5, sample: 4, keywords: 6, breakdown: 10 };
+    let e =
+        route_csv_parallel(std::io::Cursor::new(&csv[..]), u64::MAX, &setup(&rs, lim, &|| None, 2, &cancelled)).err().expect("cancelled");
+    assert!(matches!(e, super::source::SourceError::Cancelled), "{e}");
+}
+
+/// Parallel routing of `feedback.csv` with all matches and no ids seen before.
+fn setup<'a>(
+    rules: &'a RuleSet,
+    limits: Limits,
+    sink: &'a (dyn Fn() -> Option<super::seen::IdSink> + Sync),
+    workers: usize,
+    cancelled: &'a (dyn Fn() -> bool + Sync),
+) -> super::parallel::Setup<'a> {
+    super::parallel::Setup {
+        rules,
         mode: Mode::AllMatches,
-        limits: Limits { urgent: 5, sample: 4, keywords: 6, breakdown: 10 },
+        limits,
         seen: None,
-        sink: &|| None,
-        workers: 2,
+        sink,
+        workers,
         delimiter: b',',
         max_record: 1 << 20,
         source: "feedback.csv",
-        cancelled: &cancelled,
-    };
-    let e = route_csv_parallel(std::io::Cursor::new(&csv[..]), u64::MAX, &setup).err().expect("cancelled");
-    assert!(matches!(e, super::source::SourceError::Cancelled), "{e}");
+        cancelled,
+    }
 }
 
 fn compile_yaml(yaml: &str, unmatched: Option<&str>) -> RuleSet {
