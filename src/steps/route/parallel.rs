@@ -2,7 +2,7 @@
 //! chunk of records, lets go, and routes the chunk with its own `Router`; the routers are merged
 //! at the end. Reading is about a third of the work, so while one thread reads the others route,
 //! and no thread waits on a hand-off: a reader thread feeding routing threads through channels
-//! kept the two cores 15% idle (issue 14: three threads on two cores, sleeping and waking at
+//! kept the two cores 16% idle (issue 14: three threads on two cores, sleeping and waking at
 //! each chunk). Results equal the sequential ones: buckets merge exactly (see `Bucket::merge`),
 //! and record order only matters for positions, which are given out with the chunks, in order.
 
