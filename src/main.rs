@@ -43,6 +43,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the ids a route step remembers as routed (a later run skips them), one per line with
+    /// the run that routed it last.
+    Routed {
+        /// The workflow's `name:`.
+        workflow: String,
+        /// The route step's `id:`.
+        step: String,
+    },
     /// Show one run: its steps, failed items, artifacts and uncertain deliveries.
     Show {
         run_id: i64,
@@ -182,7 +190,12 @@ fn main() {
     };
     if matches!(
         args.command,
-        Command::Validate { .. } | Command::Runs { .. } | Command::Show { .. } | Command::Nodes { .. } | Command::Schema
+        Command::Validate { .. }
+            | Command::Runs { .. }
+            | Command::Show { .. }
+            | Command::Routed { .. }
+            | Command::Nodes { .. }
+            | Command::Schema
     ) {
         cli::quiet_broken_pipe();
     }
@@ -237,6 +250,7 @@ async fn dispatch(args: Args) -> cli::Result<i32> {
         Command::Run { workflow, vars, dry_run } => cli::run(&project, RunArgs { workflow, vars, dry_run }).await,
         Command::Runs { workflow, status, limit, json } => cli::runs(&project, RunsArgs { workflow, status, limit, json }).await,
         Command::Show { run_id, json } => cli::show(&project, run_id, json).await,
+        Command::Routed { workflow, step } => cli::routed(&project, &workflow, &step).await,
         Command::Resume { run_id, from } => cli::resume(&project, run_id, from).await,
         Command::Resolve { run_id, items, all, decision, by } => {
             cli::resolve(&project, cli::ResolveArgs { run_id, items, all, decision, by }).await

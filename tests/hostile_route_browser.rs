@@ -51,7 +51,7 @@ steps:
 "#,
     );
     p.run(&["run", "fb"]).expect_code(0);
-    assert_eq!(p.query("SELECT count(*) FROM route_routed"), [recs.len().to_string()]);
+    assert_eq!(p.run(&["routed", "fb", "routed"]).stdout.lines().count(), recs.len());
     let routed = written_json(&p, "out/routed.json");
     let support = routed.iter().find(|t| t["team"]["name"] == "Support").expect("the Support team");
     assert_eq!(support["count"], recs.len());

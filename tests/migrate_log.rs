@@ -112,7 +112,15 @@ fn a_sqlite_run_log_is_copied_to_postgres_table_by_table() {
     for (table, order) in TABLES {
         let n = p.query(&format!("SELECT count(*) FROM {table}"))[0].clone();
         assert!(r.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [*table, n.as_str()]), "{table} {n}:\n{}", r.stdout);
-        let cols = columns(&p, table);
+        let mut cols = columns(&p, table);
+        if *table == "route_routed_ids" {
+            // SQLite keeps the ids compressed, PostgreSQL as text: `cxflow routed` compares them
+            // (the_commands_read_the_same_runs_from_the_copy).
+            cols = cols.replace(", ids", "");
+            let listed = p.run(&["routed", "feedback-routing", "routed"]).stdout.lines().count();
+            assert!(listed > 0);
+            assert_eq!(pg.query("SELECT count(*) FROM route_routed"), [listed.to_string()]);
+        }
         let sql = format!("SELECT {cols} FROM {table} ORDER BY {order}");
         assert_eq!(pg.query(&sql), p.query(&sql), "{table}");
     }
@@ -139,7 +147,14 @@ fn the_commands_read_the_same_runs_from_the_copy() {
     let p = project_with_history();
     let pg = PgLog::fresh();
     p.run(&["migrate-log", "--to", &pg.url]).expect_code(0);
-    for args in [&["runs", "--json", "--limit", "0"][..], &["show", "2", "--json"], &["show", "4"], &["runs"], &["next"]] {
+    for args in [
+        &["runs", "--json", "--limit", "0"][..],
+        &["show", "2", "--json"],
+        &["show", "4"],
+        &["runs"],
+        &["next"],
+        &["routed", "feedback-routing", "routed"],
+    ] {
         let sqlite = p.run(args);
         let postgres = pg.run(&p, args);
         assert_eq!((postgres.code, &postgres.stdout), (sqlite.code, &sqlite.stdout), "{args:?}\n{}", postgres.stderr);

@@ -94,7 +94,16 @@ fn sample_routes_to_teams_and_writes_digests() {
 
     let logged = p.query("SELECT team, count, urgent, printf('%.1f', avg_rating) FROM route_digests ORDER BY team");
     assert!(logged.contains(&"Billing|4|2|2.5".to_string()), "{logged:?}");
-    assert_eq!(p.query("SELECT count(*) FROM route_routed"), ["20"]);
+    // The ids remembered as routed (stored compressed), each with the run that routed it.
+    let routed = p.run(&["routed", "fb", "routed"]);
+    routed.expect_code(0);
+    assert_eq!(routed.stdout.lines().count(), 20, "{}", routed.stdout);
+    assert!(routed.stdout.lines().any(|l| l == "FB-1001\t1"), "{}", routed.stdout);
+    assert!(routed.stdout.lines().all(|l| l.ends_with("\t1")), "{}", routed.stdout);
+    let none = p.run(&["routed", "fb", "feedback"]);
+    none.expect_code(0);
+    assert_eq!(none.stdout, "");
+    assert!(none.stderr.contains("no ids routed by step `feedback` of workflow `fb`"), "{}", none.stderr);
     let artifacts = p.query("SELECT count(*) FROM artifacts WHERE kind = 'digest'");
     assert_eq!(artifacts, ["10"]);
 }

@@ -37,7 +37,7 @@ pub(crate) use serve::clone_project;
 #[cfg(test)]
 pub(crate) use serve::load_all;
 pub use serve::{next, prune, serve, sqlite_file};
-pub use show::{nodes, runs, show, RunsArgs};
+pub use show::{nodes, routed, runs, show, RunsArgs};
 pub use ui::ui;
 pub use worker::worker;
 

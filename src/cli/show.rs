@@ -1,4 +1,4 @@
-//! `cxflow runs` and `cxflow show`: reading the run log.
+//! `cxflow runs`, `cxflow show` and `cxflow routed`: reading the run log.
 
 use serde_json::json;
 
@@ -37,6 +37,20 @@ pub async fn runs(project: &Project, a: RunsArgs) -> Result<i32> {
     for r in rows {
         let err = r.error.unwrap_or_default();
         termln!("{:>6}  {:<24} {:<12} {:<9} {:<25} {}", r.id, r.workflow, r.status, r.trigger, r.started_at, err);
+    }
+    Ok(exit::OK)
+}
+
+/// `cxflow routed WORKFLOW STEP`: every id the route step remembers, tab, the run that routed it
+/// last, in the order first routed. The run log keeps them compressed, so this is how to read them.
+pub async fn routed(project: &Project, workflow: &str, step: &str) -> Result<i32> {
+    let store = project.store().await?;
+    let ids = store.routed_owners(&format!("{workflow}/{step}")).await?;
+    if ids.is_empty() {
+        eprintln!("no ids routed by step `{step}` of workflow `{workflow}` (a workflow's `name:`, then a route step's `id:`)");
+    }
+    for (id, run) in ids {
+        termln!("{id}\t{run}");
     }
     Ok(exit::OK)
 }

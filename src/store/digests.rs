@@ -13,10 +13,25 @@ use super::{now, Backend, Result, Store, StoreError};
 use crate::engine::log::{DigestFigures, PreviousDigest};
 
 enum Msg {
-    /// A JSON array of ids.
-    Ids(String),
+    /// A batch as stored, with the number of ids in it; or why it cannot be.
+    Ids(Result<(Stored, u64)>),
     Finish(Vec<DigestFigures>),
 }
+
+/// A batch of ids as the backend stores it. SQLite has no compression of its own, so there the
+/// JSON array is compressed (a million ids: 13 MB of run log written in the step's transaction,
+/// then copied again by the checkpoint after it, and ids are never pruned; compressed, 0.7 MB).
+/// PostgreSQL compresses large values itself (TOAST) and keeps the text, which its view
+/// `route_routed` reads.
+enum Stored {
+    Json(String),
+    Zstd(Vec<u8>),
+}
+
+/// zstd's fast level: the ids of a batch repeat each other, so it already compresses them 19 to 1.
+const ZSTD_LEVEL: i32 = 1;
+/// Every zstd frame begins with these bytes; a stored JSON array begins with `[`.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
 /// Writes routed ids while routing runs, then the digest figures, in one transaction: if the
 /// step fails half-way nothing is remembered and the next run routes the same records again.
@@ -27,12 +42,27 @@ pub struct RoutingWriter {
 
 /// Cloneable handle for routing threads (blocking send; never call from async code).
 #[derive(Clone)]
-pub struct IdsSender(mpsc::Sender<Msg>);
+pub struct IdsSender {
+    tx: mpsc::Sender<Msg>,
+    compress: bool,
+}
 
 impl IdsSender {
     /// Queues a JSON array of ids; false if the writer has stopped (its error comes from `finish`).
+    /// The batch is checked and compressed here, on the routing thread that calls, rather than
+    /// on the writer's, which the routing threads share.
     pub fn send_blocking(&self, json_array: String) -> bool {
-        self.0.blocking_send(Msg::Ids(json_array)).is_ok()
+        // Checked here so that what is stored always reads back (`routed_ids`).
+        let batch = parse_ids(&json_array).and_then(|ids| {
+            let count = ids.len() as u64;
+            if !self.compress {
+                return Ok((Stored::Json(json_array.clone()), count));
+            }
+            let packed = zstd::bulk::compress(json_array.as_bytes(), ZSTD_LEVEL)
+                .map_err(|e| StoreError::Query(sqlx::Error::Encode(format!("compressing a batch of routed ids: {e}").into())))?;
+            Ok((Stored::Zstd(packed), count))
+        });
+        self.tx.blocking_send(Msg::Ids(batch)).is_ok()
     }
 }
 
@@ -48,19 +78,41 @@ impl Store {
             return Ok(None);
         }
         let own = probe("SELECT run_id FROM route_routed_ids WHERE scope = $1 AND run_id = $2 LIMIT 1").await?.is_some();
-        // Batches in the order they were stored (on PostgreSQL, committed: see `write_routing`),
-        // parsed here rather than unnested in SQL: a batch is one row to fetch, not 5,000.
         let mut joined = Joined::new(run_id, own);
+        self.each_batch(scope, |run, ids| joined.push(run, ids)).await?;
+        Ok(Some(joined.finish()))
+    }
+
+    /// Every id routed in `scope` with the run that owns it (the run that routed it last), in
+    /// the order they were first routed (`cxflow routed`).
+    pub async fn routed_owners(&self, scope: &str) -> Result<Vec<(String, i64)>> {
+        let mut all = Joined::new(0, true);
+        self.each_batch(scope, |run, ids| all.push(run, ids)).await?;
+        let Joined { owner, order, .. } = all;
+        Ok(order
+            .into_iter()
+            .map(|id| {
+                let run = owner[&id];
+                (id, run)
+            })
+            .collect())
+    }
+
+    /// Calls `f` with each stored batch of `scope` (its run and its JSON array), in the order
+    /// they were stored (on PostgreSQL, committed: see `write_routing`). Batches are parsed here
+    /// rather than unnested in SQL: a batch is one row to fetch, not 5,000.
+    async fn each_batch(&self, scope: &str, mut f: impl FnMut(i64, &str) -> Result<()>) -> Result<()> {
         on_db!(&self.db, pool => {
-            let mut rows = sqlx::query_as::<_, (i64, String)>("SELECT run_id, ids FROM route_routed_ids WHERE scope = $1 ORDER BY id")
-                .bind(scope)
-                .fetch(pool);
+            let select = self.db.sql(
+                "SELECT run_id, CAST(ids AS BLOB) FROM route_routed_ids WHERE scope = $1 ORDER BY id",
+                "SELECT run_id, convert_to(ids, 'UTF8') FROM route_routed_ids WHERE scope = $1 ORDER BY id",
+            );
+            let mut rows = sqlx::query_as::<_, (i64, Vec<u8>)>(select).bind(scope).fetch(pool);
             while let Some((run, ids)) = rows.try_next().await? {
-                joined.push(run, &ids)?;
+                f(run, &unpack(ids)?)?;
             }
             Ok::<(), StoreError>(())
-        })?;
-        Ok(Some(joined.finish()))
+        })
     }
 
     pub async fn previous_digest(&self, scope: &str, team: &str, before_run: i64) -> Result<Option<PreviousDigest>> {
@@ -87,7 +139,8 @@ impl Store {
     pub fn routing_writer(&self, scope: &str, run_id: i64) -> (RoutingWriter, IdsSender) {
         let (tx, rx) = mpsc::channel(8);
         let task = tokio::spawn(write_routing(self.clone(), scope.to_string(), run_id, rx));
-        (RoutingWriter { tx: tx.clone(), task }, IdsSender(tx))
+        let compress = self.backend() == Backend::Sqlite;
+        (RoutingWriter { tx: tx.clone(), task }, IdsSender { tx, compress })
     }
 }
 
@@ -161,17 +214,26 @@ async fn write_routing(store: Store, scope: String, run_id: i64, mut rx: mpsc::R
         let mut batches: Vec<i64> = Vec::new();
         while let Some(msg) = rx.recv().await {
             match msg {
-                Msg::Ids(json) => {
-                    // Checked here so that what is stored always reads back (`routed_ids`).
-                    let count = parse_ids(&json)?.len() as u64;
+                Msg::Ids(batch) => {
+                    let (batch, count) = batch?;
                     let insert = store.db.sql(
                         "INSERT INTO route_routed_ids (scope, run_id, ids) VALUES ($1, $2, $3)",
                         "INSERT INTO route_routed_ids (scope, run_id, ids) VALUES ($1, $2, $3) RETURNING id",
                     );
                     if pg {
-                        batches.push(sqlx::query_scalar(insert).bind(&scope).bind(run_id).bind(json).fetch_one(&mut *tx).await?);
+                        let q = sqlx::query_scalar(insert).bind(&scope).bind(run_id);
+                        let q = match batch {
+                            Stored::Json(json) => q.bind(json),
+                            Stored::Zstd(packed) => q.bind(packed),
+                        };
+                        batches.push(q.fetch_one(&mut *tx).await?);
                     } else {
-                        sqlx::query(insert).bind(&scope).bind(run_id).bind(json).execute(&mut *tx).await?;
+                        let q = sqlx::query(insert).bind(&scope).bind(run_id);
+                        let q = match batch {
+                            Stored::Json(json) => q.bind(json),
+                            Stored::Zstd(packed) => q.bind(packed),
+                        };
+                        q.execute(&mut *tx).await?;
                     }
                     stored += count;
                 }
@@ -223,6 +285,18 @@ async fn write_routing(store: Store, scope: String, run_id: i64, mut rx: mpsc::R
 /// One stored id; borrowed from the batch unless it has escapes.
 #[derive(serde::Deserialize)]
 struct Id<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A stored batch as the JSON array it holds: compressed (SQLite, from migration 0014 on) or as
+/// written.
+pub(super) fn unpack(stored: Vec<u8>) -> Result<String> {
+    let bad = |what: String| StoreError::Query(sqlx::Error::Decode(format!("routed ids batch {what}").into()));
+    let json = if stored.starts_with(&ZSTD_MAGIC) {
+        zstd::stream::decode_all(stored.as_slice()).map_err(|e| bad(format!("cannot be decompressed: {e}")))?
+    } else {
+        stored
+    };
+    String::from_utf8(json).map_err(|_| bad("is not UTF-8".into()))
+}
 
 /// The ids of one stored batch (a JSON array of strings).
 fn parse_ids(json: &str) -> Result<Vec<Id<'_>>> {

@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 
 use super::super::db::on_db;
-use super::super::Store;
+use super::super::{Backend, Store};
 use crate::store::testing::store_test;
 
 const SCOPE: &str = "wf/route";
@@ -24,12 +24,23 @@ fn set(ids: &[&str]) -> Option<BTreeSet<String>> {
     Some(ids.iter().map(|s| s.to_string()).collect())
 }
 
-/// The `route_routed` view: one row per scope and id, with its owning run.
+/// Every routed id with its owning run, per scope, as `cxflow routed` lists them; on
+/// PostgreSQL the view `route_routed` must say the same.
 async fn view(store: &Store) -> Vec<(String, String, i64)> {
-    on_db!(&store.db, pool => sqlx::query_as("SELECT scope, record_id, run_id FROM route_routed ORDER BY scope, record_id")
-        .fetch_all(pool)
-        .await)
-    .unwrap()
+    let mut all = Vec::new();
+    for scope in [SCOPE, "other/route"] {
+        all.extend(store.routed_owners(scope).await.unwrap().into_iter().map(|(id, run)| (scope.to_string(), id, run)));
+    }
+    all.sort();
+    if store.backend() == Backend::Postgres {
+        let rows: Vec<(String, String, i64)> =
+            on_db!(&store.db, pool => sqlx::query_as("SELECT scope, record_id, run_id FROM route_routed ORDER BY scope, record_id")
+                .fetch_all(pool)
+                .await)
+            .unwrap();
+        assert_eq!(rows, all, "the view");
+    }
+    all
 }
 
 store_test! {
@@ -137,10 +148,15 @@ async fn upgrade_keeps_what_was_routed() {
     let v = view(&s).await;
     assert_eq!(v.len(), 12_002);
     assert!(v.contains(&(SCOPE.to_string(), "FB-06999".into(), 1)) && v.contains(&(SCOPE.to_string(), "FB-07000".into(), 2)));
-    // Routing after the upgrade goes on from there.
+    // Routing after the upgrade goes on from there; the new batch is stored compressed (0014),
+    // the old ones stay as they were, and both read back.
     route(&s, 4, &[&["FB-00001", "new"]]).await;
     assert_eq!(seen(&s, 4).await.unwrap().len(), 12_000);
     assert!(seen(&s, 1).await.unwrap().contains("new"));
+    let kinds: Vec<String> =
+        on_db!(&s.db, pool => sqlx::query_scalar("SELECT typeof(ids) FROM route_routed_ids ORDER BY id").fetch_all(pool).await).unwrap();
+    assert_eq!(kinds, ["text", "text", "text", "text", "text", "blob"]);
+    assert_eq!(view(&s).await.iter().filter(|(_, id, run)| id == "FB-00001" && *run == 4).count(), 1);
 }
 
 /// On PostgreSQL two runs of one step can route at the same time (on SQLite the second waits for

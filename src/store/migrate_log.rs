@@ -13,8 +13,11 @@ enum Ty {
     Int,
     Real,
     Text,
+    /// A batch of routed ids: compressed in SQLite (or, stored before migration 0014, text),
+    /// a JSON array as text in PostgreSQL.
+    Ids,
 }
-use Ty::{Int, Real, Text};
+use Ty::{Ids, Int, Real, Text};
 
 struct Table {
     name: &'static str,
@@ -109,7 +112,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "route_routed_ids",
-        cols: &[("id", Int), ("scope", Text), ("run_id", Int), ("ids", Text)],
+        cols: &[("id", Int), ("scope", Text), ("run_id", Int), ("ids", Ids)],
         serial: Some("id"),
         rowid_to: None,
     },
@@ -360,7 +363,7 @@ async fn copy_table(
             let pg = match ty {
                 Int => "BIGINT[]",
                 Real => "DOUBLE PRECISION[]",
-                Text => "TEXT[]",
+                Text | Ids => "TEXT[]",
             };
             format!("${}::{pg}", i + 1)
         })
@@ -383,7 +386,7 @@ async fn copy_table(
             .map(|(_, ty)| match ty {
                 Int => Column::Int(Vec::with_capacity(rows.len())),
                 Real => Column::Real(Vec::with_capacity(rows.len())),
-                Text => Column::Text(Vec::with_capacity(rows.len())),
+                Text | Ids => Column::Text(Vec::with_capacity(rows.len())),
             })
             .collect();
         for row in &rows {
@@ -397,6 +400,10 @@ async fn copy_table(
                 match col {
                     Column::Int(v) => v.push(if null { None } else { Some(row.try_get::<i64, _>(at).map_err(bad)?) }),
                     Column::Real(v) => v.push(if null { None } else { Some(row.try_get::<f64, _>(at).map_err(bad)?) }),
+                    Column::Text(v) if table.cols[i].1 == Ids && !null => {
+                        let stored = row.try_get::<Vec<u8>, _>(at).map_err(bad)?;
+                        v.push(Some(super::digests::unpack(stored).map_err(|e| bad(sqlx::Error::Decode(e.to_string().into())))?));
+                    }
                     Column::Text(v) => v.push(if null { None } else { Some(row.try_get::<String, _>(at).map_err(bad)?) }),
                 }
             }
@@ -463,7 +470,7 @@ mod tests {
                         let pg = match ty {
                             Int => "bigint",
                             Real => "double precision",
-                            Text => "text",
+                            Text | Ids => "text",
                         };
                         (t.name.to_string(), c.to_string(), pg.to_string())
                     })
