@@ -53,10 +53,9 @@ impl IdsSender {
     /// on the writer's, which the routing threads share.
     pub fn send_blocking(&self, json_array: String) -> bool {
         // Checked here so that what is stored always reads back (`routed_ids`).
-        let batch = parse_ids(&json_array).and_then(|ids| {
-            let count = ids.len() as u64;
+        let batch = parse_ids(&json_array).map(|ids| ids.len() as u64).and_then(|count| {
             if !self.compress {
-                return Ok((Stored::Json(json_array.clone()), count));
+                return Ok((Stored::Json(json_array), count));
             }
             let packed = zstd::bulk::compress(json_array.as_bytes(), ZSTD_LEVEL)
                 .map_err(|e| StoreError::Query(sqlx::Error::Encode(format!("compressing a batch of routed ids: {e}").into())))?;
