@@ -53,7 +53,10 @@ impl IdsSender {
     /// on the writer's, which the routing threads share.
     pub fn send_blocking(&self, json_array: String) -> bool {
         // Checked here so that what is stored always reads back (`routed_ids`).
-        let batch = parse_ids(&json_array).map(|ids| ids.len() as u64).and_then(|count| {
+        let batch = parse_ids(&json_array)
+            .map(|ids| ids.len() as u64)
+            .map_err(|why| StoreError::Query(sqlx::Error::Decode(format!("a batch of routed ids {why}").into())));
+        let batch = batch.and_then(|count| {
             if !self.compress {
                 return Ok((Stored::Json(json_array), count));
             }
@@ -100,15 +103,15 @@ impl Store {
     /// Calls `f` with each stored batch of `scope` (its run and its JSON array), in the order
     /// they were stored (on PostgreSQL, committed: see `write_routing`). Batches are parsed here
     /// rather than unnested in SQL: a batch is one row to fetch, not 5,000.
-    async fn each_batch(&self, scope: &str, mut f: impl FnMut(i64, &str) -> Result<()>) -> Result<()> {
+    async fn each_batch(&self, scope: &str, mut f: impl FnMut(i64, &str) -> std::result::Result<(), String>) -> Result<()> {
         on_db!(&self.db, pool => {
             let select = self.db.sql(
-                "SELECT run_id, CAST(ids AS BLOB) FROM route_routed_ids WHERE scope = $1 ORDER BY id",
-                "SELECT run_id, convert_to(ids, 'UTF8') FROM route_routed_ids WHERE scope = $1 ORDER BY id",
+                "SELECT id, run_id, CAST(ids AS BLOB) FROM route_routed_ids WHERE scope = $1 ORDER BY id",
+                "SELECT id, run_id, convert_to(ids, 'UTF8') FROM route_routed_ids WHERE scope = $1 ORDER BY id",
             );
-            let mut rows = sqlx::query_as::<_, (i64, Vec<u8>)>(select).bind(scope).fetch(pool);
-            while let Some((run, ids)) = rows.try_next().await? {
-                f(run, &unpack(ids)?)?;
+            let mut rows = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(select).bind(scope).fetch(pool);
+            while let Some((id, run, ids)) = rows.try_next().await? {
+                unpack(ids).and_then(|json| f(run, &json)).map_err(|why| StoreError::DamagedIds { id, scope: scope.to_string(), why })?;
             }
             Ok::<(), StoreError>(())
         })
@@ -159,7 +162,7 @@ impl Joined {
         Joined { run_id, own, joined: String::new(), owner: HashMap::new(), order: Vec::new() }
     }
 
-    fn push(&mut self, run: i64, ids: &str) -> Result<()> {
+    fn push(&mut self, run: i64, ids: &str) -> std::result::Result<(), String> {
         for id in parse_ids(ids)? {
             if !self.own {
                 // Every stored id belongs to another run: no owner to work out, batches are joined as they come.
@@ -286,21 +289,19 @@ async fn write_routing(store: Store, scope: String, run_id: i64, mut rx: mpsc::R
 struct Id<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// A stored batch as the JSON array it holds: compressed (SQLite, from migration 0014 on) or as
-/// written.
-pub(super) fn unpack(stored: Vec<u8>) -> Result<String> {
-    let bad = |what: String| StoreError::Query(sqlx::Error::Decode(format!("routed ids batch {what}").into()));
+/// written; or what is wrong with it.
+pub(super) fn unpack(stored: Vec<u8>) -> std::result::Result<String, String> {
     let json = if stored.starts_with(&ZSTD_MAGIC) {
-        zstd::stream::decode_all(stored.as_slice()).map_err(|e| bad(format!("cannot be decompressed: {e}")))?
+        zstd::stream::decode_all(stored.as_slice()).map_err(|e| format!("cannot be decompressed ({e})"))?
     } else {
         stored
     };
-    String::from_utf8(json).map_err(|_| bad("is not UTF-8".into()))
+    String::from_utf8(json).map_err(|_| "is not UTF-8".to_string())
 }
 
-/// The ids of one stored batch (a JSON array of strings).
-fn parse_ids(json: &str) -> Result<Vec<Id<'_>>> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError::Query(sqlx::Error::Decode(format!("routed ids batch is not a JSON array of strings: {e}").into())))
+/// The ids of one stored batch (a JSON array of strings); or what is wrong with it.
+fn parse_ids(json: &str) -> std::result::Result<Vec<Id<'_>>, String> {
+    serde_json::from_str(json).map_err(|e| format!("is not a JSON array of strings ({e})"))
 }
 
 #[cfg(test)]

@@ -188,3 +188,34 @@ async fn on_postgres_the_run_that_commits_last_owns_what_both_routed() {
     assert_eq!(seen(&s, 1).await, set(&["b"]));
     assert_eq!(seen(&s, 2).await, set(&["a", "x"]));
 }
+
+store_test! {
+#[tokio::test]
+async fn a_damaged_batch_is_named_with_what_to_do(fresh) {
+    let s = fresh.open().await;
+    route(&s, 1, &[&["a"]]).await;
+    // (PostgreSQL numbers the writer's batches again at its commit, so the id is read back.)
+    let id: i64 = on_db!(&s.db, pool => sqlx::query_scalar("INSERT INTO route_routed_ids (scope, run_id, ids) VALUES ($1, 1, '[\"b\", 2]') RETURNING id")
+        .bind(SCOPE)
+        .fetch_one(pool)
+        .await)
+    .unwrap();
+    let e = s.routed_ids(SCOPE, 2).await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "batch {id} of the ids routed by `wf/route` is not a JSON array of strings (invalid type: integer `2`, expected a string at \
+             line 1 column 7): the run log is damaged there. Delete that batch (`DELETE FROM route_routed_ids WHERE id = {id}`) to go \
+             on; its records then count as not routed, and the next run routes them again"
+        )
+    );
+    if s.backend() == Backend::Sqlite {
+        // zstd's frame magic and then nothing a frame can be.
+        on_db!(&s.db, pool => sqlx::query("UPDATE route_routed_ids SET ids = X'28B52FFD00FF' WHERE id = $1").bind(id).execute(pool).await.map(drop))
+            .unwrap();
+        let e = s.routed_owners(SCOPE).await.unwrap_err().to_string();
+        assert!(e.starts_with(&format!("batch {id} of the ids routed by `wf/route` cannot be decompressed (")), "{e}");
+        assert!(e.ends_with("the next run routes them again"), "{e}");
+    }
+}
+}

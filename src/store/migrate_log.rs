@@ -402,7 +402,7 @@ async fn copy_table(
                     Column::Real(v) => v.push(if null { None } else { Some(row.try_get::<f64, _>(at).map_err(bad)?) }),
                     Column::Text(v) if table.cols[i].1 == Ids && !null => {
                         let stored = row.try_get::<Vec<u8>, _>(at).map_err(bad)?;
-                        v.push(Some(super::digests::unpack(stored).map_err(|e| bad(sqlx::Error::Decode(e.to_string().into())))?));
+                        v.push(Some(super::digests::unpack(stored).map_err(|why| bad(sqlx::Error::Decode(why.into())))?));
                     }
                     Column::Text(v) => v.push(if null { None } else { Some(row.try_get::<String, _>(at).map_err(bad)?) }),
                 }

@@ -73,6 +73,12 @@ pub enum StoreError {
     Migrate { url: String, reason: sqlx::migrate::MigrateError },
     #[error("run log query failed: {0}")]
     Query(sqlx::Error),
+    /// A stored batch of routed ids that cannot be read back.
+    #[error(
+        "batch {id} of the ids routed by `{scope}` {why}: the run log is damaged there. Delete that batch \
+         (`DELETE FROM route_routed_ids WHERE id = {id}`) to go on; its records then count as not routed, and the next run routes them again"
+    )]
+    DamagedIds { id: i64, scope: String, why: String },
     #[error("there is no run {0}; `cxflow runs` lists them")]
     NoSuchRun(i64),
     /// This process's lease lapsed (its heartbeat could not be written): another process may
