@@ -280,6 +280,22 @@ fn retryable(e: &sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
 }
 
+/// `attempt` (one whole transaction, or one statement) again while PostgreSQL rolls it back
+/// for a deadlock or serialization failure, up to five more times: nothing of it happened.
+pub(super) async fn again_on_deadlock<T, F, Fut>(mut attempt: F) -> std::result::Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if tries < 5 && retryable(&e) => tries += 1,
+            r => return r,
+        }
+    }
+}
+
 pub(crate) fn bind_all<'q, DB: sqlx::Database>(
     mut q: sqlx::query::Query<'q, DB, DB::Arguments>,
     args: &'q [Arg],

@@ -108,15 +108,10 @@ impl Store {
         let pool = match &self.db {
             Db::Sqlite(pool) => pool,
             Db::Pg(pool) => {
-                // `SET LOCAL` lasts for this transaction only: no connection goes back to the
-                // pool without its sync, however this ends.
-                let mut tx = pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
-                let at = now();
-                let (kept, lapsed) = fence_shared(&mut tx, batch).await?;
-                for chunk in distinct_chunks(kept.as_deref().unwrap_or(batch)) {
-                    upsert_items(chunk, &at).build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
+                // A deadlock (a resume re-queueing the step's items while this marks some done)
+                // rolled the whole transaction back: nothing of it happened, and it is tried
+                // again. Failed upward, it stopped the node's work on the step.
+                let lapsed = super::group_commit::again_on_deadlock(|| write_items_pg(pool, batch)).await?;
                 return match lapsed {
                     None => Ok(()),
                     Some((r, count)) => Err(super::StoreError::ClaimLapsed { run_id: r.run_id, step_id: r.step_id.clone(), count }),
@@ -157,12 +152,30 @@ impl Store {
     }
 }
 
+/// One try at writing a batch on PostgreSQL; returns the first result refused for a lapsed
+/// claim, with how many were.
+async fn write_items_pg<'b>(
+    pool: &sqlx::PgPool,
+    batch: &'b [ItemResult],
+) -> std::result::Result<Option<(&'b ItemResult, usize)>, sqlx::Error> {
+    // `SET LOCAL` lasts for this transaction only: no connection goes back to the pool without
+    // its sync, however this ends.
+    let mut tx = pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
+    let at = now();
+    let (kept, lapsed) = fence_shared(&mut tx, batch).await?;
+    for chunk in distinct_chunks(kept.as_deref().unwrap_or(batch)) {
+        upsert_items(chunk, &at).build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(lapsed)
+}
+
 /// Results of shared items (`work.rs`) are kept only where this node's claim still holds: the
 /// claim is marked done in the same transaction, so a node whose lease lapsed records nothing
 /// and the node that took the item over records it once. Returns the results to write (`None`:
 /// all of them), and the first refused with how many were.
 type Fenced<'b> = (Option<Vec<ItemResult>>, Option<(&'b ItemResult, usize)>);
-async fn fence_shared<'b>(tx: &mut sqlx::PgConnection, batch: &'b [ItemResult]) -> Result<Fenced<'b>> {
+async fn fence_shared<'b>(tx: &mut sqlx::PgConnection, batch: &'b [ItemResult]) -> std::result::Result<Fenced<'b>, sqlx::Error> {
     let shared: Vec<&ItemResult> = batch.iter().filter(|r| r.claim.is_some()).collect();
     if shared.is_empty() {
         return Ok((None, None));
@@ -172,10 +185,19 @@ async fn fence_shared<'b>(tx: &mut sqlx::PgConnection, batch: &'b [ItemResult]) 
     let seqs: Vec<i64> = shared.iter().map(|r| r.seq).collect();
     let tokens: Vec<i64> = shared.iter().map(|r| r.claim.unwrap_or_default()).collect();
     let succeeded: Vec<bool> = shared.iter().map(|r| r.status != crate::engine::log::ItemStatus::Failed).collect();
+    // The rows are locked in key order, the order a resume's re-queue (`queue_items`) locks
+    // them in: an UPDATE joined to the batch locked them in whatever order its join gave, and
+    // the two deadlocked. The UPDATE finds them by key, not by the `ctid` the lock saw: a row
+    // another transaction changed (the heartbeat) since this statement's snapshot has a new
+    // `ctid`, which the UPDATE's scan would not see, and the result was dropped as lapsed.
     let held: Vec<(i64, String, i64)> = sqlx::query_as(
-        "UPDATE work_items w SET state = 'done', lease_until = NULL, succeeded = f.ok
-         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bool[]) AS f(run_id, step_id, seq, token, ok)
-         WHERE w.run_id = f.run_id AND w.step_id = f.step_id AND w.seq = f.seq AND w.token = f.token
+        "WITH f AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bool[]) AS f(run_id, step_id, seq, token, ok)),
+         l AS MATERIALIZED (SELECT f.* FROM work_items w JOIN f
+               ON w.run_id = f.run_id AND w.step_id = f.step_id AND w.seq = f.seq AND w.token = f.token
+             WHERE w.state = 'claimed' AND w.lease_until >= clock_timestamp()
+             ORDER BY w.run_id, w.step_id, w.seq FOR UPDATE OF w)
+         UPDATE work_items w SET state = 'done', lease_until = NULL, succeeded = l.ok
+         FROM l WHERE w.run_id = l.run_id AND w.step_id = l.step_id AND w.seq = l.seq AND w.token = l.token
            AND w.state = 'claimed' AND w.lease_until >= clock_timestamp()
          RETURNING w.run_id, w.step_id, w.seq",
     )

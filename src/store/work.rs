@@ -66,19 +66,25 @@ impl Store {
         let seqs: Vec<i64> = items.iter().map(|i| i.seq).collect();
         let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
         let records: Vec<&str> = items.iter().map(|i| i.record.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO work_items (run_id, step_id, seq, item_key, record, state)
-             SELECT $1, $2, t.seq, t.item_key, t.record, 'queued' FROM unnest($3::bigint[], $4::text[], $5::text[]) AS t(seq, item_key, record)
-             ON CONFLICT (run_id, step_id, seq) DO UPDATE SET item_key = excluded.item_key, record = excluded.record,
-                 state = 'queued', owner = NULL, token = NULL, lease_until = NULL
-             WHERE work_items.state = 'done' AND NOT work_items.succeeded",
-        )
-        .bind(run_id)
-        .bind(step_id)
-        .bind(&seqs)
-        .bind(&keys)
-        .bind(&records)
-        .execute(self.work_pool()?)
+        let pool = self.work_pool()?;
+        // In seq order, the order the result writer (`items.rs`) locks rows in; a deadlock
+        // with anything else is tried again.
+        super::group_commit::again_on_deadlock(|| {
+            sqlx::query(
+                "INSERT INTO work_items (run_id, step_id, seq, item_key, record, state)
+                 SELECT $1, $2, t.seq, t.item_key, t.record, 'queued' FROM unnest($3::bigint[], $4::text[], $5::text[]) AS t(seq, item_key, record)
+                 ORDER BY t.seq
+                 ON CONFLICT (run_id, step_id, seq) DO UPDATE SET item_key = excluded.item_key, record = excluded.record,
+                     state = 'queued', owner = NULL, token = NULL, lease_until = NULL
+                 WHERE work_items.state = 'done' AND NOT work_items.succeeded",
+            )
+            .bind(run_id)
+            .bind(step_id)
+            .bind(&seqs)
+            .bind(&keys)
+            .bind(&records)
+            .execute(pool)
+        })
         .await?;
         Ok(())
     }

@@ -140,6 +140,47 @@ async fn the_heartbeat_skips_rows_the_result_writer_holds() {
     assert_eq!(store.extend_item_leases().await.unwrap(), 3);
 }
 
+/// A deadlock rolls the result writer's transaction back, and it is tried again: reported,
+/// it stopped the node's work on the step (`tests/spread_items.rs`, a resume re-queueing the
+/// step's items while another node wrote results).
+#[tokio::test]
+async fn a_result_batch_a_deadlock_rolled_back_is_written_again() {
+    let fresh = testing::postgres().await;
+    let store = fresh.open().await;
+    let run = shared_run(&store, None).await;
+    let results: Vec<ItemResult> = store.claim_items(run, "mail", 2).await.unwrap().iter().map(|c| done(run, c)).collect();
+    let mut other = pool(&store).begin().await.unwrap();
+    // The writer's side notices the deadlock first, so it is the one rolled back.
+    sqlx::query("SET LOCAL deadlock_timeout = '60s'").execute(&mut *other).await.unwrap();
+    sqlx::query("SELECT 1 FROM work_items WHERE seq = 2 FOR UPDATE").execute(&mut *other).await.unwrap();
+    let writer = tokio::spawn({
+        let store = store.clone();
+        async move { store.write_items(&results).await }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+                .fetch_one(pool(&store))
+                .await
+                .unwrap();
+        if waiting == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the writer never waited for the row held");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The writer holds seq 1 and waits for seq 2; asking for seq 1 closes the cycle.
+    sqlx::query("SELECT 1 FROM work_items WHERE seq = 1 FOR UPDATE").execute(&mut *other).await.unwrap();
+    other.commit().await.unwrap();
+    writer.await.unwrap().expect("the batch a deadlock rolled back was written again");
+    let states: Vec<(i64, String)> =
+        sqlx::query_as("SELECT seq, state FROM work_items WHERE seq IN (1, 2) ORDER BY seq").fetch_all(pool(&store)).await.unwrap();
+    assert_eq!(states, [(1, "done".to_string()), (2, "done".to_string())]);
+    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM items WHERE status = 'ok'").fetch_one(pool(&store)).await.unwrap();
+    assert_eq!(items, 2);
+}
+
 /// SQLite has no `SKIP LOCKED`: sharing is refused with what to do.
 #[tokio::test]
 async fn sqlite_refuses_sharing() {
