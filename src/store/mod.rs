@@ -369,8 +369,9 @@ impl Store {
 
 /// Brings the schema up to date. Two processes opening one new run log (two first runs, or
 /// `serve` starting beside a manual run) race here: each migration is one transaction, so the
-/// loser's fails (`table runs already exists`, `duplicate column name`) after the winner committed it, and trying again
-/// finds it applied and goes on with the next.
+/// loser's fails (`table runs already exists`, `duplicate column name`, or `no such view` for
+/// what the winner dropped) after the winner committed it, and trying again finds it applied
+/// and goes on with the next.
 async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::migrate::MigrateError> {
     let migrator = sqlx::migrate!("./migrations");
     let mut tries = 0;
@@ -404,6 +405,9 @@ fn lost_migration_race(e: &sqlx::migrate::MigrateError) -> bool {
     let text = e.to_string();
     text.contains("already exists")
         || text.contains("duplicate column name")
+        || text.contains("no such view")
+        || text.contains("no such table")
+        || text.contains("no such index")
         || text.contains("database is locked")
         || text.contains("UNIQUE constraint failed: _sqlx_migrations")
 }
